@@ -1,0 +1,3 @@
+from boxnet.cli.main import main
+
+raise SystemExit(main())

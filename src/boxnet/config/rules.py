@@ -1,0 +1,128 @@
+"""Rules between options (SPEC §2, FEATURES B9), checked once every single value has parsed.
+
+A rule only judges values that are valid on their own: when bip itself is wrong, fixed-cidr is
+not also blamed for being outside it (that would send the user after the wrong key). A bip that
+was given but is invalid is not replaced by the default for these checks either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from boxnet.config.convert import Collector
+from boxnet.config.model import DEFAULT_BIP
+from boxnet.config.netvalues import MAX_BRIDGE_PREFIX
+
+
+class Rules:
+    def __init__(
+        self,
+        values: dict[str, object],  # key -> valid typed value, explicitly set only
+        given: set[str],  # keys set by flag or file, valid or not
+        sources: Mapping[str, str],
+        report: Collector,
+    ) -> None:
+        self.values, self.given, self.sources, self.report = values, given, sources, report
+
+    def check(self) -> None:
+        self.bridge_and_bip()
+        self.default_network()
+        self.firewall_switches()
+        self.pools_overlap()
+
+    def add(self, key: str, value: object, message: str, hint: str | None = None) -> None:
+        self.report.add(key, self.sources[key], str(value), message, hint)
+
+    def bridge_and_bip(self) -> None:
+        if "bridge" in self.given and "bip" in self.given:
+            bridge = self.values.get("bridge", "?")
+            msg = f'cannot be used together with bridge "{bridge}" ({self.sources["bridge"]})'
+            hint = (
+                "bip is the address of the bridge boxnetd creates, while bridge uses an existing"
+                " bridge with its own address: remove one of the two"
+            )
+            self.add("bip", self.values.get("bip", "?"), msg, hint)
+
+    def refer(self, other: str, near: str) -> str:
+        """Where `other` was set, as seen from `near`'s message: "on line 2" in the same file."""
+        there, here = self.sources[other], self.sources[near]
+        file, _, position = there.rpartition(":")
+        file, _, line = file.rpartition(":")
+        if file and position.isdigit() and here.startswith(file + ":"):
+            return f"on line {line}"
+        return f"from {there}"
+
+    def _bip_network(self, near: str) -> tuple[IPv4Interface, str] | None:
+        """The default bridge's address and how to name it, if it can be known now."""
+        if "bridge" in self.given:
+            return None  # an existing bridge: its address is only known when boxnetd starts
+        if "bip" not in self.given:
+            return DEFAULT_BIP, f"the default bip {DEFAULT_BIP}; bip is not set"
+        bip = self.values.get("bip")
+        if not isinstance(bip, IPv4Interface):
+            return None  # bip is invalid and already reported
+        return bip, f"bip {bip} {self.refer('bip', near)}"
+
+    def default_network(self) -> None:
+        if self.values.get("bridge") == "none":
+            for key in ("fixed-cidr", "default-gateway"):
+                if key in self.given:
+                    msg = 'has no effect: bridge is "none", so there is no default network'
+                    self.add(key, self.values.get(key, "?"), msg, "remove it, or remove bridge")
+            return
+        fixed = self.values.get("fixed-cidr")
+        known = self._bip_network("fixed-cidr")
+        if known and isinstance(fixed, IPv4Network) and not fixed.subnet_of(known[0].network):
+            bip, named = known
+            net = bip.network
+            msg = f"{fixed} is not inside the bip network {net} ({named})"
+            example = next(net.subnets(1)) if net.prefixlen < MAX_BRIDGE_PREFIX else net
+            hint = f"fixed-cidr is the part of {net} containers get addresses from, e.g. {example}"
+            if fixed.prefixlen <= MAX_BRIDGE_PREFIX:
+                hint += f"; or move bip into it, e.g. bip {next(fixed.hosts())}/{fixed.prefixlen}"
+            self.add("fixed-cidr", fixed, msg, hint)
+        gateway = self.values.get("default-gateway")
+        known = self._bip_network("default-gateway")
+        if known and isinstance(gateway, IPv4Address):
+            self.gateway_inside(gateway, *known)
+
+    def gateway_inside(self, gateway: IPv4Address, bip: IPv4Interface, named: str) -> None:
+        net = bip.network
+        hint = (
+            f"pick a router address inside {net}, or leave default-gateway out: containers then"
+            f" route through the bridge address {bip.ip}"
+        )
+        if gateway not in net:
+            self.add(
+                "default-gateway",
+                gateway,
+                f"{gateway} is not inside the bip network {net} ({named})",
+                hint,
+            )
+        elif gateway in (net.network_address, net.broadcast_address):
+            what = "network" if gateway == net.network_address else "broadcast"
+            self.add("default-gateway", gateway, f"{gateway} is the {what} address of {net}", hint)
+
+    def firewall_switches(self) -> None:
+        if self.values.get("iptables") is not False:
+            return
+        if self.values.get("icc") is False:
+            msg = "icc=false needs the firewall, but iptables is false"
+            hint = "set icc or iptables to true (Docker refuses this combination too)"
+            self.add("icc", False, msg + f" ({self.sources['iptables']})", hint)
+        if self.values.get("ip-masq") is True and "ip-masq" in self.given:
+            msg = "ip-masq=true needs the firewall, but iptables is false"
+            hint = "remove ip-masq, or set iptables to true"
+            self.add("ip-masq", True, msg + f" ({self.sources['iptables']})", hint)
+
+    def pools_overlap(self) -> None:
+        pools = self.values.get("default-address-pools")
+        if not isinstance(pools, tuple):
+            return
+        for i, (base, _) in enumerate(pools):
+            for j in range(i):
+                other = pools[j][0]
+                if isinstance(other, IPv4Network) and base.overlaps(other):
+                    msg = f"pool {i + 1} ({base}) overlaps pool {j + 1} ({other})"
+                    self.add("default-address-pools", base, msg, "make the pools disjoint")

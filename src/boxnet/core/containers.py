@@ -1,0 +1,410 @@
+"""Container lifecycle: create, start, stop, kill, restart, rm, wait, exec, and exit handling.
+
+One daemon-wide lock serialises changes (each takes a few ms); waiting (stop timeouts, `wait`)
+happens on a Condition over that lock, so waiting never blocks other work.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from boxnet.core.clock import ZERO_TIME, now_rfc3339
+from boxnet.core.etcfiles import write_etc_files
+from boxnet.core.sandbox import mode_kind
+from boxnet.core.txn import Undo
+from boxnet.core.watcher import ShimWatcher
+from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
+from boxnet.model import Container, ContainerSpec, State
+from boxnet.runtime import images, launcher
+
+if TYPE_CHECKING:
+    from boxnet.config import DaemonConfig
+    from boxnet.core.networks import Networks
+    from boxnet.core.sandbox import Sandboxes
+    from boxnet.paths import Paths
+    from boxnet.store.records import Records
+
+log = logging.getLogger("boxnet.containers")
+
+STOP_GRACE_AFTER_KILL = 10.0
+RECENT_EXIT_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    container_id: str
+    argv: tuple[str, ...]
+    env: tuple[str, ...]
+    workdir: str
+    tty: bool
+
+
+class Containers:
+    def __init__(
+        self,
+        paths: Paths,
+        records: Records,
+        networks: Networks,
+        sandboxes: Sandboxes,
+        config: DaemonConfig,
+        lock: threading.RLock,
+    ) -> None:
+        self.paths = paths
+        self.records = records
+        self.networks = networks
+        self.sandboxes = sandboxes
+        self.config = config
+        self.lock = lock
+        self.changed = threading.Condition(lock)
+        self.execs: dict[str, ExecRequest] = {}
+        # Exit codes of containers removed on exit (--rm), for a `wait` that comes late.
+        self.recent_exits: dict[str, tuple[int, float]] = {}
+        self.watcher = ShimWatcher(self._on_shim_exit)
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def find(self, ref: str) -> Container:
+        ref = ref.lstrip("/")
+        all_containers = self.records.containers()
+        for c in all_containers:
+            if ref in (c.id, c.name):
+                return c
+        matches = [c for c in all_containers if ref and c.id.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(f"multiple containers match {ref}: use more of the id")
+        raise NotFound(f"No such container: {ref}", hint="boxnet ps -a lists the containers")
+
+    def all(self) -> list[Container]:
+        return sorted(self.records.containers(), key=lambda c: c.created, reverse=True)
+
+    def state_dir(self, container_id: str) -> Path:
+        return self.paths.container_dir(container_id)
+
+    def log_path(self, container_id: str) -> Path:
+        return self.state_dir(container_id) / "container.log"
+
+    # -- create ---------------------------------------------------------------------------------
+    def create(self, spec: ContainerSpec, name: str | None) -> Container:
+        from boxnet.parsing.names import validate_container_name
+
+        with self.lock:
+            images.resolve(self.paths, spec.image)  # unknown image: NotFound, nothing created
+            self._check_network_mode(spec)
+            container_id = secrets.token_hex(32)
+            if name is None:
+                name = self._generated_name()
+            else:
+                name = validate_container_name(name.lstrip("/"))
+            c = Container(id=container_id, name=name, spec=spec, created=now_rfc3339())
+            self.records.insert_container(c)
+            try:
+                self.state_dir(container_id).mkdir(parents=True, exist_ok=True)
+            except OSError:
+                self.records.delete_container(container_id)
+                raise
+            return c
+
+    def _generated_name(self) -> str:
+        taken = {c.name for c in self.records.containers()}
+        adjectives = ("brave", "calm", "eager", "fervent", "gentle", "happy", "keen", "lucid")
+        nouns = ("turing", "hopper", "lovelace", "ritchie", "thompson", "knuth", "dijkstra")
+        while True:
+            name = (
+                f"{adjectives[secrets.randbelow(len(adjectives))]}_"
+                f"{nouns[secrets.randbelow(len(nouns))]}{secrets.randbelow(100)}"
+            )
+            if name not in taken:
+                return name
+
+    def _check_network_mode(self, spec: ContainerSpec) -> None:
+        kind = mode_kind(spec.network_mode)
+        if kind == "container":
+            target = spec.network_mode.split(":", 1)[1]
+            if not target:
+                raise InvalidArgument(
+                    "invalid network mode container: (no container given)",
+                    hint="use --net container:NAME",
+                )
+            self.find(target)
+        elif kind == "network":
+            try:
+                net = self.networks.find(spec.network_mode)
+            except NotFound as exc:
+                raise NotFound(
+                    f"network {spec.network_mode} not found",
+                    hint="valid --net values: bridge, none, host, container:NAME, or the name of"
+                    " a network (boxnet network ls)",
+                ) from exc
+            if net.driver in ("host", "null"):
+                raise InvalidArgument(f"cannot use network {net.name} this way")
+            for req in spec.endpoints:
+                self.networks.find(req.network)
+
+    # -- start ----------------------------------------------------------------------------------
+    def start(self, ref: str, stdio_fds: tuple[int, int, int] | None = None) -> Container:
+        with self.lock:
+            c = self.find(ref)
+            if c.state == State.RUNNING:
+                raise NotModified(f"container {c.name} is already running")
+            rootfs = images.resolve(self.paths, c.spec.image)
+            joined, etc_dir = self._joined_namespace(c)
+            with Undo(f"start {c.short_id}") as undo:
+                result = self.sandboxes.setup(c, joined, undo)
+                state_dir = self.state_dir(c.id)
+                etc_files = write_etc_files(
+                    etc_dir or (state_dir / "etc"),
+                    c,
+                    result.endpoints,
+                    [str(s) for s in self.config.dns],
+                    list(self.config.dns_search),
+                    list(self.config.dns_opts),
+                    self._host_gateway(),
+                    host_mode=result.netns_path == "",
+                )
+                (state_dir / "exit.json").unlink(missing_ok=True)
+                process = launcher.ProcessSpec(
+                    container_id=c.id,
+                    argv=tuple(c.spec.cmd),
+                    env=env_dict(c.spec.env),
+                    hostname=c.hostname,
+                    workdir="/",
+                    rootfs=str(rootfs) if rootfs is not None else None,
+                    upper_dir=str(state_dir / "upper") if rootfs is not None else None,
+                    work_dir=str(state_dir / "work") if rootfs is not None else None,
+                    netns_path=result.netns_path or None,
+                    etc_files={k: str(v) for k, v in etc_files.items()},
+                    state_dir=str(state_dir),
+                    log_path=str(self.log_path(c.id)),
+                    tty=c.spec.tty,
+                    stdio=stdio_fds is not None,
+                )
+                started = launcher.start(process, state_dir, stdio_fds)
+                undo.commit()
+            c = self.records.update_container(
+                c,
+                state=State.RUNNING,
+                pid=started.pid,
+                shim_pid=started.shim_pid,
+                exit_code=0,
+                started_at=now_rfc3339(),
+                finished_at=ZERO_TIME,
+                netns_path=result.netns_path,
+                error="",
+            )
+            pidfd = started.shim_pidfd.detach() if started.shim_pidfd is not None else None
+            if not self.watcher.watch(c.id, started.shim_pid, pidfd):
+                # It already ended (a very short command): handle it now.
+                threading.Thread(target=self._on_shim_exit, args=(c.id,), daemon=True).start()
+            self.changed.notify_all()
+            return c
+
+    def _joined_namespace(self, c: Container) -> tuple[str, Path | None]:
+        """For container:X, X's namespace path ('' = X runs in host mode) and its /etc dir."""
+        if mode_kind(c.spec.network_mode) != "container":
+            return "", None
+        other = self.find(c.spec.network_mode.split(":", 1)[1])
+        if other.state != State.RUNNING:
+            raise Conflict(
+                f"cannot join network of a non running container: {other.name}",
+                hint=f"start it first: boxnet start {other.name}",
+            )
+        if other.netns_path == "":
+            return "", self.state_dir(other.id) / "etc"
+        return other.netns_path, self.state_dir(other.id) / "etc"
+
+    def _host_gateway(self) -> IPv4Address | None:
+        for net in self.networks.all():
+            if net.name == "bridge":
+                return net.gateway
+        return None
+
+    # -- exit -----------------------------------------------------------------------------------
+    def _on_shim_exit(self, container_id: str) -> None:
+        with self.lock:
+            c = self.records.container(container_id)
+            if c is None or c.state != State.RUNNING:
+                return
+            status = launcher.read_exit(Path(self.state_dir(c.id)))
+            self.sandboxes.teardown(c)
+            c = self.records.update_container(
+                c,
+                state=State.EXITED,
+                exit_code=status.exit_code if status else 137,
+                finished_at=status.finished_at if status else now_rfc3339(),
+                pid=0,
+                shim_pid=0,
+            )
+            if c.spec.auto_remove:
+                self.recent_exits[c.id] = (c.exit_code, time.monotonic())
+                self._delete(c)
+            self.changed.notify_all()
+
+    # -- stop / kill / restart ------------------------------------------------------------------
+    def stop(self, ref: str, timeout: float | None) -> None:
+        with self.changed:
+            c = self.find(ref)
+            if c.state != State.RUNNING:
+                raise NotModified(f"container {c.name} is not running")
+            launcher.send_signal(c.pid, signal.SIGTERM)
+            grace = 10.0 if timeout is None else max(0.0, timeout)
+            if not self._wait_stopped(c.id, grace):
+                launcher.send_signal(c.pid, signal.SIGKILL)
+                self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL)
+
+    def kill(self, ref: str, sig: str | int = "SIGKILL") -> None:
+        with self.lock:
+            c = self.find(ref)
+            if c.state != State.RUNNING:
+                raise Conflict(f"Cannot kill container: {c.name}: container is not running")
+            launcher.send_signal(c.pid, _signal_number(sig))
+
+    def restart(self, ref: str, timeout: float | None) -> None:
+        with self.lock:
+            c = self.find(ref)
+            if c.state == State.RUNNING:
+                self.stop(c.id, timeout)
+            self.start(c.id)
+
+    def _wait_stopped(self, container_id: str, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            c = self.records.container(container_id)
+            if c is None or c.state != State.RUNNING:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.changed.wait(min(left, 0.5))
+
+    def wait(self, ref: str) -> int:
+        with self.changed:
+            try:
+                c = self.find(ref)
+            except NotFound:
+                recent = self.recent_exits.get(ref)
+                if recent is not None:
+                    return recent[0]
+                raise
+            while True:
+                current = self.records.container(c.id)
+                if current is None:
+                    recent = self.recent_exits.get(c.id)
+                    return recent[0] if recent else 0
+                if current.state != State.RUNNING:
+                    return current.exit_code
+                self.changed.wait(1.0)
+
+    # -- remove ---------------------------------------------------------------------------------
+    def remove(self, ref: str, force: bool) -> None:
+        with self.changed:
+            c = self.find(ref)
+            if c.state == State.RUNNING:
+                if not force:
+                    raise Conflict(
+                        f"You cannot remove a running container {c.id}. Stop the container"
+                        " before attempting removal or force remove",
+                        hint=f"boxnet rm -f {c.name}",
+                    )
+                launcher.send_signal(c.pid, signal.SIGKILL)
+                if not self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL):
+                    raise Conflict(f"container {c.name} did not stop after SIGKILL")
+                c = self.records.container(c.id) or c
+                if self.records.container(c.id) is None:
+                    return  # auto-removed on exit
+            self._delete(c)
+
+    def _delete(self, c: Container) -> None:
+        self.sandboxes.teardown(c)
+        self.records.delete_container(c.id)
+        shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
+        self._expire_recent()
+
+    def _expire_recent(self) -> None:
+        now = time.monotonic()
+        for cid, (_code, when) in list(self.recent_exits.items()):
+            if now - when > RECENT_EXIT_SECONDS:
+                del self.recent_exits[cid]
+
+    # -- exec -----------------------------------------------------------------------------------
+    def exec_create(
+        self, ref: str, argv: tuple[str, ...], env: tuple[str, ...], workdir: str, tty: bool
+    ) -> str:
+        with self.lock:
+            c = self.find(ref)
+            if c.state != State.RUNNING:
+                raise Conflict(f"Container {c.id} is not running", hint=f"boxnet start {c.name}")
+            if not argv:
+                raise InvalidArgument("exec needs a command")
+            exec_id = secrets.token_hex(32)
+            self.execs[exec_id] = ExecRequest(c.id, argv, env, workdir or "/", tty)
+            return exec_id
+
+    def exec_start(self, exec_id: str, stdio_fds: tuple[int, int, int] | None) -> int:
+        with self.lock:
+            req = self.execs.pop(exec_id, None)
+            if req is None:
+                raise NotFound(f"No such exec instance: {exec_id}")
+            c = self.records.container(req.container_id)
+            if c is None or c.state != State.RUNNING:
+                raise Conflict("container is not running")
+            pid = c.pid
+        return launcher.exec_in(
+            pid,
+            list(req.argv),
+            env_dict(req.env),
+            req.workdir,
+            req.tty,
+            stdio_fds,
+        )
+
+    # -- restart of the daemon -------------------------------------------------------------------
+    def adopt(self) -> tuple[int, int]:
+        """Watch the shims of containers that kept running while the daemon was away; finish
+        the exit of those that ended meanwhile. Returns (adopted, ended)."""
+        adopted = ended = 0
+        for c in self.records.containers():
+            if c.state != State.RUNNING:
+                continue
+            if (
+                c.shim_pid
+                and launcher.is_alive(c.shim_pid)
+                and self.watcher.watch(c.id, c.shim_pid)
+            ):
+                adopted += 1
+            else:
+                self._on_shim_exit(c.id)
+                ended += 1
+        return adopted, ended
+
+
+def env_dict(env: tuple[str, ...]) -> dict[str, str]:
+    """["K=V", "FLAG"] -> {"K": "V", "FLAG": ""}."""
+    out: dict[str, str] = {}
+    for item in env:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def _signal_number(sig: str | int) -> int:
+    if isinstance(sig, int):
+        return sig
+    text = sig.upper()
+    if text.isdigit():
+        return int(text)
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return int(signal.Signals[text])
+    except KeyError as exc:
+        raise InvalidArgument(f"invalid signal: {sig}") from exc

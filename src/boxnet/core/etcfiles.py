@@ -1,0 +1,102 @@
+"""A container's own /etc/hosts, /etc/hostname and /etc/resolv.conf, written before it starts."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from ipaddress import IPv4Address, ip_address
+from pathlib import Path
+
+from boxnet.model import Container, Endpoint
+
+log = logging.getLogger("boxnet.etc")
+
+HOST_RESOLV_CONF = Path("/etc/resolv.conf")
+
+
+def host_resolvers(path: Path = HOST_RESOLV_CONF) -> tuple[list[str], list[str], list[str]]:
+    """(nameservers, search domains, options) of the host's resolv.conf."""
+    servers: list[str] = []
+    search: list[str] = []
+    options: list[str] = []
+    try:
+        text = path.read_text()
+    except OSError:
+        return servers, search, options
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        if fields[0] == "nameserver" and len(fields) > 1:
+            servers.append(fields[1])
+        elif fields[0] in ("search", "domain"):
+            search = fields[1:]
+        elif fields[0] == "options":
+            options.extend(fields[1:])
+    return servers, search, options
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_etc_files(
+    directory: Path,
+    c: Container,
+    endpoints: Sequence[Endpoint],
+    daemon_dns: Sequence[str],
+    daemon_search: Sequence[str],
+    daemon_opts: Sequence[str],
+    host_gateway: IPv4Address | None,
+    host_mode: bool,
+) -> dict[str, Path]:
+    """Write the three files; returns {path in the container: file on the host}."""
+    from boxnet.parsing.dns import render_hosts, render_resolv_conf
+    from boxnet.parsing.hosts import parse_add_host
+
+    directory.mkdir(parents=True, exist_ok=True)
+    servers, search, options = host_resolvers()
+    if c.spec.dns or daemon_dns:
+        servers = list(c.spec.dns or daemon_dns)
+    elif not host_mode:
+        # A resolver on the host's loopback (systemd-resolved's 127.0.0.53) is unreachable from
+        # a container's own namespace; say so rather than hand out a dead server.
+        kept = [s for s in servers if not ip_address(s).is_loopback]
+        if len(kept) != len(servers):
+            log.info(
+                "container %s: host resolvers on loopback are not usable: %s",
+                c.short_id,
+                ", ".join(s for s in servers if s not in kept),
+            )
+        servers = kept
+    if c.spec.dns_search or daemon_search:
+        search = list(c.spec.dns_search or daemon_search)
+    if c.spec.dns_options or daemon_opts:
+        options = list(c.spec.dns_options or daemon_opts)
+    search = [s for s in search if s != "."]
+
+    entries: list[list[str]] = []
+    if host_mode:
+        entries.append(["127.0.1.1", c.hostname])
+    for e in endpoints:
+        entries.append([str(e.ip), c.hostname])
+    for item in c.spec.extra_hosts:
+        name, addr = parse_add_host(item)
+        if addr == "host-gateway":
+            if host_gateway is None:
+                continue
+            addr = host_gateway
+        entries.append([str(addr), name])
+
+    files = {
+        "/etc/hosts": directory / "hosts",
+        "/etc/hostname": directory / "hostname",
+        "/etc/resolv.conf": directory / "resolv.conf",
+    }
+    _atomic_write(files["/etc/hosts"], render_hosts(entries))
+    _atomic_write(files["/etc/hostname"], c.hostname + "\n")
+    _atomic_write(files["/etc/resolv.conf"], render_resolv_conf(servers, search, options))
+    return files

@@ -1,0 +1,241 @@
+"""A container's network sandbox: its namespace, endpoints and published ports, per network mode.
+
+Modes: `host` (the daemon's namespace, nothing to build), `none` (a namespace with lo only),
+`container:X` (X's namespace, shared, never deleted by us), a bridge network (a namespace, one veth
+per attached network, `eth0`, `eth1`, ...; ports published on the first).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from boxnet.core.ports import PortAllocator
+from boxnet.core.txn import Undo
+from boxnet.errors import Conflict, InvalidArgument
+from boxnet.firewall.base import DnatIntent
+from boxnet.ipam.allocator import check_static_address, pick_address, reserved_addresses
+from boxnet.kernel import links, netns
+from boxnet.model import (
+    Container,
+    Driver,
+    Endpoint,
+    EndpointRequest,
+    Network,
+    PortBinding,
+    PortRequest,
+    mac_for_ip,
+)
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+    from boxnet.core.networks import Networks
+    from boxnet.firewall.base import FirewallBackend
+    from boxnet.paths import Paths
+    from boxnet.store.records import Records
+
+log = logging.getLogger("boxnet.sandbox")
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    netns_path: str  # "" = the daemon's own namespace (host mode)
+    endpoints: tuple[Endpoint, ...]
+    bindings: tuple[PortBinding, ...]
+
+
+def mode_kind(network_mode: str) -> str:
+    if network_mode in ("host", "none"):
+        return network_mode
+    if network_mode.startswith("container:"):
+        return "container"
+    return "network"
+
+
+class Sandboxes:
+    def __init__(
+        self,
+        paths: Paths,
+        records: Records,
+        networks: Networks,
+        ipr: IPRoute,
+        firewall: FirewallBackend | None,
+    ) -> None:
+        self.paths = paths
+        self.records = records
+        self.networks = networks
+        self.ipr = ipr
+        self.firewall = firewall
+        self.ports = PortAllocator()
+
+    # -- build ----------------------------------------------------------------------------------
+    def setup(self, c: Container, joined_netns: str, undo: Undo) -> SandboxResult:
+        kind = mode_kind(c.spec.network_mode)
+        if kind == "host":
+            return SandboxResult("", (), ())
+        if kind == "container":
+            return SandboxResult(joined_netns, (), ())
+        path = self.paths.netns_path(c.id)
+        netns.create_netns(path)
+        undo.push("delete netns", lambda: netns.delete_netns(path))
+        if kind == "none":
+            links.loopback_up(path)
+            return SandboxResult(str(path), (), ())
+        endpoints = []
+        for index, req in enumerate(self.endpoint_requests(c)):
+            net = self.networks.find(req.network)
+            endpoints.append(self._attach(c, net, req, f"eth{index}", index == 0, path, undo))
+        bindings = self._publish(c, endpoints[0], undo) if endpoints else ()
+        return SandboxResult(str(path), tuple(endpoints), bindings)
+
+    @staticmethod
+    def endpoint_requests(c: Container) -> list[EndpointRequest]:
+        """The network of --network first, then any other requested ones."""
+        reqs = list(c.spec.endpoints)
+        primary = [r for r in reqs if r.network == c.spec.network_mode]
+        rest = [r for r in reqs if r.network != c.spec.network_mode]
+        return (primary or [EndpointRequest(network=c.spec.network_mode)]) + rest
+
+    def _attach(
+        self,
+        c: Container,
+        net: Network,
+        req: EndpointRequest,
+        ifname: str,
+        primary: bool,
+        path: Path,
+        undo: Undo,
+    ) -> Endpoint:
+        if net.driver != Driver.BRIDGE or net.subnet is None or net.bridge is None:
+            raise InvalidArgument(f"cannot attach a container to network {net.name}")
+        ip = self._lease(c, net, req.ipv4, undo)
+        gateway = net.gateway
+        if net.options.get("boxnet.default_gateway"):
+            gateway = IPv4Address(net.options["boxnet.default_gateway"])
+        endpoint_id = secrets.token_hex(32)
+        endpoint = Endpoint(
+            id=endpoint_id,
+            container_id=c.id,
+            network_id=net.id,
+            ifname=ifname,
+            ip=ip,
+            prefixlen=net.subnet.prefixlen,
+            gateway=None if net.internal else gateway,
+            mac=c.spec.mac_address if (primary and c.spec.mac_address) else mac_for_ip(ip),
+            host_veth="veth" + endpoint_id[:7],
+            aliases=req.aliases,
+        )
+        bridge = links.link_info(self.ipr, net.bridge)
+        if bridge is None:
+            raise Conflict(f"bridge {net.bridge} of network {net.name} is missing")
+        links.add_veth_into(
+            self.ipr,
+            path,
+            links.VethPlan(
+                host_ifname=endpoint.host_veth,
+                container_ifname=ifname,
+                mac=endpoint.mac,
+                mtu=net.mtu,
+                bridge_index=bridge.index,
+                address=endpoint.interface,
+                gateway=endpoint.gateway,
+                default_route=primary and not net.internal,
+            ),
+        )
+        undo.push("delete veth", lambda: links.delete_link(self.ipr, endpoint.host_veth))
+        self.records.put_endpoint(endpoint)
+        undo.push("forget endpoint", lambda: self.records.delete_endpoint(endpoint_id))
+        return endpoint
+
+    def _lease(
+        self, c: Container, net: Network, wanted: IPv4Address | None, undo: Undo
+    ) -> IPv4Address:
+        assert net.subnet is not None
+        if wanted is not None:
+            check_static_address(wanted, net.subnet, net.gateway, net.aux_addresses.values())
+            if not self.records.lease(net.id, wanted, c.id, static=True):
+                raise Conflict(
+                    f"Address already in use: {wanted} is taken on network {net.name}",
+                    hint="choose another --ip, or leave it out",
+                )
+            return wanted
+        taken = self.records.leased_ips(net.id) | reserved_addresses(
+            net.subnet, net.gateway, net.aux_addresses.values()
+        )
+        while True:
+            ip = pick_address(net.subnet, net.ip_range, taken)
+            if self.records.lease(net.id, ip, c.id, static=False):
+                undo.push("release lease", lambda: self.records.release_leases(c.id, net.id))
+                return ip
+            taken.add(ip)  # lost a race with another writer: try the next one
+
+    def _publish(self, c: Container, endpoint: Endpoint, undo: Undo) -> tuple[PortBinding, ...]:
+        requests = list(c.spec.ports)
+        if c.spec.publish_all:
+            explicit = {(r.container_port, r.proto) for r in requests}
+            requests += [
+                PortRequest(port, proto, None, None, None)
+                for port, proto in c.spec.exposed
+                if (port, proto) not in explicit
+            ]
+        if not requests:
+            return ()
+        net = self.networks.by_id(endpoint.network_id)
+        if net is not None and net.internal:
+            raise InvalidArgument(
+                f"cannot publish ports on internal network {net.name}",
+                hint="internal networks have no route to or from the outside",
+            )
+        used = {p: self.records.used_host_ports(p) for p in ("tcp", "udp", "sctp")}
+        local = {iface.ip for _n, iface in links.all_ipv4_addresses(self.ipr)}
+        default_ip = net.host_binding if net is not None else IPv4Address("0.0.0.0")
+        bindings = self.ports.allocate(requests, used, default_ip, local)
+        try:
+            self.records.add_ports(c.id, [(b, str(endpoint.ip)) for b in bindings])
+        except Exception as exc:  # the UNIQUE constraint: somebody took it meanwhile
+            raise Conflict(f"port is already allocated: {exc}") from exc
+        undo.push("release ports", lambda: self.records.release_ports(c.id))
+        dnats = [
+            DnatIntent(b.host_ip, b.proto, b.host_port, endpoint.ip, b.container_port)
+            for b in bindings
+        ]
+        if self.firewall is not None:
+            self.firewall.add_dnats(dnats)
+            undo.push("unpublish", lambda: self._unpublish(dnats))
+        return tuple(bindings)
+
+    def _unpublish(self, dnats: list[DnatIntent]) -> None:
+        if self.firewall is not None:
+            self.firewall.remove_dnats(dnats)
+
+    # -- tear down ------------------------------------------------------------------------------
+    def teardown(self, c: Container) -> None:
+        """Undo everything setup() made for a stopped container. Idempotent, best effort."""
+        problems: list[str] = []
+        dnats = [
+            DnatIntent(b.host_ip, b.proto, b.host_port, IPv4Address(ip), b.container_port)
+            for _cid, b, ip in self.records.ports(c.id)
+        ]
+        try:
+            self._unpublish(dnats)
+        except Exception as exc:
+            problems.append(f"unpublish: {exc}")
+        self.records.release_ports(c.id)
+        for endpoint in self.records.endpoints(container_id=c.id):
+            self.records.delete_endpoint(endpoint.id)
+        self.records.release_leases(c.id, keep_static=True)
+        if mode_kind(c.spec.network_mode) in ("none", "network"):
+            path = self.paths.netns_path(c.id)
+            try:
+                # The veths die with the namespace: the kernel frees them asynchronously, which
+                # keeps the ~18 ms a veth deletion costs off this path.
+                netns.delete_netns(path)
+            except Exception as exc:
+                problems.append(f"netns: {exc}")
+        if problems:
+            log.warning("teardown of %s: %s", c.short_id, "; ".join(problems))

@@ -1,0 +1,121 @@
+"""`boxnetd`: configuration, single-instance lock, controller start-up, then serve the API."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from boxnet.errors import BoxnetError, Conflict
+
+log = logging.getLogger("boxnetd")
+
+
+def _lock(path: Path) -> TextIO:
+    """An exclusive flock held for the daemon's life: a second daemon on the same paths fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        fh.close()
+        raise Conflict(
+            f"another boxnetd (pid {holder}) is already running with {path.parent}",
+            hint="stop it first, or give this one other --data-root, --exec-root and -H paths",
+        ) from exc
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
+def _socket_in_use(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def serve(argv: list[str]) -> int:
+    from boxnet.config import ConfigErrors, render_problems, resolve_config
+
+    try:
+        config = resolve_config(argv)
+    except ConfigErrors as exc:
+        print(render_problems(exc), file=sys.stderr)
+        return 1
+    if config.validate_only:
+        print(f"configuration OK ({config.config_file})")
+        return 0
+    logging.basicConfig(
+        level=logging.DEBUG if config.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    paths = config.paths
+    locks = [_lock(paths.data_root / "boxnetd.lock"), _lock(paths.lock_file)]
+    if _socket_in_use(paths.socket):
+        raise Conflict(
+            f"the socket {paths.socket} is already served by another daemon",
+            hint="stop that daemon, or pass another -H unix://PATH",
+        )
+
+    from boxnet.api.routes import build_router
+    from boxnet.api.server import Server
+    from boxnet.core.controller import Controller
+
+    controller = Controller(paths, config)
+    controller.start()
+    server = Server(paths.socket, build_router(controller))
+
+    def shutdown(signum: int, _frame: object) -> None:
+        log.info("signal %d: shutting down (containers keep running)", signum)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    log.info("boxnetd ready on unix://%s (pid %d)", paths.socket, os.getpid())
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        server.server_close()
+        paths.socket.unlink(missing_ok=True)
+        controller.close()
+        for fh in locks:
+            fh.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "-D" in args or "--debug" in args
+    try:
+        return serve(args)
+    except BoxnetError as exc:
+        if debug:
+            raise
+        print(exc.render(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""`make demo`: the tutorial, live, in a throwaway lab (see boxnet.demo.script)."""

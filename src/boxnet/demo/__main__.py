@@ -1,0 +1,3 @@
+from boxnet.demo.script import main
+
+raise SystemExit(main())

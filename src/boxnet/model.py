@@ -1,0 +1,190 @@
+"""The typed model: what boxnet records about networks, containers, endpoints and ports.
+
+Everything that crosses a layer boundary is one of these frozen dataclasses, parsed once at the
+edge (API handlers, configuration) so the layers below never see raw JSON.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
+
+DEFAULT_BRIDGE_NAME = "boxnet0"
+DEFAULT_NETWORK = "bridge"
+PREDEFINED_NETWORKS = ("bridge", "host", "none")
+
+# Docker's bridge option keys (`network create -o KEY=VALUE`).
+OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
+OPT_ICC = "com.docker.network.bridge.enable_icc"
+OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
+OPT_HOST_BINDING = "com.docker.network.bridge.host_binding_ipv4"
+OPT_MTU = "com.docker.network.driver.mtu"
+
+
+class Driver(enum.StrEnum):
+    BRIDGE = "bridge"
+    HOST = "host"
+    NULL = "null"
+    MACVLAN = "macvlan"
+
+
+class State(enum.StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    EXITED = "exited"
+
+
+@dataclass(frozen=True)
+class Network:
+    id: str
+    name: str
+    driver: Driver
+    created: str
+    subnet: IPv4Network | None = None
+    gateway: IPv4Address | None = None
+    # Dynamic addresses come only from this range (`--ip-range`, or `fixed-cidr` for the default
+    # bridge); static `--ip` addresses may be anywhere in the subnet.
+    ip_range: IPv4Network | None = None
+    aux_addresses: dict[str, str] = field(default_factory=dict)
+    bridge: str | None = None
+    # False when the bridge belongs to the user (`boxnetd --bridge=NAME`): never created or deleted.
+    managed_bridge: bool = True
+    internal: bool = False
+    attachable: bool = False
+    ipv6: bool = False
+    icc: bool = True
+    masquerade: bool = True
+    mtu: int = 1500
+    host_binding: IPv4Address = IPv4Address("0.0.0.0")
+    options: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    predefined: bool = False
+
+    @property
+    def gateway_interface(self) -> IPv4Interface | None:
+        if self.subnet is None or self.gateway is None:
+            return None
+        return IPv4Interface(f"{self.gateway}/{self.subnet.prefixlen}")
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    """One published port: host (ip, proto, port) -> container port."""
+
+    container_port: int
+    proto: str
+    host_ip: IPv4Address
+    host_port: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.container_port}/{self.proto}"
+
+
+@dataclass(frozen=True)
+class PortRequest:
+    """What the user asked for: a host port range (None = ephemeral) for one container port."""
+
+    container_port: int
+    proto: str
+    host_ip: IPv4Address | None
+    host_port_start: int | None
+    host_port_end: int | None
+
+
+@dataclass(frozen=True)
+class EndpointRequest:
+    """A network the container should be attached to when it runs."""
+
+    network: str
+    ipv4: IPv4Address | None = None
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A realised attachment of a running container to a network."""
+
+    id: str
+    container_id: str
+    network_id: str
+    ifname: str
+    ip: IPv4Address
+    prefixlen: int
+    gateway: IPv4Address | None
+    mac: str
+    host_veth: str
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def interface(self) -> IPv4Interface:
+        return IPv4Interface(f"{self.ip}/{self.prefixlen}")
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything `create` recorded; immutable for the container's life (except networks)."""
+
+    image: str
+    cmd: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    hostname: str | None = None
+    tty: bool = False
+    open_stdin: bool = False
+    network_mode: str = DEFAULT_NETWORK
+    mac_address: str | None = None
+    endpoints: tuple[EndpointRequest, ...] = ()
+    ports: tuple[PortRequest, ...] = ()
+    exposed: tuple[tuple[int, str], ...] = ()
+    publish_all: bool = False
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    extra_hosts: tuple[str, ...] = ()
+    auto_remove: bool = False
+    # The create request as received, for `inspect` (Config / HostConfig shapes).
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str
+    name: str
+    spec: ContainerSpec
+    created: str
+    state: State = State.CREATED
+    pid: int = 0
+    shim_pid: int = 0
+    exit_code: int = 0
+    started_at: str = ""
+    finished_at: str = ""
+    netns_path: str = ""
+    error: str = ""
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def hostname(self) -> str:
+        return self.spec.hostname or self.short_id
+
+
+def mac_for_ip(ip: IPv4Address) -> str:
+    """Docker's trick: a MAC derived from the IP, so a reused IP never meets a stale ARP entry."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in ip.packed)
+
+
+def parse_ipv4(value: str) -> IPv4Address:
+    return IPv4Address(value)
+
+
+def as_network(value: str) -> IPv4Network:
+    return ipaddress.ip_network(value, strict=False)  # type: ignore[return-value]

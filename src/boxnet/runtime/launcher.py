@@ -1,0 +1,371 @@
+"""Daemon side of the shim (`runtime/shim.py`): spawn it, read its readiness report, watch results.
+
+Reaping: the shim detaches itself (double fork) as soon as it has read its spec, so init (or a
+subreaper above the daemon) is its parent, never the daemon. A shim started by this daemon and
+one adopted after a restart are therefore watched the same way (pidfd + `exit.json`), and no
+reaper thread is needed. To make that race-free, the shim waits after its readiness report until
+the daemon hangs up, and `start` opens the pidfds before hanging up: the shim cannot exit and have
+its PID reused before the daemon holds a pidfd for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import py_compile
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from boxnet.errors import BoxnetError, InvalidArgument, KernelError, NotFound
+
+SHIM_PATH = Path(__file__).with_name("shim.py")
+READY_TIMEOUT = 10.0
+SPEC_FILE = "spec.json"
+EXIT_FILE = "exit.json"
+PID_FILE = "pid"
+
+
+class StartFailed(InvalidArgument):
+    """The command could not be started (not found, not executable, bad working directory)."""
+
+    def __init__(self, message: str, exit_code: int, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.exit_code = exit_code
+
+
+class SetupFailed(KernelError):
+    """Namespaces or mounts could not be set up for the container."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """What the shim runs; serialised as the JSON file the shim reads (see shim.py)."""
+
+    container_id: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    hostname: str = ""
+    workdir: str | None = "/"  # exec: None = the container's current directory
+    rootfs: str | None = None  # None = the host image
+    upper_dir: str | None = None
+    work_dir: str | None = None
+    netns_path: str | None = None  # None = stay in the daemon's network namespace
+    etc_files: Mapping[str, str] = field(default_factory=dict)  # in-container path -> host file
+    state_dir: str = ""
+    log_path: str | None = None
+    tty: bool = False
+    stdio: bool = False
+    mode: str = "run"  # "run" | "exec"
+    target_pid: int | None = None  # exec: the container's PID 1 (host PID)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data.update(argv=list(self.argv), env=dict(self.env), etc_files=dict(self.etc_files))
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProcessSpec:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["argv"] = tuple(known.get("argv", ()))
+        return cls(**known)
+
+
+class PidFd:
+    """An owned pidfd, readable (select/poll) once its process has ended.
+
+    Closed when garbage-collected unless `detach`ed, so a caller that ignores it leaks nothing.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def fileno(self) -> int:
+        if self._fd < 0:
+            raise ValueError("pidfd is closed")
+        return self._fd
+
+    def detach(self) -> int:
+        """Take ownership of the raw fd."""
+        fd, self._fd = self.fileno(), -1
+        return fd
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class Started:
+    shim_pid: int
+    pid: int  # host PID of the container's PID 1
+    # Opened while the shim still waited for us: they refer to these very processes, whereas a
+    # later pidfd_open(shim_pid) could in theory hit a recycled PID. Use them to watch and signal.
+    shim_pidfd: PidFd | None = None
+    pidfd: PidFd | None = None
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    exit_code: int
+    finished_at: str
+    oom_killed: bool = False
+    error: str = ""
+
+
+def _write_spec(path: Path, spec: ProcessSpec, ready_fd: int) -> None:
+    data = spec.to_json()
+    data["ready_fd"] = ready_fd  # Popen keeps passed fds at their number: tell the shim which
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _read_report(sock: socket.socket, deadline: float) -> dict[str, Any] | None:
+    buf = b""
+    while b"\n" not in buf:
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            raise KernelError(
+                f"the container shim did not report within {READY_TIMEOUT:.0f}s",
+                hint="the machine may be overloaded; the shim was killed",
+            ) from None
+        if not chunk:
+            return None
+        buf += chunk
+    report: dict[str, Any] = json.loads(buf.split(b"\n", 1)[0])
+    return report
+
+
+def _failure(report: dict[str, Any], what: str) -> BoxnetError:
+    message = f"{what}: {report['error']}"
+    code = int(report.get("exit_code", 125))
+    if report.get("stage") in ("exec", "workdir"):
+        hint = "check the command name and the image's PATH" if code == 127 else None
+        return StartFailed(message, code, hint)
+    return SetupFailed(message, code)
+
+
+def shim_program() -> str:
+    """The shim as bytecode when possible: `python shim.py` recompiles it at every start (~3 ms
+    of a ~12 ms start). Recompiled when the source is newer; the source itself as a fallback."""
+    pyc = Path(importlib.util.cache_from_source(str(SHIM_PATH)))
+    try:
+        if not pyc.exists() or pyc.stat().st_mtime < SHIM_PATH.stat().st_mtime:
+            py_compile.compile(str(SHIM_PATH), cfile=str(pyc), doraise=True)  # atomic write
+        return str(pyc)
+    except (OSError, py_compile.PyCompileError):
+        return str(SHIM_PATH)
+
+
+def _spawn(
+    spec_path: Path, child_sock: socket.socket, stdio: Any, stderr: Any
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", shim_program(), str(spec_path)],
+        stdin=stdio[0],
+        stdout=stdio[1],
+        stderr=stderr,
+        pass_fds=(child_sock.fileno(),),
+        close_fds=True,
+        start_new_session=True,
+        cwd="/",
+    )
+
+
+def start(
+    spec: ProcessSpec, shim_state_dir: Path, stdio_fds: tuple[int, int, int] | None = None
+) -> Started:
+    """Start a container's shim; returns once the command is running (exec succeeded)."""
+    if spec.mode != "run" or not spec.argv or not spec.state_dir:
+        raise InvalidArgument("start needs a run spec with a command and a state directory")
+    if spec.stdio != (stdio_fds is not None):
+        raise InvalidArgument("stdio_fds must be given exactly when spec.stdio is set")
+    if not spec.stdio and not spec.log_path:
+        raise InvalidArgument("a detached container needs a log_path")
+    shim_state_dir.mkdir(parents=True, exist_ok=True)
+    state = Path(spec.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    for stale in (EXIT_FILE, PID_FILE):  # a restart must not read the previous run's results
+        (state / stale).unlink(missing_ok=True)
+    parent_sock, child_sock = socket.socketpair()
+    with parent_sock:
+        spec_path = shim_state_dir / SPEC_FILE
+        _write_spec(spec_path, spec, child_sock.fileno())
+        stdio: Any = stdio_fds or (subprocess.DEVNULL, subprocess.DEVNULL, subprocess.DEVNULL)
+        shim_log: IO[bytes] | None = None
+        if stdio_fds is None:  # the shim's own tracebacks, if it ever crashes
+            shim_log = open(shim_state_dir / "shim.log", "ab")
+        try:
+            proc = _spawn(spec_path, child_sock, stdio, shim_log or stdio[2])
+        finally:
+            child_sock.close()
+            if shim_log:
+                shim_log.close()
+        try:
+            report = _read_report(parent_sock, time.monotonic() + READY_TIMEOUT)
+        except KernelError:
+            with contextlib.suppress(ProcessLookupError):  # shim and container share its group
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        finally:
+            proc.wait()  # the intermediate process exits as soon as the shim detached
+        if report is None:
+            raise KernelError(
+                "the container shim exited without reporting",
+                hint=f"see {shim_state_dir / 'shim.log'}",
+            )
+        if "error" in report:
+            raise _failure(report, "start failed")
+        # Hang up only once we hold pidfds: until then the shim keeps both PIDs from being reused.
+        shim_pid, pid = int(report["shim_pid"]), int(report["pid"])
+        shim_fd, fd = open_pidfd(shim_pid), open_pidfd(pid)
+        return Started(
+            shim_pid=shim_pid,
+            pid=pid,
+            shim_pidfd=None if shim_fd is None else PidFd(shim_fd),
+            pidfd=None if fd is None else PidFd(fd),
+        )
+
+
+class ExecProcess:
+    """A command running inside a container (see `spawn_exec`)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], pid: int | None, error: str | None) -> None:
+        self.proc = proc
+        self.pid = pid  # host PID of the command; None if it could not start
+        self.error = error  # why it could not start (also written to its stderr)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self.proc.wait(timeout)
+        return 128 - code if code < 0 else code  # the exec shim itself killed by a signal
+
+
+def spawn_exec(
+    target_pid: int,
+    argv: list[str] | tuple[str, ...],
+    env: Mapping[str, str] | None = None,
+    workdir: str | None = None,
+    tty: bool = False,
+    stdio_fds: tuple[int, int, int] | None = None,
+) -> ExecProcess:
+    """Run argv in every namespace (net, uts, ipc, pid, mnt) and the root of a running container."""
+    if not argv:
+        raise InvalidArgument("exec needs a command")
+    if not is_alive(target_pid):
+        raise NotFound(f"container process {target_pid} is not running")
+    spec = ProcessSpec(
+        container_id="",
+        argv=tuple(argv),
+        env=dict(env or {}),
+        workdir=workdir,
+        tty=tty,
+        stdio=stdio_fds is not None,
+        mode="exec",
+        target_pid=target_pid,
+    )
+    parent_sock, child_sock = socket.socketpair()
+    with parent_sock, tempfile.TemporaryDirectory(prefix="boxnet-exec-") as tmp:
+        spec_path = Path(tmp) / SPEC_FILE
+        _write_spec(spec_path, spec, child_sock.fileno())
+        stdio: Any = stdio_fds or (subprocess.DEVNULL, subprocess.DEVNULL, subprocess.DEVNULL)
+        try:
+            proc = _spawn(spec_path, child_sock, stdio, stdio[2])
+        finally:
+            child_sock.close()
+        try:
+            report = _read_report(parent_sock, time.monotonic() + READY_TIMEOUT)
+        except KernelError:
+            proc.kill()
+            proc.wait()
+            raise
+    if report is None:
+        proc.wait()
+        raise KernelError("the exec shim exited without reporting")
+    if "error" in report and report.get("stage") == "setup":
+        proc.wait()
+        raise _failure(report, "exec failed")
+    return ExecProcess(proc, report.get("pid"), report.get("error"))
+
+
+def exec_in(
+    target_pid: int,
+    argv: list[str] | tuple[str, ...],
+    env: Mapping[str, str] | None = None,
+    workdir: str | None = None,
+    tty: bool = False,
+    stdio_fds: tuple[int, int, int] | None = None,
+) -> int:
+    """Run argv inside a container and wait: its exit code (127 not found, 126 not executable)."""
+    return spawn_exec(target_pid, argv, env, workdir, tty, stdio_fds).wait()
+
+
+def read_exit(state_dir: Path | str) -> ExitStatus | None:
+    """The status the shim wrote when the container ended; None while it runs (or if lost)."""
+    try:
+        data = json.loads((Path(state_dir) / EXIT_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return ExitStatus(
+        exit_code=int(data["ExitCode"]),
+        finished_at=str(data.get("FinishedAt", "")),
+        oom_killed=bool(data.get("OOMKilled", False)),
+        error=str(data.get("Error", "")),
+    )
+
+
+def read_pid(state_dir: Path | str) -> int | None:
+    try:
+        return int((Path(state_dir) / PID_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def is_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] not in (b"Z", b"X")
+
+
+def send_signal(pid: int, sig: int, pidfd: int | PidFd | None = None) -> bool:
+    """Signal a process (race-free through its pidfd if given). False if it is already gone."""
+    try:
+        if pidfd is not None:
+            signal.pidfd_send_signal(pidfd if isinstance(pidfd, int) else pidfd.fileno(), sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def open_pidfd(pid: int) -> int | None:
+    """A pidfd (readable once the process exits), or None if the process is gone."""
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None

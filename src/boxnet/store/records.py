@@ -1,0 +1,258 @@
+"""Typed access to the records: model objects in, model objects out (JSON documents inside)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from boxnet.errors import Conflict
+from boxnet.model import (
+    Container,
+    ContainerSpec,
+    Driver,
+    Endpoint,
+    EndpointRequest,
+    Network,
+    PortBinding,
+    PortRequest,
+    State,
+)
+from boxnet.store.db import Store
+
+
+def _network_doc(net: Network) -> str:
+    doc = asdict(net)
+    for key in ("subnet", "gateway", "ip_range", "host_binding"):
+        doc[key] = None if doc[key] is None else str(doc[key])
+    doc["driver"] = str(net.driver)
+    return json.dumps(doc)
+
+
+def _network_from(doc: str) -> Network:
+    d: dict[str, Any] = json.loads(doc)
+    d["driver"] = Driver(d["driver"])
+    d["subnet"] = IPv4Network(d["subnet"]) if d["subnet"] else None
+    d["gateway"] = IPv4Address(d["gateway"]) if d["gateway"] else None
+    d["ip_range"] = IPv4Network(d["ip_range"]) if d["ip_range"] else None
+    d["host_binding"] = IPv4Address(d["host_binding"])
+    return Network(**d)
+
+
+def _spec_from(d: dict[str, Any]) -> ContainerSpec:
+    d = dict(d)
+    d["cmd"] = tuple(d["cmd"])
+    for key in ("env", "dns", "dns_search", "dns_options", "extra_hosts"):
+        d[key] = tuple(d[key])
+    d["endpoints"] = tuple(
+        EndpointRequest(
+            network=e["network"],
+            ipv4=IPv4Address(e["ipv4"]) if e["ipv4"] else None,
+            aliases=tuple(e["aliases"]),
+        )
+        for e in d["endpoints"]
+    )
+    d["ports"] = tuple(
+        PortRequest(
+            container_port=p["container_port"],
+            proto=p["proto"],
+            host_ip=IPv4Address(p["host_ip"]) if p["host_ip"] else None,
+            host_port_start=p["host_port_start"],
+            host_port_end=p["host_port_end"],
+        )
+        for p in d["ports"]
+    )
+    d["exposed"] = tuple((int(p), str(proto)) for p, proto in d["exposed"])
+    return ContainerSpec(**d)
+
+
+def _container_doc(c: Container) -> str:
+    def default(value: object) -> str:
+        return str(value)
+
+    doc = asdict(c)
+    doc["state"] = str(c.state)
+    return json.dumps(doc, default=default)
+
+
+def _container_from(doc: str) -> Container:
+    d: dict[str, Any] = json.loads(doc)
+    d["spec"] = _spec_from(d["spec"])
+    d["state"] = State(d["state"])
+    return Container(**d)
+
+
+def _endpoint_doc(e: Endpoint) -> str:
+    doc = asdict(e)
+    doc["ip"] = str(e.ip)
+    doc["gateway"] = str(e.gateway) if e.gateway else None
+    return json.dumps(doc)
+
+
+def _endpoint_from(doc: str) -> Endpoint:
+    d: dict[str, Any] = json.loads(doc)
+    d["ip"] = IPv4Address(d["ip"])
+    d["gateway"] = IPv4Address(d["gateway"]) if d["gateway"] else None
+    d["aliases"] = tuple(d["aliases"])
+    return Endpoint(**d)
+
+
+class Records:
+    """The daemon's record book. Every method is one SQLite transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- networks -------------------------------------------------------------------------------
+    def put_network(self, net: Network) -> None:
+        self.store.execute(
+            "INSERT OR REPLACE INTO networks (id, name, doc) VALUES (?, ?, ?)",
+            (net.id, net.name, _network_doc(net)),
+        )
+
+    def delete_network(self, network_id: str) -> None:
+        self.store.execute("DELETE FROM networks WHERE id = ?", (network_id,))
+
+    def networks(self) -> list[Network]:
+        return [_network_from(r["doc"]) for r in self.store.query("SELECT doc FROM networks")]
+
+    # -- containers -----------------------------------------------------------------------------
+    def put_container(self, c: Container) -> None:
+        self.store.execute(
+            "INSERT OR REPLACE INTO containers (id, name, doc) VALUES (?, ?, ?)",
+            (c.id, c.name, _container_doc(c)),
+        )
+
+    def insert_container(self, c: Container) -> None:
+        try:
+            self.store.execute(
+                "INSERT INTO containers (id, name, doc) VALUES (?, ?, ?)",
+                (c.id, c.name, _container_doc(c)),
+            )
+        except Exception as exc:  # sqlite3.IntegrityError: the name is taken
+            raise Conflict(
+                f'Conflict. The container name "/{c.name}" is already in use',
+                hint="remove that container (boxnet rm -f NAME) or choose another --name",
+            ) from exc
+
+    def update_container(self, c: Container, **changes: object) -> Container:
+        new = replace(c, **changes)  # type: ignore[arg-type]
+        self.put_container(new)
+        return new
+
+    def delete_container(self, container_id: str) -> None:
+        with self.store.transaction() as conn:
+            conn.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+            conn.execute("DELETE FROM leases WHERE container_id = ?", (container_id,))
+            conn.execute("DELETE FROM endpoints WHERE container_id = ?", (container_id,))
+            conn.execute("DELETE FROM ports WHERE container_id = ?", (container_id,))
+
+    def containers(self) -> list[Container]:
+        rows = self.store.query("SELECT doc FROM containers")
+        return [_container_from(r["doc"]) for r in rows]
+
+    def container(self, container_id: str) -> Container | None:
+        rows = self.store.query("SELECT doc FROM containers WHERE id = ?", (container_id,))
+        return _container_from(rows[0]["doc"]) if rows else None
+
+    # -- leases (IP reservations) ---------------------------------------------------------------
+    def leased_ips(self, network_id: str) -> set[IPv4Address]:
+        rows = self.store.query("SELECT ip FROM leases WHERE network_id = ?", (network_id,))
+        return {IPv4Address(r["ip"]) for r in rows}
+
+    def lease(self, network_id: str, ip: IPv4Address, container_id: str, static: bool) -> bool:
+        """Reserve one address; False when somebody else holds it."""
+        with self.store.transaction() as conn:
+            row = conn.execute(
+                "SELECT container_id FROM leases WHERE network_id = ? AND ip = ?",
+                (network_id, str(ip)),
+            ).fetchone()
+            if row is not None:
+                return bool(row["container_id"] == container_id)
+            conn.execute(
+                "INSERT INTO leases (network_id, ip, container_id, static) VALUES (?, ?, ?, ?)",
+                (network_id, str(ip), container_id, int(static)),
+            )
+            return True
+
+    def release_leases(
+        self, container_id: str, network_id: str | None = None, keep_static: bool = False
+    ) -> None:
+        sql = "DELETE FROM leases WHERE container_id = ?"
+        args: tuple[object, ...] = (container_id,)
+        if network_id is not None:
+            sql += " AND network_id = ?"
+            args += (network_id,)
+        if keep_static:
+            sql += " AND static = 0"
+        self.store.execute(sql, args)
+
+    def count_leases(self, network_id: str) -> int:
+        rows = self.store.query(
+            "SELECT COUNT(*) AS n FROM leases WHERE network_id = ?", (network_id,)
+        )
+        return int(rows[0]["n"])
+
+    # -- endpoints ------------------------------------------------------------------------------
+    def put_endpoint(self, e: Endpoint) -> None:
+        self.store.execute(
+            "INSERT OR REPLACE INTO endpoints (id, container_id, network_id, doc)"
+            " VALUES (?, ?, ?, ?)",
+            (e.id, e.container_id, e.network_id, _endpoint_doc(e)),
+        )
+
+    def delete_endpoint(self, endpoint_id: str) -> None:
+        self.store.execute("DELETE FROM endpoints WHERE id = ?", (endpoint_id,))
+
+    def endpoints(
+        self, container_id: str | None = None, network_id: str | None = None
+    ) -> list[Endpoint]:
+        sql, args = "SELECT doc FROM endpoints WHERE 1=1", ()  # type: tuple[str, tuple[object, ...]]
+        if container_id is not None:
+            sql += " AND container_id = ?"
+            args += (container_id,)
+        if network_id is not None:
+            sql += " AND network_id = ?"
+            args += (network_id,)
+        return [_endpoint_from(r["doc"]) for r in self.store.query(sql, args)]
+
+    # -- ports ----------------------------------------------------------------------------------
+    def ports(self, container_id: str | None = None) -> list[tuple[str, PortBinding, str]]:
+        """(container_id, binding, container_ip) triples."""
+        sql = "SELECT * FROM ports"
+        args: tuple[object, ...] = ()
+        if container_id is not None:
+            sql += " WHERE container_id = ?"
+            args = (container_id,)
+        return [
+            (
+                r["container_id"],
+                PortBinding(
+                    container_port=r["container_port"],
+                    proto=r["proto"],
+                    host_ip=IPv4Address(r["host_ip"]),
+                    host_port=r["host_port"],
+                ),
+                r["container_ip"],
+            )
+            for r in self.store.query(sql, args)
+        ]
+
+    def used_host_ports(self, proto: str) -> set[tuple[str, int]]:
+        rows = self.store.query("SELECT host_ip, host_port FROM ports WHERE proto = ?", (proto,))
+        return {(r["host_ip"], r["host_port"]) for r in rows}
+
+    def add_ports(self, container_id: str, bindings: list[tuple[PortBinding, str]]) -> None:
+        with self.store.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO ports (container_id, host_ip, proto, host_port, container_ip,"
+                " container_port) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (container_id, str(b.host_ip), b.proto, b.host_port, ip, b.container_port)
+                    for b, ip in bindings
+                ],
+            )
+
+    def release_ports(self, container_id: str) -> None:
+        self.store.execute("DELETE FROM ports WHERE container_id = ?", (container_id,))

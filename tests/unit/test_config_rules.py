@@ -1,0 +1,196 @@
+"""Rules between options (SPEC §2, FEATURES B9) and between the command line and daemon.json."""
+
+from __future__ import annotations
+
+import json
+from ipaddress import IPv4Network
+from pathlib import Path
+
+import pytest
+
+from boxnet.config import ConfigErrors, ConfigProblem, DaemonConfig, resolve_config
+
+
+class Env:
+    def __init__(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "daemon.json"
+        self.path.write_text("{}")
+
+    def file(self, content: dict[str, object]) -> Env:
+        self.path.write_text(json.dumps(content, indent=1))
+        return self
+
+    def ok(self, *argv: str) -> DaemonConfig:
+        return resolve_config(["--config-file", str(self.path), *argv], env={})
+
+    def bad(self, *argv: str) -> list[ConfigProblem]:
+        with pytest.raises(ConfigErrors) as info:
+            self.ok(*argv)
+        return info.value.errors
+
+    def bad_one(self, *argv: str) -> ConfigProblem:
+        problems = self.bad(*argv)
+        assert len(problems) == 1, [p.headline() for p in problems]
+        return problems[0]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return Env(tmp_path)
+
+
+def test_key_both_as_flag_and_in_file_names_both_sources(env: Env) -> None:
+    problem = env.file({"bip": "10.1.0.1/16"}).bad_one("--bip", "10.2.0.1/16")
+    assert problem.headline() == (
+        "flag --bip: bip: given both as a flag (--bip=10.2.0.1/16)"
+        f" and in the file at {env.path}:2:2"
+        ' ("10.1.0.1/16")'
+    )
+    assert problem.hint == "keep one of them: boxnetd does not guess which one should win"
+
+
+def test_repeatable_flag_conflicts_with_its_file_key(env: Env) -> None:
+    problem = env.file({"dns-opts": ["rotate"]}).bad_one("--dns-opt", "edns0")
+    assert problem.key == "dns-opts"
+    assert "given both as a flag (--dns-opt=edns0)" in problem.message
+
+
+def test_bridge_and_bip_are_mutually_exclusive(env: Env) -> None:
+    problem = env.bad_one("-b", "br0", "--bip", "10.0.0.1/24")
+    assert (
+        problem.headline() == 'flag --bip: bip: cannot be used together with bridge "br0" (flag -b)'
+    )
+    assert problem.hint == (
+        "bip is the address of the bridge boxnetd creates, while bridge uses an existing bridge"
+        " with its own address: remove one of the two"
+    )
+    problem = env.file({"bridge": "none"}).bad_one("--bip", "10.0.0.1/24")
+    assert problem.message == f'cannot be used together with bridge "none" ({env.path}:2:2)'
+
+
+def test_fixed_cidr_must_lie_inside_bip(env: Env) -> None:
+    assert env.ok("--bip", "10.0.0.1/16", "--fixed-cidr", "10.0.8.0/24").fixed_cidr == IPv4Network(
+        "10.0.8.0/24"
+    )
+    problem = env.bad_one("--bip", "10.0.0.1/24", "--fixed-cidr", "10.0.0.0/16")
+    assert (
+        problem.message
+        == "10.0.0.0/16 is not inside the bip network 10.0.0.0/24 (bip 10.0.0.1/24 from flag --bip)"
+    )
+
+
+def test_fixed_cidr_without_bip_is_checked_against_the_default(env: Env) -> None:
+    assert env.ok("--fixed-cidr", "172.17.1.0/24").fixed_cidr == IPv4Network("172.17.1.0/24")
+    problem = env.bad_one("--fixed-cidr", "10.20.0.0/16")
+    assert problem.message == (
+        "10.20.0.0/16 is not inside the bip network 172.17.0.0/16"
+        " (the default bip 172.17.0.1/16; bip is not set)"
+    )
+    assert problem.hint == (
+        "fixed-cidr is the part of 172.17.0.0/16 containers get addresses from, e.g. 172.17.0.0/17;"
+        " or move bip into it, e.g. bip 10.20.0.1/16"
+    )
+
+
+def test_with_an_existing_bridge_the_ranges_cannot_be_checked_yet(env: Env) -> None:
+    config = env.ok("-b", "br0", "--fixed-cidr", "10.20.0.0/16", "--default-gateway", "10.20.0.254")
+    assert config.bridge == "br0" and config.default_bridge_address is None
+
+
+def test_bridge_none_makes_range_options_pointless(env: Env) -> None:
+    problems = env.bad(
+        "-b", "none", "--fixed-cidr", "172.17.1.0/24", "--default-gateway", "172.17.0.9"
+    )
+    assert [(p.key, p.message) for p in problems] == [
+        ("fixed-cidr", 'has no effect: bridge is "none", so there is no default network'),
+        ("default-gateway", 'has no effect: bridge is "none", so there is no default network'),
+    ]
+
+
+def test_default_gateway_must_be_a_host_inside_bip(env: Env) -> None:
+    assert (
+        str(env.ok("--bip", "10.0.0.1/24", "--default-gateway", "10.0.0.254").default_gateway)
+        == "10.0.0.254"
+    )
+    problem = env.bad_one("--bip", "10.0.0.1/24", "--default-gateway", "10.0.1.1")
+    assert (
+        problem.message
+        == "10.0.1.1 is not inside the bip network 10.0.0.0/24 (bip 10.0.0.1/24 from flag --bip)"
+    )
+    assert problem.hint == (
+        "pick a router address inside 10.0.0.0/24, or leave default-gateway out:"
+        " containers then route through the bridge address 10.0.0.1"
+    )
+    problem = env.bad_one("--bip", "10.0.0.1/24", "--default-gateway", "10.0.0.255")
+    assert problem.message == "10.0.0.255 is the broadcast address of 10.0.0.0/24"
+
+
+def test_an_invalid_bip_does_not_get_other_keys_blamed(env: Env) -> None:
+    problems = env.bad(
+        "--bip", "10.0.0.0/24", "--fixed-cidr", "10.9.0.0/24", "--default-gateway", "10.9.0.1"
+    )
+    assert [p.key for p in problems] == ["bip"]
+
+
+def test_firewall_switches(env: Env) -> None:
+    problem = env.bad_one("--iptables=false", "--icc=false")
+    assert problem.headline() == (
+        "flag --icc: icc: icc=false needs the firewall, but iptables is false (flag --iptables)"
+    )
+    problem = env.bad_one("--iptables=false", "--ip-masq")
+    assert (
+        problem.message
+        == "ip-masq=true needs the firewall, but iptables is false (flag --iptables)"
+    )
+    config = env.ok("--iptables=false")
+    assert config.ip_masq is False
+    assert config.sources["ip-masq"] == "implied by iptables=false (flag --iptables)"
+
+
+def test_overlapping_pools(env: Env) -> None:
+    problem = env.bad_one(
+        "--default-address-pool", "base=10.0.0.0/8,size=24",
+        "--default-address-pool", "base=10.1.0.0/16,size=24",
+    )  # fmt: skip
+    assert problem.message == "pool 2 (10.1.0.0/16) overlaps pool 1 (10.0.0.0/8)"
+
+
+def test_unknown_keys(env: Env) -> None:
+    problems = env.file(
+        {"final-cidr": "x", "dns-opt": ["rotate"], "log-driver": "json", "zzz": 1}
+    ).bad()
+    assert [(p.key, p.message, p.hint) for p in problems] == [
+        ("final-cidr", "unknown key, did you mean 'fixed-cidr'?",
+         'rename "final-cidr" to "fixed-cidr"'),
+        ("dns-opt", "unknown key, did you mean 'dns-opts'?", 'rename "dns-opt" to "dns-opts"'),
+        ("log-driver", "a Docker option that boxnet does not implement",
+         "remove it: boxnet refuses options it would silently ignore"),
+        ("zzz", "unknown key", "known keys: bip, bridge, data-root, debug, default-address-pools,"
+         " default-gateway, dns, dns-opts, dns-search, exec-root, firewall-backend, fixed-cidr,"
+         " hosts, icc, ip, ip-forward, ip-masq, iptables, mtu"),
+    ]  # fmt: skip
+
+
+def test_every_problem_is_collected_in_file_order(env: Env) -> None:
+    env.file({
+        "bip": "172.17.0.0/16", "mtu": 9, "dns": "1.1.1.1", "icc": "no",
+        "fixed-cidr": "10.0.0.0/33", "firewall-backend": "pf",
+    })  # fmt: skip
+    problems = env.bad("--ip", "x")
+    assert [(p.source.removeprefix(str(env.path)), p.key) for p in problems] == [
+        ("flag --ip", "ip"),
+        (":2:2", "bip"),
+        (":3:2", "mtu"),
+        (":4:2", "dns"),
+        (":5:2", "icc"),
+        (":6:2", "fixed-cidr"),
+        (":7:2", "firewall-backend"),
+    ]
+
+
+def test_duplicate_keys_join_the_other_problems(env: Env) -> None:
+    env.path.write_text('{\n"mtu": 1400,\n"mtu": 1500,\n"bip": "x"\n}')
+    assert [p.message for p in env.bad()] == [
+        "key given twice, first on line 2: JSON keeps only the last one",
+        '"x" has no prefix length',
+    ]
