@@ -54,7 +54,9 @@ def tutorial_2_2(d: Daemon) -> None:
 
 def main() -> int:
     if os.geteuid() != 0:
-        print("the demo builds network namespaces: run it as root (sudo make demo)", file=sys.stderr)
+        print(
+            "the demo builds network namespaces: run it as root (sudo make demo)", file=sys.stderr
+        )
         return 1
     with Lab("demo") as lab:
         basic = basic_lab(lab)
