@@ -74,6 +74,19 @@ def build_router(ctl: Controller) -> Router:
             },
         )
 
+    def system_gc(_req: Request) -> Response:
+        from boxnet.core.reconcile import collect_garbage
+
+        with ctl.lock:
+            return Response(200, collect_garbage(ctl).to_json())
+
+    def system_reload(_req: Request) -> Response:
+        with ctl.lock:
+            ctl.networks.sync_firewall()
+        return Response(200, {})
+
+    r.add("POST", "/boxnet/system/gc", system_gc)
+    r.add("POST", "/boxnet/system/reload", system_reload)
     r.add("GET", "/_ping", ping)
     r.add("HEAD", "/_ping", ping)
     r.add("GET", "/version", version)

@@ -175,7 +175,7 @@ class Containers:
                 process = launcher.ProcessSpec(
                     container_id=c.id,
                     argv=tuple(c.spec.cmd),
-                    env=env_dict(c.spec.env),
+                    env=env_dict(c.spec.env, tty=c.spec.tty),
                     hostname=c.hostname,
                     workdir="/",
                     rootfs=str(rootfs) if rootfs is not None else None,
@@ -361,7 +361,7 @@ class Containers:
         return launcher.exec_in(
             pid,
             list(req.argv),
-            env_dict(req.env),
+            env_dict(req.env, tty=req.tty),
             req.workdir,
             req.tty,
             stdio_fds,
@@ -387,12 +387,14 @@ class Containers:
         return adopted, ended
 
 
-def env_dict(env: tuple[str, ...]) -> dict[str, str]:
-    """["K=V", "FLAG"] -> {"K": "V", "FLAG": ""}."""
+def env_dict(env: tuple[str, ...], tty: bool = False) -> dict[str, str]:
+    """["K=V", "FLAG"] -> {"K": "V", "FLAG": ""}; TERM=xterm with a terminal, as Docker does."""
     out: dict[str, str] = {}
     for item in env:
         key, _, value = item.partition("=")
         out[key] = value
+    if tty:
+        out.setdefault("TERM", "xterm")
     return out
 
 

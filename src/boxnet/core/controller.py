@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from boxnet.core.containers import Containers
 from boxnet.core.networks import Networks
+from boxnet.core.reconcile import FirewallGuard, collect_garbage
 from boxnet.core.sandbox import Sandboxes
 from boxnet.kernel import links
 from boxnet.store.db import Store
@@ -51,6 +52,7 @@ class Controller:
         self.containers = Containers(
             paths, self.records, self.networks, self.sandboxes, config, self.lock
         )
+        self.firewall_guard = FirewallGuard(self)
 
     def start(self) -> None:
         """Bring the kernel in line with the configuration and the records."""
@@ -62,7 +64,10 @@ class Controller:
             adopted, ended = self.containers.adopt()
             if adopted or ended:
                 log.info("restart: adopted %d running containers, %d had ended", adopted, ended)
+            collect_garbage(self)
+        self.firewall_guard.start()
 
     def close(self) -> None:
+        self.firewall_guard.stop()
         self.ipr.close()
         self.store.close()

@@ -236,8 +236,9 @@ class Networks:
             if ifname in ours or ifname == "lo":
                 continue
             out.append(Occupant(iface.network, f"the address {iface} of {ifname}"))
-        for route in links.ipv4_routes(self.ipr):
-            if route.prefixlen == 0 or route.is_loopback:
+        for route, oif in links.ipv4_routes(self.ipr):
+            # Our own bridges' connected routes are not someone else's address space.
+            if route.prefixlen == 0 or route.is_loopback or oif in ours:
                 continue
             out.append(Occupant(route, f"a route to {route}"))
         return out

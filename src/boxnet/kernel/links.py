@@ -143,14 +143,16 @@ def remove_address(ipr: IPRoute, index: int, iface: IPv4Interface) -> None:
             raise _fail(f"remove address {iface}", exc) from exc
 
 
-def ipv4_routes(ipr: IPRoute) -> list[IPv4Network]:
-    """Destinations of the main table's IPv4 routes (for overlap checks)."""
+def ipv4_routes(ipr: IPRoute) -> list[tuple[IPv4Network, str]]:
+    """(destination, output interface) of the main table's IPv4 routes (for overlap checks)."""
+    names = {link.index: link.ifname for link in list_links(ipr)}
     out = []
     for msg in ipr.get_routes(family=2, table=254):
         dst = msg.get_attr("RTA_DST")
         if dst is None:
             continue
-        out.append(IPv4Network(f"{dst}/{msg['dst_len']}", strict=False))
+        oif = names.get(msg.get_attr("RTA_OIF"), "")
+        out.append((IPv4Network(f"{dst}/{msg['dst_len']}", strict=False), oif))
     return out
 
 

@@ -1,0 +1,131 @@
+"""Make the kernel match the records: garbage collection, firewall reload, flush detection.
+
+Only objects carrying boxnet's prefixes are considered, and of those only the ones no record
+owns are removed ("cleanup by records, not by broad name matching"). Everything is best effort
+and idempotent: one failure is reported and the rest still runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from boxnet.kernel import links, netns
+from boxnet.model import State
+
+if TYPE_CHECKING:
+    from boxnet.core.controller import Controller
+
+log = logging.getLogger("boxnet.reconcile")
+
+FIREWALL_CHECK_SECONDS = 2.0
+
+
+@dataclass
+class GcReport:
+    removed: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"Removed": self.removed, "Released": self.released, "Problems": self.problems}
+
+
+def collect_garbage(ctl: Controller) -> GcReport:
+    """Remove kernel objects and reservations that no record owns. Caller holds ctl.lock."""
+    report = GcReport()
+    containers = {c.id: c for c in ctl.records.containers()}
+    running = {cid for cid, c in containers.items() if c.state == State.RUNNING}
+    networks = ctl.records.networks()
+    bridges = {n.bridge for n in networks if n.bridge}
+
+    # Records first: reservations whose owner is gone or not running.
+    for endpoint in ctl.records.endpoints():
+        if endpoint.container_id not in running:
+            ctl.records.delete_endpoint(endpoint.id)
+            report.released.append(f"endpoint {endpoint.id[:12]} ({endpoint.ip})")
+    for cid, binding, _ip in ctl.records.ports():
+        if cid not in running:
+            report.released.append(f"port {binding.host_ip}:{binding.host_port}/{binding.proto}")
+    for cid in {cid for cid, _b, _ip in ctl.records.ports()} - running:
+        ctl.records.release_ports(cid)
+    for row in ctl.store.query("SELECT DISTINCT container_id FROM leases"):
+        cid = str(row["container_id"])
+        if cid not in containers:
+            ctl.records.release_leases(cid)
+            report.released.append(f"addresses of removed container {cid[:12]}")
+        elif cid not in running:
+            ctl.records.release_leases(cid, keep_static=True)
+
+    # Kernel objects with our prefixes and no owner.
+    owned_veths = {e.host_veth for e in ctl.records.endpoints()}
+    bridge_index = {
+        info.index: info.ifname for info in links.list_links(ctl.ipr) if info.ifname in bridges
+    }
+    for info in links.list_links(ctl.ipr):
+        try:
+            if (
+                info.ifname.startswith("veth")
+                and info.master in bridge_index
+                and info.ifname not in owned_veths
+            ):
+                links.delete_link(ctl.ipr, info.ifname)
+                report.removed.append(f"veth {info.ifname}")
+            elif (
+                info.kind == "bridge"
+                and info.ifname.startswith("br-")
+                and len(info.ifname) == 15
+                and info.ifname not in bridges
+            ):
+                links.delete_link(ctl.ipr, info.ifname)
+                report.removed.append(f"bridge {info.ifname}")
+        except Exception as exc:
+            report.problems.append(f"{info.ifname}: {exc}")
+    owned_netns = {ctl.paths.netns_path(cid).name for cid in running}
+    if ctl.paths.netns_dir.is_dir():
+        for path in ctl.paths.netns_dir.iterdir():
+            if path.name not in owned_netns:
+                try:
+                    netns.delete_netns(path)
+                    report.removed.append(f"netns {path.name}")
+                except Exception as exc:
+                    report.problems.append(f"netns {path.name}: {exc}")
+    try:
+        ctl.networks.sync_firewall()
+    except Exception as exc:
+        report.problems.append(f"firewall: {exc}")
+    if report.removed or report.released:
+        log.info("gc: removed %s; released %s", report.removed, report.released)
+    return report
+
+
+class FirewallGuard:
+    """Rebuilds boxnet's rules when they vanish behind its back (`nft flush ruleset`, a
+    firewalld reload): checked every FIREWALL_CHECK_SECONDS, so within seconds, not never."""
+
+    def __init__(self, ctl: Controller) -> None:
+        self.ctl = ctl
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="boxnet-fwguard", daemon=True)
+
+    def start(self) -> None:
+        if self.ctl.firewall is not None:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(FIREWALL_CHECK_SECONDS):
+            firewall = self.ctl.firewall
+            if firewall is None:
+                return
+            try:
+                if not firewall.is_intact():
+                    with self.ctl.lock:
+                        log.warning("boxnet's firewall rules were removed: rebuilding them")
+                        self.ctl.networks.sync_firewall()
+            except Exception:
+                log.exception("firewall check failed")
