@@ -17,6 +17,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from boxnet.core import faults
 from boxnet.core.clock import ZERO_TIME, now_rfc3339
 from boxnet.core.etcfiles import write_etc_files
 from boxnet.core.sandbox import mode_kind
@@ -189,6 +190,7 @@ class Containers:
                     stdio=stdio_fds is not None,
                 )
                 started = launcher.start(process, state_dir, stdio_fds)
+                faults.point("container.start.shim")
                 undo.commit()
             c = self.records.update_container(
                 c,
@@ -201,6 +203,7 @@ class Containers:
                 netns_path=result.netns_path,
                 error="",
             )
+            faults.point("container.start.recorded")
             pidfd = started.shim_pidfd.detach() if started.shim_pidfd is not None else None
             if not self.watcher.watch(c.id, started.shim_pid, pidfd):
                 # It already ended (a very short command): handle it now.
@@ -235,6 +238,7 @@ class Containers:
             if c is None or c.state != State.RUNNING:
                 return
             status = launcher.read_exit(Path(self.state_dir(c.id)))
+            faults.point("container.exit.teardown")
             self.sandboxes.teardown(c)
             c = self.records.update_container(
                 c,
@@ -324,6 +328,7 @@ class Containers:
             self._delete(c)
 
     def _delete(self, c: Container) -> None:
+        faults.point("container.rm.teardown")
         self.sandboxes.teardown(c)
         self.records.delete_container(c.id)
         shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
@@ -368,12 +373,21 @@ class Containers:
         )
 
     # -- restart of the daemon -------------------------------------------------------------------
+    def _kill_unrecorded_process(self, c: Container) -> None:
+        """A daemon that died between starting a shim and recording it left a container running
+        that no record owns: undo that start (the container's PID 1 dies, its shim follows)."""
+        pid = launcher.read_pid(self.state_dir(c.id))
+        if pid and launcher.is_alive(pid) and _is_shim_of(pid, c.id):
+            log.warning("container %s was started by a daemon that died: stopping it", c.short_id)
+            launcher.send_signal(pid, signal.SIGKILL)
+
     def adopt(self) -> tuple[int, int]:
         """Watch the shims of containers that kept running while the daemon was away; finish
         the exit of those that ended meanwhile. Returns (adopted, ended)."""
         adopted = ended = 0
         for c in self.records.containers():
             if c.state != State.RUNNING:
+                self._kill_unrecorded_process(c)
                 continue
             if (
                 c.shim_pid
@@ -385,6 +399,17 @@ class Containers:
                 self._on_shim_exit(c.id)
                 ended += 1
         return adopted, ended
+
+
+def _is_shim_of(pid: int, container_id: str) -> bool:
+    """True when pid's parent is the shim of this container (its command line names the
+    container's state dir), so a recycled PID is never killed by mistake."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        ppid = int(next(x for x in status.splitlines() if x.startswith("PPid:")).split()[1])
+        return container_id in Path(f"/proc/{ppid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, StopIteration, ValueError):
+        return False
 
 
 def env_dict(env: tuple[str, ...], tty: bool = False) -> dict[str, str]:

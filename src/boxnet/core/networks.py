@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import TYPE_CHECKING, Any
 
+from boxnet.core import faults
 from boxnet.core.clock import now_rfc3339
 from boxnet.core.txn import Undo
 from boxnet.errors import Conflict, Forbidden, InvalidArgument, NotFound
@@ -264,8 +265,10 @@ class Networks:
             self._realise_bridge(net)
             if net.managed_bridge:
                 undo.push("delete bridge", lambda: links.delete_link(self.ipr, net.bridge or ""))
+            faults.point("network.create.bridge")
             self.records.put_network(net)
             undo.push("delete record", lambda: self.records.delete_network(net.id))
+            faults.point("network.create.recorded")
             self.sync_firewall()
             undo.commit()
         return net

@@ -14,6 +14,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from boxnet.core import faults
 from boxnet.core.ports import PortAllocator
 from boxnet.core.txn import Undo
 from boxnet.errors import Conflict, InvalidArgument
@@ -83,6 +84,7 @@ class Sandboxes:
         path = self.paths.netns_path(c.id)
         netns.create_netns(path)
         undo.push("delete netns", lambda: netns.delete_netns(path))
+        faults.point("container.start.netns")
         if kind == "none":
             links.loopback_up(path)
             return SandboxResult(str(path), (), ())
@@ -148,6 +150,7 @@ class Sandboxes:
             ),
         )
         undo.push("delete veth", lambda: links.delete_link(self.ipr, endpoint.host_veth))
+        faults.point("container.start.veth")
         self.records.put_endpoint(endpoint)
         undo.push("forget endpoint", lambda: self.records.delete_endpoint(endpoint_id))
         return endpoint
@@ -207,6 +210,7 @@ class Sandboxes:
         if self.firewall is not None:
             self.firewall.add_dnats(dnats)
             undo.push("unpublish", lambda: self._unpublish(dnats))
+        faults.point("container.start.ports")
         return tuple(bindings)
 
     def _unpublish(self, dnats: list[DnatIntent]) -> None:

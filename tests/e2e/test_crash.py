@@ -1,0 +1,111 @@
+"""Crash safety: the daemon dies (os._exit, like kill -9) at every named step of a change; the
+next start must leave no kernel object, record or reservation without its owner, and no owner
+without its kernel objects."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from boxnet.core.faults import ENV, STEPS
+from boxnet.lab import BasicLab, Daemon, Lab, basic_lab
+
+pytestmark = pytest.mark.e2e
+
+
+def snapshot(basic: BasicLab, d: Daemon) -> dict[str, Any]:
+    """What the kernel and the records say, from independent observers."""
+    links = basic.host.ip_json("link")
+    veths = sorted(x["ifname"] for x in links if x["ifname"].startswith("veth"))
+    bridges = sorted(x["ifname"] for x in links if x["ifname"].startswith("br-"))
+    pub = json.loads(basic.host.run(["nft", "-j", "list", "map", "ip", "boxnet", "pub_any"]).stdout)
+    elements = next(x["map"].get("elem", []) for x in pub["nftables"] if "map" in x)
+    netns_files = sorted(p.name for p in (d.exec_root / "netns").glob("*"))
+    containers = [
+        json.loads(line)
+        for line in d.cli("ps", "-a", "--format", "json").stdout.splitlines()
+        if line.strip()
+    ]
+    return {
+        "veths": veths,
+        "bridges": bridges,
+        "dnat_elements": len(elements),
+        "netns": netns_files,
+        "running": sorted(c["Names"][0] for c in containers if c["State"] == "running"),
+        "networks": sorted(
+            json.loads(line)["Name"]
+            for line in d.cli("network", "ls", "--format", "json").stdout.splitlines()
+            if line.strip()
+        ),
+    }
+
+
+def owned(basic: BasicLab, d: Daemon) -> dict[str, Any]:
+    """What the records claim: the veths of running containers' endpoints, their netns."""
+    veths, netns = [], []
+    for line in d.cli("ps", "-q", "--no-trunc").stdout.split():
+        info = json.loads(d.cli("inspect", "--format", "json", line).stdout)[0]
+        for net in info["NetworkSettings"]["Networks"].values():
+            if net.get("HostInterfaceName"):
+                veths.append(net["HostInterfaceName"])
+        if info["NetworkSettings"]["SandboxKey"]:
+            netns.append(info["Id"][:12])
+    return {"veths": sorted(veths), "netns": sorted(netns)}
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_crash_at_every_step_leaks_nothing(
+    lab: Lab, step: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    basic = basic_lab(lab)
+    d = lab.boxnetd(basic.host)
+    d.cli("run", "-d", "--name", "steady", "-p", "8080:80", "busybox", "sleep", "1000")
+    monkeypatch.setenv(ENV, step)
+    d.restart()  # the daemon now dies at `step`
+    if step.startswith("network."):
+        d.cli("network", "create", "crashnet", check=False)
+    elif step == "container.exit.teardown":
+        d.cli("kill", "steady", check=False)
+    elif step == "container.rm.teardown":
+        d.cli("rm", "-f", "steady", check=False)
+    else:
+        d.cli(
+            "run",
+            "-d",
+            "--name",
+            "victim",
+            "-p",
+            "9090:80",
+            "busybox",
+            "sleep",
+            "1000",
+            check=False,
+        )
+    assert d.wait(10) is not None, f"the daemon did not crash at {step}"
+    monkeypatch.delenv(ENV)
+    d.start()
+    state = snapshot(basic, d)
+    claims = owned(basic, d)
+    assert state["veths"] == claims["veths"], state
+    assert state["netns"] == claims["netns"], state
+    assert state["dnat_elements"] == sum(
+        len(
+            json.loads(d.cli("inspect", "--format", "json", n.lstrip("/")).stdout)[0][
+                "NetworkSettings"
+            ]["Ports"]
+            or {}
+        )
+        for n in state["running"]
+    )
+    # Every leftover can be removed, and a new container gets a fresh address and port.
+    d.cli("rm", "-f", "victim", check=False)
+    d.cli("network", "rm", "crashnet", check=False)
+    out = d.cli("run", "-d", "--name", "after", "-p", "9090:80", "busybox", "sleep", "1000")
+    assert out.returncode == 0
+    info = json.loads(d.cli("inspect", "--format", "json", "after").stdout)[0]
+    assert info["NetworkSettings"]["IPAddress"] in ("172.17.0.2", "172.17.0.3")
+    bridges = {x["ifname"] for x in basic.host.ip_json("link") if x["ifname"].startswith("br-")}
+    nets = json.loads(d.cli("network", "inspect", "--format", "json", "bridge").stdout)
+    assert not bridges - {n["Options"].get("com.docker.network.bridge.name") for n in nets}
