@@ -233,3 +233,13 @@ def test_second_daemon_on_the_same_paths_is_refused(env: tuple[BasicLab, Daemon]
     assert res.returncode == 1
     assert "already running" in res.stderr
     assert d.ping()
+
+
+def test_api_socket_is_root_only(env: tuple[BasicLab, Daemon]) -> None:
+    import stat
+
+    _basic, d = env
+    st = d.socket.stat()
+    assert stat.S_ISSOCK(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o660
+    assert (st.st_uid, st.st_gid) == (0, 0)

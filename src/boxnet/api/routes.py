@@ -11,12 +11,13 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
 
 from boxnet import API_VERSION, __version__
+from boxnet.api import streams
 from boxnet.api.server import Request, Response, Router
 from boxnet.api.views import container_inspect, container_summary, network_inspect
 from boxnet.core.create_request import parse_create
 from boxnet.core.networks import NetworkRequest
 from boxnet.errors import InvalidArgument, NotModified
-from boxnet.model import State
+from boxnet.model import EndpointRequest, State
 
 if TYPE_CHECKING:
     from boxnet.core.controller import Controller
@@ -85,6 +86,12 @@ def build_router(ctl: Controller) -> Router:
             ctl.networks.sync_firewall()
         return Response(200, {})
 
+    def metrics_get(_req: Request) -> Response:
+        from boxnet.core import metrics
+
+        return Response(200, metrics.snapshot())
+
+    r.add("GET", "/boxnet/metrics", metrics_get)
     r.add("POST", "/boxnet/system/gc", system_gc)
     r.add("POST", "/boxnet/system/reload", system_reload)
     r.add("GET", "/_ping", ping)
@@ -210,9 +217,19 @@ def build_router(ctl: Controller) -> Router:
                         return
                     time.sleep(0.1)
 
+        # Docker's framing (stdout frames) unless the container has a TTY: the Docker SDK and
+        # CLI demultiplex it, and so does boxnet's CLI (by the Content-Type).
+        tty = target.spec.tty
+        content_type = streams.RAW if tty else streams.MULTIPLEXED
+
+        def framed() -> Iterator[bytes]:
+            for chunk in stream():
+                if chunk:
+                    yield chunk if tty else streams.frame(streams.STDOUT, chunk)
+
         if not follow:
-            return Response(200, b"".join(stream()), content_type="application/octet-stream")
-        return Response(200, stream=stream(), content_type="application/octet-stream")
+            return Response(200, b"".join(framed()), content_type=content_type)
+        return Response(200, stream=framed(), content_type=content_type)
 
     def exec_create(req: Request) -> Response:
         body = req.json()
@@ -244,16 +261,56 @@ def build_router(ctl: Controller) -> Router:
                 os.close(fd)
         return Response(200, {"ExitCode": code})
 
-    def exec_start_detached(req: Request) -> Response:
+    def exec_start(req: Request) -> Response:
+        """Docker's exec start: detached, or the output streamed (framed unless Tty) until the
+        process exits, then the connection closes (what the Docker SDK's exec_run reads)."""
         import threading
 
         exec_id = req.params["id"]
-        if exec_id not in c.execs:
+        pending = c.execs.get(exec_id)
+        if pending is None:
             from boxnet.errors import NotFound
 
             raise NotFound(f"No such exec instance: {exec_id}")
-        threading.Thread(target=c.exec_start, args=(exec_id, None), daemon=True).start()
-        return Response(200, {})
+        body = req.json()
+        if isinstance(body, dict) and body.get("Detach"):
+            threading.Thread(target=c.exec_start, args=(exec_id, None), daemon=True).start()
+            return Response(200, {})
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        null = os.open(os.devnull, os.O_RDONLY)
+
+        def run() -> None:
+            try:
+                c.exec_results[exec_id] = c.exec_start(exec_id, (null, out_w, err_w))
+                while len(c.exec_results) > 1000:  # keep the newest
+                    c.exec_results.pop(next(iter(c.exec_results)))
+            finally:
+                for fd in (null, out_w, err_w):
+                    os.close(fd)
+
+        threading.Thread(target=run, daemon=True).start()
+        req.handler.close_connection = True
+        content_type = streams.RAW if pending.tty else streams.MULTIPLEXED
+        return Response(
+            200,
+            stream=streams.pump_pipes(out_r, err_r, pending.tty),
+            content_type=content_type,
+            raw_stream=True,
+        )
+
+    def exec_inspect(req: Request) -> Response:
+        exec_id = req.params["id"]
+        code = c.exec_results.get(exec_id)
+        return Response(
+            200,
+            {
+                "ID": exec_id,
+                "Running": code is None and exec_id not in c.execs,
+                "ExitCode": code,
+                "ProcessConfig": {},
+            },
+        )
 
     r.add("POST", "/containers/create", create)
     r.add("GET", "/containers/json", listing)
@@ -268,7 +325,8 @@ def build_router(ctl: Controller) -> Router:
     r.add("GET", "/containers/{id}/logs", logs)
     r.add("POST", "/containers/{id}/exec", exec_create)
     r.add("POST", "/boxnet/exec/{id}/attach-start", exec_attach_start)
-    r.add("POST", "/exec/{id}/start", exec_start_detached)
+    r.add("POST", "/exec/{id}/start", exec_start)
+    r.add("GET", "/exec/{id}/json", exec_inspect)
 
     # -- networks -------------------------------------------------------------------------------
     def network_list(_req: Request) -> Response:
@@ -280,7 +338,8 @@ def build_router(ctl: Controller) -> Router:
     def network_create(req: Request) -> Response:
         with ctl.lock:
             net = ctl.networks.create(parse_network_request(req.json()))
-        return Response(201, {"Id": net.id, "Warning": ""})
+            warning = ctl.networks.last_warning
+        return Response(201, {"Id": net.id, "Warning": warning})
 
     def network_remove(req: Request) -> Response:
         with ctl.lock:
@@ -303,12 +362,67 @@ def build_router(ctl: Controller) -> Router:
                 deleted.append(net.name)
         return Response(200, {"NetworksDeleted": deleted})
 
+    def network_connect(req: Request) -> Response:
+        body = req.json()
+        if not isinstance(body, dict) or not isinstance(body.get("Container"), str):
+            raise InvalidArgument("network connect needs a Container (name or id)")
+        endpoint = parse_endpoint_config(body.get("EndpointConfig"))
+        with ctl.lock:
+            net = ctl.networks.find(req.params["id"])
+            target = c.find(body["Container"])
+            ctl.sandboxes.connect(target, net, endpoint)
+            c.refresh_etc(target)  # /etc/hosts and the resolver's names
+        return Response(200, {})
+
+    def network_disconnect(req: Request) -> Response:
+        from boxnet.errors import NotFound
+
+        body = req.json()
+        if not isinstance(body, dict) or not isinstance(body.get("Container"), str):
+            raise InvalidArgument("network disconnect needs a Container (name or id)")
+        force = bool(body.get("Force"))
+        with ctl.lock:
+            net = ctl.networks.find(req.params["id"])
+            try:
+                target = c.find(body["Container"])
+            except NotFound:
+                # -f: the container is gone but left an endpoint behind; clean that up.
+                if force and ctl.sandboxes.forget_endpoints(net, body["Container"]):
+                    return Response(200, {})
+                raise
+            ctl.sandboxes.disconnect(target, net, force)
+            c.refresh_etc(target)
+        return Response(200, {})
+
+    r.add("POST", "/networks/{id}/connect", network_connect)
+    r.add("POST", "/networks/{id}/disconnect", network_disconnect)
     r.add("GET", "/networks", network_list)
     r.add("GET", "/networks/{id}", network_get)
     r.add("POST", "/networks/create", network_create)
     r.add("DELETE", "/networks/{id}", network_remove)
     r.add("POST", "/networks/prune", network_prune)
+    from boxnet.api.routes_lan import register as register_lan
+
+    register_lan(r, ctl)
     return r
+
+
+def parse_endpoint_config(cfg: Any) -> EndpointRequest:
+    """Docker's EndpointConfig: {"IPAMConfig": {"IPv4Address"}, "Aliases": [...]}."""
+    if cfg is None:
+        cfg = {}
+    if not isinstance(cfg, dict):
+        raise InvalidArgument("invalid EndpointConfig: expected an object")
+    ipam = cfg.get("IPAMConfig") or {}
+    address = ipam.get("IPv4Address") if isinstance(ipam, dict) else None
+    aliases = cfg.get("Aliases") or []
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise InvalidArgument("invalid Aliases: expected a list of strings")
+    try:
+        ipv4 = IPv4Address(address) if address else None
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid IPv4Address {address!r}: {exc}") from exc
+    return EndpointRequest(network="", ipv4=ipv4, aliases=tuple(aliases))
 
 
 def parse_network_request(body: Any) -> NetworkRequest:
@@ -341,8 +455,10 @@ def parse_network_request(body: Any) -> NetworkRequest:
             raise InvalidArgument(f"invalid IPAM configuration: {exc}") from exc
         if (gateway or ip_range or aux) and subnet is None:
             raise InvalidArgument("--gateway, --ip-range and --aux-address need --subnet")
-    options = body.get("Options") or {}
-    labels = body.get("Labels") or {}
+    options = body.get("Options")
+    labels = body.get("Labels")
+    options = {} if options is None else options
+    labels = {} if labels is None else labels
     if not isinstance(options, dict) or not isinstance(labels, dict):
         raise InvalidArgument("Options and Labels must be objects of strings")
     return NetworkRequest(

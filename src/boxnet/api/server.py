@@ -55,6 +55,8 @@ class Response:
     content_type: str = "application/json"
     stream: Iterator[bytes] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Docker's hijacked streams: no chunked framing; the body ends when the connection closes.
+    raw_stream: bool = False
 
 
 Route = tuple[str, re.Pattern[str], Callable[[Request], Response | None]]
@@ -123,14 +125,22 @@ class Handler(BaseHTTPRequestHandler):
         if response.stream is not None:
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
-            self.send_header("Transfer-Encoding", "chunked")
+            if response.raw_stream:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            else:
+                self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             try:
                 for chunk in response.stream:
-                    if chunk:
+                    if chunk and response.raw_stream:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                    elif chunk:
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                         self.wfile.flush()
-                self.wfile.write(b"0\r\n\r\n")
+                if not response.raw_stream:
+                    self.wfile.write(b"0\r\n\r\n")
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
             return

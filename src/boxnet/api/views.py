@@ -62,10 +62,14 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
             "IPPrefixLen": 0,
             "MacAddress": "",
         }
+    if c.state == State.RUNNING:  # pipework attachments, as "pipework:HOSTIF" (docs/API.md)
+        networks.update(ctl.lan.pipework.inspect(c.id))
     primary = endpoints[0] if endpoints else None
     raw = c.spec.raw
     host_config = dict(raw.get("HostConfig") or {})
     host_config.setdefault("NetworkMode", c.spec.network_mode)
+    # The Docker SDK reads this to decide whether it may fetch logs after `run`.
+    host_config.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
     running = c.state == State.RUNNING
     return {
         "Id": c.id,

@@ -271,9 +271,14 @@ class Client:
         return self.request(method, path, body, query).json()
 
     def stream(
-        self, method: str, path: str, query: Mapping[str, object] | None = None
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, object] | None = None,
+        headers_out: dict[str, str] | None = None,
     ) -> Iterator[bytes]:
-        """Yield the body as it arrives (logs -f); raises ApiError before the first chunk."""
+        """Yield the body as it arrives (logs -f); raises ApiError before the first chunk.
+        `headers_out`, if given, receives the response headers (lower-cased names)."""
         with self.send(method, path, None, query) as conn:
             head = conn.read_head()
             while 100 <= head.status < 200:
@@ -281,6 +286,8 @@ class Client:
             if head.status >= 400:
                 head.body = b"".join(conn.iter_body(head))
                 check(head)
+            if headers_out is not None:
+                headers_out.update(head.headers)
             yield from conn.iter_body(head)
 
 

@@ -189,10 +189,24 @@ def cmd_logs(ctx: Any, args: argparse.Namespace) -> int:
         if not args.tail.isdigit():
             raise BoxnetError(f'invalid --tail "{args.tail}"', 'give a number of lines or "all"')
         query["tail"] = args.tail
-    out = sys.stdout.buffer
-    for chunk in ctx.client.stream("GET", _path(args.container, "/logs"), query):
-        out.write(chunk)
-        out.flush()  # -f: show each line as it arrives
+    outputs = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
+    headers: dict[str, str] = {}
+    pending = b""
+    for chunk in ctx.client.stream("GET", _path(args.container, "/logs"), query, headers):
+        if "multiplexed" not in headers.get("content-type", ""):
+            outputs[1].write(chunk)
+            outputs[1].flush()  # -f: show each line as it arrives
+            continue
+        # Docker's framing: 8-byte header (stream, 0, 0, 0, big-endian length), then payload.
+        pending += chunk
+        while len(pending) >= 8:
+            size = int.from_bytes(pending[4:8], "big")
+            if len(pending) < 8 + size:
+                break
+            target = outputs.get(pending[0], outputs[1])
+            target.write(pending[8 : 8 + size])
+            target.flush()
+            pending = pending[8 + size :]
     return 0
 
 

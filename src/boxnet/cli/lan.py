@@ -9,7 +9,8 @@ daemon is to serve (not yet in docs/API.md; shapes proposed here):
      "HostInterfaceName" ("" = daemon's choice), "Container", "Address" ("IP/MASK" or the DHCP
      spec as typed, e.g. "dhcp" or "udhcpc:-x hostname:web"), "Gateway" ("" if none),
      "MacAddress" ("" = random, a MAC, or pipework's "U:STRING" for a MAC derived from STRING)}
-     -> 200 {}
+     -> 200 {the recorded attachment}; `pipework --rm [-i IFNAME] HOSTIF CONTAINER`
+     -> DELETE /boxnet/pipework/{container}?ifname=IFNAME -> 204
 - `boxnet hostbridge create BRIDGE --uplink NIC` -> POST /boxnet/hostbridges {"Name", "Uplink"}
   -> 201 {"Name"}; `hostbridge ls` -> GET /boxnet/hostbridges -> [{"Name", "Uplink", ...}];
   `hostbridge rm BRIDGE` -> DELETE /boxnet/hostbridges/{name} -> 204.
@@ -36,13 +37,15 @@ def register(sub: Any) -> None:
         sub,
         "pipework",
         usage="boxnet pipework HOSTIF [-i IFNAME] [-l HOSTIFNAME] CONTAINER "
-        "IP/MASK[@GATEWAY]|dhcp [MAC|U:STRING]",
+        "IP/MASK[@GATEWAY]|dhcp [MAC|U:STRING]\n       boxnet pipework --rm [-i IFNAME] HOSTIF "
+        "CONTAINER",
     )
+    p.add_argument("--rm", action="store_true", help="remove the attachment (-i, default eth1)")
     p.add_argument("-i", dest="ifname", default="eth1", help="interface in the container (eth1)")
     p.add_argument("-l", dest="host_ifname", default="", help="name of the host-side interface")
     p.add_argument("host_if", metavar="HOSTIF", help="host bridge or NIC")
     p.add_argument("container", metavar="CONTAINER")
-    p.add_argument("address", metavar="IP/MASK[@GATEWAY]|dhcp")
+    p.add_argument("address", nargs="?", default="", metavar="IP/MASK[@GATEWAY]|dhcp")
     p.add_argument("mac", nargs="?", default="", metavar="MAC|U:STRING")
     p.set_defaults(func=cmd_pipework)
     _, hb = group_parser(sub, "hostbridge")
@@ -109,6 +112,18 @@ def build_pipework(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_pipework(ctx: Any, args: argparse.Namespace) -> int:
+    if args.rm:
+        from boxnet.cli.client import quote
+        from boxnet.parsing.names import validate_ifname
+
+        ifname = quote(validate_ifname(args.ifname))
+        ctx.client.request("DELETE", f"/boxnet/pipework/{quote(args.container)}?ifname={ifname}")
+        return 0
+    if not args.address:
+        raise InvalidArgument(
+            "pipework needs IP/MASK[@GATEWAY] or dhcp",
+            "e.g. boxnet pipework br0 web 192.168.1.5/24",
+        )
     ctx.client.request("POST", "/boxnet/pipework", build_pipework(args))
     return 0
 

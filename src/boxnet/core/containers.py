@@ -12,23 +12,25 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from boxnet.core import faults
+from boxnet.core import faults, metrics
 from boxnet.core.clock import ZERO_TIME, now_rfc3339
-from boxnet.core.etcfiles import write_etc_files
+from boxnet.core.etcfiles import etc_paths, write_etc_files
 from boxnet.core.sandbox import mode_kind
 from boxnet.core.txn import Undo
 from boxnet.core.watcher import ShimWatcher
 from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
-from boxnet.model import Container, ContainerSpec, State
+from boxnet.model import Container, ContainerSpec, Endpoint, State
 from boxnet.runtime import images, launcher
 
 if TYPE_CHECKING:
     from boxnet.config import DaemonConfig
+    from boxnet.core.dnshook import NameService
     from boxnet.core.networks import Networks
     from boxnet.core.sandbox import Sandboxes
     from boxnet.paths import Paths
@@ -67,9 +69,13 @@ class Containers:
         self.lock = lock
         self.changed = threading.Condition(lock)
         self.execs: dict[str, ExecRequest] = {}
+        # Exit codes of finished execs, for Docker's GET /exec/{id}/json (bounded).
+        self.exec_results: dict[str, int] = {}
         # Exit codes of containers removed on exit (--rm), for a `wait` that comes late.
         self.recent_exits: dict[str, tuple[int, float]] = {}
         self.watcher = ShimWatcher(self._on_shim_exit)
+        # The embedded resolver's hooks (core/dnshook.py), set by the controller.
+        self.dns: NameService | None = None
 
     # -- lookup ---------------------------------------------------------------------------------
     def find(self, ref: str) -> Container:
@@ -141,6 +147,13 @@ class Containers:
             try:
                 net = self.networks.find(spec.network_mode)
             except NotFound as exc:
+                if spec.network_mode == "bridge" and self.config.bridge == "none":
+                    raise NotFound(
+                        "network bridge not found: the default bridge is disabled"
+                        " (boxnetd --bridge=none)",
+                        hint="pass --network with a user network (boxnet network create NAME),"
+                        " or --network none|host",
+                    ) from exc
                 raise NotFound(
                     f"network {spec.network_mode} not found",
                     hint="valid --net values: bridge, none, host, container:NAME, or the name of"
@@ -160,18 +173,13 @@ class Containers:
             rootfs = images.resolve(self.paths, c.spec.image)
             joined, etc_dir = self._joined_namespace(c)
             with Undo(f"start {c.short_id}") as undo:
-                result = self.sandboxes.setup(c, joined, undo)
+                with metrics.timed("setup"):  # GET /boxnet/metrics, for bench/
+                    result = self.sandboxes.setup(c, joined, undo)
                 state_dir = self.state_dir(c.id)
-                etc_files = write_etc_files(
-                    etc_dir or (state_dir / "etc"),
-                    c,
-                    result.endpoints,
-                    [str(s) for s in self.config.dns],
-                    list(self.config.dns_search),
-                    list(self.config.dns_opts),
-                    self._host_gateway(),
-                    host_mode=result.netns_path == "",
-                )
+                # container:X shares X's files as they are (X keeps its own hostname in them).
+                etc_files = etc_paths(etc_dir) if etc_dir else self._write_etc(c, result.endpoints)
+                if self.dns is not None:
+                    self.dns.attach(c, result.netns_path, undo)
                 (state_dir / "exit.json").unlink(missing_ok=True)
                 process = launcher.ProcessSpec(
                     container_id=c.id,
@@ -225,6 +233,35 @@ class Containers:
             return "", self.state_dir(other.id) / "etc"
         return other.netns_path, self.state_dir(other.id) / "etc"
 
+    def _write_etc(
+        self, c: Container, endpoints: Sequence[Endpoint], in_place: bool = False
+    ) -> dict[str, Path]:
+        from boxnet.core.dnshook import uses_resolver
+
+        return write_etc_files(
+            self.state_dir(c.id) / "etc",
+            c,
+            endpoints,
+            [str(s) for s in self.config.dns],
+            list(self.config.dns_search),
+            list(self.config.dns_opts),
+            self._host_gateway(),
+            host_mode=mode_kind(c.spec.network_mode) == "host",
+            embedded_dns=self.dns is not None and uses_resolver(c),
+            in_place=in_place,
+        )
+
+    def refresh_etc(self, c: Container) -> None:
+        """Hook for network connect/disconnect: c's addresses changed, so rewrite its
+        /etc/hosts (in place: the container sees the files through bind mounts) and the
+        resolver's names."""
+        with self.lock:
+            if self.dns is not None:
+                self.dns.refresh()
+            c = self.records.container(c.id) or c
+            if c.state == State.RUNNING and mode_kind(c.spec.network_mode) == "network":
+                self._write_etc(c, self.records.endpoints(container_id=c.id), in_place=True)
+
     def _host_gateway(self) -> IPv4Address | None:
         for net in self.networks.all():
             if net.name == "bridge":
@@ -239,7 +276,10 @@ class Containers:
                 return
             status = launcher.read_exit(Path(self.state_dir(c.id)))
             faults.point("container.exit.teardown")
-            self.sandboxes.teardown(c)
+            with metrics.timed("teardown"):
+                self.sandboxes.teardown(c)
+            if self.dns is not None:
+                self.dns.detach(c.id)
             c = self.records.update_container(
                 c,
                 state=State.EXITED,
@@ -330,6 +370,8 @@ class Containers:
     def _delete(self, c: Container) -> None:
         faults.point("container.rm.teardown")
         self.sandboxes.teardown(c)
+        if self.sandboxes.pipework is not None:
+            self.sandboxes.pipework.forget(c.id)
         self.records.delete_container(c.id)
         shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
         self._expire_recent()

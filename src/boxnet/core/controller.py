@@ -26,11 +26,9 @@ def make_firewall(config: DaemonConfig) -> FirewallBackend | None:
     if not config.iptables:
         return None
     if config.firewall_backend == "iptables":
-        from boxnet.errors import InvalidArgument
+        from boxnet.firewall.iptables import IptablesBackend
 
-        raise InvalidArgument(
-            "firewall backend iptables is not available yet", hint="use nftables (the default)"
-        )
+        return IptablesBackend()
     from boxnet.firewall.nftables import NftablesBackend
 
     return NftablesBackend()
@@ -53,15 +51,30 @@ class Controller:
             paths, self.records, self.networks, self.sandboxes, config, self.lock
         )
         self.firewall_guard = FirewallGuard(self)
+        from boxnet.lan import Lan
+
+        self.lan = Lan(self.ipr, self.store, paths)
+        self.sandboxes.pipework = self.lan.pipework
+        from boxnet.core.dnshook import NameService
+
+        self.dns = NameService(self.records, config)
+        self.containers.dns = self.dns
 
     def start(self) -> None:
         """Bring the kernel in line with the configuration and the records."""
         with self.lock:
             if self.config.ip_forward:
                 links.set_sysctl("net/ipv4/ip_forward", "1")
+            if self.firewall is not None:
+                # A restart may have switched backends: the other one's rules must not linger.
+                from boxnet.firewall.iptables import purge_other_backend
+
+                purge_other_backend(self.firewall)
+            self.lan.hostbridges.reapply()  # before anything reads the host's addresses
             self.networks.ensure_predefined()
             self.networks.sync_firewall()
             adopted, ended = self.containers.adopt()
+            self.dns.adopt()  # the resolver's sockets died with the previous daemon
             if adopted or ended:
                 log.info("restart: adopted %d running containers, %d had ended", adopted, ended)
             collect_garbage(self)
@@ -69,5 +82,6 @@ class Controller:
 
     def close(self) -> None:
         self.firewall_guard.stop()
+        self.dns.close()
         self.ipr.close()
         self.store.close()

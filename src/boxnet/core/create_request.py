@@ -33,7 +33,9 @@ def _bool(body: dict[str, Any], key: str) -> bool:
 
 
 def _dict(body: dict[str, Any], key: str) -> dict[str, Any]:
-    value = body.get(key) or {}
+    value = body.get(key)
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise InvalidArgument(f"invalid {key}: expected an object")
     return value

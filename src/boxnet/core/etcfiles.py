@@ -37,6 +37,15 @@ def host_resolvers(path: Path = HOST_RESOLV_CONF) -> tuple[list[str], list[str],
     return servers, search, options
 
 
+def etc_paths(directory: Path) -> dict[str, Path]:
+    """{path in the container: file on the host} for the files in `directory`."""
+    return {
+        "/etc/hosts": directory / "hosts",
+        "/etc/hostname": directory / "hostname",
+        "/etc/resolv.conf": directory / "resolv.conf",
+    }
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -52,8 +61,16 @@ def write_etc_files(
     daemon_opts: Sequence[str],
     host_gateway: IPv4Address | None,
     host_mode: bool,
+    embedded_dns: bool = False,
+    in_place: bool = False,
 ) -> dict[str, Path]:
-    """Write the three files; returns {path in the container: file on the host}."""
+    """Write the three files; returns {path in the container: file on the host}.
+
+    embedded_dns: the daemon's resolver serves this container on 127.0.0.11 (boxnet.dns), so
+    resolv.conf names it alone and the real servers only appear in a comment, as in Docker.
+    in_place: rewrite the existing files (a running container sees them through bind mounts of
+    their inodes, which a rename would leave behind).
+    """
     from boxnet.parsing.dns import render_hosts, render_resolv_conf
     from boxnet.parsing.hosts import parse_add_host
 
@@ -61,7 +78,7 @@ def write_etc_files(
     servers, search, options = host_resolvers()
     if c.spec.dns or daemon_dns:
         servers = list(c.spec.dns or daemon_dns)
-    elif not host_mode:
+    elif not host_mode and not embedded_dns:
         # A resolver on the host's loopback (systemd-resolved's 127.0.0.53) is unreachable from
         # a container's own namespace; say so rather than hand out a dead server.
         kept = [s for s in servers if not ip_address(s).is_loopback]
@@ -77,26 +94,35 @@ def write_etc_files(
     if c.spec.dns_options or daemon_opts:
         options = list(c.spec.dns_options or daemon_opts)
     search = [s for s in search if s != "."]
+    comment = ""
+    if embedded_dns:
+        comment = f"# ExtServers: [{' '.join(servers)}]\n"
+        servers = ["127.0.0.11"]
+        if not any(o.startswith("ndots:") for o in options):
+            # Docker's choice: a bare name goes to the embedded resolver as is, first.
+            options = ["ndots:0", *options]
 
+    own_names = [c.hostname] + ([c.name] if c.name != c.hostname else [])
     entries: list[list[str]] = []
     if host_mode:
-        entries.append(["127.0.1.1", c.hostname])
+        entries.append(["127.0.1.1", *own_names])
     for e in endpoints:
-        entries.append([str(e.ip), c.hostname])
+        entries.append([str(e.ip), *own_names])
+    if host_gateway is None:
+        # No default bridge (boxnetd --bridge=none): the gateway of the first network.
+        host_gateway = next((e.gateway for e in endpoints if e.gateway is not None), None)
     for item in c.spec.extra_hosts:
         name, addr = parse_add_host(item)
         if addr == "host-gateway":
             if host_gateway is None:
+                log.info("container %s: no gateway for host-gateway (%s)", c.short_id, name)
                 continue
             addr = host_gateway
         entries.append([str(addr), name])
 
-    files = {
-        "/etc/hosts": directory / "hosts",
-        "/etc/hostname": directory / "hostname",
-        "/etc/resolv.conf": directory / "resolv.conf",
-    }
-    _atomic_write(files["/etc/hosts"], render_hosts(entries))
-    _atomic_write(files["/etc/hostname"], c.hostname + "\n")
-    _atomic_write(files["/etc/resolv.conf"], render_resolv_conf(servers, search, options))
+    files = etc_paths(directory)
+    write = Path.write_text if in_place else _atomic_write
+    write(files["/etc/hosts"], render_hosts(entries))
+    write(files["/etc/hostname"], c.hostname + "\n")
+    write(files["/etc/resolv.conf"], comment + render_resolv_conf(servers, search, options))
     return files

@@ -84,6 +84,7 @@ class Networks:
         self.ipr = ipr
         self.firewall = firewall
         self.config = config
+        self.last_warning = ""  # of the last create(), for the API's "Warning" field
 
     # -- lookup ---------------------------------------------------------------------------------
     def all(self) -> list[Network]:
@@ -255,11 +256,16 @@ class Networks:
                 f"network with name {req.name} already exists",
                 hint="choose another name, or remove it first (boxnet network rm)",
             )
+        if req.driver == "macvlan":
+            from boxnet.lan import macvlan
+
+            return macvlan.create(self, req)
         if req.driver != "bridge":
             raise InvalidArgument(
                 f"network driver {req.driver!r} is not supported yet",
-                hint="use -d bridge (macvlan and overlay come later)",
+                hint="use -d bridge or -d macvlan (overlay comes later)",
             )
+        self.last_warning = ""
         net = self._plan_bridge_network(req)
         with Undo(f"create network {req.name}") as undo:
             self._realise_bridge(net)
@@ -288,6 +294,11 @@ class Networks:
             subnet, skipped = pick_subnet(self.pools(), occupied)
             if skipped:
                 log.info("network %s: skipped %s", req.name, "; ".join(skipped[:5]))
+            # Subnets skipped for the host's own routes/addresses are worth telling the user
+            # (they explain a surprising subnet); skipping our own networks is routine.
+            foreign = [s for s in skipped if "overlaps network " not in s]
+            if foreign:
+                self.last_warning = "skipped " + "; ".join(foreign[:3])
         gateway = req.gateway or first_host(subnet)
         if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
             raise InvalidArgument(
@@ -339,7 +350,12 @@ class Networks:
                 " endpoints",
                 hint="disconnect or remove its containers first",
             )
-        self._remove_bridge_network(net)
+        if net.driver == Driver.MACVLAN:
+            from boxnet.lan import macvlan
+
+            macvlan.remove(self, net)
+        else:
+            self._remove_bridge_network(net)
         self.sync_firewall()
 
     # -- firewall -------------------------------------------------------------------------------

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from boxnet.core import faults
-from boxnet.core.ports import PortAllocator
+from boxnet.core import faults, metrics
+from boxnet.core.ports import PortAllocator, port_windows
 from boxnet.core.txn import Undo
-from boxnet.errors import Conflict, InvalidArgument
+from boxnet.errors import Conflict, Forbidden, InvalidArgument
 from boxnet.firewall.base import DnatIntent
 from boxnet.ipam.allocator import check_static_address, pick_address, reserved_addresses
 from boxnet.kernel import links, netns
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
     from boxnet.core.networks import Networks
     from boxnet.firewall.base import FirewallBackend
+    from boxnet.lan.pipework import Pipework
     from boxnet.paths import Paths
     from boxnet.store.records import Records
 
@@ -73,6 +75,8 @@ class Sandboxes:
         self.ipr = ipr
         self.firewall = firewall
         self.ports = PortAllocator()
+        # boxnet.lan's pipework attachments, re-applied into every new namespace (controller).
+        self.pipework: Pipework | None = None
 
     # -- build ----------------------------------------------------------------------------------
     def setup(self, c: Container, joined_netns: str, undo: Undo) -> SandboxResult:
@@ -87,12 +91,21 @@ class Sandboxes:
         faults.point("container.start.netns")
         if kind == "none":
             links.loopback_up(path)
+            if self.pipework is not None:
+                self.pipework.on_setup(c, str(path), undo)
             return SandboxResult(str(path), (), ())
         endpoints = []
+        began = time.perf_counter()
         for index, req in enumerate(self.endpoint_requests(c)):
             net = self.networks.find(req.network)
             endpoints.append(self._attach(c, net, req, f"eth{index}", index == 0, path, undo))
+        # Parsed by bench/networks.py (boxnetd -D): the in-daemon cost of attaching.
+        log.debug("attach %s: %d endpoint(s) in %.2f ms", c.short_id, len(endpoints),
+                  (time.perf_counter() - began) * 1000)  # fmt: skip
+        metrics.record("attach", time.perf_counter() - began)
         bindings = self._publish(c, endpoints[0], undo) if endpoints else ()
+        if self.pipework is not None:
+            self.pipework.on_setup(c, str(path), undo)
         return SandboxResult(str(path), tuple(endpoints), bindings)
 
     @staticmethod
@@ -113,6 +126,10 @@ class Sandboxes:
         path: Path,
         undo: Undo,
     ) -> Endpoint:
+        if net.driver == Driver.MACVLAN:
+            from boxnet.lan import macvlan
+
+            return macvlan.attach(self, c, net, req, ifname, primary, path, undo)
         if net.driver != Driver.BRIDGE or net.subnet is None or net.bridge is None:
             raise InvalidArgument(f"cannot attach a container to network {net.name}")
         ip = self._lease(c, net, req.ipv4, undo)
@@ -188,13 +205,17 @@ class Sandboxes:
             ]
         if not requests:
             return ()
+        began = time.perf_counter()
         net = self.networks.by_id(endpoint.network_id)
         if net is not None and net.internal:
             raise InvalidArgument(
                 f"cannot publish ports on internal network {net.name}",
                 hint="internal networks have no route to or from the outside",
             )
-        used = {p: self.records.used_host_ports(p) for p in ("tcp", "udp", "sctp")}
+        used = {
+            proto: self.records.used_host_ports(proto, low, high)
+            for proto, (low, high) in port_windows(requests).items()
+        }
         local = {iface.ip for _n, iface in links.all_ipv4_addresses(self.ipr)}
         default_ip = net.host_binding if net is not None else IPv4Address("0.0.0.0")
         bindings = self.ports.allocate(requests, used, default_ip, local)
@@ -210,6 +231,12 @@ class Sandboxes:
         if self.firewall is not None:
             self.firewall.add_dnats(dnats)
             undo.push("unpublish", lambda: self._unpublish(dnats))
+        if net is not None and net.driver == Driver.BRIDGE:
+            # Hairpin to itself: where br_netfilter NATs bridged frames, the container's own
+            # request to host:port comes back out of the port it went in (Docker does the same).
+            links.set_hairpin(self.ipr, endpoint.host_veth)
+        # GET /boxnet/metrics "publish": allocation + records + one nft batch (bench/ports.py).
+        metrics.record("publish", time.perf_counter() - began)
         faults.point("container.start.ports")
         return tuple(bindings)
 
@@ -243,3 +270,96 @@ class Sandboxes:
                 problems.append(f"netns: {exc}")
         if problems:
             log.warning("teardown of %s: %s", c.short_id, "; ".join(problems))
+
+    # -- live connect / disconnect (`boxnet network connect|disconnect`) ------------------------
+    def connect(self, c: Container, net: Network, req: EndpointRequest) -> Endpoint | None:
+        """Attach c to net: recorded in its spec (kept for every later start) and, when it
+        runs, realised now as the next free ethN. Returns the live endpoint, if any."""
+        _check_connectable(c, net)
+        if req.ipv4 is not None and net.predefined:
+            raise InvalidArgument(
+                "user specified IP address is supported only when connecting to networks with"
+                " user configured subnets",
+                hint="create a network (boxnet network create --subnet ...) and connect to it",
+            )
+        if any(self._same_network(r.network, net) for r in self.endpoint_requests(c)):
+            raise Conflict(
+                f"endpoint with name {c.name} already exists in network {net.name}",
+                hint=f"disconnect it first: boxnet network disconnect {net.name} {c.name}",
+            )
+        endpoint = None
+        with Undo(f"connect {c.short_id} to {net.name}") as undo:
+            if c.state == "running" and mode_kind(c.spec.network_mode) == "network":
+                used = {e.ifname for e in self.records.endpoints(container_id=c.id)}
+                ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
+                path = Path(c.netns_path or self.paths.netns_path(c.id))
+                endpoint = self._attach(c, net, req, ifname, False, path, undo)
+            request = EndpointRequest(network=net.name, ipv4=req.ipv4, aliases=req.aliases)
+            spec = replace(c.spec, endpoints=(*c.spec.endpoints, request))
+            self.records.update_container(c, spec=spec)
+            undo.commit()
+        return endpoint
+
+    def disconnect(self, c: Container, net: Network, force: bool = False) -> None:
+        """Detach c from net: its ethN goes away now (the peer dies with the host veth), its
+        address is released, and the spec no longer asks for the network."""
+        if net.driver in (Driver.HOST, Driver.NULL):
+            raise Forbidden(
+                "container cannot be disconnected from host network or connected to host network"
+            )
+        if self._same_network(c.spec.network_mode, net):
+            raise Forbidden(
+                f"cannot disconnect container {c.name} from {net.name}: it is the network the"
+                " container was created with (--network)",
+                hint="connect it to another network first, or recreate it with that --network",
+            )
+        live = [e for e in self.records.endpoints(container_id=c.id) if e.network_id == net.id]
+        wanted = [r for r in c.spec.endpoints if self._same_network(r.network, net)]
+        if not live and not wanted:
+            raise Conflict(
+                f"container {c.name} is not connected to network {net.name}",
+                hint="boxnet inspect CONTAINER shows its networks",
+            )
+        for endpoint in live:
+            try:
+                if c.netns_path:  # by its name inside: a veth's peer or a macvlan alike
+                    links.delete_link_in(c.netns_path, endpoint.ifname)
+                else:
+                    links.delete_link(self.ipr, endpoint.host_veth)
+            except Exception:
+                if not force:
+                    raise
+            self.records.delete_endpoint(endpoint.id)
+        self.records.release_leases(c.id, net.id)
+        rest = tuple(r for r in c.spec.endpoints if not self._same_network(r.network, net))
+        self.records.update_container(c, spec=replace(c.spec, endpoints=rest))
+
+    def forget_endpoints(self, net: Network, container_ref: str) -> int:
+        """`disconnect -f` for a container that no longer exists: drop what it left on net."""
+        stale = [
+            e
+            for e in self.records.endpoints(network_id=net.id)
+            if e.container_id.startswith(container_ref)
+            and self.records.container(e.container_id) is None
+        ]
+        for endpoint in stale:
+            links.delete_link(self.ipr, endpoint.host_veth)
+            self.records.delete_endpoint(endpoint.id)
+            self.records.release_leases(endpoint.container_id, net.id)
+        return len(stale)
+
+    def _same_network(self, ref: str, net: Network) -> bool:
+        return ref in (net.name, net.id) or (len(ref) >= 12 and net.id.startswith(ref))
+
+
+def _check_connectable(c: Container, net: Network) -> None:
+    if net.driver in (Driver.HOST, Driver.NULL) or mode_kind(c.spec.network_mode) == "host":
+        raise Forbidden(
+            "container cannot be disconnected from host network or connected to host network"
+        )
+    if mode_kind(c.spec.network_mode) != "network":
+        raise Forbidden(
+            "container sharing network namespace with another container or host cannot be"
+            " connected to any other network",
+            hint=f"container {c.name} runs with --network {c.spec.network_mode}",
+        )

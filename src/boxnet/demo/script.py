@@ -11,6 +11,9 @@ import json
 import os
 import sys
 
+from boxnet.demo.dns import dns_section
+from boxnet.demo.networks import networks_sections
+from boxnet.demo.ports import ports_sections
 from boxnet.demo.show import boxnet, note, on, section
 from boxnet.lab import Daemon, Lab, basic_lab
 
@@ -58,13 +61,25 @@ def main() -> int:
             "the demo builds network namespaces: run it as root (sudo make demo)", file=sys.stderr
         )
         return 1
+    if "--lan" in sys.argv[1:]:  # tutorial §3.2 only (it needs its own LAN lab)
+        from boxnet.demo.lan import tutorial_3_2
+
+        tutorial_3_2()
+        print("done: the lab is gone")
+        return 0
     with Lab("demo") as lab:
         basic = basic_lab(lab)
         section("A throwaway lab: host 203.0.113.2 <-> outside 203.0.113.1 (web server)")
         d = lab.boxnetd(basic.host)
         note(f"boxnetd runs inside the lab's host namespace (pid {d.pid})")
         tutorial_1(d, basic.host, basic.outside)
+        ports_sections(d, basic.host, basic.outside)
         tutorial_2_2(d)
+        networks_sections(lab, d, basic.host)
+        dns_section(lab, d, basic.outside)
         section("Clean-up: containers, daemon, namespaces")
+    from boxnet.demo.lan import tutorial_3_2
+
+    tutorial_3_2()
     print("done: the lab is gone")
     return 0

@@ -9,10 +9,14 @@ Design, in the order a packet meets it:
   `pub_any` holds bindings on every address; `pub_addr` those bound to one address. Loopback
   bindings are only in `pub_lo`, consulted from nat output alone: the host's own processes.
 - nat output: the same for traffic the host itself sends (127.0.0.1 included).
-- nat postrouting: per network `ip saddr SUBNET oifname != BRIDGE masquerade`; DNATed traffic that
-  came from a bridge (hairpin: a container reaching a published port through the host address)
-  and 127/8-sourced traffic (host -> 127.0.0.1:port) are masqueraded so replies come back through
-  the host. External clients keep their address.
+- nat postrouting: per network `ip saddr SUBNET oifname != BRIDGE masquerade`; DNATed traffic from
+  a container (hairpin: a container reaching a published port through the host address, its own
+  included) and 127/8-sourced traffic (host -> 127.0.0.1:port) are masqueraded so replies come
+  back through the host. External clients keep their address. Hairpin is matched by source subnet,
+  not by input interface: where br_netfilter is loaded, a hairpin flow between two ports of one
+  bridge is NATed at bridge level, where postrouting has no input interface at all (and the
+  publishing container's bridge port has hairpin mode on, set by the sandbox, so its own
+  hairpin can leave through the port it came in).
 - filter forward: internal bridges route nothing; replies and DNATed flows to containers pass;
   everything else routed into a bridge from another interface is dropped (isolation between
   networks, and no direct routing to unpublished container ports). The chain only ever drops
@@ -69,6 +73,7 @@ def render_ruleset(model: FirewallModel) -> str:
     names = [_q(b.bridge) for b in bridges]
     internal = [_q(b.bridge) for b in bridges if b.internal]
     same = [f"{_q(b.bridge)} . {_q(b.bridge)}" for b in bridges]
+    subnets = sorted({str(b.subnet) for b in bridges})
     # ICC off: same-subnet IPv4 between two ports of that bridge is dropped where it is bridged.
     # (`meta ibrname` would be neater but this kernel lacks nft_meta_bridge.)
     no_icc = "\n".join(
@@ -91,6 +96,7 @@ table ip {TABLE} {{
 	set bridges {{ type ifname; {_set_elements(names)} }}
 	set internal {{ type ifname; {_set_elements(internal)} }}
 	set same_bridge {{ type ifname . ifname; {_set_elements(same)} }}
+	set subnets {{ type ipv4_addr; flags interval; auto-merge; {_set_elements(subnets)} }}
 	map pub_any {{ type {ANY_KEY} : {TARGET}; {map_elems("pub_any")} }}
 	map pub_addr {{ type {ADDR_KEY} : {TARGET}; {map_elems("pub_addr")} }}
 	map pub_lo {{ type {ADDR_KEY} : {TARGET}; {map_elems("pub_lo")} }}
@@ -117,7 +123,7 @@ table ip {TABLE} {{
 	chain nat_postrouting {{
 		type nat hook postrouting priority srcnat; policy accept;
 		oifname @bridges ip saddr 127.0.0.0/8 masquerade
-		oifname @bridges iifname @bridges ct status dnat masquerade
+		oifname @bridges ct status dnat ip saddr @subnets masquerade
 {masq_rules}
 	}}
 	chain forward {{

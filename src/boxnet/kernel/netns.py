@@ -123,5 +123,23 @@ def netlink_socket_in(path: str | Path) -> socket.socket:
         raise KernelError(f"enter network namespace {path}: {exc.strerror or exc}") from exc
 
 
+def socket_in(path: str | Path, family: int, type: int) -> socket.socket:
+    """A socket of (family, type) that lives in the namespace at `path`: a socket stays in the
+    namespace it was created in, whichever thread later binds or uses it."""
+
+    def work() -> socket.socket:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            _check(_libc.setns(fd, CLONE_NEWNET), f"setns({path})")
+        finally:
+            os.close(fd)
+        return socket.socket(family, type)
+
+    try:
+        return _in_thread(work)
+    except OSError as exc:
+        raise KernelError(f"enter network namespace {path}: {exc.strerror or exc}") from exc
+
+
 def open_fd(path: str | Path) -> int:
     return os.open(path, os.O_RDONLY)

@@ -45,6 +45,9 @@ def _bad(kind: str, value: str, rule: str, hint: str | None = None) -> InvalidAr
 def validate_container_name(name: str) -> str:
     """Docker's rule `^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`; returns the name without the leading '/'."""
     bare = name[1:] if name.startswith("/") else name
+    if len(bare) > 128:
+        # Docker sets no limit; boxnet caps names (they become DNS names and log keys).
+        raise _bad("container name", name[:40] + "…", "use at most 128 characters")
     if not _CONTAINER_NAME_RE.fullmatch(bare):
         raise _bad(
             "container name",

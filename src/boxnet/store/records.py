@@ -239,8 +239,13 @@ class Records:
             for r in self.store.query(sql, args)
         ]
 
-    def used_host_ports(self, proto: str) -> set[tuple[str, int]]:
-        rows = self.store.query("SELECT host_ip, host_port FROM ports WHERE proto = ?", (proto,))
+    def used_host_ports(self, proto: str, low: int = 1, high: int = 65535) -> set[tuple[str, int]]:
+        """Reserved (host ip, port) pairs of proto with low <= port <= high (a window keeps the
+        allocator's work proportional to what it asks for, not to every published port)."""
+        rows = self.store.query(
+            "SELECT host_ip, host_port FROM ports WHERE proto = ? AND host_port BETWEEN ? AND ?",
+            (proto, low, high),
+        )
         return {(r["host_ip"], r["host_port"]) for r in rows}
 
     def add_ports(self, container_id: str, bindings: list[tuple[PortBinding, str]]) -> None:

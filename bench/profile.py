@@ -1,0 +1,129 @@
+"""Where the in-daemon attach time goes: perf_counter spans around each step, in a real boxnetd.
+
+    .venv/bin/python -m bench.profile [--containers 30]
+
+Starts boxnetd in its own lab through a wrapper that, before boxnetd's main(), wraps the steps of
+Sandboxes.setup (netns, veth, the netlink socket into the netns, IPRoute construction, the
+configuration inside, nft, the SQLite records, the address dump of _publish) and of
+Containers.start (etc files, the shim) and of `rm -f`, with timers that report into core.metrics as
+"span:<name>", served by GET /boxnet/metrics. Then runs `run -d -p 80` N times, then `rm -f`
+N times, and prints the median of each span times its calls per container.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Iterator
+
+from bench.attach import daemon_metrics, since
+from bench.report import Row
+from boxnet.lab import Daemon, Lab, basic_lab, venv_bin
+
+WRAPPER = r"""
+import functools, sys, time
+from boxnet.core import metrics
+
+def span(owner, attr, name):
+    fn = getattr(owner, attr)
+    @functools.wraps(fn)
+    def timed(*a, **kw):
+        t = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            metrics.record("span:" + name, time.perf_counter() - t)
+    setattr(owner, attr, timed)
+
+from boxnet.core import containers, sandbox
+from boxnet.kernel import links, netns
+from boxnet.store import records
+from boxnet.firewall import nftables
+from boxnet.runtime import launcher
+
+span(netns, "create_netns", "netns: unshare+bind-mount (thread)")
+span(links, "link_info", "veth: bridge lookup (link get)")
+span(links, "add_veth_into", "veth: add_veth_into (total)")
+span(links, "netlink_socket_in", "veth: socket into netns (thread+setns)")
+span(links, "IPRoute", "veth: IPRoute() construction")
+span(links, "all_ipv4_addresses", "publish: dump host IPv4 addresses")
+span(nftables.NftablesBackend, "add_dnats", "publish: nft add_dnats")
+span(sandbox.Sandboxes, "_lease", "sqlite: lease (pick + insert)")
+span(sandbox.Sandboxes, "_publish", "publish: total")
+span(sandbox.PortAllocator, "allocate", "publish: port allocation (bind() probe)")
+if hasattr(links, "set_hairpin"):
+    span(links, "set_hairpin", "publish: hairpin (link_lookup + brport set)")
+for m in ("put_endpoint", "add_ports", "used_host_ports", "leased_ips"):
+    span(records.Records, m, "sqlite: " + m)
+span(containers, "write_etc_files", "start: etc files")
+span(launcher, "start", "start: shim launch (fork+exec+ready)")
+span(containers.Containers, "create", "create: total")
+span(containers.Containers, "start", "start: total (lock held)")
+span(containers.images, "resolve", "start: image resolve")
+span(records.Records, "update_container", "sqlite: update_container")
+span(records.Records, "delete_container", "rm: sqlite delete_container")
+span(containers.Containers, "remove", "rm: total (SIGKILL .. deleted)")
+span(containers.Containers, "_on_shim_exit", "rm: exit handling (teardown + record)")
+span(containers.shutil, "rmtree", "rm: state dir rmtree")
+import pyroute2
+# pyroute2 0.9's IPRoute serves its verbs through __getattr__ (sync wrappers of the async API).
+_getattr = pyroute2.IPRoute.__getattr__
+def _timed_getattr(self, name):
+    fn = _getattr(self, name)
+    if name not in ("link", "addr", "route", "link_lookup"):
+        return fn
+    def timed(*a, **kw):
+        t = time.perf_counter()
+        try:
+            return fn(*a, **kw)
+        finally:
+            what = a[0] if a and isinstance(a[0], str) else ""
+            metrics.record(f"span:netlink: IPRoute.{name} {what}", time.perf_counter() - t)
+    return timed
+pyroute2.IPRoute.__getattr__ = _timed_getattr
+
+from boxnet.daemon import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def spans(d: Daemon, containers: int) -> Iterator[tuple[str, list[float]]]:
+    before = daemon_metrics(d)
+    for i in range(containers):
+        d.cli("run", "-d", "-p", "80", "--name", f"p{i}", "busybox", "sleep", "1000")
+    for i in range(containers):
+        d.cli("rm", "-f", f"p{i}")
+    after = daemon_metrics(d)
+    for kind in sorted(after):
+        if kind.startswith("span:") or kind in ("setup", "attach"):
+            yield kind.removeprefix("span:"), since(before, after, kind)
+
+
+def measure(containers: int) -> list[Row]:
+    with Lab("bench-profile") as lab:
+        basic = basic_lab(lab)
+        d = lab.boxnetd(basic.host, exe=[str(venv_bin() / "python"), "-c", WRAPPER])
+        d.cli("run", "--rm", "busybox", "true", timeout=120)  # builds the image first
+        out = []
+        for name, samples in spans(d, containers):
+            calls = len(samples) / containers
+            per_start = statistics.median(samples) * calls if samples else 0.0
+            out.append(
+                Row("attach profile", name, f"{per_start:.2f} ms per start"
+                    f" (median of {len(samples)} calls, {calls:g}/start)")
+            )  # fmt: skip
+        return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.profile")
+    p.add_argument("--containers", type=int, default=30)
+    args = p.parse_args()
+    print("| Section | Span | Time |\n|---|---|---|")
+    for row in measure(args.containers):
+        print(f"| {row.section} | {row.measure} | {row.result} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""Glue between the container lifecycle and the embedded resolver (boxnet.dns).
+
+The resolver's name table is rebuilt from the records (endpoints exist only while a container
+runs) after every change, so answers follow start, stop, rm, connect and disconnect at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from boxnet.core.etcfiles import host_resolvers
+from boxnet.core.sandbox import mode_kind
+from boxnet.dns import NameEntry, NameTable, Resolver
+from boxnet.model import Container, State
+
+if TYPE_CHECKING:
+    from boxnet.config import DaemonConfig
+    from boxnet.core.txn import Undo
+    from boxnet.store.records import Records
+
+log = logging.getLogger("boxnet.dns")
+
+
+def uses_resolver(c: Container) -> bool:
+    """Containers with a namespace of their own on networks; host, none and container:X
+    modes keep plain resolv.conf files (container:X shares X's, and so X's resolver)."""
+    return mode_kind(c.spec.network_mode) == "network"
+
+
+class NameService:
+    def __init__(self, records: Records, config: DaemonConfig) -> None:
+        self.records = records
+        self.config = config
+        self.resolver = Resolver()
+
+    def upstreams(self, c: Container) -> tuple[str, ...]:
+        """--dns first, then the daemon's dns, then the host's resolv.conf servers; loopback
+        ones (127.0.0.53) included, since forwarding happens in the daemon's namespace."""
+        if c.spec.dns:
+            return tuple(c.spec.dns)
+        if self.config.dns:
+            return tuple(str(s) for s in self.config.dns)
+        return tuple(host_resolvers()[0])
+
+    def table(self) -> NameTable:
+        containers = {c.id: c for c in self.records.containers()}
+        internal = {n.id for n in self.records.networks() if n.internal}
+        entries = []
+        for e in self.records.endpoints():
+            c = containers.get(e.container_id)
+            if c is None:
+                continue
+            entries.append(
+                NameEntry(
+                    container_id=c.id,
+                    network_id=e.network_id,
+                    ip=e.ip,
+                    names=(c.name, c.short_id, *e.aliases),
+                    internal=e.network_id in internal,
+                )
+            )
+        return NameTable(entries)
+
+    def refresh(self) -> None:
+        self.resolver.set_table(self.table())
+
+    def attach(self, c: Container, netns_path: str, undo: Undo) -> None:
+        """Serve c from now on: called before its first process starts."""
+        if not uses_resolver(c) or not netns_path:
+            return
+        self.refresh()
+        self.resolver.add(c.id, netns_path, self.upstreams(c))
+        undo.push("stop serving DNS", lambda: self.detach(c.id))
+
+    def detach(self, container_id: str) -> None:
+        self.resolver.remove(container_id)
+        self.refresh()
+
+    def adopt(self) -> int:
+        """After a daemon restart: serve again every running container (the old daemon's
+        sockets died with it). Returns how many."""
+        self.refresh()
+        served = 0
+        for c in self.records.containers():
+            if c.state != State.RUNNING or not uses_resolver(c) or not c.netns_path:
+                continue
+            try:
+                self.resolver.add(c.id, c.netns_path, self.upstreams(c))
+                served += 1
+            except Exception as exc:
+                log.warning("dns: cannot serve adopted container %s: %s", c.short_id, exc)
+        return served
+
+    def close(self) -> None:
+        self.resolver.close()

@@ -1,0 +1,220 @@
+"""The serving thread: one selector over every container's 127.0.0.11:53 sockets.
+
+The sockets are created inside each container's network namespace (kernel.netns.socket_in) but
+served by one thread of the daemon, which never changes namespace; so no port 53 is ever bound
+in the daemon's own namespace and a DNS server already running there cannot clash. UDP is
+answered in the loop; TCP connections (rare: truncated answers) are served by a small bounded
+pool of threads so a slow client cannot stall the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from boxnet.dns.answer import FORWARD, Answerer
+from boxnet.dns.forward import Forwarder
+from boxnet.dns.table import NameTable
+from boxnet.dns.tcp import serve_tcp_connection
+from boxnet.errors import KernelError
+from boxnet.kernel import netns
+
+log = logging.getLogger("boxnet.dns")
+
+RESOLVER_IP = "127.0.0.11"
+RESOLVER_PORT = 53
+BATCH = 64  # datagrams read per readiness event
+TCP_WORKERS = 8
+ACK_TIMEOUT = 5.0
+
+
+@dataclass(eq=False)
+class Slot:
+    """One served container: its two sockets and where its forwarded queries go."""
+
+    container_id: str
+    udp: socket.socket
+    tcp: socket.socket
+    upstreams: tuple[str, ...]
+
+    def close(self) -> None:
+        self.udp.close()
+        self.tcp.close()
+
+
+def open_sockets(netns_path: str | Path) -> tuple[socket.socket, socket.socket]:
+    """UDP and TCP sockets on 127.0.0.11:53 inside the namespace at netns_path."""
+    udp = netns.socket_in(netns_path, socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        tcp = netns.socket_in(netns_path, socket.AF_INET, socket.SOCK_STREAM)
+    except BaseException:
+        udp.close()
+        raise
+    try:
+        udp.bind((RESOLVER_IP, RESOLVER_PORT))
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind((RESOLVER_IP, RESOLVER_PORT))
+        tcp.listen(64)
+        udp.setblocking(False)
+        tcp.setblocking(False)
+    except OSError as exc:
+        udp.close()
+        tcp.close()
+        raise KernelError(
+            f"open DNS sockets on {RESOLVER_IP}:{RESOLVER_PORT} in {netns_path}: {exc.strerror}",
+            hint="is the container's loopback up?",
+        ) from exc
+    return udp, tcp
+
+
+class Resolver:
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._answerer = Answerer(NameTable())
+        self._forwarder = Forwarder(self._selector)
+        self._slots: dict[str, Slot] = {}
+        self._commands: queue.SimpleQueue[tuple[Callable[[], None], threading.Event]] = (
+            queue.SimpleQueue()
+        )
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        self._tcp_pool = ThreadPoolExecutor(TCP_WORKERS, thread_name_prefix="boxnet-dns-tcp")
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="boxnet-dns", daemon=True)
+        self._thread.start()
+
+    # -- called from the daemon's other threads ----------------------------------------------
+    def set_table(self, table: NameTable) -> None:
+        """New answers from now on (a fresh Answerer also drops the answer cache)."""
+        self._answerer = Answerer(table)
+
+    def add(self, container_id: str, netns_path: str | Path, upstreams: tuple[str, ...]) -> None:
+        """Serve the container: open its sockets now, so its first process can resolve."""
+        self.remove(container_id)
+        udp, tcp = open_sockets(netns_path)
+        slot = Slot(container_id, udp, tcp, upstreams)
+
+        def register() -> None:
+            self._slots[container_id] = slot
+            self._selector.register(udp, selectors.EVENT_READ, ("udp", slot))
+            self._selector.register(tcp, selectors.EVENT_READ, ("tcp", slot))
+
+        self._call(register)
+
+    def remove(self, container_id: str) -> None:
+        """Stop serving the container and close its sockets; unknown ids are fine."""
+
+        def unregister() -> None:
+            slot = self._slots.pop(container_id, None)
+            if slot is not None:
+                self._selector.unregister(slot.udp)
+                self._selector.unregister(slot.tcp)
+                slot.close()
+
+        self._call(unregister)
+
+    def served(self) -> set[str]:
+        return set(self._slots)
+
+    def close(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        os.write(self._wake_w, b"x")
+        self._thread.join(5)
+        self._tcp_pool.shutdown(wait=False, cancel_futures=True)
+        for slot in list(self._slots.values()):
+            slot.close()
+        self._slots.clear()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _call(self, fn: Callable[[], None]) -> None:
+        """Run fn on the serving thread (the only one touching the selector) and wait."""
+        if self._stopping:
+            return
+        done = threading.Event()
+        self._commands.put((fn, done))
+        os.write(self._wake_w, b"x")
+        if not done.wait(ACK_TIMEOUT):
+            raise KernelError("the DNS resolver thread did not answer", hint="see boxnetd's log")
+
+    # -- the serving thread --------------------------------------------------------------------
+    def _loop(self) -> None:
+        timeout: float | None = None
+        while not self._stopping:
+            try:
+                events = self._selector.select(timeout)
+                for key, _mask in events:
+                    kind, obj = key.data
+                    if kind == "udp":
+                        self._serve_udp(obj)
+                    elif kind == "upstream":
+                        self._forwarder.on_readable(obj)
+                    elif kind == "tcp":
+                        self._accept(obj)
+                    else:
+                        self._run_commands()
+                timeout = self._forwarder.expire(time.monotonic())
+            except Exception:  # one bad packet must never stop name resolution
+                log.exception("dns: serving loop")
+
+    def _run_commands(self) -> None:
+        try:
+            os.read(self._wake_r, 4096)
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                fn, done = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fn()
+            except Exception:
+                log.exception("dns: command")
+            finally:
+                done.set()
+
+    def _serve_udp(self, slot: Slot) -> None:
+        answerer = self._answerer
+        for _ in range(BATCH):
+            try:
+                query, client = slot.udp.recvfrom(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            response = answerer.decide(slot.container_id, query)
+            if response is FORWARD:
+                sock = slot.udp
+
+                def reply(data: bytes, sock: socket.socket = sock, to: Any = client) -> None:
+                    sock.sendto(data, to)
+
+                self._forwarder.forward(query, slot.upstreams, reply)
+            elif response:
+                try:
+                    slot.udp.sendto(response, client)
+                except OSError as exc:
+                    log.debug("dns: reply to %s: %s", client, exc)
+
+    def _accept(self, slot: Slot) -> None:
+        try:
+            conn, _addr = slot.tcp.accept()
+        except OSError:
+            return
+        self._tcp_pool.submit(
+            serve_tcp_connection, conn, lambda q: self._answerer.decide(slot.container_id, q),
+            slot.upstreams,
+        )  # fmt: skip
