@@ -1,6 +1,6 @@
 """Where the in-daemon attach time goes: perf_counter spans around each step, in a real boxnetd.
 
-    .venv/bin/python -m bench.profile [--containers 30]
+    .venv/bin/python -m bench.profile [--containers 30] [--behind 0]
 
 Starts boxnetd in its own lab through a wrapper that, before boxnetd's main(), wraps the steps of
 Sandboxes.setup (netns, veth, the netlink socket into the netns, IPRoute construction, the
@@ -87,29 +87,35 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def spans(d: Daemon, containers: int) -> Iterator[tuple[str, list[float]]]:
+def spans(d: Daemon, containers: int, behind: int = 0) -> Iterator[tuple[str, list[float]]]:
+    """Spans of `containers` starts and removals with `behind` containers already running."""
+    for i in range(behind):
+        d.cli("run", "-d", "-p", "80", "--name", f"bg{i}", "busybox", "sleep", "100000")
     before = daemon_metrics(d)
     for i in range(containers):
         d.cli("run", "-d", "-p", "80", "--name", f"p{i}", "busybox", "sleep", "1000")
     for i in range(containers):
         d.cli("rm", "-f", f"p{i}")
     after = daemon_metrics(d)
+    for i in range(0, behind, 50):
+        d.cli("rm", "-f", *[f"bg{j}" for j in range(i, min(behind, i + 50))], timeout=300)
     for kind in sorted(after):
         if kind.startswith("span:") or kind in ("setup", "attach"):
             yield kind.removeprefix("span:"), since(before, after, kind)
 
 
-def measure(containers: int) -> list[Row]:
+def measure(containers: int, behind: int = 0) -> list[Row]:
     with Lab("bench-profile") as lab:
         basic = basic_lab(lab)
         d = lab.boxnetd(basic.host, exe=[str(venv_bin() / "python"), "-c", WRAPPER])
         d.cli("run", "--rm", "busybox", "true", timeout=120)  # builds the image first
         out = []
-        for name, samples in spans(d, containers):
+        section = f"attach profile, N={behind}" if behind else "attach profile"
+        for name, samples in spans(d, containers, behind):
             calls = len(samples) / containers
             per_start = statistics.median(samples) * calls if samples else 0.0
             out.append(
-                Row("attach profile", name, f"{per_start:.2f} ms per start"
+                Row(section, name, f"{per_start:.2f} ms per start"
                     f" (median of {len(samples)} calls, {calls:g}/start)")
             )  # fmt: skip
         return out
@@ -118,9 +124,10 @@ def measure(containers: int) -> list[Row]:
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile")
     p.add_argument("--containers", type=int, default=30)
+    p.add_argument("--behind", type=int, default=0, help="containers running before measuring")
     args = p.parse_args()
     print("| Section | Span | Time |\n|---|---|---|")
-    for row in measure(args.containers):
+    for row in measure(args.containers, args.behind):
         print(f"| {row.section} | {row.measure} | {row.result} |")
     return 0
 

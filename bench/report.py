@@ -113,8 +113,10 @@ def render(rows: list[Row], mode: str, started: datetime.datetime, seconds: floa
     return "\n".join(lines) + "\n"
 
 
-def write(text: str, started: datetime.datetime, extra: str = "") -> Path:
+def write(
+    text: str, started: datetime.datetime, extra: str = "", output: str | None = None
+) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{started:%Y-%m-%d}.md"
+    path = Path(output) if output else RESULTS / f"{started:%Y-%m-%d}.md"
     path.write_text(text + (("\n" + extra) if extra else ""))
     return path

@@ -151,10 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--levels", help="container counts, e.g. 1,10,100,300")
     p.add_argument("--probes", type=int, help="containers run and removed at each level")
     p.add_argument("--no-foreign", action="store_true", help="skip bench.ports/networks/dns/…")
+    p.add_argument("--output", help="write here instead of bench/results/<YYYY-MM-DD>.md")
     args = p.parse_args(argv)
     levels = args.levels or ("1,10,100,300" if args.quick else "1,10,100,300,1000")
     args.levels = [int(x) for x in levels.split(",")]
-    args.probes = args.probes or (12 if args.quick else 25)
+    args.probes = args.probes or (10 if args.quick else 25)
     install_signal_cleanup()
     started = datetime.datetime.now(datetime.UTC)
     deadline = time.monotonic() + (150 if args.quick else 720)
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     appendix = "" if args.no_foreign else include_foreign(args.quick, rows)
     mode = "--quick" if args.quick else "full"
     text = render(rows, mode, started, time.monotonic() - START)
-    path = write(text, started, appendix)
+    path = write(text, started, appendix, args.output)
     print(text)
     print(f"written to {path}", file=sys.stderr)
     return 0

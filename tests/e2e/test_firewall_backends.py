@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from boxnet.lab import BasicLab, Daemon, Lab, basic_lab, echo_server
+from boxnet.lab import BasicLab, Daemon, Lab, basic_lab, echo_server_argv
 
 pytestmark = pytest.mark.e2e
 HOST_IP = "203.0.113.2"
 OUTSIDE_IP = "203.0.113.1"
-ECHO = ["python3", "-I", echo_server.__file__, "--port", "80"]
+ECHO = echo_server_argv(80)
 
 
 class Env:

@@ -39,7 +39,18 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LanLab, Host
 
 
 def state(ns: Netns) -> tuple[Any, Any, Any]:
-    return ns.ip_json("addr"), ns.ip_json("route"), ns.ip_json("link")
+    """Addresses, every IPv4 route in full, links (minus what the kernel changes by itself)."""
+    addrs = sorted(
+        (x["ifname"], a["family"], a["local"], a["prefixlen"])
+        for x in ns.ip_json("addr")
+        for a in x["addr_info"]
+        if not a["local"].startswith("fe80")
+    )
+    links = sorted(
+        (x["ifname"], x.get("address"), x["mtu"], x.get("master"), "UP" in x["flags"])
+        for x in ns.ip_json("link")
+    )
+    return addrs, ns.ip_json("-4", "route"), links
 
 
 @pytest.mark.parametrize("fail_at", [1, 2, 4])  # 1 address, then 3 routes

@@ -31,10 +31,9 @@ def fetch_from_outside(basic: BasicLab, url: str) -> dict[str, Any] | None:
 
 
 def echo_command() -> list[str]:
-    import boxnet.lab.echo_server as echo
-    from boxnet.lab import venv_bin
+    from boxnet.lab import echo_server_argv
 
-    return [str(venv_bin() / "python"), echo.__file__, "--port", "80"]
+    return echo_server_argv(80)
 
 
 def test_kill_9_keeps_containers_and_their_ports_working(lab: Lab) -> None:

@@ -305,9 +305,9 @@ def test_host_binding_ipv4_is_the_default_publish_address(env: Env) -> None:
     basic, d = env
     d.cli("network", "create", "-o",
           "com.docker.network.bridge.host_binding_ipv4=203.0.113.2", "bound")  # fmt: skip
-    from boxnet.lab import echo_server, venv_bin
+    from boxnet.lab import echo_server_argv
 
-    server = [str(venv_bin() / "python"), "-I", echo_server.__file__, "--port", "80"]
+    server = echo_server_argv(80)
     d.cli("run", "-d", "--name", "web", "--network", "bound", "-p", "8088:80", "host", *server)
     assert d.cli("port", "web").stdout.strip() == "80/tcp -> 203.0.113.2:8088"
     curl = ["curl", "-s", "--retry", "20", "--retry-connrefused", "--retry-delay", "0"]

@@ -15,14 +15,24 @@ from typing import Any
 
 import pytest
 
-from boxnet.lab import BasicLab, Daemon, Lab, Netns, basic_lab, echo_server, spoof, venv_bin
+from boxnet.lab import (
+    BasicLab,
+    Daemon,
+    Lab,
+    Netns,
+    basic_lab,
+    echo_server_argv,
+    script_argv,
+    spoof,
+    venv_bin,
+)
 from boxnet.lab.proc import run, tool
 
 pytestmark = pytest.mark.e2e
 HOST_IP = "203.0.113.2"
 OUTSIDE_IP = "203.0.113.1"
 PY = str(venv_bin() / "python")
-ECHO = [PY, "-I", echo_server.__file__, "--port", "80"]
+ECHO = echo_server_argv(80)
 
 
 class Env:
@@ -67,7 +77,7 @@ def udp_echo(ns: Netns, ip: str, port: int) -> str | None:
 
 def probe(prefix: list[str], ifname: str, mac: str, ip: str, port: int) -> dict[str, Any]:
     """Send the crafted SYN from inside a namespace (prefix enters it) and report the answer."""
-    argv = [*prefix, PY, "-I", spoof.__file__, "--ifname", ifname, "--dst-mac", mac]
+    argv = [*prefix, *script_argv(spoof), "--ifname", ifname, "--dst-mac", mac]
     res = run([*argv, "--dst-ip", ip, "--dport", str(port)], timeout=15)
     return dict(json.loads(res.stdout))
 

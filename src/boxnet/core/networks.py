@@ -311,6 +311,15 @@ class Networks:
                 raise InvalidArgument(f"invalid --aux-address {name}={addr}: not inside {subnet}")
         net_id = secrets.token_hex(32)
         bridge = req.options.get(OPT_BRIDGE_NAME) or f"br-{net_id[:12]}"
+        # A user-chosen name reaches the kernel and nft rules: validate it before either.
+        from boxnet.parsing.names import validate_ifname
+
+        validate_ifname(bridge)
+        if not all(ch.isalnum() or ch in "_.-" for ch in bridge) or not bridge[0].isalnum():
+            raise InvalidArgument(
+                f"invalid bridge name {bridge!r}: use letters, digits, '_', '.' and '-'",
+                hint="e.g. -o com.docker.network.bridge.name=br-lan0",
+            )
         if any(n.bridge == bridge for n in self.records.networks()):
             raise Conflict(f"bridge name {bridge} is already used by another network")
         mtu = int(req.options.get(OPT_MTU, self.config.mtu))

@@ -10,11 +10,10 @@ import json
 import time
 
 from boxnet.demo.show import boxnet, note, on, section
-from boxnet.lab import Daemon, Netns, echo_server, spoof, venv_bin
+from boxnet.lab import Daemon, Netns, echo_server_argv, script_argv, spoof
 
 HOST_IP = "203.0.113.2"
-PY = str(venv_bin() / "python")
-ECHO = [PY, "-I", echo_server.__file__, "--port", "80"]
+ECHO = echo_server_argv(80)
 
 
 def _wait_ready(ns: Netns, url: str) -> None:
@@ -33,7 +32,7 @@ def _curl(ns: Netns, url: str) -> str:
 
 
 def _probe(ns: Netns, mac: str, ip: str, port: int) -> str:
-    argv = [PY, "-I", spoof.__file__, "--ifname", "eth0", "--dst-mac", mac]
+    argv = [*script_argv(spoof), "--ifname", "eth0", "--dst-mac", mac]
     result = on(ns, [*argv, "--dst-ip", ip, "--dport", str(port)])
     answer = json.loads(result.stdout) if result.returncode == 0 else {"answered": False}
     return f"answered with {answer['flags']}" if answer["answered"] else "no answer"

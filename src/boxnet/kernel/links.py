@@ -226,6 +226,12 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
             },
         )
     except NetlinkError as exc:
+        if exc.code == errno.EXFULL:  # the kernel's bridge port limit (BR_MAX_PORTS = 1024)
+            raise KernelError(
+                f"create veth {plan.host_ifname}: the bridge has no free port (a Linux bridge"
+                " takes at most 1023 ports)",
+                hint="attach further containers to another network (boxnet network create)",
+            ) from exc
         raise _fail(f"create veth {plan.host_ifname}", exc) from exc
     finally:
         os.close(fd)

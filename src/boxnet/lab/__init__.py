@@ -32,6 +32,7 @@ the lab's cleanup can see them.
 
 from boxnet.lab.core import Lab
 from boxnet.lab.daemon import Daemon, venv_bin
+from boxnet.lab.echo import echo_server_argv, script_argv
 from boxnet.lab.lifecycle import cleanup_stale_labs, install_signal_cleanup
 from boxnet.lab.netns import Netns, Switch
 from boxnet.lab.proc import LabCommandError, LabError
@@ -48,7 +49,9 @@ __all__ = [
     "Switch",
     "basic_lab",
     "cleanup_stale_labs",
+    "echo_server_argv",
     "install_signal_cleanup",
     "lan_lab",
+    "script_argv",
     "venv_bin",
 ]
