@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     boxnet_parts(args, rows, deadline)
     # Where the attach time goes (its own lab and an instrumented boxnetd): see bench/profile.py.
     section(rows, "attach profile", lambda: profile.measure(20 if args.quick else 50))
+    if not args.quick:  # the same with 300 containers running: what grows with N
+        section(rows, "attach profile", lambda: profile.measure(30, behind=300))
     appendix = "" if args.no_foreign else include_foreign(args.quick, rows)
     mode = "--quick" if args.quick else "full"
     text = render(rows, mode, started, time.monotonic() - START)

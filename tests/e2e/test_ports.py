@@ -8,6 +8,7 @@ the lab echo server (it reports the client address the container saw), crafted E
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -131,7 +132,7 @@ def test_published_port_from_everywhere(env: Env) -> None:
 def test_every_publish_form(env: Env) -> None:
     d = env.d
     d.cli("run", "-d", "--name", "holder", "-p", "9100:80", "busybox", "sleep", "1000")
-    serve = f"{' '.join(ECHO[:-1])} 7001 & exec {' '.join(ECHO)}"
+    serve = f"{shlex.join(ECHO[:-1])} 7001 & exec {shlex.join(ECHO)}"
     d.cli(
         "run", "-d", "--name", "forms", "-p", "80", "-p", f"{HOST_IP}::80",
         "-p", f"{HOST_IP}:8081:80", "-p", "127.0.0.1:8091:80", "-p", "9000-9002:7000-7002",
