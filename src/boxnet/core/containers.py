@@ -80,11 +80,11 @@ class Containers:
     # -- lookup ---------------------------------------------------------------------------------
     def find(self, ref: str) -> Container:
         ref = ref.lstrip("/")
-        all_containers = self.records.containers()
-        for c in all_containers:
-            if ref in (c.id, c.name):
-                return c
-        matches = [c for c in all_containers if ref and c.id.startswith(ref)]
+        # Indexed lookups (primary key, UNIQUE name, id range): no full scan per request.
+        matches = self.records.find_containers(ref)
+        exact = [c for c in matches if ref in (c.id, c.name)]
+        if exact:
+            return exact[0]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:

@@ -18,12 +18,12 @@ def dns_section(lab: Lab, d: Daemon, outside: Netns) -> None:
     note("and on the default bridge too (Docker cannot)")
     boxnet(d, "run", "-d", "--name", "cache", "busybox", "sleep", "1000")
     boxnet(d, "run", "--rm", "busybox", "ping", "-c1", "cache")
-    note("isolation: a container on lamp cannot resolve one that is only on lnmp")
-    boxnet(d, "network", "create", "--internal", "lamp")
-    boxnet(d, "network", "create", "lnmp")
-    boxnet(d, "run", "-d", "--name", "php", "--network", "lnmp", "busybox", "sleep", "1000")
-    boxnet(d, "run", "--rm", "--network", "lamp", "busybox", "nslookup", "php", expect_ok=False)
-    note("(lamp is --internal: nothing is forwarded outside either, CVE-2024-29018)")
+    note("isolation: a container on vault cannot resolve one that is only on blog")
+    boxnet(d, "network", "create", "--internal", "vault")
+    boxnet(d, "network", "create", "blog")
+    boxnet(d, "run", "-d", "--name", "php", "--network", "blog", "busybox", "sleep", "1000")
+    boxnet(d, "run", "--rm", "--network", "vault", "busybox", "nslookup", "php", expect_ok=False)
+    note("(vault is --internal: nothing is forwarded outside either, CVE-2024-29018)")
     upstream = dns_server(lab, outside, "192.0.2.53")
     note("other names go to the container's upstream: here --dns 203.0.113.1, a lab DNS server")
     boxnet(d, "run", "--rm", "--dns", "203.0.113.1", "busybox", "nslookup", "www.example.test")
@@ -31,5 +31,5 @@ def dns_section(lab: Lab, d: Daemon, outside: Netns) -> None:
     note(f"the upstream logged: {upstream.queries()[:2]} (from the host's address)")
     for name in ("db", "cache", "php"):
         boxnet(d, "rm", "-f", name)
-    for net in ("app", "lamp", "lnmp"):
+    for net in ("app", "vault", "blog"):
         boxnet(d, "network", "rm", net)

@@ -22,8 +22,16 @@ def note(text: str) -> None:
     print(f"{DIM}# {text}{RESET}", flush=True)
 
 
+def _shown(arg: str) -> str:
+    """Lab scripts travel as `python -c SOURCE`: print a placeholder, not the whole source."""
+    if "\n" in arg and len(arg) > 120:
+        first = arg.strip().splitlines()[0].strip('"').split(":")[0]
+        return f"<{first} ({arg.count(chr(10))} lines)>"
+    return shlex.quote(arg)
+
+
 def _show(prompt: str, argv: Sequence[str], result: subprocess.CompletedProcess[str]) -> None:
-    print(f"{BOLD}{prompt}${RESET} {shlex.join(argv)}", flush=True)
+    print(f"{BOLD}{prompt}${RESET} {' '.join(_shown(a) for a in argv)}", flush=True)
     out = (result.stdout or "") + (result.stderr or "")
     if out.strip():
         print(out.rstrip())

@@ -20,6 +20,9 @@ from pyroute2.netlink.exceptions import NetlinkError
 from boxnet.errors import KernelError
 from boxnet.kernel.netns import netlink_socket_in
 
+# The kernel gives lo ifindex 1 in every namespace (LOOPBACK_IFINDEX): no lookup needed.
+LOOPBACK_IFINDEX = 1
+
 
 def _fail(what: str, exc: NetlinkError) -> KernelError:
     return KernelError(f"{what}: {os.strerror(exc.code) if exc.code else exc}")
@@ -247,7 +250,7 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
             )
             inner.link("set", index=index, state="up")
             # lo is brought up here too: one socket into the namespace per attach, not two.
-            inner.link("set", index=inner.link_lookup(ifname="lo")[0], state="up")
+            inner.link("set", index=LOOPBACK_IFINDEX, state="up")
             if plan.default_route and plan.gateway is not None:
                 inner.route("add", dst="0.0.0.0/0", gateway=str(plan.gateway))
     except NetlinkError as exc:
@@ -257,7 +260,7 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
 
 def loopback_up(netns_path: Path) -> None:
     with ipr_in(netns_path) as inner:
-        inner.link("set", index=inner.link_lookup(ifname="lo")[0], state="up")
+        inner.link("set", index=LOOPBACK_IFINDEX, state="up")
 
 
 def set_sysctl(path: str, value: str) -> None:

@@ -152,6 +152,15 @@ class Records:
         rows = self.store.query("SELECT doc FROM containers")
         return [_container_from(r["doc"]) for r in rows]
 
+    def find_containers(self, ref: str) -> list[Container]:
+        """By exact id or name (indexed), else every container whose id starts with ref."""
+        rows = self.store.query("SELECT doc FROM containers WHERE id = ? OR name = ?", (ref, ref))
+        if not rows and ref and all(ch in "0123456789abcdef" for ch in ref):
+            rows = self.store.query(
+                "SELECT doc FROM containers WHERE id >= ? AND id < ?", (ref, ref + "g")
+            )
+        return [_container_from(r["doc"]) for r in rows]
+
     def container(self, container_id: str) -> Container | None:
         rows = self.store.query("SELECT doc FROM containers WHERE id = ?", (container_id,))
         return _container_from(rows[0]["doc"]) if rows else None
