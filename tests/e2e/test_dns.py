@@ -39,15 +39,16 @@ class Env:
     on_host: Upstream  # the host's own server on :53
 
 
-@pytest.fixture(scope="module")
-def env() -> Iterator[Env]:
-    lab = Lab("dns")
+@pytest.fixture(scope="module", params=["nftables", "iptables"])
+def env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    backend = ["--firewall-backend", request.param]  # the same suite under both backends
+    lab = Lab(f"dns-{request.param[:3]}")
     try:
         basic = basic_lab(lab)
         on_host = dns_server(lab, basic.host, HOST_ANSWER)  # first: it owns the host's :53
         upstream = dns_server(lab, basic.outside, OUTSIDE_ANSWER)
         other = dns_server(lab, basic.client2, CLIENT2_ANSWER)
-        d = lab.boxnetd(basic.host, config={"dns": ["203.0.113.1"]})
+        d = lab.boxnetd(basic.host, *backend, config={"dns": ["203.0.113.1"]})
         yield Env(basic, d, upstream, other, on_host)
     finally:
         lab.close()

@@ -23,12 +23,13 @@ pytestmark = pytest.mark.e2e
 Env = tuple[BasicLab, Daemon]
 
 
-@pytest.fixture(scope="module")
-def env() -> Iterator[Env]:
-    lab = Lab("networks")
+@pytest.fixture(scope="module", params=["nftables", "iptables"])
+def env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    backend = ["--firewall-backend", request.param]  # the same suite under both backends
+    lab = Lab(f"networks-{request.param[:3]}")
     try:
         basic = basic_lab(lab)
-        yield basic, lab.boxnetd(basic.host)
+        yield basic, lab.boxnetd(basic.host, *backend)
     finally:
         lab.close()
 

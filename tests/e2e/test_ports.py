@@ -83,12 +83,13 @@ def probe(prefix: list[str], ifname: str, mac: str, ip: str, port: int) -> dict[
     return dict(json.loads(res.stdout))
 
 
-@pytest.fixture(scope="module")
-def env() -> Iterator[Env]:
-    lab = Lab("ports")
+@pytest.fixture(scope="module", params=["nftables", "iptables"])
+def env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    backend = ["--firewall-backend", request.param]  # the same suite under both backends
+    lab = Lab(f"ports-{request.param[:3]}")
     try:
         basic = basic_lab(lab)
-        d = lab.boxnetd(basic.host)
+        d = lab.boxnetd(basic.host, *backend)
         d.cli(
             "run", "-d", "--name", "web", "-p", "8080:80", "-p", "127.0.0.1:8090:80", "host", *ECHO
         )
@@ -156,16 +157,16 @@ def test_every_publish_form(env: Env) -> None:
     # Real packets through the TCP forms, and a UDP echo through /udp.
     out = in_ns(env.outside)
     assert wait_http(env.outside, f"http://{HOST_IP}:9001/")
+    # Two servers start in that container (7001 and 80): wait for the one on 80 as well.
+    assert wait_http(env.outside, f"http://{HOST_IP}:{eph_any[0]}/")
     for port in [*eph_any, *eph_addr]:
         assert http_client(out, f"http://{HOST_IP}:{port}/") == OUTSIDE_IP, port
     assert http_client(out, f"http://{HOST_IP}:9001/") == OUTSIDE_IP
     assert http_client(in_ns(env.host), "http://127.0.0.1:8091/") is not None
     assert udp_echo(env.outside, HOST_IP, 5353) == OUTSIDE_IP
-    # SCTP: the mapping is in the kernel's map (independent observer: nft -j).
-    data = json.loads(env.host.run(["nft", "-j", "list", "map", "ip", "boxnet", "pub_any"]).stdout)
-    elems = next(x["map"] for x in data["nftables"] if "map" in x)["elem"]
+    # SCTP: the mapping is in the kernel (independent observer: nft -j or iptables -S).
     ip = env.inspect("forms")["NetworkSettings"]["IPAddress"]
-    assert [{"concat": ["sctp", 9999]}, {"concat": [ip, 9999]}] in elems
+    assert ("sctp", 9999, f"{ip}:9999") in published(env)
     d.cli("rm", "-f", "forms", "holder")
 
 
@@ -222,7 +223,7 @@ def test_allocation_conflicts_and_lifecycle(env: Env) -> None:
     assert wait_http(env.outside, f"http://{HOST_IP}:8181/")
     eph = int(d.cli("port", "cycle").stdout.split()[-1].rsplit(":", 1)[1])
     d.cli("stop", "-t", "1", "cycle")
-    assert not any(e[0]["concat"][1] in (8181, eph) for e in pub_any(env))
+    assert not any(port in (8181, eph) for _proto, port, _to in published(env))
     assert http_client(in_ns(env.outside), f"http://{HOST_IP}:8181/") is None
     d.cli("start", "cycle")
     assert wait_http(env.outside, f"http://{HOST_IP}:8181/")
@@ -231,9 +232,29 @@ def test_allocation_conflicts_and_lifecycle(env: Env) -> None:
     d.cli("rm", "-f", "cycle")
 
 
-def pub_any(env: Env) -> list[Any]:
-    data = json.loads(env.host.run(["nft", "-j", "list", "map", "ip", "boxnet", "pub_any"]).stdout)
-    return list(next(x["map"] for x in data["nftables"] if "map" in x).get("elem", []))
+def published(env: Env) -> set[tuple[str, int, str]]:
+    """(proto, host port, "ip:port") of every all-address DNAT, read from whichever firewall
+    backend the daemon runs: nftables' map elements or iptables' BOXNET chain."""
+    tables = json.loads(env.host.run(["nft", "-j", "list", "tables"]).stdout)["nftables"]
+    if any(
+        t.get("table", {}).get("name") == "boxnet" and t["table"]["family"] == "ip" for t in tables
+    ):
+        data = json.loads(
+            env.host.run(["nft", "-j", "list", "map", "ip", "boxnet", "pub_any"]).stdout
+        )
+        elems = next(x["map"] for x in data["nftables"] if "map" in x).get("elem", [])
+        return {
+            (k["concat"][0], int(k["concat"][1]), f"{v['concat'][0]}:{v['concat'][1]}")
+            for k, v in elems
+        }
+    out = set()
+    for line in env.host.run(["iptables", "-t", "nat", "-S", "BOXNET"]).stdout.splitlines():
+        words = line.split()
+        if "DNAT" in words and "-d" not in words:
+            proto = words[words.index("-p") + 1]
+            port = int(words[words.index("--dport") + 1])
+            out.add((proto, port, words[words.index("--to-destination") + 1]))
+    return out
 
 
 @pytest.mark.parametrize(
