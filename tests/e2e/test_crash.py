@@ -19,6 +19,7 @@ def snapshot(basic: BasicLab, d: Daemon) -> dict[str, Any]:
     """What the kernel and the records say, from independent observers."""
     links = basic.host.ip_json("link")
     veths = sorted(x["ifname"] for x in links if x["ifname"].startswith("veth"))
+    # What every running container can reach on its own interfaces (owners have their objects).
     bridges = sorted(x["ifname"] for x in links if x["ifname"].startswith("br-"))
     pub = json.loads(basic.host.run(["nft", "-j", "list", "map", "ip", "boxnet", "pub_any"]).stdout)
     elements = next(x["map"].get("elem", []) for x in pub["nftables"] if "map" in x)
@@ -62,9 +63,17 @@ def test_crash_at_every_step_leaks_nothing(
     basic = basic_lab(lab)
     d = lab.boxnetd(basic.host)
     d.cli("run", "-d", "--name", "steady", "-p", "8080:80", "busybox", "sleep", "1000")
+    if step.startswith(("network.connect", "network.disconnect")):
+        d.cli("network", "create", "side")
+    if step.startswith("network.disconnect"):
+        d.cli("network", "connect", "side", "steady")
     monkeypatch.setenv(ENV, step)
     d.restart()  # the daemon now dies at `step`
-    if step.startswith("network."):
+    if step.startswith("network.connect"):
+        d.cli("network", "connect", "side", "steady", check=False)
+    elif step.startswith("network.disconnect"):
+        d.cli("network", "disconnect", "side", "steady", check=False)
+    elif step.startswith("network."):
         d.cli("network", "create", "crashnet", check=False)
     elif step == "container.exit.teardown":
         d.cli("kill", "steady", check=False)
@@ -99,9 +108,17 @@ def test_crash_at_every_step_leaks_nothing(
         )
         for n in state["running"]
     )
+    # The survivor still works on every network it is recorded on.
+    for net in json.loads(d.cli("inspect", "--format", "json", "steady").stdout)[0][
+        "NetworkSettings"
+    ]["Networks"].values():
+        gw = net["Gateway"]
+        assert d.cli("exec", "steady", "ping", "-c1", "-W2", gw, check=False).returncode == 0, gw
     # Every leftover can be removed, and a new container gets a fresh address and port.
     d.cli("rm", "-f", "victim", check=False)
     d.cli("network", "rm", "crashnet", check=False)
+    d.cli("network", "disconnect", "side", "steady", check=False)
+    d.cli("network", "rm", "side", check=False)
     out = d.cli("run", "-d", "--name", "after", "-p", "9090:80", "busybox", "sleep", "1000")
     assert out.returncode == 0
     info = json.loads(d.cli("inspect", "--format", "json", "after").stdout)[0]

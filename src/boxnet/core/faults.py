@@ -23,6 +23,8 @@ STEPS = (
     "container.rm.teardown",
     "network.create.bridge",
     "network.create.recorded",
+    "network.connect.attached",
+    "network.disconnect.unplugged",
 )
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from boxnet.kernel import links, netns
-from boxnet.model import State
+from boxnet.model import Container, Driver, State
 
 if TYPE_CHECKING:
     from boxnet.core.controller import Controller
@@ -27,10 +28,16 @@ FIREWALL_CHECK_SECONDS = 2.0
 class GcReport:
     removed: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
+    recreated: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, list[str]]:
-        return {"Removed": self.removed, "Released": self.released, "Problems": self.problems}
+        return {
+            "Removed": self.removed,
+            "Released": self.released,
+            "Recreated": self.recreated,
+            "Problems": self.problems,
+        }
 
 
 def collect_garbage(ctl: Controller) -> GcReport:
@@ -58,6 +65,10 @@ def collect_garbage(ctl: Controller) -> GcReport:
             report.released.append(f"addresses of removed container {cid[:12]}")
         elif cid not in running:
             ctl.records.release_leases(cid, keep_static=True)
+
+    # Owners without their kernel objects: a running container whose veth vanished (a crash in
+    # the middle of `network disconnect`, or someone's `ip link del`) gets it back as recorded.
+    _recreate_missing_veths(ctl, containers, running, report)
 
     # Kernel objects with our prefixes and no owner.
     owned_veths = {e.host_veth for e in ctl.records.endpoints()}
@@ -99,6 +110,39 @@ def collect_garbage(ctl: Controller) -> GcReport:
     if report.removed or report.released:
         log.info("gc: removed %s; released %s", report.removed, report.released)
     return report
+
+
+def _recreate_missing_veths(
+    ctl: Controller, containers: dict[str, Container], running: set[str], report: GcReport
+) -> None:
+    present = {info.ifname for info in links.list_links(ctl.ipr)}
+    nets = {n.id: n for n in ctl.records.networks()}
+    for e in ctl.records.endpoints():
+        net = nets.get(e.network_id)
+        c = containers.get(e.container_id)
+        if e.container_id not in running or e.host_veth in present or c is None:
+            continue
+        if net is None or net.driver != Driver.BRIDGE or not net.bridge or not c.netns_path:
+            continue
+        bridge = links.link_info(ctl.ipr, net.bridge)
+        if bridge is None:
+            report.problems.append(f"bridge {net.bridge} of network {net.name} is missing")
+            continue
+        plan = links.VethPlan(
+            host_ifname=e.host_veth,
+            container_ifname=e.ifname,
+            mac=e.mac,
+            mtu=net.mtu,
+            bridge_index=bridge.index,
+            address=e.interface,
+            gateway=e.gateway,
+            default_route=e.ifname == "eth0" and e.gateway is not None,
+        )
+        try:
+            links.add_veth_into(ctl.ipr, Path(c.netns_path), plan)
+            report.recreated.append(f"veth {e.host_veth} of {c.name} on {net.name}")
+        except Exception as exc:
+            report.problems.append(f"re-create {e.host_veth} of {c.name}: {exc}")
 
 
 class FirewallGuard:

@@ -310,6 +310,7 @@ class Sandboxes:
                 ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
                 path = Path(c.netns_path or self.paths.netns_path(c.id))
                 endpoint = self._attach(c, net, req, ifname, False, path, undo)
+                faults.point("network.connect.attached")
             request = EndpointRequest(network=net.name, ipv4=req.ipv4, aliases=req.aliases)
             spec = replace(c.spec, endpoints=(*c.spec.endpoints, request))
             self.records.update_container(c, spec=spec)
@@ -345,6 +346,7 @@ class Sandboxes:
             except Exception:
                 if not force:
                     raise
+            faults.point("network.disconnect.unplugged")
             self.records.delete_endpoint(endpoint.id)
         self.records.release_leases(c.id, net.id)
         rest = tuple(r for r in c.spec.endpoints if not self._same_network(r.network, net))
