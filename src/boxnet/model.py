@@ -7,7 +7,6 @@ edge (API handlers, configuration) so the layers below never see raw JSON.
 from __future__ import annotations
 
 import enum
-import ipaddress
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
@@ -180,11 +179,3 @@ class Container:
 def mac_for_ip(ip: IPv4Address) -> str:
     """Docker's trick: a MAC derived from the IP, so a reused IP never meets a stale ARP entry."""
     return "02:42:" + ":".join(f"{b:02x}" for b in ip.packed)
-
-
-def parse_ipv4(value: str) -> IPv4Address:
-    return IPv4Address(value)
-
-
-def as_network(value: str) -> IPv4Network:
-    return ipaddress.ip_network(value, strict=False)  # type: ignore[return-value]

@@ -16,7 +16,7 @@ from boxnet.api.server import Request, Response, Router
 from boxnet.api.views import container_inspect, container_summary, network_inspect
 from boxnet.core.create_request import parse_create
 from boxnet.core.networks import NetworkRequest
-from boxnet.errors import InvalidArgument, NotModified
+from boxnet.errors import InvalidArgument, NotFound, NotModified
 from boxnet.model import EndpointRequest, State
 
 if TYPE_CHECKING:
@@ -250,8 +250,6 @@ def build_router(ctl: Controller) -> Router:
 
     def exec_attach_start(req: Request) -> Response:
         if req.params["id"] not in c.execs:
-            from boxnet.errors import NotFound
-
             raise NotFound(f"No such exec instance: {req.params['id']}")
         fds = req.handler.receive_stdio()
         try:
@@ -269,8 +267,6 @@ def build_router(ctl: Controller) -> Router:
         exec_id = req.params["id"]
         pending = c.execs.get(exec_id)
         if pending is None:
-            from boxnet.errors import NotFound
-
             raise NotFound(f"No such exec instance: {exec_id}")
         body = req.json()
         if isinstance(body, dict) and body.get("Detach"):
@@ -363,9 +359,7 @@ def build_router(ctl: Controller) -> Router:
         return Response(200, {"NetworksDeleted": deleted})
 
     def network_connect(req: Request) -> Response:
-        body = req.json()
-        if not isinstance(body, dict) or not isinstance(body.get("Container"), str):
-            raise InvalidArgument("network connect needs a Container (name or id)")
+        body = container_body(req, "connect")
         endpoint = parse_endpoint_config(body.get("EndpointConfig"))
         with ctl.lock:
             net = ctl.networks.find(req.params["id"])
@@ -375,11 +369,7 @@ def build_router(ctl: Controller) -> Router:
         return Response(200, {})
 
     def network_disconnect(req: Request) -> Response:
-        from boxnet.errors import NotFound
-
-        body = req.json()
-        if not isinstance(body, dict) or not isinstance(body.get("Container"), str):
-            raise InvalidArgument("network disconnect needs a Container (name or id)")
+        body = container_body(req, "disconnect")
         force = bool(body.get("Force"))
         with ctl.lock:
             net = ctl.networks.find(req.params["id"])
@@ -423,6 +413,14 @@ def parse_endpoint_config(cfg: Any) -> EndpointRequest:
     except ValueError as exc:
         raise InvalidArgument(f"invalid IPv4Address {address!r}: {exc}") from exc
     return EndpointRequest(network="", ipv4=ipv4, aliases=tuple(aliases))
+
+
+def container_body(req: Request, verb: str) -> dict[str, Any]:
+    """The body of `network connect|disconnect`: an object naming the Container."""
+    body = req.json()
+    if not isinstance(body, dict) or not isinstance(body.get("Container"), str):
+        raise InvalidArgument(f"network {verb} needs a Container (name or id)")
+    return body
 
 
 def parse_network_request(body: Any) -> NetworkRequest:

@@ -86,26 +86,6 @@ def delete_netns(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def is_netns_mounted(path: Path) -> bool:
-    """True if `path` is a bind-mounted network namespace (not just an empty file)."""
-    try:
-        return os.stat(path).st_dev != os.stat(path.parent).st_dev or _ns_inode(path) is not None
-    except OSError:
-        return False
-
-
-def _ns_inode(path: Path) -> int | None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        link = os.readlink(f"/proc/self/fd/{fd}")
-        return int(link.split("[")[1].rstrip("]")) if link.startswith("net:[") else None
-    finally:
-        os.close(fd)
-
-
 def netlink_socket_in(path: str | Path) -> socket.socket:
     """A NETLINK_ROUTE socket that lives in the namespace at `path` (a file or /proc/PID/ns/net)."""
 
@@ -139,7 +119,3 @@ def socket_in(path: str | Path, family: int, type: int) -> socket.socket:
         return _in_thread(work)
     except OSError as exc:
         raise KernelError(f"enter network namespace {path}: {exc.strerror or exc}") from exc
-
-
-def open_fd(path: str | Path) -> int:
-    return os.open(path, os.O_RDONLY)
