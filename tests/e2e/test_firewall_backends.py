@@ -1,20 +1,24 @@
-"""Issue 7 end to end: the same checks against both firewall backends (nftables, iptables).
+"""Issue 7 end to end: the same checks against every firewall set-up (nftables, iptables with the
+host's alternative = iptables-nft, and iptables forced to legacy with --iptables-variant legacy).
 
-One lab + boxnetd per backend (module fixture parametrised by backend). Observers: real pings and
-HTTP requests (the lab echo server reports the client address it saw), `iptables -S` /
-`iptables -t nat -S` and `nft -j` in the lab host namespace.
+One lab + boxnetd per set-up (module fixture parametrised). Observers: real pings and HTTP
+requests (the lab echo server reports the client address it saw), `iptables -S` /
+`iptables-legacy -S` and `nft -j` in the lab host namespace, `boxnet info`.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from boxnet.lab import BasicLab, Daemon, Lab, basic_lab, echo_server_argv
+from boxnet.lab import firewalls as fw
 
 pytestmark = pytest.mark.e2e
 HOST_IP = "203.0.113.2"
@@ -23,19 +27,21 @@ ECHO = echo_server_argv(80)
 
 
 class Env:
-    def __init__(self, backend: str, basic: BasicLab, d: Daemon) -> None:
-        self.backend, self.basic, self.d = backend, basic, d
+    def __init__(self, firewall: str, basic: BasicLab, d: Daemon) -> None:
+        self.firewall, self.basic, self.d = firewall, basic, d
+        self.backend = "nftables" if firewall == "nftables" else "iptables"
 
     def host_curl(self, url: str) -> str:
         res = self.basic.host.run(["curl", "-s", "-m", "3", url], check=False)
         return str(res.stdout) if res.returncode == 0 else ""
 
-    def outside_curl(self, url: str) -> str:
-        res = self.basic.outside.run(["curl", "-s", "-m", "3", url], check=False)
+    def outside_curl(self, url: str, seconds: int = 3) -> str:
+        res = self.basic.outside.run(["curl", "-s", "-m", str(seconds), url], check=False)
         return str(res.stdout) if res.returncode == 0 else ""
 
-    def ipt(self, *args: str) -> list[str]:
-        return str(self.basic.host.run(["iptables", "-w", *args]).stdout).splitlines()
+    def ipt(self, *args: str, firewall: str | None = None) -> list[str]:
+        """`iptables ARGS` with the binary of the daemon's variant (or of `firewall`)."""
+        return fw.ipt(self.basic.host, firewall or self.firewall, *args)
 
     def nft_tables(self) -> set[tuple[str, str]]:
         data = json.loads(self.basic.host.run(["nft", "-j", "list", "tables"]).stdout)
@@ -43,19 +49,26 @@ class Env:
             (x["table"]["family"], x["table"]["name"]) for x in data["nftables"] if "table" in x
         }
 
+    def leftovers(self, firewall: str) -> list[str]:
+        """What of `firewall`'s rules is in the host namespace; BOXNET-USER (the user's own
+        chain) may stay, unlinked. Read with *-save: it never instantiates a legacy table."""
+        if firewall == "nftables":
+            return [f"{f} {n}" for f, n in self.nft_tables() if n == "boxnet" and f == "ip"]
+        lines = fw.iptables_save(self.basic.host, firewall).splitlines()
+        return [x for x in lines if "BOXNET" in x and not x.startswith(":BOXNET-USER ")]
 
-@pytest.fixture(scope="module", params=["nftables", "iptables"])
+
+@pytest.fixture(scope="module", params=fw.ALL)
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
-    backend = str(request.param)
-    lab = Lab(f"fw-{backend[:3]}")
+    firewall = str(request.param)
+    lab = Lab(f"fw-{fw.short(firewall)}")
     try:
         basic = basic_lab(lab)
-        args = ("--firewall-backend", "iptables") if backend == "iptables" else ()
-        d = lab.boxnetd(basic.host, *args)
+        d = lab.boxnetd(basic.host, *fw.daemon_args(firewall))
         d.cli(
             "run", "-d", "--name", "web", "-p", "8080:80", "-p", "127.0.0.1:8090:80", "host", *ECHO
         )
-        yield Env(backend, basic, d)
+        yield Env(firewall, basic, d)
     finally:
         lab.close()
 
@@ -131,9 +144,12 @@ def test_rules_have_the_backend_shape(env: Env) -> None:
     tables = env.nft_tables()
     if env.backend == "nftables":
         assert ("ip", "boxnet") in tables
-        assert not any("BOXNET" in x for x in env.ipt("-S") + env.ipt("-t", "nat", "-S"))
+        assert env.leftovers("iptables") == [] and env.leftovers("iptables-legacy") == []
         return
     assert ("ip", "boxnet") not in tables
+    # Only the configured variant holds rules: legacy's are invisible to iptables-nft and v.v.
+    other = "iptables" if env.firewall == "iptables-legacy" else "iptables-legacy"
+    assert env.leftovers(other) == []
     nat = env.ipt("-t", "nat", "-S")
     assert "-A PREROUTING ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j BOXNET" in nat
     assert "-A OUTPUT -m addrtype --dst-type LOCAL -j BOXNET" in nat
@@ -148,20 +164,47 @@ def test_rules_have_the_backend_shape(env: Env) -> None:
     assert "-P FORWARD ACCEPT" in rules  # the policy is the host's, untouched
 
 
-def test_user_rule_in_boxnet_user_survives_a_rebuild(env: Env) -> None:
+def test_info_shows_the_backend_and_variant(env: Env) -> None:
+    text = env.d.cli("info").stdout
+    assert f" Firewall Backend: {env.backend}\n" in text
+    if env.backend == "iptables":
+        kind = "legacy" if env.firewall == "iptables-legacy" else "nft"  # the alternative: nft
+        assert f"  Variant: iptables-{kind}\n" in text
+        binary = "iptables-legacy-restore" if kind == "legacy" else "iptables-restore"
+        assert f"  Binaries: {binary}," in text
+
+
+def test_boxnet_user_rules_come_first_and_survive_rebuild_reload_restart(env: Env) -> None:
     if env.backend != "iptables":
         pytest.skip("BOXNET-USER is the iptables backend's")
-    env.ipt("-A", "BOXNET-USER", "-s", "192.0.2.99/32", "-j", "DROP")
-    env.d.cli("network", "create", "netc")  # a rebuild
-    assert "-A BOXNET-USER -s 192.0.2.99/32 -j DROP" in env.ipt("-S", "BOXNET-USER")
-    assert env.outside_curl(f"http://{HOST_IP}:8080/")  # and the rebuilt rules still work
+    url = f"http://{HOST_IP}:8080/"
+    # After DNAT the forwarded packet goes to port 80: the user's rule must see it first.
+    rule = ["BOXNET-USER", "-s", f"{OUTSIDE_IP}/32", "-p", "tcp", "-m", "tcp", "--dport", "80"]
+    assert env.outside_curl(url)  # control: reachable before the rule
+    env.ipt("-A", *rule, "-j", "DROP")
+    try:
+        assert not env.outside_curl(url, seconds=1)
+        env.d.cli("network", "create", "netc")  # a rebuild
+        env.d.cli("system", "reload")
+        env.d.stop()  # a restart rebuilds from the records too
+        env.d.start()
+        assert env.ipt("-S", "BOXNET-USER") == [
+            "-N BOXNET-USER",
+            "-A " + " ".join(rule) + " -j DROP",
+        ]
+        assert env.ipt("-S", "FORWARD")[1] == "-A FORWARD -j BOXNET-USER"
+        assert not env.outside_curl(url, seconds=1)
+    finally:
+        env.ipt("-D", *rule, "-j", "DROP")
+    assert wait_for(lambda: env.outside_curl(url))  # the rebuilt rules themselves work
 
 
 def test_flushed_iptables_rules_come_back(env: Env) -> None:
     if env.backend != "iptables":
         pytest.skip("the nftables backend's flush recovery is tested in test_reconcile")
-    env.ipt("-t", "nat", "-F")  # what a careless firewall script does
+    env.ipt("-t", "nat", "-F")  # what a careless firewall script does (in the daemon's variant)
     env.ipt("-F", "FORWARD")
+    assert not env.outside_curl(f"http://{HOST_IP}:8080/", seconds=1)  # really gone, for now
     assert wait_for(
         lambda: (
             "-A FORWARD -j BOXNET-USER" in env.ipt("-S", "FORWARD")
@@ -172,26 +215,59 @@ def test_flushed_iptables_rules_come_back(env: Env) -> None:
     assert wait_for(lambda: env.outside_curl(f"http://{HOST_IP}:8080/"))
 
 
+# Each set-up switches to another and back: nftables <-> iptables-legacy, iptables-nft <->
+# nftables, iptables-legacy <-> iptables-nft (a variant switch), every direction once.
+SWITCH_TO = {"nftables": "iptables-legacy", "iptables": "nftables", "iptables-legacy": "iptables"}
+
+
 def test_switching_backends_across_a_restart_leaves_nothing_of_the_other(env: Env) -> None:
     d = env.d
-    other = ["--firewall-backend", "iptables"] if env.backend == "nftables" else []
     own = list(d.extra_args)
-    d.kill()  # SIGKILL: the old backend's rules stay behind for the new daemon to purge
-    d.wait(10)
-    d.extra_args = other
-    d.start()
-    try:
-        chains = [x for x in env.ipt("-S") + env.ipt("-t", "nat", "-S") if "BOXNET" in x]
-        if env.backend == "nftables":  # now iptables
-            assert ("ip", "boxnet") not in env.nft_tables()
-            assert "-A FORWARD -j BOXNET-FORWARD" in chains
-        else:  # now nftables: only the user's own chain may stay, unlinked
-            assert ("ip", "boxnet") in env.nft_tables()
-            assert [x for x in chains if "BOXNET-USER" not in x] == []
-            assert "-A FORWARD -j BOXNET-USER" not in chains
-        assert wait_for(lambda: env.outside_curl(f"http://{HOST_IP}:8080/"))
-    finally:
-        d.kill()
+    url = f"http://{HOST_IP}:8080/"
+    for now, before in ((SWITCH_TO[env.firewall], env.firewall), (env.firewall, None)):
+        d.kill()  # SIGKILL: the old backend's rules stay behind for the new daemon to purge
         d.wait(10)
-        d.extra_args = own
-        d.start()
+        d.extra_args = list(fw.daemon_args(now))
+        try:
+            d.start()
+        finally:
+            d.extra_args = own  # the module's daemon goes on with its own set-up, whatever fails
+        for gone in fw.ALL:
+            if gone != now:
+                assert env.leftovers(gone) == [], f"{gone}'s rules remain after {before} -> {now}"
+        assert env.leftovers(now) != []  # the active one is there...
+        assert wait_for(lambda: env.outside_curl(url))  # ...and works
+
+
+def test_a_host_that_cannot_run_the_variant_is_refused_at_start(lab: Lab, tmp_path: Path) -> None:
+    """Missing binaries, or a kernel without x_tables (a fake iptables-legacy-restore that fails
+    the way it does there): boxnetd exits 1 with the reason and the fix, and touches nothing."""
+    ns = lab.netns("bare")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool, body in (
+        ("save", "exit 0"),
+        ("restore", "echo \"iptables-restore v1.8.9 (legacy): iptables-restore: unable to"
+         " initialize table 'raw'\" >&2; exit 2"),
+    ):  # fmt: skip
+        script = fake / f"iptables-legacy-{tool}"
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(0o755)
+    d = Daemon(ns, tmp_path / "d", fw.daemon_args("iptables-legacy"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for path, message, hint in (
+        (empty, "iptables-legacy-restore and iptables-legacy-save, which are missing",
+         "install the iptables package"),
+        (fake, "cannot program this kernel: iptables-restore v1.8.9 (legacy): iptables-restore:"
+         " unable to initialize table 'raw'", "the kernel needs x_tables"),
+    ):  # fmt: skip
+        res = subprocess.run(
+            d.argv(), capture_output=True, text=True, timeout=30, env={"PATH": str(path)}
+        )
+        assert res.returncode == 1, res.stderr
+        assert res.stderr.startswith("Error: firewall backend iptables"), res.stderr
+        assert message in res.stderr and f"Hint: {hint}" in res.stderr
+        assert "Traceback" not in res.stderr
+    assert ns.run(["nft", "list", "ruleset"]).stdout.strip() == ""
+    assert [x["ifname"] for x in ns.ip_json("link")] == ["lo"]

@@ -1,7 +1,8 @@
 """Issue 2 end to end: the default bridge, the four network modes, the container verbs.
 
-One lab for the module (host + outside + client2) with one boxnetd in "host"; every check uses an
-independent observer: ping, HTTP from the outside server's point of view, `ip -j`, `nft -j`.
+One lab for the module (host + outside + client2) with one boxnetd in "host", once per firewall
+backend (nftables, iptables); every check uses an independent observer: ping, HTTP from the
+outside server's point of view, `ip -j`, `nft -j`, `iptables-save`.
 """
 
 from __future__ import annotations
@@ -14,17 +15,18 @@ from typing import Any
 import pytest
 
 from boxnet.lab import BasicLab, Daemon, Lab, basic_lab
+from boxnet.lab import firewalls as fw
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def env() -> Iterator[tuple[BasicLab, Daemon]]:
+@pytest.fixture(scope="module", params=fw.BACKENDS)
+def env(request: pytest.FixtureRequest) -> Iterator[tuple[BasicLab, Daemon]]:
     # (conftest's pytest_runtest_setup skips e2e tests before this runs where labs cannot.)
-    lab = Lab("foundation")
+    lab = Lab(f"foundation-{fw.short(request.param)}")
     try:
         basic = basic_lab(lab)
-        daemon = lab.boxnetd(basic.host)
+        daemon = lab.boxnetd(basic.host, *fw.daemon_args(request.param))
         yield basic, daemon
     finally:
         lab.close()
@@ -92,17 +94,22 @@ def test_outbound_is_masqueraded_to_the_host_address(env: tuple[BasicLab, Daemon
 
 
 def test_nat_rules_live_in_the_daemon_namespace_only(env: tuple[BasicLab, Daemon]) -> None:
-    basic, _d = env
+    basic, d = env
     ruleset = json.loads(basic.host.run(["nft", "-j", "list", "ruleset"]).stdout)
     tables = {
         (x["table"]["family"], x["table"]["name"]) for x in ruleset["nftables"] if "table" in x
     }
-    assert ("ip", "boxnet") in tables
-    rules = [x["rule"] for x in ruleset["nftables"] if "rule" in x]
-    assert any(
-        "masquerade" in json.dumps(r["expr"]) and "172.17.0.0" in json.dumps(r["expr"])
-        for r in rules
-    )
+    if fw.of_args(d.extra_args) == "nftables":
+        assert ("ip", "boxnet") in tables
+        rules = [x["rule"] for x in ruleset["nftables"] if "rule" in x]
+        assert any(
+            "masquerade" in json.dumps(r["expr"]) and "172.17.0.0" in json.dumps(r["expr"])
+            for r in rules
+        )
+    else:
+        assert ("ip", "boxnet") not in tables
+        nat = fw.ipt(basic.host, "iptables", "-t", "nat", "-S")
+        assert "-A BOXNET-POSTROUTING -s 172.17.0.0/16 ! -o boxnet0 -j MASQUERADE" in nat
 
 
 def test_network_mode_none_has_only_loopback(env: tuple[BasicLab, Daemon]) -> None:

@@ -16,6 +16,7 @@ from boxnet.lab import Lab, LanLab, lan_lab
 from boxnet.lab.netns import Netns
 from boxnet.lan.hostbridge import HostBridges
 from boxnet.store.db import Store
+from boxnet.store.intents import Intents
 from boxnet.store.lan_records import LanRecords
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +33,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LanLab, Host
         host.ip("route", "add", "10.8.0.0/16", "via", "10.99.99.1", "dev", "ens33", "onlink")
         store = Store(Path(tmp_path_factory.mktemp("lanrb")) / "boxnet.db")
         with ipr_in(host.path) as ipr:
-            yield lan, HostBridges(ipr, LanRecords(store))
+            yield lan, HostBridges(ipr, LanRecords(store), Intents(store))
         store.close()
     finally:
         lab.close()
@@ -78,6 +79,7 @@ def test_failed_create_is_rolled_back(
         hb.create("br0", "ens33")
     assert state(host) == before
     assert hb.records.hostbridges() == []
+    assert hb.intents.pending(include_own=True) == []  # rolled back: the intent is closed
 
 
 def test_create_then_remove_restores_exactly(env: tuple[LanLab, HostBridges]) -> None:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from boxnet.lab import BasicLab, Daemon, Lab, basic_lab
+from boxnet.lab import firewalls as fw
 from boxnet.lab.matrix import Member, expected_reach, observe, render
 
 pytestmark = pytest.mark.e2e
@@ -21,13 +22,13 @@ pytestmark = pytest.mark.e2e
 HOST_IP, OUTSIDE_IP = "203.0.113.2", "203.0.113.1"
 
 
-@pytest.fixture(scope="module", params=["nftables", "iptables"])
+@pytest.fixture(scope="module", params=fw.ALL)
 def env(request: pytest.FixtureRequest) -> Iterator[tuple[BasicLab, Daemon, list[Member]]]:
-    """The same matrix, asserted exactly, under both firewall backends (issues 7 and 8)."""
-    lab = Lab(f"matrix-{request.param[:3]}")
+    """The same matrix, asserted exactly, under both firewall backends and iptables-legacy."""
+    lab = Lab(f"matrix-{fw.short(request.param)}")
     try:
         basic = basic_lab(lab)
-        d = lab.boxnetd(basic.host, "--firewall-backend", request.param)
+        d = lab.boxnetd(basic.host, *fw.daemon_args(request.param))
         yield basic, d, build_members(d)
     finally:
         lab.close()
@@ -74,8 +75,8 @@ def test_a_foreign_bridge_keeps_switching_and_routing(
     env: tuple[BasicLab, Daemon, list[Member]],
 ) -> None:
     """The tutorial's br0, made by hand in the host namespace, is no business of boxnet's."""
-    basic, _d, _members = env
-    lab, host = basic.lab, basic.host
+    basic, d, _members = env
+    lab, host, firewall = basic.lab, basic.host, fw.of_args(d.extra_args)
     host.ip("link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0")
     host.addr("br0", "10.99.0.254/24")
     for i, role in enumerate(("f1", "f2"), start=1):
@@ -83,11 +84,12 @@ def test_a_foreign_bridge_keeps_switching_and_routing(
         lab.link(ns, "eth0", f"10.99.0.{i}/24", host, f"vf{i}", None)
         host.ip("link", "set", "dev", f"vf{i}", "master", "br0")
         lab.route(ns, "default", "10.99.0.254")
-    ruleset = host.run(["nft", "list", "ruleset"]).stdout
-    nft_backend = "table ip boxnet" in ruleset
+    ruleset = fw.ruleset_text(host, firewall)  # nft, plus the variant's iptables-save
+    nft_backend = firewall == "nftables"
+    assert ("table ip boxnet" in ruleset) == nft_backend
     if not nft_backend:  # the iptables backend: its chains, and still nothing about br0
-        assert "BOXNET" in host.run(["iptables-save"]).stdout
-    assert "br0" not in ruleset and "br0" not in host.run(["iptables-save"]).stdout
+        assert "BOXNET" in fw.iptables_save(host, firewall)
+    assert "br0" not in ruleset
     assert lab["f1"].ping("10.99.0.2") and lab["f2"].ping("10.99.0.1")  # switched by br0
     basic.outside.ip("route", "add", "10.99.0.0/24", "via", HOST_IP)
     try:  # routed through the host's FORWARD path, out of a bridge that is not boxnet's
@@ -97,7 +99,7 @@ def test_a_foreign_bridge_keeps_switching_and_routing(
     finally:
         basic.outside.ip("route", "del", "10.99.0.0/24")
     if not nft_backend:
-        assert "-P FORWARD ACCEPT" in host.run(["iptables", "-S", "FORWARD"]).stdout
+        assert "-P FORWARD ACCEPT" in fw.ipt(host, firewall, "-S", "FORWARD")
         return
     policy = json.loads(host.run(["nft", "-j", "list", "chain", "ip", "boxnet", "forward"]).stdout)
     chain = next(x["chain"] for x in policy["nftables"] if "chain" in x)

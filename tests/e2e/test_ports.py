@@ -1,6 +1,7 @@
 """Issue 3 end to end: port publishing, every -p form, loopback-only, allocation, bad input.
 
-One lab (host + outside + client2) and one boxnetd for the module. Observers: HTTP and UDP through
+One lab (host + outside + client2) and one boxnetd for the module, once per firewall set-up
+(nftables, iptables, iptables-legacy). Observers: HTTP and UDP through
 the lab echo server (it reports the client address the container saw), crafted Ethernet frames
 (boxnet.lab.spoof: the CVE-2020-8558 attack), `nft -j`, /proc, and the daemon's `ps -a`.
 """
@@ -27,6 +28,7 @@ from boxnet.lab import (
     spoof,
     venv_bin,
 )
+from boxnet.lab import firewalls as fw
 from boxnet.lab.proc import run, tool
 
 pytestmark = pytest.mark.e2e
@@ -37,8 +39,8 @@ ECHO = echo_server_argv(80)
 
 
 class Env:
-    def __init__(self, basic: BasicLab, d: Daemon) -> None:
-        self.basic, self.d = basic, d
+    def __init__(self, basic: BasicLab, d: Daemon, firewall: str) -> None:
+        self.basic, self.d, self.firewall = basic, d, firewall
         self.host, self.outside, self.client2 = basic.host, basic.outside, basic.client2
 
     def inspect(self, name: str) -> dict[str, Any]:
@@ -83,17 +85,17 @@ def probe(prefix: list[str], ifname: str, mac: str, ip: str, port: int) -> dict[
     return dict(json.loads(res.stdout))
 
 
-@pytest.fixture(scope="module", params=["nftables", "iptables"])
+@pytest.fixture(scope="module", params=fw.ALL)
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
-    backend = ["--firewall-backend", request.param]  # the same suite under both backends
-    lab = Lab(f"ports-{request.param[:3]}")
+    # The same suite under both backends, and under iptables forced to the legacy binaries.
+    lab = Lab(f"ports-{fw.short(request.param)}")
     try:
         basic = basic_lab(lab)
-        d = lab.boxnetd(basic.host, *backend)
+        d = lab.boxnetd(basic.host, *fw.daemon_args(request.param))
         d.cli(
             "run", "-d", "--name", "web", "-p", "8080:80", "-p", "127.0.0.1:8090:80", "host", *ECHO
         )
-        e = Env(basic, d)
+        e = Env(basic, d, request.param)
         assert wait_http(e.outside, f"http://{HOST_IP}:8080/")
         yield e
     finally:
@@ -233,12 +235,9 @@ def test_allocation_conflicts_and_lifecycle(env: Env) -> None:
 
 
 def published(env: Env) -> set[tuple[str, int, str]]:
-    """(proto, host port, "ip:port") of every all-address DNAT, read from whichever firewall
-    backend the daemon runs: nftables' map elements or iptables' BOXNET chain."""
-    tables = json.loads(env.host.run(["nft", "-j", "list", "tables"]).stdout)["nftables"]
-    if any(
-        t.get("table", {}).get("name") == "boxnet" and t["table"]["family"] == "ip" for t in tables
-    ):
+    """(proto, host port, "ip:port") of every all-address DNAT, read from the firewall the daemon
+    runs: nftables' map elements or iptables' (or iptables-legacy's) BOXNET chain."""
+    if env.firewall == "nftables":
         data = json.loads(
             env.host.run(["nft", "-j", "list", "map", "ip", "boxnet", "pub_any"]).stdout
         )
@@ -248,7 +247,7 @@ def published(env: Env) -> set[tuple[str, int, str]]:
             for k, v in elems
         }
     out = set()
-    for line in env.host.run(["iptables", "-t", "nat", "-S", "BOXNET"]).stdout.splitlines():
+    for line in fw.ipt(env.host, env.firewall, "-t", "nat", "-S", "BOXNET"):
         words = line.split()
         if "DNAT" in words and "-d" not in words:
             proto = words[words.index("-p") + 1]

@@ -30,6 +30,7 @@ from boxnet.runtime import (
     StartFailed,
     exec_in,
     is_alive,
+    launcher,
     read_exit,
     send_signal,
     spawn_exec,
@@ -373,3 +374,35 @@ def test_nothing_propagates_even_below_a_shared_mount(
             assert own_mounts(shared) == before
     finally:
         subprocess.run(["umount", "-l", str(shared)], check=False)
+
+
+def _zygote_pid() -> int | None:
+    proc = launcher.ZYGOTE._proc  # the one this test process started (first start above)
+    return proc.pid if proc is not None and proc.poll() is None else None
+
+
+def test_shims_are_forked_by_the_zygote_and_named_after_their_container(
+    boxes: Callable[..., Box],
+) -> None:
+    box = boxes("sleep", "60")
+    zygote = _zygote_pid()
+    assert zygote is not None, "no zygote: every start spawned a fresh interpreter"
+    shim = box.started.shim_pid
+    # Forked, not exec'd: the shim's command line is the zygote's; its name says whose it is.
+    assert (
+        Path(f"/proc/{shim}/cmdline").read_bytes() == Path(f"/proc/{zygote}/cmdline").read_bytes()
+    )
+    assert Path(f"/proc/{shim}/comm").read_text().strip() == "bx-" + box.spec.container_id[:12]
+    assert box.out("echo", "ok").strip() == "ok"
+
+
+def test_a_dead_zygote_costs_no_start(boxes: Callable[..., Box]) -> None:
+    boxes("true").wait()
+    first = _zygote_pid()
+    assert first is not None
+    os.kill(first, signal.SIGKILL)  # a process this test process started, by its PID
+    assert wait_dead(first)
+    box = boxes("sh", "-c", "exit 7")
+    assert box.wait().exit_code == 7  # started all the same (a new zygote, or a plain shim)
+    second = _zygote_pid()
+    assert second is not None and second != first

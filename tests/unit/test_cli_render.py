@@ -248,3 +248,15 @@ def test_info_text():
         " Server Version: 0.1.0\n Firewall Backend: nftables\n Name: lab-host\n"
         " Docker Root Dir: /var/lib/boxnet\n BridgeNfIptables: false\n"
     )
+
+
+def test_info_text_shows_the_firewall_backend_details():
+    backend = {
+        "Driver": "iptables",
+        "Info": [["Variant", "iptables-legacy"], ["Binaries", "iptables-legacy-restore, …"]],
+    }
+    text = info_text({"ServerVersion": "0.1.0", "FirewallBackend": backend, "Name": "h"})
+    assert (
+        " Firewall Backend: iptables\n  Variant: iptables-legacy\n"
+        "  Binaries: iptables-legacy-restore, …\n Name: h\n"
+    ) in text

@@ -45,6 +45,7 @@ PARSERS: list[Callable[[str], object]] = [
     tv.parse_domain,
     tv.parse_bridge,
     tv.parse_firewall_backend,
+    tv.parse_iptables_variant,
     tv.parse_abs_path,
     tv.parse_host,
 ]

@@ -147,6 +147,27 @@ def test_firewall_switches(env: Env) -> None:
     assert config.sources["ip-masq"] == "implied by iptables=false (flag --iptables)"
 
 
+def test_iptables_variant_needs_the_iptables_backend(env: Env) -> None:
+    config = env.ok("--firewall-backend", "iptables", "--iptables-variant", "legacy")
+    assert (config.firewall_backend, config.iptables_variant) == ("iptables", "legacy")
+    assert env.ok().iptables_variant == "auto"
+    problem = env.bad_one("--iptables-variant", "legacy")
+    assert problem.headline() == (
+        "flag --iptables-variant: iptables-variant: has no effect: firewall-backend is nftables"
+        " (the default); only the iptables backend runs iptables"
+    )
+    assert problem.hint == "set firewall-backend to iptables, or remove iptables-variant"
+    env.file({"firewall-backend": "nftables", "iptables-variant": "nft"})
+    problem = env.bad_one()
+    assert problem.source == f"{env.path}:3:2"
+    assert f"firewall-backend is nftables ({env.path}:2:2)" in problem.message
+    # An invalid backend is reported once, the variant is not blamed for it as well.
+    env.file({"firewall-backend": "pf", "iptables-variant": "legacy"})
+    assert [p.key for p in env.bad()] == ["firewall-backend"]
+    env.file({"firewall-backend": "iptables", "iptables-variant": "legacy"})
+    assert env.ok().iptables_variant == "legacy"
+
+
 def test_overlapping_pools(env: Env) -> None:
     problem = env.bad_one(
         "--default-address-pool", "base=10.0.0.0/8,size=24",
@@ -167,7 +188,7 @@ def test_unknown_keys(env: Env) -> None:
          "remove it: boxnet refuses options it would silently ignore"),
         ("zzz", "unknown key", "known keys: bip, bridge, data-root, debug, default-address-pools,"
          " default-gateway, dns, dns-opts, dns-search, exec-root, firewall-backend, fixed-cidr,"
-         " hosts, icc, ip, ip-forward, ip-masq, iptables, mtu"),
+         " hosts, icc, ip, ip-forward, ip-masq, iptables, iptables-variant, mtu"),
     ]  # fmt: skip
 
 

@@ -185,6 +185,14 @@ def test_firewall_backend_and_bridge_names() -> None:
     assert ok("--firewall-backend", "iptables").firewall_backend == "iptables"
     assert bad_one("--firewall-backend", "nftable").hint == "did you mean 'nftables'?"
     assert ok("-b", "none").bridge == "none"
+    backend = ("--firewall-backend", "iptables")
+    assert ok(*backend, "--iptables-variant", "nft").iptables_variant == "nft"
+    problem = bad_one(*backend, "--iptables-variant", "iptables-legacy")
+    assert (problem.message, problem.hint) == (
+        '"iptables-legacy" is not an iptables variant',
+        "did you mean 'legacy'?",
+    )
+    assert "auto (the system's" in str(bad_one(*backend, "--iptables-variant", "x").hint)
     assert "is not an interface name" in bad_one("-b", "a-very-long-bridge0").message
 
 

@@ -67,6 +67,8 @@ def build_router(ctl: Controller) -> Router:
                 "ExecRoot": str(ctl.paths.exec_root),
                 "FirewallBackend": {
                     "Driver": ctl.firewall.name if ctl.firewall else "none",
+                    # Docker's shape: Info is a list of [label, value] pairs.
+                    "Info": [list(x) for x in ctl.firewall.details()] if ctl.firewall else [],
                 },
                 "IPv4Forwarding": ctl.config.ip_forward,
                 "BridgeNfIptables": False,

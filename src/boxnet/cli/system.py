@@ -109,6 +109,8 @@ def info_text(info: dict[str, Any]) -> str:
         if key in info:
             out.append(f" {label}: {_scalar(info[key])}")
             shown.add(key)
+            if isinstance(info[key], dict):  # FirewallBackend's Info pairs, as Docker shows them
+                out += [f"  {pair[0]}: {pair[1]}" for pair in info[key].get("Info") or []]
     for key, value in info.items():
         if key not in shown and (value is None or isinstance(value, str | int | float | bool)):
             out.append(f" {key}: {_scalar(value)}")
@@ -137,11 +139,14 @@ def cmd_info(ctx: Any, args: argparse.Namespace) -> int:
 def cmd_gc(ctx: Any, args: argparse.Namespace) -> int:
     result = ctx.client.call("POST", "/boxnet/system/gc") or {}
     removed, released = result.get("Removed") or [], result.get("Released") or []
+    resolved = result.get("Resolved") or []
+    for item in resolved:
+        print(f"Resolved: {item}")
     for item in removed:
         print(f"Removed: {item}")
     for item in released:
         print(f"Released: {item}")
-    if not removed and not released:
+    if not removed and not released and not resolved:
         print("Nothing to clean up")
     return 0
 

@@ -72,6 +72,10 @@ FIELDS: tuple[Field, ...] = (
     Field("iptables", "iptables", ("--iptables",), Kind.BOOL, help="manage the firewall at all"),
     Field("firewall-backend", "firewall_backend", ("--firewall-backend",), Kind.STR,
           tv.parse_firewall_backend, "nftables|iptables", "firewall backend (nftables)"),
+    Field("iptables-variant", "iptables_variant", ("--iptables-variant",), Kind.STR,
+          tv.parse_iptables_variant, "auto|nft|legacy",
+          "iptables backend binaries: auto = the system's iptables-restore alternative (default),"
+          " nft = iptables-nft-*, legacy = iptables-legacy-*"),
     Field("default-address-pools", "default_address_pools", ("--default-address-pool",), Kind.POOLS,
           nv.parse_pool_text, "base=CIDR,size=N", "pool for new networks (repeatable)"),
 )  # fmt: skip

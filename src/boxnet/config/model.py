@@ -21,6 +21,11 @@ from boxnet.paths import (
 
 FirewallBackend = Literal["nftables", "iptables"]
 FIREWALL_BACKENDS: tuple[FirewallBackend, ...] = ("nftables", "iptables")
+# Which iptables binaries the iptables backend execs: "auto" = the system's `iptables-restore`
+# alternative; "nft"/"legacy" = `iptables-nft-restore`/`iptables-legacy-restore`, whatever the
+# alternatives say (so a legacy host can be served without running update-alternatives).
+IptablesVariant = Literal["auto", "nft", "legacy"]
+IPTABLES_VARIANTS: tuple[IptablesVariant, ...] = ("auto", "nft", "legacy")
 
 # Docker's defaults: the default bridge gets 172.17.0.1/16 when neither bip nor bridge is given.
 DEFAULT_BIP = IPv4Interface("172.17.0.1/16")
@@ -64,6 +69,7 @@ class DaemonConfig:
     ip_forward: bool = True
     iptables: bool = True  # manage the firewall at all
     firewall_backend: FirewallBackend = "nftables"
+    iptables_variant: IptablesVariant = "auto"
     default_address_pools: tuple[tuple[IPv4Network, int], ...] = DEFAULT_ADDRESS_POOLS
     # daemon.json key -> "flag --bip" | "/etc/boxnet/daemon.json:3:1" | "default" | "env ...";
     # excluded from equality/hash: two configs with the same values behave the same.

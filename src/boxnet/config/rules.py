@@ -29,6 +29,7 @@ class Rules:
         self.bridge_and_bip()
         self.default_network()
         self.firewall_switches()
+        self.iptables_variant()
         self.pools_overlap()
 
     def add(self, key: str, value: object, message: str, hint: str | None = None) -> None:
@@ -115,6 +116,21 @@ class Rules:
             msg = "ip-masq=true needs the firewall, but iptables is false"
             hint = "remove ip-masq, or set iptables to true"
             self.add("ip-masq", True, msg + f" ({self.sources['iptables']})", hint)
+
+    def iptables_variant(self) -> None:
+        """The variant picks iptables binaries: with another backend it would be ignored."""
+        variant = self.values.get("iptables-variant")
+        if variant is None:
+            return  # not given, or invalid and already reported
+        if "firewall-backend" not in self.given:
+            named = "firewall-backend is nftables (the default)"
+        elif self.values.get("firewall-backend") in (None, "iptables"):
+            return  # the iptables backend, or an invalid backend (already reported)
+        else:
+            named = f"firewall-backend is nftables ({self.sources['firewall-backend']})"
+        msg = f"has no effect: {named}; only the iptables backend runs iptables"
+        hint = "set firewall-backend to iptables, or remove iptables-variant"
+        self.add("iptables-variant", variant, msg, hint)
 
     def pools_overlap(self) -> None:
         pools = self.values.get("default-address-pools")

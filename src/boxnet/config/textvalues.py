@@ -10,7 +10,12 @@ import os
 import re
 from pathlib import Path
 
-from boxnet.config.model import FIREWALL_BACKENDS, FirewallBackend
+from boxnet.config.model import (
+    FIREWALL_BACKENDS,
+    IPTABLES_VARIANTS,
+    FirewallBackend,
+    IptablesVariant,
+)
 from boxnet.config.netvalues import BadValue, q
 
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", re.ASCII)
@@ -99,6 +104,21 @@ def parse_firewall_backend(text: str) -> FirewallBackend:
     guess = did_you_mean(text, FIREWALL_BACKENDS)
     hint = f"did you mean '{guess}'?" if guess else "use nftables (default) or iptables"
     raise BadValue(f"{q(text)} is not a firewall backend", hint)
+
+
+def parse_iptables_variant(text: str) -> IptablesVariant:
+    for variant in IPTABLES_VARIANTS:
+        if text == variant:
+            return variant
+    # "iptables-legacy" is what a user who knows the binaries types: name the word we want.
+    guess = did_you_mean(text.removeprefix("iptables-"), IPTABLES_VARIANTS)
+    hint = (
+        f"did you mean '{guess}'?"
+        if guess
+        else "use auto (the system's iptables-restore), nft (iptables-nft-restore) or legacy"
+        " (iptables-legacy-restore)"
+    )
+    raise BadValue(f"{q(text)} is not an iptables variant", hint)
 
 
 def parse_abs_path(text: str) -> Path:

@@ -173,6 +173,7 @@ class Containers:
             rootfs = images.resolve(self.paths, c.spec.image)
             joined, etc_dir = self._joined_namespace(c)
             with Undo(f"start {c.short_id}") as undo:
+                self.records.intents.begin("container.start", c.id, {"name": c.name}, undo)
                 with metrics.timed("setup"):  # GET /boxnet/metrics, for bench/
                     result = self.sandboxes.setup(c, joined, undo)
                 state_dir = self.state_dir(c.id)
@@ -256,9 +257,9 @@ class Containers:
         /etc/hosts (in place: the container sees the files through bind mounts) and the
         resolver's names."""
         with self.lock:
-            if self.dns is not None:
-                self.dns.refresh()
             c = self.records.container(c.id) or c
+            if self.dns is not None:
+                self.dns.update(c)
             if c.state == State.RUNNING and mode_kind(c.spec.network_mode) == "network":
                 self._write_etc(c, self.records.endpoints(container_id=c.id), in_place=True)
 
@@ -275,6 +276,7 @@ class Containers:
             if c is None or c.state != State.RUNNING:
                 return
             status = launcher.read_exit(Path(self.state_dir(c.id)))
+            intent = self.records.intents.begin("container.stop", c.id, {"name": c.name})
             faults.point("container.exit.teardown")
             with metrics.timed("teardown"):
                 self.sandboxes.teardown(c)
@@ -288,6 +290,7 @@ class Containers:
                 pid=0,
                 shim_pid=0,
             )
+            self.records.intents.done(intent)
             if c.spec.auto_remove:
                 self.recent_exits[c.id] = (c.exit_code, time.monotonic())
                 self._delete(c)
@@ -368,12 +371,15 @@ class Containers:
             self._delete(c)
 
     def _delete(self, c: Container) -> None:
+        # A row left by an exception or a crash is dropped at the next start; gc finishes the rm.
+        intent = self.records.intents.begin("container.rm", c.id, {"name": c.name})
         faults.point("container.rm.teardown")
         self.sandboxes.teardown(c)
         if self.sandboxes.pipework is not None:
             self.sandboxes.pipework.forget(c.id)
         self.records.delete_container(c.id)
         shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
+        self.records.intents.done(intent)
         self._expire_recent()
 
     def _expire_recent(self) -> None:
@@ -444,12 +450,12 @@ class Containers:
 
 
 def _is_shim_of(pid: int, container_id: str) -> bool:
-    """True when pid's parent is the shim of this container (its command line names the
-    container's state dir), so a recycled PID is never killed by mistake."""
+    """True when pid's parent is the shim of this container (it names itself bx-<short id>,
+    see shim.serve), so a recycled PID is never killed by mistake."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         ppid = int(next(x for x in status.splitlines() if x.startswith("PPid:")).split()[1])
-        return container_id in Path(f"/proc/{ppid}/cmdline").read_bytes().decode(errors="replace")
+        return Path(f"/proc/{ppid}/comm").read_text().strip() == "bx-" + container_id[:12]
     except (OSError, StopIteration, ValueError):
         return False
 

@@ -8,13 +8,15 @@ from typing import TYPE_CHECKING
 
 from boxnet.core.containers import Containers
 from boxnet.core.networks import Networks
-from boxnet.core.reconcile import FirewallGuard, collect_garbage
+from boxnet.core.reconcile import FirewallGuard, GcReport, collect_garbage, resolve_intents
 from boxnet.core.sandbox import Sandboxes
 from boxnet.kernel import links
 from boxnet.store.db import Store
 from boxnet.store.records import Records
 
 if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
     from boxnet.config import DaemonConfig
     from boxnet.firewall.base import FirewallBackend
     from boxnet.paths import Paths
@@ -28,7 +30,7 @@ def make_firewall(config: DaemonConfig) -> FirewallBackend | None:
     if config.firewall_backend == "iptables":
         from boxnet.firewall.iptables import IptablesBackend
 
-        return IptablesBackend()
+        return IptablesBackend(config.iptables_variant)
     from boxnet.firewall.nftables import NftablesBackend
 
     return NftablesBackend()
@@ -36,14 +38,14 @@ def make_firewall(config: DaemonConfig) -> FirewallBackend | None:
 
 class Controller:
     def __init__(self, paths: Paths, config: DaemonConfig) -> None:
-        from pyroute2 import IPRoute
+        from boxnet.kernel.iproute import OwnedIPRoute
 
         self.paths = paths
         self.config = config
         self.lock = threading.RLock()
         self.store = Store(paths.db)
         self.records = Records(self.store)
-        self.ipr = IPRoute()
+        self.ipr: IPRoute = OwnedIPRoute()  # type: ignore[assignment]  # duck-typed
         self.firewall = make_firewall(config)
         self.networks = Networks(self.records, self.ipr, self.firewall, config)
         self.sandboxes = Sandboxes(paths, self.records, self.networks, self.ipr, self.firewall)
@@ -53,7 +55,7 @@ class Controller:
         self.firewall_guard = FirewallGuard(self)
         from boxnet.lan import Lan
 
-        self.lan = Lan(self.ipr, self.store, paths)
+        self.lan = Lan(self.ipr, self.store, paths, self.records.intents)
         self.sandboxes.pipework = self.lan.pipework
         from boxnet.core.dnshook import NameService
 
@@ -70,6 +72,9 @@ class Controller:
                 from boxnet.firewall.iptables import purge_other_backend
 
                 purge_other_backend(self.firewall)
+            # Changes a crash cut short first: a half-moved host bridge must be whole again
+            # before it is re-applied or anything reads the host's addresses.
+            resolve_intents(self, GcReport())
             self.lan.hostbridges.reapply()  # before anything reads the host's addresses
             self.networks.ensure_predefined()
             self.networks.sync_firewall()

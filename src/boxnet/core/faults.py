@@ -27,6 +27,32 @@ STEPS = (
     "network.disconnect.unplugged",
 )
 
+# LAN changes (lan/hostbridge.py, lan/pipework.py), named by what has just happened; crashed in
+# turn by tests/e2e/test_lan_crash.py.
+LAN_STEPS = (
+    "hostbridge.create.bridge",
+    "hostbridge.create.enslaved",
+    "hostbridge.create.uplink-cleared",
+    "hostbridge.create.addresses-moved",
+    "hostbridge.create.routes-moved",
+    "hostbridge.create.recorded",
+    "hostbridge.rm.bridge-cleared",
+    "hostbridge.rm.released",
+    "hostbridge.rm.addresses-restored",
+    "hostbridge.rm.routes-restored",
+    "hostbridge.rm.bridge-deleted",
+    "hostbridge.rm.forgotten",
+    "pipework.attach.bridge",
+    "pipework.attach.link",
+    "pipework.attach.address",
+    "pipework.attach.recorded",
+    "pipework.detach.unplugged",
+    "pipework.detach.veth-deleted",
+    "pipework.detach.forgotten",
+)
+
+ALL_STEPS = STEPS + LAN_STEPS
+
 
 def point(step: str) -> None:
     """Die here if the environment names this step."""

@@ -268,6 +268,7 @@ class Networks:
         self.last_warning = ""
         net = self._plan_bridge_network(req)
         with Undo(f"create network {req.name}") as undo:
+            self.records.intents.begin("network.create", net.id, {"name": net.name}, undo)
             self._realise_bridge(net)
             if net.managed_bridge:
                 undo.push("delete bridge", lambda: links.delete_link(self.ipr, net.bridge or ""))
@@ -359,6 +360,7 @@ class Networks:
                 " endpoints",
                 hint="disconnect or remove its containers first",
             )
+        intent = self.records.intents.begin("network.rm", net.id, {"name": net.name})
         if net.driver == Driver.MACVLAN:
             from boxnet.lan import macvlan
 
@@ -366,6 +368,7 @@ class Networks:
         else:
             self._remove_bridge_network(net)
         self.sync_firewall()
+        self.records.intents.done(intent)
 
     # -- firewall -------------------------------------------------------------------------------
     def firewall_model(self) -> FirewallModel:

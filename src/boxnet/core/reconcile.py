@@ -3,6 +3,11 @@
 Only objects carrying boxnet's prefixes are considered, and of those only the ones no record
 owns are removed ("cleanup by records, not by broad name matching"). Everything is best effort
 and idempotent: one failure is reported and the rest still runs.
+
+Changes cut short by a crash are resolved first, from the intent journal (store/intents.py): LAN
+changes by their own recovery (lan/recovery.py), whose undo data nothing in the kernel keeps;
+the core changes' rows only say what was in flight, since their records are the intent and the
+collection below finishes or undoes them.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ class GcReport:
     released: list[str] = field(default_factory=list)
     recreated: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, list[str]]:
         return {
+            "Resolved": self.resolved,
             "Removed": self.removed,
             "Released": self.released,
             "Recreated": self.recreated,
@@ -40,9 +47,27 @@ class GcReport:
         }
 
 
+def resolve_intents(ctl: Controller, report: GcReport) -> None:
+    """Finish or undo every change an earlier daemon left half-done, then drop its row.
+    Caller holds ctl.lock."""
+    for intent in ctl.records.intents.pending():
+        if intent.kind.startswith(("hostbridge.", "pipework.")):
+            try:
+                outcome = ctl.lan.resolve(intent)
+            except Exception as exc:  # reported; the row goes anyway (retrying cannot help)
+                outcome = f"failed: {exc}"
+                report.problems.append(f"{intent.describe()}: {exc}")
+        else:
+            outcome = "left to gc (its records are the intent)"
+        ctl.records.intents.done(intent.id)
+        report.resolved.append(f"{intent.describe()}: {outcome}")
+        log.warning("interrupted change %s (%s): %s", intent.describe(), intent.created, outcome)
+
+
 def collect_garbage(ctl: Controller) -> GcReport:
     """Remove kernel objects and reservations that no record owns. Caller holds ctl.lock."""
     report = GcReport()
+    resolve_intents(ctl, report)
     containers = {c.id: c for c in ctl.records.containers()}
     running = {cid for cid, c in containers.items() if c.state == State.RUNNING}
     networks = ctl.records.networks()
@@ -94,6 +119,10 @@ def collect_garbage(ctl: Controller) -> GcReport:
                 report.removed.append(f"bridge {info.ifname}")
         except Exception as exc:
             report.problems.append(f"{info.ifname}: {exc}")
+    try:
+        report.removed += ctl.lan.collect_garbage()
+    except Exception as exc:
+        report.problems.append(f"pipework: {exc}")
     owned_netns = {ctl.paths.netns_path(cid).name for cid in running}
     if ctl.paths.netns_dir.is_dir():
         for path in ctl.paths.netns_dir.iterdir():
@@ -107,8 +136,13 @@ def collect_garbage(ctl: Controller) -> GcReport:
         ctl.networks.sync_firewall()
     except Exception as exc:
         report.problems.append(f"firewall: {exc}")
-    if report.removed or report.released:
-        log.info("gc: removed %s; released %s", report.removed, report.released)
+    if report.removed or report.released or report.resolved:
+        log.info(
+            "gc: resolved %s; removed %s; released %s",
+            report.resolved,
+            report.removed,
+            report.released,
+        )
     return report
 
 

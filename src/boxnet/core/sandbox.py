@@ -76,6 +76,8 @@ class Sandboxes:
         self.firewall = firewall
         self.ports = PortAllocator()
         self._bridge_indexes: dict[str, int] = {}
+        # host veth name -> its ifindex, from creation until setup() ends (hairpin needs it).
+        self._veth_indexes: dict[str, int] = {}
         # boxnet.lan's pipework attachments, re-applied into every new namespace (controller).
         self.pipework: Pipework | None = None
 
@@ -87,7 +89,9 @@ class Sandboxes:
         if kind == "container":
             return SandboxResult(joined_netns, (), ())
         path = self.paths.netns_path(c.id)
-        netns.create_netns(path)
+        # Sockets the rest of the start wants inside: netlink (attach), the resolver's UDP/TCP.
+        wanted = [netns.NETLINK, netns.UDP, netns.TCP] if kind == "network" else [netns.NETLINK]
+        netns.create_netns(path, prepare=wanted)
         undo.push("delete netns", lambda: netns.delete_netns(path))
         faults.point("container.start.netns")
         if kind == "none":
@@ -95,6 +99,17 @@ class Sandboxes:
             if self.pipework is not None:
                 self.pipework.on_setup(c, str(path), undo)
             return SandboxResult(str(path), (), ())
+        try:
+            endpoints, bindings = self._attach_all(c, path, undo)
+        finally:
+            self._veth_indexes.clear()  # setup runs under the controller's lock: all ours
+        if self.pipework is not None:
+            self.pipework.on_setup(c, str(path), undo)
+        return SandboxResult(str(path), tuple(endpoints), bindings)
+
+    def _attach_all(
+        self, c: Container, path: Path, undo: Undo
+    ) -> tuple[list[Endpoint], tuple[PortBinding, ...]]:
         endpoints = []
         began = time.perf_counter()
         for index, req in enumerate(self.endpoint_requests(c)):
@@ -105,9 +120,7 @@ class Sandboxes:
                   (time.perf_counter() - began) * 1000)  # fmt: skip
         metrics.record("attach", time.perf_counter() - began)
         bindings = self._publish(c, endpoints[0], undo) if endpoints else ()
-        if self.pipework is not None:
-            self.pipework.on_setup(c, str(path), undo)
-        return SandboxResult(str(path), tuple(endpoints), bindings)
+        return endpoints, bindings
 
     @staticmethod
     def endpoint_requests(c: Container) -> list[EndpointRequest]:
@@ -161,7 +174,7 @@ class Sandboxes:
             default_route=primary and not net.internal,
         )
         try:
-            links.add_veth_into(self.ipr, path, plan)
+            self._veth_indexes[endpoint.host_veth] = links.add_veth_into(self.ipr, path, plan)
         except Exception:
             self._bridge_indexes.pop(net.id, None)  # maybe stale: look it up next time
             raise
@@ -250,7 +263,8 @@ class Sandboxes:
         if net is not None and net.driver == Driver.BRIDGE:
             # Hairpin to itself: where br_netfilter NATs bridged frames, the container's own
             # request to host:port comes back out of the port it went in (Docker does the same).
-            links.set_hairpin(self.ipr, endpoint.host_veth)
+            index = self._veth_indexes.get(endpoint.host_veth)
+            links.set_hairpin(self.ipr, endpoint.host_veth, index)
         # GET /boxnet/metrics "publish": allocation + records + one nft batch (bench/ports.py).
         metrics.record("publish", time.perf_counter() - began)
         faults.point("container.start.ports")
@@ -305,6 +319,7 @@ class Sandboxes:
             )
         endpoint = None
         with Undo(f"connect {c.short_id} to {net.name}") as undo:
+            self.records.intents.begin("network.connect", c.id, {"network": net.id}, undo)
             if c.state == "running" and mode_kind(c.spec.network_mode) == "network":
                 used = {e.ifname for e in self.records.endpoints(container_id=c.id)}
                 ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
@@ -337,6 +352,7 @@ class Sandboxes:
                 f"container {c.name} is not connected to network {net.name}",
                 hint="boxnet inspect CONTAINER shows its networks",
             )
+        intent = self.records.intents.begin("network.disconnect", c.id, {"network": net.id})
         for endpoint in live:
             try:
                 if c.netns_path:  # by its name inside: a veth's peer or a macvlan alike
@@ -351,6 +367,7 @@ class Sandboxes:
         self.records.release_leases(c.id, net.id)
         rest = tuple(r for r in c.spec.endpoints if not self._same_network(r.network, net))
         self.records.update_container(c, spec=replace(c.spec, endpoints=rest))
+        self.records.intents.done(intent)
 
     def forget_endpoints(self, net: Network, container_ref: str) -> int:
         """`disconnect -f` for a container that no longer exists: drop what it left on net."""

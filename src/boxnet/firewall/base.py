@@ -52,6 +52,9 @@ class FirewallModel:
 class FirewallBackend(Protocol):
     name: str
 
+    def details(self) -> list[tuple[str, str]]:
+        """(label, value) pairs `boxnet info` shows under the backend's name."""
+
     def rebuild(self, model: FirewallModel) -> None:
         """Replace everything boxnet owns with exactly `model`, atomically."""
 

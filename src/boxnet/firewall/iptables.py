@@ -5,8 +5,12 @@ The rule layout and the policy are in iptables_rules.py. How it is programmed:
   restore that flushes and refills our chains, fixes the jumps, and commits raw, nat and filter
   together; then the `bridge boxnet` nftables table (ICC) in one libnftables transaction.
 - add_dnats / remove_dnats: one restore each (nat BOXNET rules only), whatever the count.
-- Works with iptables-nft and iptables-legacy: `variant` picks `iptables-<variant>-restore`;
-  the default is Debian's `iptables-restore` alternative.
+- Works with iptables-nft and iptables-legacy (`--iptables-variant`): "nft"/"legacy" exec
+  `iptables-<variant>-restore|save` whatever the host's alternatives say; "auto" execs the
+  system's `iptables-restore` alternative and asks it (`--version`) which variant it is.
+- At start, before anything is purged or programmed, one empty restore of raw, nat and filter
+  proves the binaries exist and the kernel has what they drive (x_tables for legacy, nf_tables
+  for nft): a host that cannot run the backend is refused with that reason, not half-served.
 Foreign chains, other rules in the built-in chains and every chain policy are left as they are.
 """
 
@@ -26,11 +30,17 @@ if TYPE_CHECKING:
 
 LOCK_WAIT_SECONDS = "10"
 VARIANTS = ("nft", "legacy")
+# What each variant needs from the kernel, for the start-up error.
+_KERNEL_PART = {
+    "legacy": "x_tables (ip_tables, iptable_raw/nat/filter)",
+    "nft": "nf_tables (nft_compat)",
+}
+_PROBE = "".join(f"*{table}\nCOMMIT\n" for table in rules.TABLES)
 
 
 def _binary(variant: str, tool: str) -> str:
-    """`iptables-restore`, or `iptables-nft-restore` / `iptables-legacy-restore`."""
-    return f"iptables-{variant}-{tool}" if variant else f"iptables-{tool}"
+    """`iptables-restore` (auto), or `iptables-nft-restore` / `iptables-legacy-restore`."""
+    return f"iptables-{variant}-{tool}" if variant in VARIANTS else f"iptables-{tool}"
 
 
 def _exec(argv: list[str], stdin: str = "") -> str:
@@ -48,13 +58,24 @@ def _exec(argv: list[str], stdin: str = "") -> str:
 class Iptables:
     """The two execs this backend makes: save (read) and restore --noflush (one batch)."""
 
-    def __init__(self, variant: str = "") -> None:
-        self.variant = variant
+    def __init__(self, variant: str = "auto") -> None:
+        self.variant = variant  # as configured: auto, nft or legacy
         self.save_argv = [_binary(variant, "save")]
         self.restore_argv = [_binary(variant, "restore"), "--noflush", "-w", LOCK_WAIT_SECONDS]
 
+    def missing(self) -> list[str]:
+        return [a[0] for a in (self.restore_argv, self.save_argv) if shutil.which(a[0]) is None]
+
     def available(self) -> bool:
-        return shutil.which(self.restore_argv[0]) is not None
+        return not self.missing()
+
+    def kind(self) -> str:
+        """nft or legacy: what the binaries really drive (auto asks the alternative)."""
+        if self.variant in VARIANTS:
+            return self.variant
+        out = _exec([self.restore_argv[0], "--version"])
+        # "iptables-restore v1.8.9 (nf_tables)" / "(legacy)"; before 1.8 there was only legacy.
+        return "nft" if "nf_tables" in out else "legacy"
 
     def save(self) -> rules.SaveState:
         return rules.parse_save(_exec(self.save_argv))
@@ -64,9 +85,36 @@ class Iptables:
             _exec(self.restore_argv, text)
 
 
-def purge_iptables() -> None:
-    """Remove boxnet's iptables chains and jumps in either variant (nftables is active now)."""
-    for variant in VARIANTS:
+def _check_usable(ipt: Iptables) -> str:
+    """The variant `ipt` drives, after proving it can program this kernel; else a clear error."""
+    missing = ipt.missing()
+    if missing:
+        named = "" if ipt.variant == "auto" else f" --iptables-variant {ipt.variant}"
+        other = [v for v in VARIANTS if v != ipt.variant]
+        raise KernelError(
+            f"firewall backend iptables{named} needs {' and '.join(missing)}, which"
+            f" {'is' if len(missing) == 1 else 'are'} missing",
+            hint="install the iptables package (apt-get install iptables), pick another"
+            f" --iptables-variant ({', '.join(other)}) or use --firewall-backend nftables",
+        )
+    kind = ipt.kind()
+    try:
+        _exec(ipt.restore_argv, _PROBE)  # loads the tables; changes no rule
+    except KernelError as exc:
+        why = exc.message.split(" failed: ", 1)[-1].splitlines()[0]
+        alt = "nft" if kind == "legacy" else "legacy"
+        raise KernelError(
+            f"firewall backend iptables ({ipt.restore_argv[0]}, iptables-{kind}) cannot program"
+            f" this kernel: {why}",
+            hint=f"the kernel needs {_KERNEL_PART[kind]}; load those modules, or use"
+            f" --iptables-variant {alt} or --firewall-backend nftables",
+        ) from exc
+    return kind
+
+
+def purge_iptables(variants: tuple[str, ...] = VARIANTS) -> None:
+    """Remove boxnet's iptables chains and jumps in these variants (another firewall is active)."""
+    for variant in variants:
         ipt = Iptables(variant)
         if not ipt.available():
             continue
@@ -80,17 +128,19 @@ def purge_iptables() -> None:
 class IptablesBackend:
     name = "iptables"
 
-    def __init__(self, variant: str = "") -> None:
+    def __init__(self, variant: str = "auto") -> None:
         import nftables  # libnftables: the one policy iptables cannot see (ICC, bridged frames)
 
         self.ipt = Iptables(variant)
-        if not self.ipt.available():
-            raise KernelError(
-                f"firewall backend iptables needs {self.ipt.restore_argv[0]}, which is missing",
-                hint="install the iptables package (apt-get install iptables) or use nftables",
-            )
+        self.kind = _check_usable(self.ipt)  # nft or legacy, resolved once
         self._nft = nftables.Nftables()
         self._lock = threading.Lock()
+
+    def details(self) -> list[tuple[str, str]]:
+        binaries = f"{self.ipt.restore_argv[0]}, {self.ipt.save_argv[0]}"
+        if self.ipt.variant == "auto":
+            binaries += " (auto: the system's alternatives)"
+        return [("Variant", f"iptables-{self.kind}"), ("Binaries", binaries)]
 
     def _nft_run(self, script: str) -> None:
         rc, out, err = self._nft.cmd(script)
@@ -132,11 +182,13 @@ class IptablesBackend:
             self._nft_run("table bridge boxnet\ndelete table bridge boxnet\n")
 
     def purge_other_backend(self) -> None:
-        """Remove the nftables backend's tables (a restart that switched backends)."""
+        """Remove the nftables backend's tables and the other iptables variant's chains (a
+        restart that switched backend or variant): only this variant's BOXNET chains remain."""
         with self._lock:
             self._nft_run(
                 "".join(f"table {f} boxnet\ndelete table {f} boxnet\n" for f in ("ip", "bridge"))
             )
+        purge_iptables(tuple(v for v in VARIANTS if v != self.kind))
 
 
 def purge_other_backend(active: FirewallBackend) -> None:

@@ -174,6 +174,9 @@ class NftablesBackend:
         self._nft.set_handle_output(False)
         self._lock = threading.Lock()
 
+    def details(self) -> list[tuple[str, str]]:
+        return [("Tables", f"ip {TABLE}, bridge {TABLE}")]
+
     def run(self, script: str) -> str:
         with self._lock:
             rc, out, err = self._nft.cmd(script)

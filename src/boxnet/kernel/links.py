@@ -123,10 +123,11 @@ def delete_link_in(netns_path: str | Path, ifname: str) -> None:
         delete_link(inner, ifname)
 
 
-def set_hairpin(ipr: IPRoute, ifname: str) -> None:
-    """Let the bridge send a frame back out of the port it came in on (bridge_slave hairpin)."""
+def set_hairpin(ipr: IPRoute, ifname: str, index: int | None = None) -> None:
+    """Let the bridge send a frame back out of the port it came in on (bridge_slave hairpin).
+    `index`, when the caller knows it, saves a lookup."""
     try:
-        ipr.brport("set", index=ipr.link_lookup(ifname=ifname)[0], mode=1)
+        ipr.brport("set", index=index or ipr.link_lookup(ifname=ifname)[0], mode=1)
     except (NetlinkError, IndexError) as exc:
         if isinstance(exc, NetlinkError):
             raise _fail(f"hairpin mode on {ifname}", exc) from exc
@@ -209,9 +210,10 @@ class VethPlan:
     default_route: bool
 
 
-def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
+def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> int:
     """Create the pair with its peer born inside the container's namespace, plug the host end
-    into the bridge, and configure the peer: address, up, default route via the gateway."""
+    into the bridge, and configure the peer: address, up, default route via the gateway.
+    Returns the host end's ifindex (the peer's IFLA_LINK: no lookup among the host's links)."""
     fd = os.open(netns_path, os.O_RDONLY)
     try:
         ipr.link(
@@ -240,7 +242,8 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
         os.close(fd)
     try:
         with ipr_in(netns_path) as inner:
-            index = inner.link_lookup(ifname=plan.container_ifname)[0]
+            peer = inner.link("get", ifname=plan.container_ifname)[0]
+            index = peer["index"]
             inner.addr(
                 "add",
                 index=index,
@@ -256,6 +259,7 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
     except NetlinkError as exc:
         delete_link(ipr, plan.host_ifname)
         raise _fail(f"configure {plan.container_ifname} in the container", exc) from exc
+    return int(peer.get_attr("IFLA_LINK"))
 
 
 def loopback_up(netns_path: Path) -> None:

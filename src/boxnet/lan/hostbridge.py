@@ -2,7 +2,9 @@
 
 Order matters for the host's reachability: the bridge is made first (with the NIC's MAC, so the
 LAN's ARP caches stay right), then the NIC is enslaved and its addresses and routes are moved in
-one quick burst; each step pushes its inverse, so a failure puts everything back.
+one quick burst; each step pushes its inverse, so a failure puts everything back. A crash cannot
+run those inverses: the change's intent row (store/intents.py) carries the NIC's state from
+before, and lan/recovery.py puts it back (or finishes the change) when the daemon starts again.
 boxnet adds no firewall rule for the bridge: it is the user's, not one of boxnet's.
 """
 
@@ -12,6 +14,7 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from boxnet.core import faults
 from boxnet.core.clock import now_rfc3339
 from boxnet.core.txn import Undo
 from boxnet.errors import Conflict, InvalidArgument, NotFound
@@ -21,15 +24,17 @@ from boxnet.kernel import links
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
+    from boxnet.store.intents import Intents
     from boxnet.store.lan_records import LanRecords
 
 log = logging.getLogger("boxnet.lan")
 
 
 class HostBridges:
-    def __init__(self, ipr: IPRoute, records: LanRecords) -> None:
+    def __init__(self, ipr: IPRoute, records: LanRecords, intents: Intents) -> None:
         self.ipr = ipr
         self.records = records
+        self.intents = intents
 
     def list(self) -> list[dict[str, Any]]:
         out = []
@@ -84,34 +89,42 @@ class HostBridges:
 
     def create(self, name: str, uplink: str) -> dict[str, Any]:
         state = self._check_uplink(name, uplink)
-        self._move(name, state)
         doc = {"Name": name, "Uplink": uplink, "Created": now_rfc3339(), "Saved": state.to_json()}
-        self.records.put_hostbridge(name, doc)
+        with Undo(f"hostbridge create {name}") as undo:
+            # Journal first: once the addresses are off the NIC only this row remembers them.
+            self.intents.begin("hostbridge.create", name, doc, undo)
+            self._move(name, state, undo)
+            self.records.put_hostbridge(name, doc)
+            faults.point("hostbridge.create.recorded")
+            undo.commit()
         log.info("host bridge %s created on %s", name, uplink)
         return doc
 
-    def _move(self, name: str, state: klan.LinkState) -> None:
+    def _move(self, name: str, state: klan.LinkState, undo: Undo) -> None:
         ipr = self.ipr
-        with Undo(f"hostbridge create {name}") as undo:
-            br = klan.create_bridge(ipr, name, state.mac, state.mtu)
-            undo.push("delete bridge", lambda: links.delete_link(ipr, name))
-            klan.set_master(ipr, state.index, br)
-            undo.push("release uplink", lambda: klan.set_master(ipr, state.index, 0))
-            # Routes first (they depend on the addresses), then addresses; reverse to restore.
-            for r in state.routes:
-                klan.del_route(ipr, r, state.index)
-                undo.push("restore route", partial(klan.add_route, ipr, r, state.index))
-            for a in state.addresses:
-                klan.del_addr(ipr, a, state.index)
-                undo.push("restore address", partial(klan.add_addr, ipr, a, state.index))
-            for a in state.addresses:
-                klan.add_addr(ipr, a, br)
-                undo.push("remove address", partial(klan.del_addr, ipr, a, br))
-            for r in state.routes:
-                klan.add_route(ipr, r, br)
-                undo.push("remove route", partial(klan.del_route, ipr, r, br))
-            # Undo runs in reverse: routes off br, addresses off br, then back onto the uplink.
-            undo.commit()
+        br = klan.create_bridge(ipr, name, state.mac, state.mtu)
+        undo.push("delete bridge", lambda: links.delete_link(ipr, name))
+        faults.point("hostbridge.create.bridge")
+        klan.set_master(ipr, state.index, br)
+        undo.push("release uplink", lambda: klan.set_master(ipr, state.index, 0))
+        faults.point("hostbridge.create.enslaved")
+        # Routes first (they depend on the addresses), then addresses; reverse to restore.
+        for r in state.routes:
+            klan.del_route(ipr, r, state.index)
+            undo.push("restore route", partial(klan.add_route, ipr, r, state.index))
+        for a in state.addresses:
+            klan.del_addr(ipr, a, state.index)
+            undo.push("restore address", partial(klan.add_addr, ipr, a, state.index))
+        faults.point("hostbridge.create.uplink-cleared")
+        for a in state.addresses:
+            klan.add_addr(ipr, a, br)
+            undo.push("remove address", partial(klan.del_addr, ipr, a, br))
+        faults.point("hostbridge.create.addresses-moved")
+        for r in state.routes:
+            klan.add_route(ipr, r, br)
+            undo.push("remove route", partial(klan.del_route, ipr, r, br))
+        faults.point("hostbridge.create.routes-moved")
+        # Undo runs in reverse: routes off br, addresses off br, then back onto the uplink.
 
     def remove(self, name: str) -> None:
         doc = next((d for d in self.records.hostbridges() if d["Name"] == name), None)
@@ -133,24 +146,34 @@ class HostBridges:
         assert current is not None
         ipr = self.ipr
         with Undo(f"hostbridge rm {name}") as undo:
+            # What the bridge carries now is what must land on the uplink: a crash half-way is
+            # finished from this row (recovery.py), never left with the host unaddressed.
+            payload = {"Name": name, "Uplink": uplink, "Saved": current.to_json()}
+            self.intents.begin("hostbridge.rm", name, payload, undo)
             for r in current.routes:
                 klan.del_route(ipr, r, info.index)
                 undo.push("restore route", partial(klan.add_route, ipr, r, info.index))
             for a in current.addresses:
                 klan.del_addr(ipr, a, info.index)
                 undo.push("restore address", partial(klan.add_addr, ipr, a, info.index))
+            faults.point("hostbridge.rm.bridge-cleared")
             if up is not None:
                 klan.set_master(ipr, up.index, 0)
                 undo.push("re-enslave", lambda: klan.set_master(ipr, up.index, info.index))
+                faults.point("hostbridge.rm.released")
                 for a in current.addresses:
                     klan.add_addr(ipr, a, up.index)
                     undo.push("remove address", partial(klan.del_addr, ipr, a, up.index))
+                faults.point("hostbridge.rm.addresses-restored")
                 for r in current.routes:
                     klan.add_route(ipr, r, up.index)
                     undo.push("remove route", partial(klan.del_route, ipr, r, up.index))
+                faults.point("hostbridge.rm.routes-restored")
             links.delete_link(ipr, name)
+            faults.point("hostbridge.rm.bridge-deleted")
             undo.commit()
-        self.records.delete_hostbridge(name)
+            self.records.delete_hostbridge(name)
+            faults.point("hostbridge.rm.forgotten")
 
     def reapply(self) -> None:
         """At daemon start: rebuild recorded bridges that are missing (after a reboot)."""
@@ -168,7 +191,11 @@ class HostBridges:
                 log.warning("host bridge %s: uplink %s has no address to move", name, uplink)
                 continue
             try:
-                self._move(name, state)
+                with Undo(f"hostbridge re-apply {name}") as undo:
+                    saved = {**doc, "Saved": state.to_json()}  # the uplink as it is now
+                    self.intents.begin("hostbridge.create", name, saved, undo)
+                    self._move(name, state, undo)
+                    undo.commit()
                 log.info("host bridge %s re-applied on %s", name, uplink)
             except Exception as exc:
                 log.warning("host bridge %s: re-apply failed: %s", name, exc)

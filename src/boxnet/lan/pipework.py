@@ -16,6 +16,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from boxnet.core import faults
 from boxnet.core.txn import Undo
 from boxnet.errors import Conflict, InvalidArgument, NotFound
 from boxnet.kernel import lan as klan
@@ -26,6 +27,7 @@ from boxnet.model import Container, State
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
+    from boxnet.store.intents import Intents
     from boxnet.store.lan_records import LanRecords
 
 log = logging.getLogger("boxnet.lan")
@@ -75,10 +77,13 @@ def parse_request(body: Any) -> dict[str, str]:
 
 
 class Pipework:
-    def __init__(self, ipr: IPRoute, records: LanRecords, state_dir: Path) -> None:
+    def __init__(
+        self, ipr: IPRoute, records: LanRecords, state_dir: Path, intents: Intents
+    ) -> None:
         self.ipr = ipr
         self.records = records
         self.state_dir = state_dir
+        self.intents = intents
 
     # -- attach ---------------------------------------------------------------------------------
     def attach(self, c: Container, req: dict[str, str]) -> Attachment:
@@ -112,19 +117,37 @@ class Pipework:
             host_if=req["HostInterface"],
             kind="",
             ifname=ifname,
-            host_ifname=req["HostInterfaceName"],
+            # Named now, so that the intent row can say what a crash may leave on the host.
+            host_ifname=req["HostInterfaceName"] or "bxpw" + secrets.token_hex(4),
             mac=mac,
             address=address,
             gateway=gateway,
             dhcp=dhcp_spec,
             created_bridge=False,
         )
-        att = self._realise(c.netns_path, att, probe=True)
-        self.records.put_attachment(c.id, ifname, att.to_json())
+        with Undo(f"pipework {att.host_if} {ifname} of {c.name}") as undo:
+            payload = {
+                "container_id": c.id,
+                "netns_path": c.netns_path,
+                "ifname": ifname,
+                "host_if": att.host_if,
+                "host_ifname": att.host_ifname,
+                "bridge_existed": links.link_info(self.ipr, att.host_if) is not None,
+            }
+            self.intents.begin("pipework.attach", f"{c.id}/{ifname}", payload, undo)
+            att = self._realise(c.netns_path, att, probe=True, journaled=True)
+            undo.push("unplug", partial(self._unplug, c.netns_path, att))
+            self.records.put_attachment(c.id, ifname, att.to_json())
+            faults.point("pipework.attach.recorded")
+            undo.commit()
         return att
 
-    def _realise(self, netns_path: str, att: Attachment, probe: bool) -> Attachment:
+    def _realise(
+        self, netns_path: str, att: Attachment, probe: bool, journaled: bool = False
+    ) -> Attachment:
+        """Build the attachment; `journaled` (an attach, not a re-apply) passes fault points."""
         ipr = self.ipr
+        point = faults.point if journaled else _no_fault
         with Undo(f"pipework {att.host_if} {att.ifname}") as undo:
             info = links.link_info(ipr, att.host_if)
             created = att.created_bridge
@@ -139,6 +162,7 @@ class Pipework:
                 created = True
                 info = links.link_info(ipr, att.host_if)
                 assert info is not None
+                point("pipework.attach.bridge")
             mtu = klan.snapshot(ipr, att.host_if)
             mtu_value = mtu.mtu if mtu else 1500
             if info.kind == "bridge":
@@ -153,6 +177,7 @@ class Pipework:
                 klan.add_macvlan(ipr, att.ifname, info.index, "bridge", att.mac, netns_path)
                 kind = "macvlan"
             undo.push("delete interface", lambda: klan.delete_link_in(netns_path, att.ifname))
+            point("pipework.attach.link")
             klan.configure_inside(netns_path, att.ifname, None, None)
             address, gateway = att.address, att.gateway
             if att.dhcp:
@@ -169,6 +194,7 @@ class Pipework:
             klan.configure_inside(
                 netns_path, att.ifname, iface, IPv4Address(gateway) if gateway else None
             )
+            point("pipework.attach.address")
             klan.gratuitous_arp(netns_path, att.ifname, att.mac, iface.ip)
             undo.commit()
         return Attachment(
@@ -204,11 +230,27 @@ class Pipework:
                 hint="boxnet inspect shows them under NetworkSettings.Networks",
             )
         att = Attachment(**docs[ifname])
-        if c.state == State.RUNNING and c.netns_path:
-            klan.delete_link_in(c.netns_path, ifname)
+        netns_path = c.netns_path if c.state == State.RUNNING else ""
+        with Undo(f"pipework --rm {att.host_if} {ifname} of {c.name}") as undo:
+            payload = {"netns_path": netns_path, "attachment": att.to_json()}
+            self.intents.begin("pipework.detach", f"{c.id}/{ifname}", payload, undo)
+            if netns_path:
+                klan.delete_link_in(netns_path, ifname)
+                faults.point("pipework.detach.unplugged")
+            if att.host_ifname:
+                links.delete_link(self.ipr, att.host_ifname)
+                faults.point("pipework.detach.veth-deleted")
+            self.records.delete_attachment(c.id, ifname)
+            faults.point("pipework.detach.forgotten")
+            self._drop_created_bridge(att)
+            undo.commit()
+
+    def _unplug(self, netns_path: str, att: Attachment) -> None:
+        """Remove what attach built (idempotent: also finishes a detach cut short by a crash)."""
+        if netns_path and Path(netns_path).exists():
+            klan.delete_link_in(netns_path, att.ifname)
         if att.host_ifname:
             links.delete_link(self.ipr, att.host_ifname)
-        self.records.delete_attachment(c.id, ifname)
         self._drop_created_bridge(att)
 
     def forget(self, container_id: str) -> None:
@@ -246,6 +288,10 @@ class Pipework:
                 "DHCP": doc["dhcp"] or None,
             }
         return out
+
+
+def _no_fault(_step: str) -> None:
+    pass
 
 
 def _check_address(spec: str, gateway: str) -> IPv4Interface:

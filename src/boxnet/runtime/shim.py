@@ -1,7 +1,8 @@
 """boxnet container shim: joins/creates the namespaces, forks the container's PID 1, waits for it.
 
-Run by the daemon as `python -I -S shim.py SPEC.json`. Stand-alone on purpose: it imports only
-cheap stdlib/builtin modules (no boxnet, no `json`/`signal`/`typing`, which pull in `re`/`enum`
+Run by the daemon as `python -I -S shim.py SPEC.json`, or forked by the zygote (below), which
+the daemon starts once as `python -I -S shim.py --zygote FD`. Stand-alone on purpose: it imports
+only cheap stdlib/builtin modules (no boxnet, no `json`/`signal`/`typing`, which pull in `re`/`enum`
 and cost ~8 ms of start-up each), so that a container starts in a few milliseconds and an idle
 shim stays small. The daemon's side of the protocol is `boxnet.runtime.launcher`.
 
@@ -14,6 +15,12 @@ Modes (spec "mode"):
   exit.json.
 - "exec": join every namespace of a running container, fork (the PID namespace applies to
   children only), exec, and exit with the command's exit code.
+
+The zygote: a fresh interpreter costs ~10 ms of every container start, a fork of an idle one
+~1 ms. The zygote waits on a SOCK_SEQPACKET socket for "SPEC_PATH" with four fds (ready socket,
+stdin, stdout, stderr), forks, answers the child's PID, and the child becomes exactly the shim
+`python shim.py SPEC_PATH` would have been (new session, those fds, cwd /). It exits when the
+daemon hangs up (EOF), so it never outlives the daemon; the shims it forked detach as always.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
-MNT_DETACH, PR_SET_PDEATHSIG, TIOCSCTTY = 2, 1, 0x540E
+MNT_DETACH, PR_SET_PDEATHSIG, PR_SET_NAME, TIOCSCTTY = 2, 1, 15, 0x540E
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}.get(os.uname().machine)
 SYS_MOUNT_SETATTR = 442  # same number on every architecture (added after the syscall unification)
 AT_RECURSIVE, MOUNT_ATTR_RDONLY = 0x8000, 1
@@ -466,22 +473,80 @@ def exec_in(spec: dict[str, Any]) -> int:
     return wait_code(pid)
 
 
-def main() -> int:
+def serve(spec_path: str, ready_fd: int | None = None) -> int:
+    """Be the shim of the spec at spec_path; ready_fd overrides the spec's (zygote children)."""
     global READY
-    with open(sys.argv[1]) as f:
+    with open(spec_path) as f:
         spec = loads(f.read())
-    READY = int(spec.get("ready_fd", 3))
+    READY = ready_fd if ready_fd is not None else int(spec.get("ready_fd", 3))
     try:
         os.set_inheritable(READY, False)  # the container must not inherit it
     except OSError:
         READY = None  # started by hand: nobody to report to
     for sig in IGNORED:
         _signal.signal(sig, _signal.SIG_IGN)
+    # `ps` and the daemon's adoption checks tell shims apart by this name (zygote children all
+    # share the zygote's command line).
+    _libc.prctl(PR_SET_NAME, ("bx-" + str(spec.get("container_id", ""))[:12]).encode(), 0, 0, 0)
     try:
         return exec_in(spec) if spec.get("mode") == "exec" else run(spec)
     except BaseException as e:
         report({"error": f"shim: {type(e).__name__}: {e}", "stage": "setup"})
         raise
+
+
+def reap_children(_signum: int, _frame: Any) -> None:
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
+
+
+def zygote(sock_fd: int) -> int:
+    import socket  # only here: a plain shim never needs it
+
+    sock = socket.socket(fileno=sock_fd)
+    for sig in IGNORED:
+        _signal.signal(sig, _signal.SIG_IGN)
+    # Each child forks the real shim and exits at once: reap it then (recv resumes after).
+    _signal.signal(_signal.SIGCHLD, reap_children)
+    while True:
+        msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 4)
+        if not msg:
+            return 0  # the daemon hung up: it is gone or stopping
+        if len(fds) != 4:
+            for fd in fds:
+                os.close(fd)
+            sock.send(b"0")
+            continue
+        pid = os.fork()
+        if pid == 0:
+            code = 125
+            try:
+                _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)  # the shim waits for its child
+                sock.close()
+                os.setsid()
+                for target, fd in zip((0, 1, 2), fds[1:], strict=True):
+                    os.dup2(fd, target)
+                for fd in fds[1:]:
+                    os.close(fd)
+                os.chdir("/")
+                code = serve(msg.decode(), ready_fd=fds[0])
+            except BaseException as e:
+                os.write(2, f"boxnet shim: {type(e).__name__}: {e}\n".encode())
+            finally:
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+        sock.send(str(pid).encode())
+
+
+def main() -> int:
+    if sys.argv[1] == "--zygote":
+        return zygote(int(sys.argv[2]))
+    return serve(sys.argv[1])
 
 
 if __name__ == "__main__":

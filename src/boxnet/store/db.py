@@ -2,7 +2,8 @@
 
 The UNIQUE constraints are the safety net of the allocators: two endpoints can never hold one
 address of a network, and two bindings can never hold one (host ip, proto, port), whatever races
-happen above.
+happen above. The `intents` table is the journal of changes in flight (store/intents.py); adding
+a table with CREATE ... IF NOT EXISTS is how the schema grows, so an older database just gains it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ CREATE INDEX IF NOT EXISTS ports_by_container ON ports (container_id);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS intents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created TEXT NOT NULL
 );
 """
 

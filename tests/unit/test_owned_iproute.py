@@ -1,0 +1,58 @@
+"""OwnedIPRoute: netlink calls from any thread are served by the one thread that owns the socket.
+
+Read-only calls on this namespace's loopback (ifindex 1) only: nothing is changed.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from collections.abc import Iterator
+
+import pytest
+from pyroute2.netlink.exceptions import NetlinkError
+
+from boxnet.kernel.iproute import OwnedIPRoute
+from boxnet.kernel.links import LOOPBACK_IFINDEX
+
+
+@pytest.fixture
+def ipr() -> Iterator[OwnedIPRoute]:
+    owned = OwnedIPRoute()
+    yield owned
+    owned.close()
+
+
+def test_calls_from_other_threads_get_the_owners_answers(ipr: OwnedIPRoute) -> None:
+    names: list[str] = []
+    threads: list[threading.Thread] = []
+
+    def ask() -> None:
+        names.append(ipr.link("get", index=LOOPBACK_IFINDEX)[0].get_attr("IFLA_IFNAME"))
+        threads.append(threading.current_thread())
+
+    workers = [threading.Thread(target=ask) for _ in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=10)
+    assert names == ["lo"] * 8
+    assert ipr._thread not in threads  # asked from elsewhere, served by the owner
+
+
+def test_dumps_arrive_whole(ipr: OwnedIPRoute) -> None:
+    links = ipr.get_links()
+    assert isinstance(links, (list, tuple))  # read in the owner thread, not a lazy iterator
+    assert LOOPBACK_IFINDEX in [msg["index"] for msg in links]
+
+
+def test_kernel_errors_reach_the_caller(ipr: OwnedIPRoute) -> None:
+    with pytest.raises(NetlinkError) as info:
+        ipr.link("get", ifname="bx-no-such-link")
+    assert info.value.code == errno.ENODEV
+    assert ipr.link("get", index=LOOPBACK_IFINDEX)  # and the owner thread still serves
+
+
+def test_private_names_are_not_forwarded(ipr: OwnedIPRoute) -> None:
+    with pytest.raises(AttributeError):
+        ipr._no_such_thing  # noqa: B018
