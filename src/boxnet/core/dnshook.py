@@ -1,10 +1,11 @@
 """Glue between the container lifecycle and the embedded resolver (boxnet.dns).
 
-The resolver's name table is rebuilt after every change, so answers follow start, stop, rm,
-connect and disconnect at once. It is built from a per-container cache of entries: a start or an
-exit re-reads only that container's endpoints (a full re-read of every record costs ~10 ms at 300
-containers, and was the largest part of `run -d` growing with the population); connect and
-disconnect too. Only adopting after a restart re-reads everything (`refresh()`).
+The resolver gets a new name table after every change, so answers follow start, stop, rm,
+connect and disconnect at once. A start, an exit, a connect or a disconnect re-reads only that
+container's endpoints and derives the new table from the old one (NameTable.with_container):
+re-reading every record and rebuilding the table cost ~10 ms at 300 containers and was the
+largest part of `run -d` growing with the population. Only adopting after a restart re-reads
+everything (`refresh()`).
 """
 
 from __future__ import annotations
@@ -36,8 +37,7 @@ class NameService:
         self.records = records
         self.config = config
         self.resolver = Resolver()
-        # container id -> its entries (one per endpoint); endpoints exist only while it runs.
-        self._entries: dict[str, tuple[NameEntry, ...]] = {}
+        self._table = NameTable()  # what the resolver serves; endpoints exist while c runs
 
     def upstreams(self, c: Container) -> tuple[str, ...]:
         """--dns first, then the daemon's dns, then the host's resolv.conf servers; loopback
@@ -49,7 +49,11 @@ class NameService:
         return tuple(host_resolvers()[0])
 
     def table(self) -> NameTable:
-        return NameTable(e for entries in self._entries.values() for e in entries)
+        return self._table
+
+    def _publish(self, table: NameTable) -> None:
+        self._table = table
+        self.resolver.set_table(table)
 
     @staticmethod
     def _entry(c: Container, e: Endpoint, internal: set[str]) -> NameEntry:
@@ -67,26 +71,20 @@ class NameService:
     def update(self, c: Container) -> None:
         """c's endpoints changed (start, connect, disconnect): re-read its entries only."""
         internal = self._internal_networks()
-        entries = tuple(
-            self._entry(c, e, internal) for e in self.records.endpoints(container_id=c.id)
-        )
-        if entries:
-            self._entries[c.id] = entries
-        else:
-            self._entries.pop(c.id, None)
-        self.resolver.set_table(self.table())
+        entries = [self._entry(c, e, internal) for e in self.records.endpoints(container_id=c.id)]
+        self._publish(self._table.with_container(c.id, entries))
 
     def refresh(self) -> None:
         """Re-read every container's entries from the records."""
         internal = self._internal_networks()
         containers = {c.id: c for c in self.records.containers()}
-        fresh: dict[str, list[NameEntry]] = {}
-        for e in self.records.endpoints():
-            c = containers.get(e.container_id)
-            if c is not None:
-                fresh.setdefault(c.id, []).append(self._entry(c, e, internal))
-        self._entries = {cid: tuple(entries) for cid, entries in fresh.items()}
-        self.resolver.set_table(self.table())
+        self._publish(
+            NameTable(
+                self._entry(containers[e.container_id], e, internal)
+                for e in self.records.endpoints()
+                if e.container_id in containers
+            )
+        )
 
     def attach(self, c: Container, netns_path: str, undo: Undo) -> None:
         """Serve c from now on: called before its first process starts."""
@@ -98,8 +96,7 @@ class NameService:
 
     def detach(self, container_id: str) -> None:
         self.resolver.remove(container_id)
-        if self._entries.pop(container_id, None) is not None:
-            self.resolver.set_table(self.table())
+        self._publish(self._table.without_container(container_id))
 
     def adopt(self) -> int:
         """After a daemon restart: serve again every running container (the old daemon's

@@ -94,8 +94,7 @@ class Sandboxes:
         netns.create_netns(path, prepare=wanted)
         undo.push("delete netns", lambda: netns.delete_netns(path))
         faults.point("container.start.netns")
-        if kind == "none":
-            links.loopback_up(path)
+        if kind == "none":  # lo only (up since create_netns)
             if self.pipework is not None:
                 self.pipework.on_setup(c, str(path), undo)
             return SandboxResult(str(path), (), ())

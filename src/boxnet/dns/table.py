@@ -1,5 +1,5 @@
-"""Who may resolve which name: an immutable snapshot, rebuilt on every change and swapped in
-whole, so the serving thread reads it without locks."""
+"""Who may resolve which name: an immutable snapshot, derived copy-on-write from the previous
+one on every change and swapped in whole, so the serving thread reads it without locks."""
 
 from __future__ import annotations
 
@@ -29,26 +29,82 @@ def reverse_name(ip: IPv4Address) -> str:
 
 
 class NameTable:
+    """Immutable once published: `with_container` / `without_container` return a new table that
+    shares every network the change does not touch (copy-on-write), so a container's start or
+    exit costs O(its own names), not a rebuild of every entry (~1.6 ms at 300 containers)."""
+
     def __init__(self, entries: Iterable[NameEntry] = ()) -> None:
         # network id -> name -> addresses; network id -> reverse name -> first name
         self._names: dict[str, dict[str, list[IPv4Address]]] = {}
         self._ptr: dict[str, dict[str, str]] = {}
-        self._networks: dict[str, set[str]] = {}
+        self._networks: dict[str, frozenset[str]] = {}
         self._outward: dict[str, bool] = {}
+        self._entries: dict[str, tuple[NameEntry, ...]] = {}  # container id -> its entries
+        grouped: dict[str, list[NameEntry]] = {}
         for e in entries:
-            names = self._names.setdefault(e.network_id, {})
+            grouped.setdefault(e.container_id, []).append(e)
+        for container_id, group in grouped.items():
+            self._add(container_id, tuple(group), set())
+
+    def _copy(self) -> NameTable:
+        """A new table sharing the per-network dicts (copied on first write, see _writable)."""
+        t = NameTable.__new__(NameTable)
+        t._names, t._ptr = dict(self._names), dict(self._ptr)
+        t._networks, t._outward = dict(self._networks), dict(self._outward)
+        t._entries = dict(self._entries)
+        return t
+
+    def _writable(self, net: str, copied: set[str]) -> tuple[dict[str, list[IPv4Address]],
+                                                           dict[str, str]]:  # fmt: skip
+        if net not in copied:
+            self._names[net] = dict(self._names.get(net, {}))
+            self._ptr[net] = dict(self._ptr.get(net, {}))
+            copied.add(net)
+        return self._names[net], self._ptr[net]
+
+    def _add(self, container_id: str, entries: tuple[NameEntry, ...], copied: set[str]) -> None:
+        for e in entries:
+            names, ptr = self._writable(e.network_id, copied)
             for name in e.names:
-                addresses = names.setdefault(normalise(name), [])
+                key = normalise(name)
+                addresses = list(names.get(key, ()))  # lists are shared with older tables
                 if e.ip not in addresses:
                     addresses.append(e.ip)
+                names[key] = addresses
             if e.names:
-                self._ptr.setdefault(e.network_id, {}).setdefault(reverse_name(e.ip), e.names[0])
-            self._networks.setdefault(e.container_id, set()).add(e.network_id)
-            # One network with a way out is enough for the container to reach the outside
-            # anyway; a container only on --internal networks never gets anything forwarded.
-            self._outward[e.container_id] = self._outward.get(e.container_id, False) or (
-                not e.internal
-            )
+                ptr.setdefault(reverse_name(e.ip), e.names[0])
+        self._entries[container_id] = entries
+        self._networks[container_id] = frozenset(e.network_id for e in entries)
+        # One network with a way out is enough for the container to reach the outside
+        # anyway; a container only on --internal networks never gets anything forwarded.
+        self._outward[container_id] = any(not e.internal for e in entries)
+
+    def _remove(self, container_id: str, copied: set[str]) -> None:
+        for e in self._entries.pop(container_id, ()):
+            names, ptr = self._writable(e.network_id, copied)
+            for name in e.names:
+                key = normalise(name)
+                addresses = [a for a in names.get(key, ()) if a != e.ip]
+                if addresses:
+                    names[key] = addresses
+                else:
+                    names.pop(key, None)
+            if e.names and ptr.get(reverse_name(e.ip)) == e.names[0]:
+                del ptr[reverse_name(e.ip)]
+        self._networks.pop(container_id, None)
+        self._outward.pop(container_id, None)
+
+    def with_container(self, container_id: str, entries: Iterable[NameEntry]) -> NameTable:
+        """This table with container_id's entries replaced by `entries` (none: removed)."""
+        t, copied = self._copy(), set[str]()
+        t._remove(container_id, copied)
+        group = tuple(entries)
+        if group:
+            t._add(container_id, group, copied)
+        return t
+
+    def without_container(self, container_id: str) -> NameTable:
+        return self.with_container(container_id, ())
 
     def lookup(self, asker: str, qname: str) -> list[IPv4Address] | None:
         """Addresses of qname on the networks asker is on; None when no such name is visible."""

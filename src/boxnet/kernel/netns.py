@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from boxnet.errors import KernelError
+from boxnet.kernel import ifctl
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
@@ -66,8 +67,8 @@ def _in_thread(fn: Callable[[], T]) -> T:
 
 
 def create_netns(path: Path, prepare: Sequence[SocketKind] = ()) -> None:
-    """Create a new network namespace bind-mounted at `path`, with the sockets of `prepare`
-    opened in it for later (see the module's doc)."""
+    """Create a new network namespace bind-mounted at `path`, with lo up and the sockets of
+    `prepare` opened in it for later (see the module's doc)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
@@ -82,7 +83,10 @@ def create_netns(path: Path, prepare: Sequence[SocketKind] = ()) -> None:
             _libc.mount(f"/proc/self/task/{tid}/ns/net".encode(), bytes(path), None, MS_BIND, None),
             f"bind-mount netns at {path}",
         )
-        return [(kind, socket.socket(*kind)) for kind in prepare]
+        spares = [(kind, socket.socket(*kind)) for kind in prepare]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            ifctl.set_up(probe.fileno(), "lo")  # every container has its loopback up
+        return spares
 
     try:
         spares = _in_thread(work)

@@ -111,6 +111,9 @@ class Records:
         # at 300 containers). Only a hint: lease() still checks the row, so a stale entry
         # costs a retry or skips an address, never a double lease.
         self._leased: dict[str, set[IPv4Address]] = {}
+        # protocol -> host port -> host ips reserved on it: the same kind of hint for the port
+        # allocator (reading a window of every published port grew with the population too).
+        self._host_ports: dict[str, dict[int, set[str]]] | None = None
 
     # -- networks -------------------------------------------------------------------------------
     def put_network(self, net: Network) -> None:
@@ -159,7 +162,12 @@ class Records:
                 ).fetchall()
             )
             conn.execute("DELETE FROM endpoints WHERE container_id = ?", (container_id,))
-            conn.execute("DELETE FROM ports WHERE container_id = ?", (container_id,))
+            self._forget_ports(
+                conn.execute(
+                    "DELETE FROM ports WHERE container_id = ? RETURNING proto, host_ip, host_port",
+                    (container_id,),
+                ).fetchall()
+            )
 
     def containers(self) -> list[Container]:
         rows = self.store.query("SELECT doc FROM containers")
@@ -277,11 +285,34 @@ class Records:
     def used_host_ports(self, proto: str, low: int = 1, high: int = 65535) -> set[tuple[str, int]]:
         """Reserved (host ip, port) pairs of proto with low <= port <= high (a window keeps the
         allocator's work proportional to what it asks for, not to every published port)."""
-        rows = self.store.query(
-            "SELECT host_ip, host_port FROM ports WHERE proto = ? AND host_port BETWEEN ? AND ?",
-            (proto, low, high),
-        )
-        return {(r["host_ip"], r["host_port"]) for r in rows}
+        by_port = self._ports_of(proto)
+        if high - low + 1 < len(by_port):  # a narrow window (an explicit port or range)
+            found = ((port, by_port.get(port, ())) for port in range(low, high + 1))
+        else:
+            found = ((port, ips) for port, ips in by_port.items() if low <= port <= high)
+        return {(ip, port) for port, ips in found for ip in ips}
+
+    def _ports_of(self, proto: str) -> dict[int, set[str]]:
+        if self._host_ports is None:
+            self._host_ports = {}
+            for r in self.store.query("SELECT proto, host_ip, host_port FROM ports"):
+                self._reserve_port(r["proto"], r["host_ip"], r["host_port"])
+        return self._host_ports.setdefault(proto, {})
+
+    def _reserve_port(self, proto: str, host_ip: str, port: int) -> None:
+        if self._host_ports is not None:
+            self._host_ports.setdefault(proto, {}).setdefault(port, set()).add(host_ip)
+
+    def _forget_ports(self, rows: list[sqlite3.Row]) -> None:
+        if self._host_ports is None:
+            return
+        for r in rows:
+            by_port = self._host_ports.get(r["proto"], {})
+            ips = by_port.get(r["host_port"])
+            if ips is not None:
+                ips.discard(r["host_ip"])
+                if not ips:
+                    del by_port[r["host_port"]]
 
     def add_ports(self, container_id: str, bindings: list[tuple[PortBinding, str]]) -> None:
         with self.store.transaction() as conn:
@@ -293,6 +324,14 @@ class Records:
                     for b, ip in bindings
                 ],
             )
+        for b, _ip in bindings:  # written: now they count as taken
+            self._reserve_port(b.proto, str(b.host_ip), b.host_port)
 
     def release_ports(self, container_id: str) -> None:
-        self.store.execute("DELETE FROM ports WHERE container_id = ?", (container_id,))
+        with self.store.transaction() as conn:
+            self._forget_ports(
+                conn.execute(
+                    "DELETE FROM ports WHERE container_id = ? RETURNING proto, host_ip, host_port",
+                    (container_id,),
+                ).fetchall()
+            )

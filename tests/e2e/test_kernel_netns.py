@@ -1,0 +1,73 @@
+"""kernel.netns and kernel.ifctl on real namespaces made by the test (under a temp dir).
+
+Observers: `nsenter --net=<file> ip -j link` and the sockets' own namespace inode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from boxnet.kernel import ifctl, netns
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, mounts)"),
+    pytest.mark.skipif(not shutil.which("nsenter"), reason="needs nsenter"),
+]
+
+
+def ip_json(path: Path, *args: str) -> list[dict[str, object]]:
+    argv = ["nsenter", f"--net={path}", "ip", "-j", *args]
+    return json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
+
+
+def test_a_new_namespace_has_lo_up_and_hands_out_its_prepared_sockets(tmp_path: Path) -> None:
+    path = tmp_path / "ns1"
+    netns.create_netns(path, prepare=[netns.NETLINK, netns.UDP])
+    try:
+        (lo,) = ip_json(path, "link", "show", "lo")
+        assert "UP" in lo["flags"]
+        udp = netns.socket_in(path, socket.AF_INET, socket.SOCK_DGRAM)
+        with udp:
+            # Bound to 127.0.0.1 of the new namespace: only possible there with lo up.
+            udp.bind(("127.0.0.1", 0))
+            assert ifctl.index(udp.fileno(), "lo") == 1
+        nl = netns.netlink_socket_in(path)  # the prepared one, then fresh ones
+        nl.close()
+        again = netns.netlink_socket_in(path)
+        again.close()
+    finally:
+        netns.delete_netns(path)
+    assert not path.exists()
+
+
+def test_ifctl_brings_an_interface_up_in_the_sockets_namespace(tmp_path: Path) -> None:
+    path = tmp_path / "ns2"
+    netns.create_netns(path)
+    try:
+        subprocess.run(
+            ["nsenter", f"--net={path}", "ip", "link", "add", "bxt0", "type", "veth",
+             "peer", "name", "bxt1"],
+            check=True,
+        )  # fmt: skip
+        sock = netns.socket_in(path, socket.AF_INET, socket.SOCK_DGRAM)
+        with sock:
+            index = ifctl.index(sock.fileno(), "bxt0")
+            ifctl.set_up(sock.fileno(), "bxt0")
+            ifctl.set_up(sock.fileno(), "bxt0")  # already up: nothing to do
+            with pytest.raises(OSError):
+                ifctl.index(sock.fileno(), "bx-none")
+        (link,) = ip_json(path, "link", "show", "bxt0")
+        assert link["ifindex"] == index
+        assert "UP" in link["flags"]
+        (peer,) = ip_json(path, "link", "show", "bxt1")
+        assert "UP" not in peer["flags"]  # only the one asked for
+    finally:
+        netns.delete_netns(path)
