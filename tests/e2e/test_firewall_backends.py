@@ -215,6 +215,39 @@ def test_flushed_iptables_rules_come_back(env: Env) -> None:
     assert wait_for(lambda: env.outside_curl(f"http://{HOST_IP}:8080/"))
 
 
+# Flushes that leave boxnet's tables or chains in place but empty them: the guard compares what
+# is there with what its last rebuild left, and checks one published port's DNAT.
+PARTIAL_FLUSHES = {
+    "nftables": (["nft", "flush", "map", "ip", "boxnet", "pub_any"],
+                 ["nft", "flush", "table", "ip", "boxnet"]),
+    "iptables": (["-t", "nat", "-F", "BOXNET"], ["-t", "nat", "-F", "BOXNET-POSTROUTING"]),
+}  # fmt: skip
+
+
+def test_partly_flushed_rules_come_back(env: Env) -> None:
+    url = f"http://{HOST_IP}:8080/"
+    assert wait_for(lambda: env.outside_curl(url))
+
+    def ruleset() -> str:  # boxnet's nat rules and DNAT elements, as the kernel lists them
+        if env.backend == "nftables":
+            return env.basic.host.run(["nft", "list", "table", "ip", "boxnet"]).stdout
+        return "\n".join(env.ipt("-t", "nat", "-S"))
+
+    before = ruleset()
+    for flush in PARTIAL_FLUSHES[env.backend]:
+        if env.backend == "nftables":
+            env.basic.host.run(flush)
+        else:
+            env.ipt(*flush)
+        assert ruleset() != before  # the flush took something away
+        # Not detected, it would stay away and wait_for would time out. (A connection begun
+        # in the meantime keeps its un-NATed conntrack entry: traffic is checked afterwards.)
+        assert wait_for(lambda: ruleset() == before, timeout=8), f"not rebuilt after {flush}"
+        assert env.outside_curl(url)
+        out = env.d.cli("run", "--rm", "busybox", "wget", "-qO-", f"http://{OUTSIDE_IP}/").stdout
+        assert json.loads(out)["client"] == HOST_IP  # masquerade is back too
+
+
 # Each set-up switches to another and back: nftables <-> iptables-legacy, iptables-nft <->
 # nftables, iptables-legacy <-> iptables-nft (a variant switch), every direction once.
 SWITCH_TO = {"nftables": "iptables-legacy", "iptables": "nftables", "iptables-legacy": "iptables"}

@@ -6,6 +6,7 @@ to that container port) and a backend renders it, each change as one atomic batc
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
@@ -69,3 +70,24 @@ class FirewallBackend(Protocol):
 
     def teardown(self) -> None:
         """Remove everything boxnet owns."""
+
+
+class Published:
+    """The DNATs a backend has programmed, oldest first. `is_intact` checks one of them (the
+    probe) instead of listing them all: a flushed map or chain loses it along with the rest."""
+
+    def __init__(self) -> None:
+        self._items: dict[DnatIntent, None] = {}
+
+    def reset(self, dnats: Iterable[DnatIntent]) -> None:
+        self._items = dict.fromkeys(dnats)
+
+    def add(self, dnats: Iterable[DnatIntent]) -> None:
+        self._items.update(dict.fromkeys(dnats))
+
+    def remove(self, dnats: Iterable[DnatIntent]) -> None:
+        for d in dnats:
+            self._items.pop(d, None)
+
+    def probe(self) -> DnatIntent | None:
+        return next(iter(self._items), None)

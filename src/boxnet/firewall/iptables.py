@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from boxnet.errors import KernelError
 from boxnet.firewall import iptables_rules as rules
-from boxnet.firewall.base import DnatIntent, FirewallModel
+from boxnet.firewall.base import DnatIntent, FirewallModel, Published
 
 if TYPE_CHECKING:
     from boxnet.firewall.base import FirewallBackend
@@ -135,6 +135,8 @@ class IptablesBackend:
         self.kind = _check_usable(self.ipt)  # nft or legacy, resolved once
         self._nft = nftables.Nftables()
         self._lock = threading.Lock()
+        self._published = Published()
+        self._counts: dict[str, int] | None = None  # rules per own chain after the last rebuild
 
     def details(self) -> list[tuple[str, str]]:
         binaries = f"{self.ipt.restore_argv[0]}, {self.ipt.save_argv[0]}"
@@ -151,16 +153,20 @@ class IptablesBackend:
         with self._lock:
             self.ipt.restore(rules.render_rebuild(model, self.ipt.save()))
             self._nft_run(rules.render_icc(model.bridges))
+            self._published.reset(model.dnats)
+            self._counts = rules.rule_counts(self.ipt.save())
 
     def add_dnats(self, dnats: list[DnatIntent]) -> None:
         if dnats:
             with self._lock:
                 self.ipt.restore(rules.render_dnat_change("add", dnats))
+                self._published.add(dnats)
 
     def remove_dnats(self, dnats: list[DnatIntent]) -> None:
         if not dnats:
             return
         with self._lock:
+            self._published.remove(dnats)
             try:
                 self.ipt.restore(rules.render_dnat_change("delete", dnats))
             except KernelError:
@@ -170,8 +176,15 @@ class IptablesBackend:
                     self.ipt.restore(rules.render_dnat_change("delete", present))
 
     def is_intact(self) -> bool:
+        """Chains and jumps present, each own chain with as many rules as the last rebuild left
+        (`iptables -t nat -F BOXNET-POSTROUTING` counts as removed), one published port's DNAT
+        rule still there, and the bridge table's ICC chain."""
         with self._lock:
-            if rules.missing_pieces(self.ipt.save()):
+            current = self.ipt.save()
+            if rules.missing_pieces(current) or rules.rule_counts(current) != self._counts:
+                return False
+            probe = self._published.probe()
+            if probe is not None and not rules.present_dnats(current, [probe]):
                 return False
             rc, _out, _err = self._nft.cmd("list chain bridge boxnet forward")
             return rc == 0

@@ -278,6 +278,17 @@ def missing_pieces(current: SaveState) -> list[str]:
     return missing
 
 
+def rule_counts(current: SaveState) -> dict[str, int]:
+    """Rules in each of boxnet's own chains, except BOXNET (its DNAT rules come and go with
+    every publish; is_intact checks one of them instead) and BOXNET-USER (the user's)."""
+    return {
+        f"{table} {chain}": len(current.get(table, TableState()).rules.get(chain, []))
+        for table, chains in OWN_CHAINS.items()
+        for chain in chains
+        if chain != USER_CHAIN and not (table == "nat" and chain == NAT_CHAIN)
+    }
+
+
 def render_icc(bridges: tuple[BridgeIntent, ...]) -> str:
     """The `bridge boxnet` nftables table: ICC off is enforced where frames are bridged."""
     drops = "".join(

@@ -32,7 +32,7 @@ import threading
 from typing import Any
 
 from boxnet.errors import KernelError
-from boxnet.firewall.base import ANY_IP, DnatIntent, FirewallModel
+from boxnet.firewall.base import ANY_IP, DnatIntent, FirewallModel, Published
 
 TABLE = "boxnet"
 # Map key and value types: (proto, port) or (address, proto, port) -> (container ip, port).
@@ -173,6 +173,8 @@ class NftablesBackend:
         self._nft.set_json_output(False)
         self._nft.set_handle_output(False)
         self._lock = threading.Lock()
+        self._published = Published()
+        self._shape: dict[str, int] | None = None  # what the last rebuild left (is_intact)
 
     def details(self) -> list[tuple[str, str]]:
         return [("Tables", f"ip {TABLE}, bridge {TABLE}")]
@@ -197,14 +199,42 @@ class NftablesBackend:
 
     def rebuild(self, model: FirewallModel) -> None:
         self.run(render_ruleset(model))
+        self._published.reset(model.dnats)
+        self._shape = self._current_shape()
+
+    def _current_shape(self) -> dict[str, int] | None:
+        """Rules per chain and the maps of boxnet's tables (terse: no map elements, so the
+        check costs the same with 10,000 published ports); None when a table is gone."""
+        shape: dict[str, int] = {}
+        with self._lock:
+            self._nft.set_json_output(True)
+            self._nft.set_terse_output(True)
+            try:
+                for family in ("ip", "bridge"):
+                    rc, out, _err = self._nft.cmd(f"list table {family} {TABLE}")
+                    if rc != 0:
+                        return None
+                    for item in json.loads(out)["nftables"]:
+                        if "rule" in item:
+                            key = f"{family} chain {item['rule']['chain']}"
+                            shape[key] = shape.get(key, 0) + 1
+                        elif "chain" in item or "map" in item:
+                            kind = "chain" if "chain" in item else "map"
+                            shape.setdefault(f"{family} {kind} {item[kind]['name']}", 0)
+            finally:
+                self._nft.set_json_output(False)
+                self._nft.set_terse_output(False)
+        return shape
 
     def add_dnats(self, dnats: list[DnatIntent]) -> None:
         if dnats:
             self.run(render_dnat_change("add", dnats))
+            self._published.add(dnats)
 
     def remove_dnats(self, dnats: list[DnatIntent]) -> None:
         if not dnats:
             return
+        self._published.remove(dnats)
         try:
             self.run(render_dnat_change("delete", dnats))
         except KernelError:
@@ -216,8 +246,18 @@ class NftablesBackend:
                     pass
 
     def is_intact(self) -> bool:
+        """Every table, chain and map as rebuilt, each chain with its rules (a flushed table or
+        chain counts as removed), and one published port's map element still there."""
+        if self._shape is None or self._current_shape() != self._shape:
+            return False
+        probe = self._published.probe()
+        if probe is None:
+            return True
+        map_name, element = _dnat_key_value(probe)
         with self._lock:
-            rc, _out, _err = self._nft.cmd(f"list chain ip {TABLE} forward")
+            rc, _out, _err = self._nft.cmd(
+                f"get element ip {TABLE} {map_name} {{ {element.split(' : ')[0]} }}"
+            )
         return rc == 0
 
     def teardown(self) -> None:
