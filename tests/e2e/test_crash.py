@@ -5,7 +5,6 @@ without its kernel objects."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 import pytest
@@ -42,15 +41,6 @@ def snapshot(basic: BasicLab, d: Daemon) -> dict[str, Any]:
             if line.strip()
         ),
     }
-
-
-def pending_intents(d: Daemon) -> list[tuple[str, str]]:
-    """The journal's rows, read from the database file itself (not through the daemon)."""
-    conn = sqlite3.connect(d.data_root / "boxnet.db", timeout=10)
-    try:
-        return [(str(k), str(s)) for k, s in conn.execute("SELECT kind, subject FROM intents")]
-    finally:
-        conn.close()
 
 
 def owned(basic: BasicLab, d: Daemon) -> dict[str, Any]:
@@ -105,7 +95,7 @@ def test_crash_at_every_step_leaks_nothing(
     assert d.wait(10) is not None, f"the daemon did not crash at {step}"
     monkeypatch.delenv(ENV)
     d.start()
-    assert pending_intents(d) == []  # every interrupted change was resolved at start
+    assert d.pending_intents() == []  # every interrupted change was resolved at start
     if step != "container.start.recorded":  # the only step after its change's intent closed
         assert "interrupted change" in d.log_path.read_text(), "no intent was left to resolve"
     state = snapshot(basic, d)

@@ -48,15 +48,6 @@ def env() -> Iterator[tuple[LanLab, Daemon]]:
         lab.close()
 
 
-def pending_intents(d: Daemon) -> list[tuple[str, str]]:
-    """The journal's rows, read from the database file itself (not through the daemon)."""
-    conn = sqlite3.connect(d.data_root / "boxnet.db", timeout=10)
-    try:
-        return [(str(k), str(s)) for k, s in conn.execute("SELECT kind, subject FROM intents")]
-    finally:
-        conn.close()
-
-
 def hostbridges(d: Daemon) -> list[dict[str, Any]]:
     out = d.cli("hostbridge", "ls", "--format", "json").stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
@@ -154,7 +145,7 @@ def test_lan_crash_at_every_step_leaks_nothing(
     assert f"interrupted change {step.rsplit('.', 1)[0]}" in log  # the row was there, resolved
 
     # The journal is empty; the host is whole and reachable.
-    assert pending_intents(d) == []
+    assert d.pending_intents() == []
     dev = check_host(lan)
     bridges_recorded = [b["Name"] for b in hostbridges(d)]
     assert bridges_recorded == (["br0"] if dev == "br0" else []), (dev, bridges_recorded)
@@ -226,5 +217,5 @@ def test_gc_resolves_an_intent_left_by_an_earlier_daemon(env: tuple[LanLab, Daem
     out = d.cli("system", "gc").stdout
     assert "Resolved: pipework.attach ffff/eth1: undone" in out, out
     assert not [x for x in host.ip_json("link") if x["ifname"].startswith("bxpwdead")]
-    assert pending_intents(d) == []
+    assert d.pending_intents() == []
     check_host(lan)

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -168,6 +169,16 @@ class Daemon:
         the socket)."""
         argv = [str(venv_bin() / "boxnet"), "-H", f"unix://{self.socket}", *args]
         return run(argv, check=check, input=input, timeout=timeout)
+
+    def pending_intents(self) -> list[tuple[str, str]]:
+        """(kind, subject) of the intent journal's rows, read from the database file itself
+        (not through the daemon): a test's independent view of unfinished changes."""
+        conn = sqlite3.connect(self.data_root / "boxnet.db", timeout=10)
+        try:
+            rows = conn.execute("SELECT kind, subject FROM intents")
+            return [(str(k), str(s)) for k, s in rows]
+        finally:
+            conn.close()
 
     def remove_all_containers(self) -> list[str]:
         """`boxnet rm -f` every container if the daemon answers; returns error messages."""

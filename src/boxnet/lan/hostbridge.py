@@ -22,6 +22,8 @@ from boxnet.kernel import lan as klan
 from boxnet.kernel import links
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pyroute2 import IPRoute
 
     from boxnet.store.intents import Intents
@@ -108,13 +110,7 @@ class HostBridges:
         klan.set_master(ipr, state.index, br)
         undo.push("release uplink", lambda: klan.set_master(ipr, state.index, 0))
         faults.point("hostbridge.create.enslaved")
-        # Routes first (they depend on the addresses), then addresses; reverse to restore.
-        for r in state.routes:
-            klan.del_route(ipr, r, state.index)
-            undo.push("restore route", partial(klan.add_route, ipr, r, state.index))
-        for a in state.addresses:
-            klan.del_addr(ipr, a, state.index)
-            undo.push("restore address", partial(klan.add_addr, ipr, a, state.index))
+        _clear_link(ipr, state.routes, state.addresses, state.index, undo)
         faults.point("hostbridge.create.uplink-cleared")
         for a in state.addresses:
             klan.add_addr(ipr, a, br)
@@ -150,12 +146,7 @@ class HostBridges:
             # finished from this row (recovery.py), never left with the host unaddressed.
             payload = {"Name": name, "Uplink": uplink, "Saved": current.to_json()}
             self.intents.begin("hostbridge.rm", name, payload, undo)
-            for r in current.routes:
-                klan.del_route(ipr, r, info.index)
-                undo.push("restore route", partial(klan.add_route, ipr, r, info.index))
-            for a in current.addresses:
-                klan.del_addr(ipr, a, info.index)
-                undo.push("restore address", partial(klan.add_addr, ipr, a, info.index))
+            _clear_link(ipr, current.routes, current.addresses, info.index, undo)
             faults.point("hostbridge.rm.bridge-cleared")
             if up is not None:
                 klan.set_master(ipr, up.index, 0)
@@ -199,3 +190,20 @@ class HostBridges:
                 log.info("host bridge %s re-applied on %s", name, uplink)
             except Exception as exc:
                 log.warning("host bridge %s: re-apply failed: %s", name, exc)
+
+
+def _clear_link(
+    ipr: IPRoute,
+    routes: Sequence[klan.RouteState],
+    addresses: Sequence[klan.AddrState],
+    index: int,
+    undo: Undo,
+) -> None:
+    """Take the routes, then the addresses (routes depend on them), off a link, each with the
+    undo step that puts it back (undo runs in reverse: addresses first, then routes)."""
+    for r in routes:
+        klan.del_route(ipr, r, index)
+        undo.push("restore route", partial(klan.add_route, ipr, r, index))
+    for a in addresses:
+        klan.del_addr(ipr, a, index)
+        undo.push("restore address", partial(klan.add_addr, ipr, a, index))
