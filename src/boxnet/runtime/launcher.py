@@ -30,6 +30,7 @@ from typing import IO, Any
 from boxnet.errors import BoxnetError, InvalidArgument, KernelError, NotFound
 
 SHIM_PATH = Path(__file__).with_name("shim.py")
+ZYGOTE_PATH = Path(__file__).with_name("zygote.py")
 READY_TIMEOUT = 10.0
 SPEC_FILE = "spec.json"
 EXIT_FILE = "exit.json"
@@ -167,16 +168,20 @@ def _failure(report: dict[str, Any], what: str) -> BoxnetError:
     return SetupFailed(message, code)
 
 
-def shim_program() -> str:
-    """The shim as bytecode when possible: `python shim.py` recompiles it at every start (~3 ms
-    of a ~12 ms start). Recompiled when the source is newer; the source itself as a fallback."""
-    pyc = Path(importlib.util.cache_from_source(str(SHIM_PATH)))
+def compiled(source: Path) -> str:
+    """A stand-alone script as bytecode when possible: `python shim.py` recompiles it at every
+    start (~3 ms of a ~12 ms start). Recompiled when the source is newer; else the source."""
+    pyc = Path(importlib.util.cache_from_source(str(source)))
     try:
-        if not pyc.exists() or pyc.stat().st_mtime < SHIM_PATH.stat().st_mtime:
-            py_compile.compile(str(SHIM_PATH), cfile=str(pyc), doraise=True)  # atomic write
+        if not pyc.exists() or pyc.stat().st_mtime < source.stat().st_mtime:
+            py_compile.compile(str(source), cfile=str(pyc), doraise=True)  # atomic write
         return str(pyc)
     except (OSError, py_compile.PyCompileError):
-        return str(SHIM_PATH)
+        return str(source)
+
+
+def shim_program() -> str:
+    return compiled(SHIM_PATH)
 
 
 def _spawn(
@@ -195,7 +200,7 @@ def _spawn(
 
 
 class Zygote:
-    """The daemon's end of the shim zygote (shim.py, `--zygote`): one idle interpreter that forks
+    """The daemon's end of the shim zygote (zygote.py): one idle interpreter that forks
     a shim per start (~1 ms) instead of a fresh `python shim.py` each time (~10 ms). Started on
     first use; when it is gone or misbehaves, `fork` returns None and the caller spawns a plain
     shim, so a broken zygote costs speed, never a start."""
@@ -218,9 +223,9 @@ class Zygote:
                     sys.executable,
                     "-I",
                     "-S",
-                    shim_program(),
-                    "--zygote",
+                    compiled(ZYGOTE_PATH),
                     str(theirs.fileno()),
+                    str(SHIM_PATH),
                     str(log_path),
                 ],
                 stdin=subprocess.DEVNULL,

@@ -1,7 +1,7 @@
 """boxnet container shim: joins/creates the namespaces, forks the container's PID 1, waits for it.
 
-Run by the daemon as `python -I -S shim.py SPEC.json`, or forked by the zygote (below), which
-the daemon starts once as `python -I -S shim.py --zygote FD`. Stand-alone on purpose: it imports
+Run by the daemon as `python -I -S shim.py SPEC.json`, or forked by the zygote (zygote.py), which
+loads this file once and calls `serve` in each child. Stand-alone on purpose: it imports
 only cheap stdlib/builtin modules (no boxnet, no `json`/`signal`/`typing`, which pull in `re`/`enum`
 and cost ~8 ms of start-up each), so that a container starts in a few milliseconds and an idle
 shim stays small. The daemon's side of the protocol is `boxnet.runtime.launcher`.
@@ -15,12 +15,6 @@ Modes (spec "mode"):
   exit.json.
 - "exec": join every namespace of a running container, fork (the PID namespace applies to
   children only), exec, and exit with the command's exit code.
-
-The zygote: a fresh interpreter costs ~10 ms of every container start, a fork of an idle one
-~1 ms. The zygote waits on a SOCK_SEQPACKET socket for "SPEC_PATH" with four fds (ready socket,
-stdin, stdout, stderr), forks, answers the child's PID, and the child becomes exactly the shim
-`python shim.py SPEC_PATH` would have been (new session, those fds, cwd /). It exits when the
-daemon hangs up (EOF), so it never outlives the daemon; the shims it forked detach as always.
 """
 
 from __future__ import annotations
@@ -495,57 +489,7 @@ def serve(spec_path: str, ready_fd: int | None = None) -> int:
         raise
 
 
-def reap_children(_signum: int, _frame: Any) -> None:
-    while True:
-        try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                return
-        except ChildProcessError:
-            return
-
-
-def zygote(sock_fd: int) -> int:
-    import socket  # only here: a plain shim never needs it
-
-    sock = socket.socket(fileno=sock_fd)
-    for sig in IGNORED:
-        _signal.signal(sig, _signal.SIG_IGN)
-    # Each child forks the real shim and exits at once: reap it then (recv resumes after).
-    _signal.signal(_signal.SIGCHLD, reap_children)
-    while True:
-        msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 4)
-        if not msg:
-            return 0  # the daemon hung up: it is gone or stopping
-        if len(fds) != 4:
-            for fd in fds:
-                os.close(fd)
-            sock.send(b"0")
-            continue
-        pid = os.fork()
-        if pid == 0:
-            code = 125
-            try:
-                _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)  # the shim waits for its child
-                sock.close()
-                os.setsid()
-                for target, fd in zip((0, 1, 2), fds[1:], strict=True):
-                    os.dup2(fd, target)
-                for fd in fds[1:]:
-                    os.close(fd)
-                os.chdir("/")
-                code = serve(msg.decode(), ready_fd=fds[0])
-            except BaseException as e:
-                os.write(2, f"boxnet shim: {type(e).__name__}: {e}\n".encode())
-            finally:
-                os._exit(code)
-        for fd in fds:
-            os.close(fd)
-        sock.send(str(pid).encode())
-
-
 def main() -> int:
-    if sys.argv[1] == "--zygote":
-        return zygote(int(sys.argv[2]))
     return serve(sys.argv[1])
 
 
