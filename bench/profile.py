@@ -51,8 +51,7 @@ span(nftables.NftablesBackend, "add_dnats", "publish: nft add_dnats")
 span(sandbox.Sandboxes, "_lease", "sqlite: lease (pick + insert)")
 span(sandbox.Sandboxes, "_publish", "publish: total")
 span(sandbox.PortAllocator, "allocate", "publish: port allocation (bind() probe)")
-if hasattr(links, "set_hairpin"):
-    span(links, "set_hairpin", "publish: hairpin (link_lookup + brport set)")
+span(links, "set_hairpin", "publish: hairpin (brport set)")
 for m in ("put_endpoint", "add_ports", "used_host_ports", "leased_ips"):
     span(records.Records, m, "sqlite: " + m)
 span(containers, "write_etc_files", "start: etc files")

@@ -48,9 +48,6 @@ class NameService:
             return tuple(str(s) for s in self.config.dns)
         return tuple(host_resolvers()[0])
 
-    def table(self) -> NameTable:
-        return self._table
-
     def _publish(self, table: NameTable) -> None:
         self._table = table
         self.resolver.set_table(table)

@@ -76,8 +76,6 @@ class Sandboxes:
         self.firewall = firewall
         self.ports = PortAllocator()
         self._bridge_indexes: dict[str, int] = {}
-        # host veth name -> its ifindex, from creation until setup() ends (hairpin needs it).
-        self._veth_indexes: dict[str, int] = {}
         # boxnet.lan's pipework attachments, re-applied into every new namespace (controller).
         self.pipework: Pipework | None = None
 
@@ -98,17 +96,6 @@ class Sandboxes:
             if self.pipework is not None:
                 self.pipework.on_setup(c, str(path), undo)
             return SandboxResult(str(path), (), ())
-        try:
-            endpoints, bindings = self._attach_all(c, path, undo)
-        finally:
-            self._veth_indexes.clear()  # setup runs under the controller's lock: all ours
-        if self.pipework is not None:
-            self.pipework.on_setup(c, str(path), undo)
-        return SandboxResult(str(path), tuple(endpoints), bindings)
-
-    def _attach_all(
-        self, c: Container, path: Path, undo: Undo
-    ) -> tuple[list[Endpoint], tuple[PortBinding, ...]]:
         endpoints = []
         began = time.perf_counter()
         for index, req in enumerate(self.endpoint_requests(c)):
@@ -119,7 +106,9 @@ class Sandboxes:
                   (time.perf_counter() - began) * 1000)  # fmt: skip
         metrics.record("attach", time.perf_counter() - began)
         bindings = self._publish(c, endpoints[0], undo) if endpoints else ()
-        return endpoints, bindings
+        if self.pipework is not None:
+            self.pipework.on_setup(c, str(path), undo)
+        return SandboxResult(str(path), tuple(endpoints), bindings)
 
     @staticmethod
     def endpoint_requests(c: Container) -> list[EndpointRequest]:
@@ -173,7 +162,7 @@ class Sandboxes:
             default_route=primary and not net.internal,
         )
         try:
-            self._veth_indexes[endpoint.host_veth] = links.add_veth_into(self.ipr, path, plan)
+            links.add_veth_into(self.ipr, path, plan)
         except Exception:
             self._bridge_indexes.pop(net.id, None)  # maybe stale: look it up next time
             raise
@@ -262,8 +251,7 @@ class Sandboxes:
         if net is not None and net.driver == Driver.BRIDGE:
             # Hairpin to itself: where br_netfilter NATs bridged frames, the container's own
             # request to host:port comes back out of the port it went in (Docker does the same).
-            index = self._veth_indexes.get(endpoint.host_veth)
-            links.set_hairpin(self.ipr, endpoint.host_veth, index)
+            links.set_hairpin(self.ipr, endpoint.host_veth)
         # GET /boxnet/metrics "publish": allocation + records + one nft batch (bench/ports.py).
         metrics.record("publish", time.perf_counter() - began)
         faults.point("container.start.ports")

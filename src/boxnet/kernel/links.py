@@ -26,8 +26,6 @@ from boxnet.errors import KernelError
 from boxnet.kernel import ifctl
 from boxnet.kernel.netns import netlink_socket_in
 
-# The kernel gives lo ifindex 1 in every namespace (LOOPBACK_IFINDEX): no lookup needed.
-LOOPBACK_IFINDEX = 1
 # rtnetlink constants (linux/rtnetlink.h) for the routes built by hand in _address_and_route.
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
 
@@ -131,14 +129,15 @@ def delete_link_in(netns_path: str | Path, ifname: str) -> None:
         delete_link(inner, ifname)
 
 
-def set_hairpin(ipr: IPRoute, ifname: str, index: int | None = None) -> None:
+def set_hairpin(ipr: IPRoute, ifname: str) -> None:
     """Let the bridge send a frame back out of the port it came in on (bridge_slave hairpin).
-    `index`, when the caller knows it, saves a lookup."""
+    ifname is a port in the daemon's own namespace (whose threads never leave it), so its index
+    comes from if_nametoindex: one ioctl, not a netlink round trip."""
     try:
-        ipr.brport("set", index=index or ipr.link_lookup(ifname=ifname)[0], mode=1)
-    except (NetlinkError, IndexError) as exc:
-        if isinstance(exc, NetlinkError):
-            raise _fail(f"hairpin mode on {ifname}", exc) from exc
+        ipr.brport("set", index=socket.if_nametoindex(ifname), mode=1)
+    except NetlinkError as exc:
+        raise _fail(f"hairpin mode on {ifname}", exc) from exc
+    except OSError as exc:
         raise KernelError(f"hairpin mode on {ifname}: no such interface") from exc
 
 
@@ -241,10 +240,9 @@ def _address_and_route(index: int, plan: VethPlan) -> list[ifaddrmsg | rtmsg]:
     return messages
 
 
-def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> int:
+def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
     """Create the pair with its peer born inside the container's namespace, plug the host end
-    into the bridge, and configure the peer: address, up, default route via the gateway.
-    Returns the host end's ifindex (for the bridge port settings that follow)."""
+    into the bridge, and configure the peer: address, up, default route via the gateway."""
     fd = os.open(netns_path, os.O_RDONLY)
     try:
         ipr.link(
@@ -282,10 +280,8 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> int:
             inner.nlm_request_batch(_address_and_route(index, plan))
         finally:
             inner.close()
-        # The daemon's threads stay in its namespace: the host end is looked up there.
-        return socket.if_nametoindex(plan.host_ifname)
     except (NetlinkError, OSError) as exc:
-        sock.close()
+        sock.close()  # if IPRoute has not taken it over
         delete_link(ipr, plan.host_ifname)
         what = f"configure {plan.container_ifname} in the container"
         if isinstance(exc, NetlinkError):

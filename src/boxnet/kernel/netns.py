@@ -124,7 +124,13 @@ def delete_netns(path: Path) -> None:
 
 def netlink_socket_in(path: str | Path) -> socket.socket:
     """A NETLINK_ROUTE socket that lives in the namespace at `path` (a file or /proc/PID/ns/net)."""
-    spare = _take_spare(path, NETLINK)
+    return socket_in(path, *NETLINK)
+
+
+def socket_in(path: str | Path, family: int, type: int, proto: int = 0) -> socket.socket:
+    """A socket of (family, type, proto) that lives in the namespace at `path`: a socket stays
+    in the namespace it was created in, whichever thread later binds or uses it."""
+    spare = _take_spare(path, (family, type, proto))
     if spare is not None:
         return spare
 
@@ -134,28 +140,7 @@ def netlink_socket_in(path: str | Path) -> socket.socket:
             _check(_libc.setns(fd, CLONE_NEWNET), f"setns({path})")
         finally:
             os.close(fd)
-        return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
-
-    try:
-        return _in_thread(work)
-    except OSError as exc:
-        raise KernelError(f"enter network namespace {path}: {exc.strerror or exc}") from exc
-
-
-def socket_in(path: str | Path, family: int, type: int) -> socket.socket:
-    """A socket of (family, type) that lives in the namespace at `path`: a socket stays in the
-    namespace it was created in, whichever thread later binds or uses it."""
-    spare = _take_spare(path, (family, type, 0))
-    if spare is not None:
-        return spare
-
-    def work() -> socket.socket:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            _check(_libc.setns(fd, CLONE_NEWNET), f"setns({path})")
-        finally:
-            os.close(fd)
-        return socket.socket(family, type)
+        return socket.socket(family, type, proto)
 
     try:
         return _in_thread(work)

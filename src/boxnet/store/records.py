@@ -153,21 +153,11 @@ class Records:
         return new
 
     def delete_container(self, container_id: str) -> None:
-        with self.store.transaction() as conn:
+        with self.store.transaction() as conn:  # the releases below join this transaction
             conn.execute("DELETE FROM containers WHERE id = ?", (container_id,))
-            self._forget_leases(
-                conn.execute(
-                    "DELETE FROM leases WHERE container_id = ? RETURNING network_id, ip",
-                    (container_id,),
-                ).fetchall()
-            )
+            self.release_leases(container_id)
             conn.execute("DELETE FROM endpoints WHERE container_id = ?", (container_id,))
-            self._forget_ports(
-                conn.execute(
-                    "DELETE FROM ports WHERE container_id = ? RETURNING proto, host_ip, host_port",
-                    (container_id,),
-                ).fetchall()
-            )
+            self.release_ports(container_id)
 
     def containers(self) -> list[Container]:
         rows = self.store.query("SELECT doc FROM containers")
