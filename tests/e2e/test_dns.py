@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
-import struct
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +19,7 @@ from typing import Any
 import pytest
 
 from boxnet.lab import BasicLab, Daemon, Lab, basic_lab
-from boxnet.lab.daemon import venv_bin
+from boxnet.lab.dns_query import query
 from boxnet.lab.dns_upstream import Upstream, dns_server
 
 pytestmark = pytest.mark.e2e
@@ -77,41 +74,6 @@ def answered(output: str) -> list[str]:
     return [x.split()[-1] for x in lines if x.startswith("Address")]
 
 
-CLIENT = r"""
-import socket, struct, sys
-server, port, proto, name, qtype = sys.argv[1:6]
-port, qtype = int(port), int(qtype)
-q = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
-q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
-q += struct.pack("!HH", qtype, 1)
-family = socket.AF_INET6 if ":" in server else socket.AF_INET
-if proto == "udp":  # connected, as libc resolvers do: a reply from another port is dropped
-    s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(5)
-    s.connect((server, port)); s.send(q); r = s.recv(4096)
-else:
-    s = socket.create_connection((server, port), timeout=5)
-    s.sendall(struct.pack("!H", len(q)) + q)
-    r = b""
-    while len(r) < 2 or len(r) < 2 + struct.unpack("!H", r[:2])[0]:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        r += chunk
-    r = r[2:]
-print(r.hex())
-"""
-
-
-def query_with(prefix: list[str], server: str, port: int, proto: str, name: str,
-               qtype: int = 1) -> tuple[int, list[str]]:  # fmt: skip
-    """(rcode, A addresses) of a hand-built query to server:port/proto, sent by the python
-    that `prefix` runs (an nsenter into some namespace, or `boxnet exec C python3`)."""
-    argv = [*prefix, "-I", "-c", CLIENT, server, str(port), proto, name, str(qtype)]
-    r = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, f"query {name} to {server}:{port}/{proto} failed: {r.stderr}"
-    return parse_reply(bytes.fromhex(r.stdout.strip()))
-
-
 def in_container_netns(d: Daemon, container: str) -> list[str]:
     netns = inspect(d, container)["NetworkSettings"]["SandboxKey"]
     return ["nsenter", f"--net={netns}", "--", sys.executable]
@@ -121,33 +83,7 @@ def raw_query(
     d: Daemon, container: str, name: str, qtype: int = 1, proto: str = "udp"
 ) -> tuple[int, list[str]]:
     """(rcode, A addresses) of a query to 127.0.0.11:53 sent from inside the container's netns."""
-    return query_with(in_container_netns(d, container), "127.0.0.11", 53, proto, name, qtype)
-
-
-def parse_reply(data: bytes) -> tuple[int, list[str]]:
-    assert data[:2] == b"\x42\x42" and data[2] & 0x80, "not a response to our query"
-    rcode = data[3] & 0x0F
-    ancount = struct.unpack("!H", data[6:8])[0]
-    pos = 12
-    while data[pos]:
-        pos += 1 + data[pos]
-    pos += 5
-    addresses = []
-    for _ in range(ancount):
-        pos += 2 if data[pos] & 0xC0 == 0xC0 else _skip_name(data, pos)
-        rtype, _cls, _ttl, rdlen = struct.unpack("!HHIH", data[pos : pos + 10])
-        pos += 10
-        if rtype == 1:
-            addresses.append(socket.inet_ntoa(data[pos : pos + rdlen]))
-        pos += rdlen
-    return rcode, addresses
-
-
-def _skip_name(data: bytes, pos: int) -> int:
-    start = pos
-    while data[pos] and data[pos] & 0xC0 != 0xC0:
-        pos += 1 + data[pos]
-    return pos - start + (2 if data[pos] else 1)
+    return query(in_container_netns(d, container), "127.0.0.11", 53, proto, name, qtype)
 
 
 # -- names ----------------------------------------------------------------------------------------
@@ -242,7 +178,7 @@ def test_a_dns_server_on_the_hosts_port_53_does_not_clash(env: Env) -> None:
     tcp = host.run(["ss", "-Hltnp", "sport = :53"]).stdout.strip().splitlines()
     assert len(udp) == 1 and "python" in udp[0] and tcp == [], (udp, tcp)
     host_python = host.argv([sys.executable])
-    assert query_with(host_python, "127.0.0.1", 53, "udp", "anything.test") == (0, [HOST_ANSWER])
+    assert query(host_python, "127.0.0.1", 53, "udp", "anything.test") == (0, [HOST_ANSWER])
     # ...while containers resolve names as usual (the other tests ran with it in place).
     env.d.cli("run", "-d", "--name", "p53", "busybox", "sleep", "1000")
     r = env.d.cli("run", "--rm", "busybox", "nslookup", "p53")
@@ -354,181 +290,9 @@ def test_the_resolver_survives_a_daemon_restart(env: Env) -> None:
     d.cli("run", "-d", "--name", "k2", "--network", "keep", "busybox", "sleep", "1000")
     k1 = ip_on(d, "k1", "keep")
     assert raw_query(d, "k2", "kv") == (0, [k1])
-    before = resolver_ports(d, "k2")
     d.restart()
     assert raw_query(d, "k2", "kv") == (0, [k1])
     assert raw_query(d, "k2", "kv", proto="tcp") == (0, [k1])
-    # The new daemon's sockets have new ports, and the redirect follows them (one table).
-    after = resolver_ports(d, "k2")
-    assert after != before and redirect_ports(d, "k2") == after
     code, out = nslookup(d, "k2", "k1")
     assert code == 0 and answered(out) == [k1]
     assert raw_query(d, "k2", "forwarded.after.restart")[1] == [OUTSIDE_ANSWER]
-
-
-# -- port 53 is the container's own (issue 13) -------------------------------------------------
-SERVER_ANSWER = "192.0.2.42"
-# A DNS server run by the container itself: 0.0.0.0:53 and [::]:53, UDP and TCP; every A query
-# answered with SERVER_ANSWER. Stdlib only: it runs on the host image's system python3 -I.
-SERVER = r"""
-import selectors, socket, struct
-ANSWER = socket.inet_aton("ANSWER_IP")
-def reply(q):
-    pos = 12
-    while q[pos]:
-        pos += 1 + q[pos]
-    n = 1 if struct.unpack("!H", q[pos + 1:pos + 3])[0] == 1 else 0
-    r = q[:2] + struct.pack("!HHHHH", 0x8180, 1, n, 0, 0) + q[12:pos + 5]
-    return r + (b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + ANSWER if n else b"")
-sel = selectors.DefaultSelector()
-for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        s = socket.socket(family, kind)
-        if family == socket.AF_INET6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        s.bind((address, 53))
-        if kind == socket.SOCK_STREAM:
-            s.listen(8)
-        sel.register(s, selectors.EVENT_READ, kind)
-print("listening on 0.0.0.0:53 and [::]:53", flush=True)
-while True:
-    for key, _ in sel.select():
-        s = key.fileobj
-        if key.data == socket.SOCK_DGRAM:
-            q, peer = s.recvfrom(4096)
-            s.sendto(reply(q), peer)
-            continue
-        c, _ = s.accept()
-        c.settimeout(5)
-        with c:
-            try:
-                q = c.recv(4096)
-                while len(q) < 2 + struct.unpack("!H", q[:2])[0]:
-                    chunk = c.recv(4096)
-                    if not chunk:
-                        break
-                    q += chunk
-                r = reply(q[2:])
-                c.sendall(struct.pack("!H", len(r)) + r)
-            except (OSError, struct.error, IndexError):
-                pass
-""".replace("ANSWER_IP", SERVER_ANSWER)
-
-
-def listening(d: Daemon, container: str, exec: bool = True) -> list[tuple[str, str, int]]:
-    """(proto, address, port) of every listening socket in the container, as `ss` sees them run
-    inside it (a host image container), or else run in its network namespace by nsenter."""
-    if exec:
-        out = d.cli("exec", container, "ss", "-Hlntu").stdout
-    else:
-        netns = inspect(d, container)["NetworkSettings"]["SandboxKey"]
-        out = subprocess.run(["nsenter", f"--net={netns}", "--", "ss", "-Hlntu"], check=True,
-                             capture_output=True, text=True, timeout=20).stdout  # fmt: skip
-    found = []
-    for line in out.splitlines():
-        fields = line.split()
-        address, _, port = fields[4].rpartition(":")
-        found.append((fields[0], address.strip("[]"), int(port)))
-    return found
-
-
-def resolver_ports(d: Daemon, container: str) -> dict[str, int]:
-    """The resolver's ports in the container ({"udp": .., "tcp": ..}), seen by ss."""
-    return {proto: port for proto, address, port in listening(d, container, exec=False)
-            if address == "127.0.0.11"}  # fmt: skip
-
-
-def redirect_ports(d: Daemon, container: str) -> dict[str, int]:
-    """Where the container's `ip boxnet-dns` table sends 127.0.0.11:53, per protocol (nft -j)."""
-    netns = inspect(d, container)["NetworkSettings"]["SandboxKey"]
-    out = subprocess.run(
-        ["nsenter", f"--net={netns}", "--", "nft", "-j", "list", "table", "ip", "boxnet-dns"],
-        check=True, capture_output=True, text=True, timeout=20,
-    ).stdout  # fmt: skip
-    ports = {}
-    for item in json.loads(out)["nftables"]:
-        rule = item.get("rule")
-        if rule and rule["chain"] == "output":
-            exprs = rule["expr"]
-            proto = next(e["match"]["left"]["payload"]["protocol"] for e in exprs
-                         if "match" in e and e["match"]["left"].get("payload", {}).get("field")
-                         == "dport")  # fmt: skip
-            ports[proto] = next(e["dnat"]["port"] for e in exprs if "dnat" in e)
-    return ports
-
-
-def wait_for_server(d: Daemon, container: str) -> list[tuple[str, str, int]]:
-    """Until the container's server listens on port 53 (bounded); what listens then."""
-    for _ in range(100):
-        if not inspect(d, container)["State"]["Running"]:
-            pytest.fail(f"{container} exited: {d.cli('logs', container, check=False).stdout}")
-        found = listening(d, container)
-        if sum(1 for _proto, _address, port in found if port == 53) == 4:
-            return found
-        time.sleep(0.1)
-    pytest.fail(f"{container}'s server never listened: {d.cli('logs', container).stdout}")
-
-
-def exec_python(d: Daemon, container: str) -> list[str]:
-    """The argv prefix that runs the system python3 inside a (host image) container."""
-    return [str(venv_bin() / "boxnet"), "-H", f"unix://{d.socket}", "exec", container, "python3"]
-
-
-@pytest.mark.parametrize("network", ["bridge", "dnsnet"])
-def test_a_container_serves_dns_on_its_own_port_53(env: Env, network: str) -> None:
-    d, host, outside = env.d, env.basic.host, env.basic.outside
-    if network != "bridge":
-        d.cli("network", "create", network)
-    d.cli("run", "-d", "--name", "peer", "--network", network, "host", "sleep", "1000")
-    d.cli("run", "-d", "--name", "dnsbox", "--network", network, "-p", "5353:53/udp",
-          "-p", "53:53/tcp", "host", "python3", "-I", "-c", SERVER)  # fmt: skip
-    try:
-        found = wait_for_server(d, "dnsbox")
-        for address in ("0.0.0.0", "::"):
-            assert {("udp", address, 53), ("tcp", address, 53)} <= set(found), found
-        box_ip = ip_on(d, "dnsbox", network)
-        peer_ip = ip_on(d, "peer", network)
-        mine = (0, [SERVER_ANSWER])
-        # From outside, through the published ports.
-        out_python = outside.argv([sys.executable])
-        assert query_with(out_python, "203.0.113.2", 5353, "udp", "a.test") == mine
-        assert query_with(out_python, "203.0.113.2", 53, "tcp", "b.test") == mine
-        # From the host: its loopback (published) and the container's address.
-        host_python = host.argv([sys.executable])
-        assert query_with(host_python, "127.0.0.1", 5353, "udp", "c.test") == mine
-        assert query_with(host_python, "127.0.0.1", 53, "tcp", "d.test") == mine
-        for proto in ("udp", "tcp"):
-            assert query_with(host_python, box_ip, 53, proto, "e.test") == mine
-            # From another container on the network.
-            assert query_with(exec_python(d, "peer"), box_ip, 53, proto, "f.test") == mine
-            # Inside the server's own container: its server on every address but 127.0.0.11,
-            # and the embedded resolver on 127.0.0.11:53, which knows the peer.
-            box_python = exec_python(d, "dnsbox")
-            assert query_with(box_python, "::1", 53, proto, "g.test") == mine
-            assert query_with(box_python, "127.0.0.1", 53, proto, "h.test") == mine
-            assert query_with(box_python, "127.0.0.11", 53, proto, "peer") == (0, [peer_ip])
-        # What libc does in there (busybox nslookup reads /etc/resolv.conf: 127.0.0.11).
-        out = d.cli("exec", "dnsbox", "busybox", "nslookup", "peer").stdout
-        assert answered(out) == [peer_ip], out
-        # --net container:dnsbox shares the namespace, so the same redirect and resolver.
-        r = d.cli("run", "--rm", "--net", "container:dnsbox", "busybox", "nslookup", "peer")
-        assert answered(r.stdout) == [peer_ip], r.stdout
-        assert not any(q.startswith("peer ") for q in env.upstream.queries())
-    finally:
-        d.cli("rm", "-f", "dnsbox", "peer", check=False)
-
-
-def test_no_well_known_port_of_a_fresh_container_is_taken(env: Env) -> None:
-    d = env.d
-    d.cli("run", "-d", "--name", "fresh", "host", "sleep", "1000")
-    try:
-        found = listening(d, "fresh")
-        assert [x for x in found if x[2] < 1024] == [], found
-        # What does listen there is the resolver, on 127.0.0.11, and the redirect leads to it.
-        ports = resolver_ports(d, "fresh")
-        assert sorted(ports) == ["tcp", "udp"] and len(found) == 2, found
-        assert redirect_ports(d, "fresh") == ports
-        assert raw_query(d, "fresh", "fresh") == (0, [ip_on(d, "fresh", "bridge")])
-        assert raw_query(d, "fresh", "fresh", proto="tcp") == (0, [ip_on(d, "fresh", "bridge")])
-    finally:
-        d.cli("rm", "-f", "fresh", check=False)
