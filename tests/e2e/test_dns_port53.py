@@ -251,19 +251,36 @@ def test_no_well_known_port_of_a_fresh_container_is_taken(env: Env) -> None:
         d.cli("rm", "-f", "fresh", check=False)
 
 
-def test_the_redirect_follows_the_resolver_across_a_daemon_restart(env: Env) -> None:
+def test_the_redirect_follows_the_resolver_across_restarts_and_reconnects(env: Env) -> None:
     d = env.d
+    d.cli("network", "create", "later")
     d.cli("run", "-d", "--name", "kept", "busybox", "sleep", "1000")
     d.cli("run", "-d", "--name", "kept2", "busybox", "sleep", "1000")
-    try:
+
+    def resolves_kept2() -> None:
         kept2_ip = ip_on(d, "kept2", "bridge")
-        before = resolver_ports(d, "kept")
-        assert redirect_ports(d, "kept") == before
-        d.restart()
-        # The new daemon's sockets have new ports; the same one table now points at them.
-        after = resolver_ports(d, "kept")
-        assert after != before and redirect_ports(d, "kept") == after
         for proto in ("udp", "tcp"):
             assert query(in_netns(d, "kept"), "127.0.0.11", 53, proto, "kept2") == (0, [kept2_ip])
+
+    try:
+        before = resolver_ports(d, "kept")
+        assert redirect_ports(d, "kept") == before
+        # A reconnect keeps the namespace: the same sockets, the same table.
+        d.cli("network", "connect", "later", "kept")
+        d.cli("network", "disconnect", "later", "kept")
+        d.cli("network", "connect", "later", "kept")
+        assert resolver_ports(d, "kept") == before and redirect_ports(d, "kept") == before
+        resolves_kept2()
+        # A daemon restart: new sockets with new ports; the same one table now points at them.
+        d.restart()
+        after = resolver_ports(d, "kept")
+        assert after != before and redirect_ports(d, "kept") == after
+        resolves_kept2()
+        # A container restart: a new namespace, its own sockets and table.
+        d.cli("restart", "-t", "0", "kept")
+        again = resolver_ports(d, "kept")
+        assert sorted(again) == ["tcp", "udp"] and redirect_ports(d, "kept") == again
+        resolves_kept2()
     finally:
         d.cli("rm", "-f", "kept", "kept2", check=False)
+        d.cli("network", "rm", "later", check=False)
