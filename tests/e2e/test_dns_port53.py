@@ -141,22 +141,33 @@ def resolver_ports(d: Daemon, container: str) -> dict[str, int]:
 
 
 def redirect_ports(d: Daemon, container: str) -> dict[str, int]:
-    """Where the container's `ip boxnet-dns` table sends 127.0.0.11:53, per protocol (nft -j)."""
+    """Where the container's `ip boxnet-dns` table sends 127.0.0.11:53, per protocol (nft -j);
+    also checks the table holds exactly one DNAT and one SNAT rule per protocol, SNAT matching
+    the DNAT's port (a stale rule from a previous daemon would shadow the new one)."""
     netns = inspect(d, container)["NetworkSettings"]["SandboxKey"]
     out = subprocess.run(
         ["nsenter", f"--net={netns}", "--", "nft", "-j", "list", "table", "ip", "boxnet-dns"],
         check=True, capture_output=True, text=True, timeout=20,
     ).stdout  # fmt: skip
-    ports = {}
+    rules: dict[str, list[tuple[str, int]]] = {"output": [], "postrouting": []}
     for item in json.loads(out)["nftables"]:
         rule = item.get("rule")
-        if rule and rule["chain"] == "output":
-            exprs = rule["expr"]
-            proto = next(e["match"]["left"]["payload"]["protocol"] for e in exprs
-                         if "match" in e and e["match"]["left"].get("payload", {}).get("field")
-                         == "dport")  # fmt: skip
-            ports[proto] = next(e["dnat"]["port"] for e in exprs if "dnat" in e)
-    return ports
+        if not rule:
+            continue
+        matches = {(e["match"]["left"]["payload"]["protocol"], e["match"]["left"]["payload"]
+                    ["field"]): e["match"]["right"] for e in rule["expr"] if "match" in e
+                   and "payload" in e["match"]["left"]}  # fmt: skip
+        if rule["chain"] == "output":
+            (proto,) = [p for p, field in matches if field == "dport"]
+            assert matches[(proto, "dport")] == 53, rule
+            rules["output"] += [(proto, e["dnat"]["port"]) for e in rule["expr"] if "dnat" in e]
+        else:
+            (proto,) = [p for p, field in matches if field == "sport"]
+            assert [e["snat"]["port"] for e in rule["expr"] if "snat" in e] == [53], rule
+            rules["postrouting"].append((proto, matches[(proto, "sport")]))
+    assert sorted(rules["output"]) == sorted(rules["postrouting"]), rules
+    assert sorted(p for p, _ in rules["output"]) == ["tcp", "udp"], rules
+    return dict(rules["output"])
 
 
 def wait_for_server(d: Daemon, container: str) -> list[tuple[str, str, int]]:
