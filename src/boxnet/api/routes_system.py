@@ -115,6 +115,12 @@ def register(r: Router, ctl: Controller) -> None:
         source, name = body["Source"].text(), body["Name"].text()
         if not source or not name:
             raise InvalidArgument("import needs Source (a path) and Name")
+        if not source.startswith("/"):
+            # the daemon's working directory means nothing to a client (`boxnet import` sends
+            # an absolute path)
+            raise InvalidArgument(
+                f"Source: {source!r} is not an absolute path", hint="e.g. /tmp/rootfs.tar"
+            )
         with ctl.lock:
             images.import_image(ctl.paths, Path(source), name)
         return Response(200, {"Name": name})
