@@ -444,3 +444,15 @@ def test_issue_13_lone_surrogate_container(env: Env) -> None:
         assert status == 400, reply
         assert reply["message"].startswith("Container: invalid text"), reply
     assert env.snapshot() == env.baseline
+
+
+def test_nul_in_exec_and_create_commands_is_refused(env: Env) -> None:
+    """A NUL would reach execve at start (a ValueError there); it is refused at the request."""
+    for path, raw in (
+        (f"/containers/{env.resident}/exec", b'{"Cmd": ["echo", "a\\u0000b"]}'),
+        (f"/containers/{env.resident}/exec", b'{"Cmd": ["true"], "WorkingDir": "/\\u0000"}'),
+        ("/containers/create", b'{"Image": "busybox", "Env": ["A=\\u0000"]}'),
+    ):
+        status, reply = env.call("POST", path, raw)
+        assert status == 400 and "NUL" in reply["message"], reply
+    assert env.snapshot() == env.baseline

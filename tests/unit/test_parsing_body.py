@@ -91,6 +91,14 @@ def test_decode_refuses_non_json_numbers_and_keeps_the_rest() -> None:
     assert decode('{"Name": "caf\u00e9 \u2603"}'.encode()) == {"Name": "caf\u00e9 \u2603"}
 
 
+def test_nul_refused_where_it_would_reach_execve() -> None:
+    with pytest.raises(InvalidArgument, match=r"^Cmd\[1\]: a NUL character"):
+        parse_create({"Image": "busybox", "Cmd": ["sh", "a\x00b"]})
+    with pytest.raises(InvalidArgument, match=r"^Env: a NUL character"):
+        parse_create({"Image": "busybox", "Env": "A=\x00"})
+    assert Field("a\x00b").text() == "a\x00b"  # elsewhere it is just text
+
+
 def test_parameters_refuse_control_characters() -> None:
     check_parameter("id", "web-1")
     with pytest.raises(InvalidArgument, match="control characters"):

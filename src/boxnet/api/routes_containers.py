@@ -125,9 +125,9 @@ def register(r: Router, ctl: Controller) -> None:
         body = Field(req.json())
         exec_id = c.exec_create(
             req.params["id"],
-            body["Cmd"].strings(),
-            body["Env"].strings(),
-            body["WorkingDir"].text(default="/"),
+            body["Cmd"].strings(nul_free=True),
+            body["Env"].strings(nul_free=True),
+            body["WorkingDir"].text(default="/", nul_free=True),
             body["Tty"].flag(),
         )
         return Response(201, {"Id": exec_id})

@@ -69,10 +69,12 @@ def parse_create(raw: object) -> ContainerSpec:
     body.obj()  # the root must be an object
     image = body["Image"].text(required=True)
     image = image.split(":", 1)[0] if image.endswith(":latest") else image
-    argv = body["Entrypoint"].strings(allow_single=True) + body["Cmd"].strings(allow_single=True)
+    argv = body["Entrypoint"].strings(True, nul_free=True) + body["Cmd"].strings(
+        True, nul_free=True
+    )
     if not argv:
         argv = ("sh",)
-    env = body["Env"].strings(allow_single=True)
+    env = body["Env"].strings(allow_single=True, nul_free=True)
     for item in env:
         if not item or item.startswith("="):
             raise InvalidArgument(f"invalid environment variable {item!r}: expected KEY=VALUE")

@@ -145,13 +145,16 @@ class Field:
             raise self.error("an object")
         return self.value
 
-    def text(self, default: str = "", required: bool = False) -> str:
-        """A string; absent (or "" when required) gives `default` or a 'needs' error."""
+    def text(self, default: str = "", required: bool = False, nul_free: bool = False) -> str:
+        """A string; absent (or "" when required) gives `default` or a 'required' error.
+        `nul_free` for what reaches execve or a path (argv, environment, directories)."""
         value = self.value
         if value is not None and not isinstance(value, str):
             raise self.error("a string")
         if required and not value:
             raise InvalidArgument(f"{self.where}: required (a non-empty string)")
+        if nul_free and value and "\x00" in value:
+            raise InvalidArgument(f"{self.where}: a NUL character is not allowed here")
         return value or default
 
     def optional_text(self) -> str | None:
@@ -176,11 +179,11 @@ class Field:
             raise InvalidArgument(f"{self.where}: {value} is out of range ({low}..{high})")
         return value
 
-    def strings(self, allow_single: bool = False) -> tuple[str, ...]:
+    def strings(self, allow_single: bool = False, nul_free: bool = False) -> tuple[str, ...]:
         """A list of strings (absent: empty); `allow_single` also takes one bare string."""
         if allow_single and isinstance(self.value, str):
-            return (self.value,)
-        return tuple(_str(item) for item in self.items())
+            return (self.text(nul_free=nul_free),)
+        return tuple(_str(item, nul_free) for item in self.items())
 
     def string_map(self) -> dict[str, str]:
         """An object whose values are strings (Options, Labels, AuxiliaryAddresses)."""
@@ -195,7 +198,7 @@ class Field:
         return InvalidArgument(f"{self.where}: expected {expected}, got {describe(self.value)}")
 
 
-def _str(item: Field) -> str:
+def _str(item: Field, nul_free: bool = False) -> str:
     if not isinstance(item.value, str):
         raise item.error("a string")
-    return item.value
+    return item.text(nul_free=nul_free)
