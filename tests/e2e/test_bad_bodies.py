@@ -456,3 +456,13 @@ def test_nul_in_exec_and_create_commands_is_refused(env: Env) -> None:
         status, reply = env.call("POST", path, raw)
         assert status == 400 and "NUL" in reply["message"], reply
     assert env.snapshot() == env.baseline
+
+
+def test_odd_signal_numbers_are_refused(env: Env) -> None:
+    """`kill?signal=` on a running container: digits that int() or kill(2) refuse are a 400
+    (they were a 500), and the container keeps running."""
+    for value in ("99999999999", "%C2%B2", "0", "65"):  # %C2%B2 is "²", a digit to isdigit()
+        status, reply = env.call("POST", f"/containers/{env.resident}/kill?signal={value}")
+        assert status == 400 and reply["message"].startswith("invalid signal"), (value, reply)
+    _, info = env.call("GET", f"/containers/{env.resident}/json")
+    assert info["State"]["Running"] is True
