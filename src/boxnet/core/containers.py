@@ -475,8 +475,13 @@ def _signal_number(sig: str | int) -> int:
     if isinstance(sig, int):
         return sig
     text = sig.upper()
-    if text.isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit():
+        number = int(text)
+        if not 1 <= number <= signal.SIGRTMAX:
+            raise InvalidArgument(
+                f"invalid signal: {sig}", hint=f"a name like SIGTERM or 1-{int(signal.SIGRTMAX)}"
+            )
+        return number
     if not text.startswith("SIG"):
         text = "SIG" + text
     try:
