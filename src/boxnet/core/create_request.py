@@ -10,6 +10,7 @@ from typing import Any
 
 from boxnet.errors import InvalidArgument
 from boxnet.model import ContainerSpec, EndpointRequest, PortRequest
+from boxnet.parsing import logopts
 
 
 def _list_of_str(body: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -160,6 +161,7 @@ def parse_create(body: object) -> ContainerSpec:
         )
         endpoints.append(EndpointRequest(network=net_name, ipv4=ipv4, aliases=aliases))
 
+    log_max_size, log_max_files = logopts.from_log_config(host_config.get("LogConfig"))
     spec = ContainerSpec(
         image=image,
         cmd=argv,
@@ -178,6 +180,8 @@ def parse_create(body: object) -> ContainerSpec:
         dns_options=dns_opts,
         extra_hosts=extra_hosts,
         auto_remove=_bool(host_config, "AutoRemove"),
+        log_max_size=log_max_size,
+        log_max_files=log_max_files,
         raw=dict(body),
     )
     if any(e.ipv4 for e in endpoints) and mode in ("bridge",):
