@@ -14,6 +14,7 @@ import os
 import pty
 import re
 import select
+import signal
 import socket
 import struct
 import termios
@@ -105,13 +106,16 @@ def test_attached_tty_run_is_logged_raw(env: tuple[BasicLab, Daemon]) -> None:
     d.cli("rm", "lgt")
 
 
-def run_in_pty(argv: list[str], keys: bytes, rows_cols: tuple[int, int]) -> tuple[int, bytes]:
-    """argv on a fresh pty of the given size; type keys after the prompt; (exit code, screen)."""
+def run_in_pty(
+    argv: list[str], steps: list[tuple[bytes, bytes]], rows_cols: tuple[int, int] = (24, 80)
+) -> tuple[int, bytes]:
+    """argv on a fresh pty of the given size; for each (seen, keys) step, type keys once the
+    screen shows `seen` after the previous keys; (exit code, screen)."""
     pid, master = pty.fork()
     if pid == 0:
         os.execv(argv[0], argv)
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *rows_cols, 0, 0))
-    screen, typed = b"", False
+    screen, todo, mark = b"", list(steps), 0
     deadline = time.monotonic() + 30
     try:
         while time.monotonic() < deadline:
@@ -123,9 +127,11 @@ def run_in_pty(argv: list[str], keys: bytes, rows_cols: tuple[int, int]) -> tupl
                 if not chunk:
                     break
                 screen += chunk
-                if not typed and b"# " in screen:
-                    os.write(master, keys)
-                    typed = True
+                if todo and todo[0][0] in screen[mark:]:
+                    os.write(master, todo.pop(0)[1])
+                    mark = len(screen)
+        else:
+            os.kill(pid, signal.SIGKILL)  # stuck: fail below rather than hang
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(master)
@@ -137,7 +143,7 @@ def test_interactive_terminal_session_is_logged_and_sized(env: tuple[BasicLab, D
     cli = [str(venv_bin() / "boxnet"), "-H", f"unix://{d.socket}"]
     code, screen = run_in_pty(
         [*cli, "run", "-it", "--name", "lgi", "busybox", "sh"],
-        b"stty size; echo typed-$((6*7)); exit 5\n",
+        [(b"# ", b"stty size; echo typed-$((6*7)); exit 5\n")],
         (33, 101),
     )
     assert code == 5, screen
@@ -145,6 +151,30 @@ def test_interactive_terminal_session_is_logged_and_sized(env: tuple[BasicLab, D
     logged = d.cli("logs", "lgi").stdout
     assert "33 101" in logged and "typed-42" in logged
     d.cli("rm", "lgi")
+
+
+def test_ctrl_c_on_a_terminal_reaches_the_container(env: tuple[BasicLab, Daemon]) -> None:
+    _basic, d = env
+    cli = [str(venv_bin() / "boxnet"), "-H", f"unix://{d.socket}"]
+    code, screen = run_in_pty(
+        [*cli, "run", "-it", "--rm", "busybox", "sh"],
+        [
+            (b"# ", b"echo started; sleep 100; echo not-interrupted\n"),
+            (b"started\r\n", b"\x03"),  # the byte, through the shim's pty: SIGINT to sleep
+            (b"# ", b"echo after-int; exit 3\n"),
+        ],
+    )
+    assert code == 3, screen
+    assert b"^C" in screen and b"after-int\r\n" in screen
+    assert screen.count(b"not-interrupted\r\n") == 1  # the typed line's echo only
+
+
+def test_stdin_eof_reaches_an_attached_container(env: tuple[BasicLab, Daemon]) -> None:
+    _basic, d = env
+    piped = d.cli("run", "-i", "--name", "cat", "busybox", "cat", input="abc\n")
+    assert piped.returncode == 0 and piped.stdout == "abc\n"  # EOF reached cat
+    assert d.cli("logs", "cat").stdout == "abc\n"
+    d.cli("rm", "cat")
 
 
 def test_start_attach_and_restart_are_logged_in_order(env: tuple[BasicLab, Daemon]) -> None:
