@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from boxnet.errors import InvalidArgument
 from boxnet.parsing import logopts
 from boxnet.parsing.timestamps import api_timestamp
 from boxnet.runtime import logfile
-from boxnet.runtime.shimio import MAX_RECORD, LogWriter, rfc3339
+from boxnet.runtime.shimio import MAX_RECORD, LogWriter, Output, rfc3339
 
 
 def records(path: Path, **query: object) -> list[tuple[str, bytes]]:
@@ -143,3 +144,22 @@ def test_since_until_values_like_docker() -> None:
     assert api_timestamp("2026-12-04T17:53:58+01:00", "--since") == "1796403238.000000000"
     with pytest.raises(InvalidArgument, match="--until"):
         api_timestamp("yesterday", "--until")
+
+
+def test_a_log_that_cannot_be_written_does_not_stop_the_output() -> None:
+    output = Output({"log_path": "/dev/full"})  # every write: ENOSPC
+    os.write(output.stdio[1], b"still copied\n")
+    os.write(output.stdio[2], b"and this\n")
+    output.forked()  # the container's ends closed, as after the fork: EOF once drained
+    output.relay()  # returns (no OSError) once both pipes are drained
+    assert output.log is None and output.sources == {}
+
+
+def test_output_relays_pipes_to_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "container.log"
+    output = Output({"log_path": str(log), "log_max_size": 4096, "log_max_files": 2})
+    os.write(output.stdio[1], b"out\n")
+    os.write(output.stdio[2], b"err")  # unfinished: logged at EOF
+    output.forked()
+    output.relay()
+    assert sorted(records(log)) == [("stderr", b"err"), ("stdout", b"out\n")]

@@ -223,8 +223,7 @@ class Output:
                 elif self.keys is not None and not self._pump_keys():
                     poller.unregister(self.keys[0])
                     self.keys = None
-        if self.log is not None:
-            self.log.close()
+        self._log(self.log.close if self.log else None)
 
     def _pump_output(self, fd: int) -> bool:
         stream, client = self.sources[fd]
@@ -237,17 +236,23 @@ class Output:
         if not data:
             del self.sources[fd]
             os.close(fd)
-            if self.log is not None:
-                self.log.flush(stream)
+            self._log(self.log.flush if self.log else None, stream)
             return False
         if client >= 0:
             try:
                 write_all(client, data)
             except OSError:  # the client is gone: keep logging
                 self.sources[fd] = (stream, -1)
-        if self.log is not None:
-            self.log.write(stream, data)
+        self._log(self.log.write if self.log else None, stream, data)
         return True
+
+    def _log(self, method: Any, *args: Any) -> None:
+        """A log that cannot be written (disk full...) is given up: the container goes on."""
+        try:
+            if method is not None:
+                method(*args)
+        except OSError:
+            self.log = None
 
     def _pump_keys(self) -> bool:
         assert self.keys is not None
