@@ -94,7 +94,7 @@ def test_since_until_and_a_damaged_line(tmp_path: Path) -> None:
     lines = [
         json.dumps({"log": f"{i}\n", "stream": "stdout", "time": t}) for i, t in enumerate(stamps)
     ]
-    log.write_text(lines[0] + "\n{broken\n" + lines[1] + "\n" + lines[2] + "\n")
+    log.write_text(lines[0] + '\n{"log": "broken\n' + lines[1] + "\n" + lines[2] + "\n")
     assert [d for _, d in records(log, since_ns=200 * 10**9)] == [b"1\n", b"2\n"]
     assert [d for _, d in records(log, until_ns=200 * 10**9)] == [b"0\n", b"1\n"]
     assert logfile.rfc3339_ns(stamps[1]) == 200 * 10**9
@@ -144,6 +144,13 @@ def test_since_until_values_like_docker() -> None:
     assert api_timestamp("2026-12-04T17:53:58+01:00", "--since") == "1796403238.000000000"
     with pytest.raises(InvalidArgument, match="--until"):
         api_timestamp("yesterday", "--until")
+
+
+def test_a_raw_log_of_an_older_shim_is_shown_as_stdout(tmp_path: Path) -> None:
+    log = tmp_path / "container.log"
+    log.write_bytes(b"old line\n{not a record}\n")
+    assert records(log) == [("stdout", b"old line\n"), ("stdout", b"{not a record}\n")]
+    assert records(log, since_ns=1) == []  # no time known: before any since
 
 
 def test_a_log_that_cannot_be_written_does_not_stop_the_output() -> None:

@@ -20,6 +20,7 @@ from typing import BinaryIO
 from boxnet.runtime.shimio import rfc3339
 
 FOLLOW_POLL = 0.1  # seconds between looks at a followed log
+ZERO_TIME = "0001-01-01T00:00:00.000000000Z"  # Go's zero time, as Docker shows an unknown one
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,11 @@ def rfc3339_ns(text: str) -> int:
 
 
 def parse_record(line: bytes) -> Record | None:
-    """One json-file line; None for a damaged one (a crash mid-write), which is skipped."""
+    """One json-file line. A line that is not a record is a log written by an older shim (raw
+    output; its container still runs after a daemon upgrade): shown as stdout, with the zero
+    time. A damaged record (a crash mid-write) is None: skipped."""
+    if not line.startswith(b'{"log"'):
+        return Record("stdout", line + b"\n", ZERO_TIME)
     try:
         obj = json.loads(line)
         return Record(
