@@ -107,10 +107,13 @@ def test_attached_tty_run_is_logged_raw(env: tuple[BasicLab, Daemon]) -> None:
 
 
 def run_in_pty(
-    argv: list[str], steps: list[tuple[bytes, bytes]], rows_cols: tuple[int, int] = (24, 80)
+    argv: list[str],
+    steps: list[tuple[bytes, bytes | tuple[int, int]]],
+    rows_cols: tuple[int, int] = (24, 80),
 ) -> tuple[int, bytes]:
-    """argv on a fresh pty of the given size; for each (seen, keys) step, type keys once the
-    screen shows `seen` after the previous keys; (exit code, screen)."""
+    """argv on a fresh pty of the given size; for each (seen, action) step, once the screen
+    shows `seen` after the previous action: type the action's bytes, or resize the terminal to
+    its (rows, cols) and go on with the next step at once; (exit code, screen)."""
     pid, master = pty.fork()
     if pid == 0:
         os.execv(argv[0], argv)
@@ -127,8 +130,12 @@ def run_in_pty(
                 if not chunk:
                     break
                 screen += chunk
-                if todo and todo[0][0] in screen[mark:]:
-                    os.write(master, todo.pop(0)[1])
+                while todo and todo[0][0] in screen[mark:]:
+                    action = todo.pop(0)[1]
+                    if isinstance(action, tuple):  # the kernel signals SIGWINCH to the CLI
+                        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *action, 0, 0))
+                        continue
+                    os.write(master, action)
                     mark = len(screen)
         else:
             os.kill(pid, signal.SIGKILL)  # stuck: fail below rather than hang
@@ -143,14 +150,30 @@ def test_interactive_terminal_session_is_logged_and_sized(env: tuple[BasicLab, D
     cli = [str(venv_bin() / "boxnet"), "-H", f"unix://{d.socket}"]
     code, screen = run_in_pty(
         [*cli, "run", "-it", "--name", "lgi", "busybox", "sh"],
-        [(b"# ", b"stty size; echo typed-$((6*7)); exit 5\n")],
+        [
+            (b"# ", b"stty size; echo typed-$((6*7))\n"),
+            (b"typed-42\r\n", (40, 120)),  # resized while it runs
+            (b"", b"stty size; exit 5\n"),
+        ],
         (33, 101),
     )
     assert code == 5, screen
     assert b"33 101" in screen and b"typed-42" in screen  # window size and keys reach it
+    assert b"40 120" in screen  # a resize too: CLI pty -> SIGWINCH to the shim -> its pty
     logged = d.cli("logs", "lgi").stdout
     assert "33 101" in logged and "typed-42" in logged
     d.cli("rm", "lgi")
+
+
+def test_a_daemon_restart_keeps_logging(env: tuple[BasicLab, Daemon]) -> None:
+    _basic, d = env
+    script = "echo before; while [ ! -e /go ]; do sleep 0.05; done; echo after"
+    d.cli("run", "-d", "--name", "lr", "busybox", "sh", "-c", script)
+    d.restart()  # the shim, which writes the log, lives on; the new daemon adopts it
+    d.cli("exec", "lr", "touch", "/go")
+    assert d.cli("wait", "lr").stdout.strip() == "0"
+    assert d.cli("logs", "lr").stdout == "before\nafter\n"
+    d.cli("rm", "lr")
 
 
 def test_ctrl_c_on_a_terminal_reaches_the_container(env: tuple[BasicLab, Daemon]) -> None:
@@ -159,7 +182,8 @@ def test_ctrl_c_on_a_terminal_reaches_the_container(env: tuple[BasicLab, Daemon]
     code, screen = run_in_pty(
         [*cli, "run", "-it", "--rm", "busybox", "sh"],
         [
-            (b"# ", b"echo started; sleep 100; echo not-interrupted\n"),
+            # The job itself prints the marker: by then it is the terminal's foreground job.
+            (b"# ", b"sh -c 'echo started; exec sleep 100'; echo not-interrupted\n"),
             (b"started\r\n", b"\x03"),  # the byte, through the shim's pty: SIGINT to sleep
             (b"# ", b"echo after-int; exit 3\n"),
         ],
