@@ -26,7 +26,7 @@ if MYPY:  # typing imports `re`; only the type checker needs it
     from typing import Any
 
 MAX_RECORD = 16 * 1024  # Docker's cap on one record: a longer line is cut in pieces
-TIOCGWINSZ, TIOCSWINSZ = 0x5413, 0x5414
+TIOCGWINSZ, TIOCSWINSZ, TIOCSCTTY = 0x5413, 0x5414, 0x540E
 
 
 def rfc3339(ns: int) -> str:
@@ -139,13 +139,8 @@ class Output:
         attached, tty = bool(spec.get("stdio")), bool(spec.get("tty"))
         self.client_stdin_direct = attached and not tty
         path = spec.get("log_path")
-        self.log = (
-            None
-            if not path
-            else LogWriter(
-                str(path), int(spec.get("log_max_size") or 0), int(spec.get("log_max_files") or 1)
-            )
-        )
+        size, files = int(spec.get("log_max_size") or 0), int(spec.get("log_max_files") or 1)
+        self.log = LogWriter(str(path), size, files) if path else None
         self.sources: dict[int, tuple[str, int]] = {}  # our read end -> (stream, client fd)
         self.keys: tuple[int, int] | None = None  # tty attached: (client's fd, our master)
         self.mine: list[int] = []  # the container's ends: closed here after the fork
@@ -186,7 +181,7 @@ class Output:
         self.copy_window_size()
         try:
             os.setsid()
-            fcntl.ioctl(0, 0x540E, 0)  # TIOCSCTTY
+            fcntl.ioctl(0, TIOCSCTTY, 0)
         except OSError:  # no SIGWINCH then: the size stays as it was at start
             pass
 
