@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from boxnet.api import routes_containers, routes_lan, routes_networks, routes_system
+from boxnet.api import (
+    routes_containers,
+    routes_lan,
+    routes_networks,
+    routes_system,
+    routes_topology,
+)
 from boxnet.api.server import Router
 
 if TYPE_CHECKING:
@@ -17,6 +23,12 @@ if TYPE_CHECKING:
 
 def build_router(ctl: Controller) -> Router:
     r = Router()
-    for module in (routes_system, routes_containers, routes_networks, routes_lan):
+    for module in (
+        routes_system,
+        routes_containers,
+        routes_networks,
+        routes_lan,
+        routes_topology,
+    ):
         module.register(r, ctl)
     return r

@@ -1,0 +1,53 @@
+"""`boxnetd --ui ADDR:PORT`: the topology page over TCP, read only.
+
+Its router holds the page's GET routes and nothing else (no API: a browser tab on the LAN must
+not be able to create a container), so any other path is 404 and any other method 405.
+"""
+
+from __future__ import annotations
+
+import logging
+import socketserver
+import threading
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
+
+from boxnet.api.server import Handler, Router
+from boxnet.errors import Conflict
+
+if TYPE_CHECKING:
+    from boxnet.core.controller import Controller
+
+log = logging.getLogger("boxnet.ui")
+
+
+class UiServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[IPv4Address, int], router: Router) -> None:
+        self.router = router
+        try:
+            super().__init__((str(address[0]), address[1]), Handler)
+        except OSError as exc:
+            raise Conflict(
+                f"--ui {address[0]}:{address[1]}: cannot listen there: {exc.strerror or exc}",
+                hint="pick another port, or an address this host has",
+            ) from None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]  # an AF_INET (host, port)
+        host = host.decode() if isinstance(host, bytes) else host
+        return f"http://{host}:{port}/boxnet/topology"
+
+
+def start(ctl: Controller, address: tuple[IPv4Address, int]) -> UiServer:
+    from boxnet.api import routes_topology
+
+    router = Router()
+    routes_topology.page_routes(router, ctl)
+    server = UiServer(address, router)
+    threading.Thread(target=server.serve_forever, name="ui", daemon=True).start()
+    log.info("topology page on %s", server.url)
+    return server
