@@ -35,8 +35,8 @@ class Env:
         nets = data["NetworkSettings"]["Networks"]
         return str(next(iter(nets.values()))["IPAddress"])
 
-    def explain(self, src: str, dst: str) -> dict[str, Any]:
-        res = self.d.cli("explain", "--format", "json", src, dst, check=False)
+    def explain(self, src: str, dst: str, *flags: str) -> dict[str, Any]:
+        res = self.d.cli("explain", "--format", "json", *flags, src, dst, check=False)
         assert res.returncode in (0, 1), res.stderr
         result = dict(json.loads(res.stdout))
         assert res.returncode == (0 if result["Verdict"] == "allowed" else 1)
@@ -161,3 +161,22 @@ def test_topology_json_lists_what_the_kernel_has(env: Env) -> None:
     assert {(p["host_ip"], p["host_port"]) for p in web["ports"]} == {
         ("0.0.0.0", 8080), ("127.0.0.1", 8090),
     }  # fmt: skip
+
+
+def test_probe_shows_the_kernel_path(env: Env) -> None:
+    """One real packet each way, traced by the kernel (nft monitor trace), agrees with explain."""
+    blocked = env.explain("a1", "b1", "--probe")
+    probe = blocked["Probe"]
+    assert probe["Verdict"] == "blocked" and probe["Agrees"], probe
+    drop = probe["Summary"]
+    if env.firewall == "nftables":
+        assert (
+            "ip boxnet forward rule oifname @bridges iifname . oifname != @same_bridge drop" in drop
+        )
+    else:  # iptables-nft chains report to the same monitor
+        assert "BOXNET-ISOLATION-STAGE-2" in drop and "br-" in drop
+    passed = env.explain("a1", OUTSIDE_IP, "--probe")["Probe"]
+    assert passed["Verdict"] == "allowed" and passed["Agrees"], passed
+    assert any("masquerade" in line.lower() for line in passed["Trace"]), passed["Trace"]
+    # The probe's own tables are gone again.
+    assert "boxnet-trace" not in env.host.run(["nft", "list", "tables"]).stdout

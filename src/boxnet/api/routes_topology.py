@@ -51,7 +51,12 @@ def register(r: Router, ctl: Controller) -> None:
         src, dst = req.query.get("src", ""), req.query.get("dst", "")
         if not src or not dst:
             raise InvalidArgument("explain needs src and dst", hint="boxnet explain SRC DST[:PORT]")
-        return Response(200, service.explain(ctl, src, dst).to_json())
+        result = service.explain(ctl, src, dst).to_json()
+        if req.flag("probe"):
+            from boxnet.topology import probe
+
+            result["Probe"] = probe.run(ctl, src, dst)
+        return Response(200, result)
 
     r.add("GET", "/boxnet/explain", explain)
     r.add("GET", "/boxnet/ui", lambda _req: Response(200, {"Address": ctl.ui_url}))

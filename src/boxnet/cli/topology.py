@@ -81,6 +81,8 @@ def explain_text(r: dict[str, Any]) -> str:
         out.append(f"  {'nat':<12} {n}")
     probe = r.get("Probe")
     if probe:
-        out.append(f"probe: {probe.get('Summary', '')}")
+        out.append(f"probe (kernel trace): {probe.get('Summary', '')}")
+        if probe.get("Note"):
+            out.append(f"  note: {probe['Note']}")
         out += [f"  {line}" for line in probe.get("Trace", [])]
     return "\n".join(out) + "\n"
