@@ -189,7 +189,9 @@ def _differences(
 def build(rec: Recorded, snapshot: KernelSnapshot) -> Topology:
     kernel = snapshot.by_name()
     nets_by_id = {n.id: n for n in rec.networks}
-    nets = [_network_node(n, kernel) for n in sorted(rec.networks, key=lambda n: n.name)]
+    # host and none last: they have no bridge to draw
+    order = sorted(rec.networks, key=lambda n: (n.driver in (Driver.HOST, Driver.NULL), n.name))
+    nets = [_network_node(n, kernel) for n in order]
     endpoints: dict[str, list[EndpointNode]] = {}
     for e in rec.endpoints:
         node = _endpoint_node(e, nets_by_id.get(e.network_id), kernel)

@@ -66,9 +66,12 @@ def topology(ctl: Controller) -> Topology:
             stand_in.setdefault(nets[e.network_id], names[e.container_id])
     matrix = reach_matrix(ev, list(stand_in.values()))
     by_name = {v: k for k, v in stand_in.items()}
-    topo.network_reach.update(
-        {by_name[a]: {by_name[b]: ok for b, ok in row.items()} for a, row in matrix.items()}
-    )
+    icc = {n.name: n.icc for n in rec.networks}
+    for a, row in matrix.items():
+        # Within one network: ICC decides (one stand-in cannot ping a second member of its own).
+        topo.network_reach[by_name[a]] = {by_name[a]: icc[by_name[a]]} | {
+            by_name[b]: ok for b, ok in row.items()
+        }
     return topo
 
 

@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from boxnet.topology.model import ContainerNode, EndpointNode, NetworkNode, Topology
 
-COL_W, COL_GAP, LINE, PAD = 280, 24, 14, 8
+COL_W, COL_GAP, LINE, PAD = 260, 20, 14, 8
 HOST_H = 74
 
 
