@@ -168,3 +168,29 @@ def test_every_quoted_rule_is_one_the_backend_renders(backend: str) -> None:
 def test_rule_text_of_an_unknown_key_is_an_error() -> None:
     with pytest.raises(ValueError):
         rules_text.nftables(rules_text.Rule("nonsense"))
+
+
+DROP = (
+    "ip boxnet forward rule oifname @bridges iifname . oifname != @same_bridge drop (verdict drop)"
+)
+
+
+def test_probe_summary_of_a_kernel_trace() -> None:
+    from boxnet.topology.probe import summarize
+
+    lines = [
+        'ip boxnet-trace pre packet: iif "br-a" ether saddr 02:42 ip saddr 172.18.0.2',
+        "ip boxnet-trace pre unknown rule handle 3 (verdict continue)",
+        'ip boxnet forward packet: iif "br-a" oif "br-b" ether saddr 02:42 ip saddr 172.18.0.2',
+        DROP,
+    ]
+    blocked = summarize(lines, explained=False, legacy=False)
+    assert blocked["Verdict"] == "blocked" and blocked["Agrees"] is True
+    assert blocked["Trace"] == [
+        "ip boxnet forward: iif br-a oif br-b",
+        DROP,
+    ]
+    disagree = summarize(lines[:3], explained=False, legacy=True)
+    assert disagree["Verdict"] == "allowed" and disagree["Agrees"] is False
+    assert "explain disagrees" in disagree["Summary"] and "iptables-legacy" in disagree["Note"]
+    assert summarize([], explained=True, legacy=False)["Verdict"] == "unknown"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import xml.etree.ElementTree as ET
+from ipaddress import IPv4Address
 
 from topology_scene import LAYOUT, NETWORKS, kernel, recorded
 
@@ -102,3 +103,29 @@ def test_page_is_self_contained() -> None:
     html = page.html()
     assert "<script>" in html and "/boxnet/topology.json?wait=" in html
     assert "src=" not in html and "http://" not in html and "https://" not in html
+
+
+def test_a_crowded_network_spreads_into_sub_columns() -> None:
+    from boxnet.model import Container, ContainerSpec, Endpoint, State
+
+    rec = recorded()
+    many = [
+        Container(f"m{i:03d}0000", f"m{i:03d}", ContainerSpec("busybox", ()), "", State.RUNNING)
+        for i in range(300)
+    ]
+    first = IPv4Address("172.20.0.10")
+    eps = [
+        Endpoint(f"e{i}", c.id, "id-net1", "eth0", first + i, 16, None, "", f"vm{i}")
+        for i, c in enumerate(many)
+    ]
+    rec = dataclasses.replace(
+        rec, containers=[*rec.containers, *many], endpoints=[*rec.endpoints, *eps]
+    )
+    veths = [KernelLink(1000 + i, f"vm{i}", "veth", "br-net1", True) for i in range(300)]
+    snap = KernelSnapshot((*kernel().links, *veths))
+    root = ET.fromstring(svg.to_svg(build(rec, snap)))
+    boxes = [g for g in _groups(root, "container") if g.get("data-network") == "net1"]
+    assert len(boxes) == 302
+    xs = {float(next(g.iter(f"{SVG}rect")).get("x") or 0) for g in boxes}
+    assert len(xs) == -(-302 // svg.ROWS)  # one x per sub-column
+    assert int(root.get("height") or 0) < 2000  # spread sideways, not down

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from boxnet.core.controller import Controller
 
 _TRACE_ID = re.compile(r"^trace id \w+ ")
+_IFACES = re.compile(r'\b(iif|oif) "([^"]+)"')
 
 
 def _legacy(ctl: Controller) -> bool:
@@ -50,6 +51,7 @@ def summarize(lines: list[str], explained: bool, legacy: bool) -> dict[str, Any]
         if legacy
         else ""
     )
+    lines = [x.rstrip() for x in lines]
     drops = [x for x in lines if x.endswith("(verdict drop)") or x.endswith("policy drop")]
     if drops:
         dropped, summary = True, f"the kernel dropped it: {drops[0]}"
@@ -60,5 +62,19 @@ def summarize(lines: list[str], explained: bool, legacy: bool) -> dict[str, Any]
                 "Verdict": "unknown", "Agrees": None, "Note": note}  # fmt: skip
     verdict = "blocked" if dropped else "allowed"
     agrees = (not dropped) == explained
-    return {"Summary": summary + ("" if agrees else " (explain disagrees)"), "Trace": lines,
-            "Verdict": verdict, "Agrees": agrees, "Note": note}  # fmt: skip
+    return {"Summary": summary + ("" if agrees else " (explain disagrees)"),
+            "Trace": compact(lines), "Raw": lines, "Verdict": verdict, "Agrees": agrees,
+            "Note": note}  # fmt: skip
+
+
+def compact(lines: list[str]) -> list[str]:
+    """The path without the probe's own tables and with packet dumps cut to the interfaces."""
+    out = []
+    for line in lines:
+        if f" {trace.TABLE} " in line:
+            continue
+        head, sep, packet = line.partition(" packet: ")
+        if sep:
+            line = head + ": " + " ".join(f"{k} {v}" for k, v in _IFACES.findall(packet))
+        out.append(line)
+    return out

@@ -17,7 +17,7 @@ from boxnet.topology.model import Recorded, Topology, build
 if TYPE_CHECKING:
     from boxnet.core.controller import Controller
 
-LONG_POLL_STEP = 0.5  # seconds between looks while a page waits for a change
+LONG_POLL_STEP = 1.0  # seconds between looks while a page waits for a change
 
 
 def _backend(ctl: Controller) -> str:

@@ -12,6 +12,7 @@ from xml.sax.saxutils import escape, quoteattr
 from boxnet.topology.model import ContainerNode, EndpointNode, NetworkNode, Topology
 
 COL_W, COL_GAP, LINE, PAD = 260, 20, 14, 8
+ROWS = 16  # container boxes per sub-column: a network of 300 spreads sideways, not 10 m down
 HOST_H = 74
 
 
@@ -76,32 +77,36 @@ def to_svg(t: Topology) -> str:
     loose: list[Member] = [(c, None) for c in t.containers if not c.endpoints]
     if loose:
         columns.append(("(no bridge network)", ["host, none or not running"], loose))
-    width = max(1, len(columns)) * (COL_W + COL_GAP) + COL_GAP
+    spans = [max(1, -(-len(members) // ROWS)) for _n, _h, members in columns]
+    width = sum(s * COL_W + (s - 1) * PAD + COL_GAP for s in spans) + COL_GAP
     parts: list[str] = []
     x = COL_GAP
     bottom = HOST_H + 40
     nodes: list[NetworkNode | None] = [*t.networks, None]
-    for (name, head, members), node in zip(columns, nodes, strict=False):
+    for (name, head, members), node, span in zip(columns, nodes, spans, strict=False):
         y = HOST_H + 40
+        group_w = span * COL_W + (span - 1) * PAD
         differs = node is not None and not node.in_kernel
         cls = "network" + (" internal" if node is not None and node.internal else "")
         cls += " differs" if differs else ""
         col = [f"<g class={quoteattr(cls)} data-name={quoteattr(name)}>"]
         head_h = PAD + LINE * (1 + len(head)) + 2
-        col.append(f"<rect class='nethead' x='{x}' y='{y}' width='{COL_W}' height='{head_h}'/>")
+        col.append(f"<rect class='nethead' x='{x}' y='{y}' width='{group_w}' height='{head_h}'/>")
         col.append(_text(x + 6, y + LINE, name, "name"))
         col += [_text(x + 6, y + LINE * (i + 2), s, "detail") for i, s in enumerate(head)]
         col.append(f"<line class='uplink' x1='{x + COL_W // 2}' y1='{HOST_H}' "
                    f"x2='{x + COL_W // 2}' y2='{y}'/>")  # fmt: skip
-        y += head_h + PAD
-        for c, e in members:
-            box, h = _container_box(c, e, name, x + PAD, y)
+        top = y = y + head_h + PAD
+        for i, (c, e) in enumerate(members):
+            if i and i % ROWS == 0:
+                bottom, y = max(bottom, y), top
+            box, h = _container_box(c, e, name, x + PAD + (i // ROWS) * (COL_W + PAD), y)
             col.append(box)
             y += h + PAD
         col.append("</g>")
         parts += col
         bottom = max(bottom, y)
-        x += COL_W + COL_GAP
+        x += group_w + COL_GAP
     host = [
         "<g class='host'>",
         f"<rect x='{COL_GAP}' y='10' width='{width - 2 * COL_GAP}' height='{HOST_H - 10}' rx='6'/>",
