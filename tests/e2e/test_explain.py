@@ -72,7 +72,7 @@ def reasons(result: dict[str, Any]) -> str:
     return " | ".join(s["Reason"] for s in result["Steps"])
 
 
-@pytest.fixture(scope="module", params=fw.BACKENDS)
+@pytest.fixture(scope="module", params=fw.ALL)
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
     lab = Lab(f"explain-{fw.short(request.param)}")
     try:
@@ -167,6 +167,10 @@ def test_probe_shows_the_kernel_path(env: Env) -> None:
     """One real packet each way, traced by the kernel (nft monitor trace), agrees with explain."""
     blocked = env.explain("a1", "b1", "--probe")
     probe = blocked["Probe"]
+    if env.firewall == "iptables-legacy":  # x_tables rules never reach an nftables trace
+        assert probe["Verdict"] == "unknown" and "iptables-legacy" in probe["Note"], probe
+        assert any("ip boxnet-trace" in line for line in probe["Raw"])  # the packet was traced
+        return
     assert probe["Verdict"] == "blocked" and probe["Agrees"], probe
     drop = probe["Summary"]
     if env.firewall == "nftables":
@@ -180,3 +184,15 @@ def test_probe_shows_the_kernel_path(env: Env) -> None:
     assert any("masquerade" in line.lower() for line in passed["Trace"]), passed["Trace"]
     # The probe's own tables are gone again.
     assert "boxnet-trace" not in env.host.run(["nft", "list", "tables"]).stdout
+
+
+def test_bad_input_is_explained(env: Env) -> None:
+    for args, message in (
+        (("nope", "a1"), "no container, address or 'host' called 'nope'"),
+        (("a1", "a2:99999"), "'99999' in 'a2:99999' is not a port"),
+        (("a1", "a2:80/sctp"), "'sctp' is not a protocol"),
+        (("--probe", OUTSIDE_IP, "a1"), "--probe sends its packet from SRC"),
+    ):
+        res = env.d.cli("explain", *args, check=False)
+        assert res.returncode == 1 and message in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr and res.stdout == ""

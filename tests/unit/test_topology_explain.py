@@ -190,7 +190,10 @@ def test_probe_summary_of_a_kernel_trace() -> None:
         "ip boxnet forward: iif br-a oif br-b",
         DROP,
     ]
-    disagree = summarize(lines[:3], explained=False, legacy=True)
+    disagree = summarize(lines[:3], explained=False, legacy=False)
     assert disagree["Verdict"] == "allowed" and disagree["Agrees"] is False
-    assert "explain disagrees" in disagree["Summary"] and "iptables-legacy" in disagree["Note"]
+    assert "explain disagrees" in disagree["Summary"] and disagree["Note"] == ""
+    legacy = summarize(lines[:3], explained=False, legacy=True)
+    assert legacy["Verdict"] == "unknown" and legacy["Agrees"] is None
+    assert "iptables-legacy" in legacy["Note"]
     assert summarize([], explained=True, legacy=False)["Verdict"] == "unknown"

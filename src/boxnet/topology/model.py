@@ -176,6 +176,8 @@ def _differences(
             diffs.append(Difference(e.host_veth, f"{c.name} on {bridge}", found))
         explained.update(x.host_ifname for x in c.lan if x.host_ifname)
     explained.update(str(hb.get("Name", "")) for hb in rec.hostbridges)
+    # A macvlan network's host shim (lan/macvlan.py), present when it has a host address.
+    explained.update(f"bxmh-{n.id[:8]}" for n in nets if n.driver == Driver.MACVLAN)
     for name, link in sorted(kernel.items()):
         if name.startswith(OWNED_PREFIXES) and name not in explained:
             diffs.append(Difference(name, "", f"{link.kind or 'link'} nobody recorded"))

@@ -60,6 +60,10 @@ def summarize(lines: list[str], explained: bool, legacy: bool) -> dict[str, Any]
     else:
         return {"Summary": "no trace: the packet met no traced hook", "Trace": [],
                 "Verdict": "unknown", "Agrees": None, "Note": note}  # fmt: skip
+    if legacy and not dropped:  # the x_tables rules may have dropped it out of the trace's sight
+        return {"Summary": "no nftables rule dropped it; iptables-legacy rules are not traced",
+                "Trace": compact(lines), "Raw": lines, "Verdict": "unknown", "Agrees": None,
+                "Note": note}  # fmt: skip
     verdict = "blocked" if dropped else "allowed"
     agrees = (not dropped) == explained
     return {"Summary": summary + ("" if agrees else " (explain disagrees)"),
