@@ -4,7 +4,8 @@
 Chromium runs inside the lab's host namespace and loads the page from the lab daemon's `--ui`
 address; the test reads the DOM over the DevTools pipe: every container and network drawn, a
 published port shown, and a container removed with `boxnet rm` disappearing without a reload.
-The screenshot is kept (docs/topology.png when BOXNET_UPDATE_SCREENSHOT=1).
+A bridge added by hand behind boxnet's back is marked as a difference, live, and unmarked when
+it goes. The screenshot is kept (docs/topology.png when BOXNET_UPDATE_SCREENSHOT=1).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def test_ui_listener_serves_the_page_and_nothing_else(env: tuple[BasicLab, Daemo
 
 NAMES = "[...document.querySelectorAll('#canvas g.container')].map(g => g.dataset.name)"
 NETS = "[...document.querySelectorAll('#canvas g.network')].map(g => g.dataset.name)"
+DIFFS = "[...document.querySelectorAll('#canvas text.difference')].map(t => t.dataset.subject)"
 PORTS = "[...document.querySelectorAll('#canvas text.port')].map(t => t.textContent)"
 
 
@@ -109,6 +111,12 @@ def test_the_page_in_chromium_follows_the_daemon(env: tuple[BasicLab, Daemon]) -
         assert gone, browser.evaluate(NAMES)
         assert browser.evaluate("window.stillHere") == "same document"
         assert "a1" in browser.evaluate(NAMES)
+        # Kernel vs records, live: a bridge by boxnet's prefix that nobody recorded is marked.
+        basic.host.ip("link", "add", "br-stray0", "type", "bridge")
+        marked = browser.wait_for(f"{DIFFS}.includes('br-stray0')", tries=300)
+        assert marked, browser.evaluate(DIFFS)
+        basic.host.ip("link", "del", "br-stray0")
+        assert browser.wait_for(f"!{DIFFS}.includes('br-stray0')", tries=300)
         # Search dims what does not match.
         browser.evaluate(
             "document.getElementById('search').value = 'b1';"
