@@ -147,6 +147,10 @@ def test_loopback_published_port_is_not_for_the_lan(env: Env) -> None:
 
 
 def test_topology_json_lists_what_the_kernel_has(env: Env) -> None:
+    # Without --ui the page is on the socket only, and `boxnet topology` says how to get more.
+    where = env.d.cli("topology")
+    assert where.stdout == f"unix://{env.d.socket} GET /boxnet/topology\n"
+    assert "--ui 127.0.0.1:PORT" in where.stderr
     doc = json.loads(env.d.cli("topology", "--format", "json").stdout)
     names = {c["name"] for c in doc["containers"]}
     assert {"a1", "a2", "b1", "i1", "web"} <= names

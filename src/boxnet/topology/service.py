@@ -18,13 +18,29 @@ if TYPE_CHECKING:
     from boxnet.core.controller import Controller
 
 LONG_POLL_STEP = 1.0  # seconds between looks while a page waits for a change
+# The backend's intactness check forks iptables-save on the iptables backend: pages polling
+# every second share one answer this old at most (the firewall guard repairs within seconds).
+INTACT_TTL = 5.0
+_intact_seen: dict[int, tuple[float, bool | None]] = {}  # id(controller) -> (when, answer)
+_matrix_seen: dict[int, tuple[object, dict[str, dict[str, bool]]]] = {}  # id -> (key, matrix)
 
 
 def _backend(ctl: Controller) -> str:
     return ctl.firewall.name if ctl.firewall is not None else "none"
 
 
-def recorded(ctl: Controller) -> Recorded:
+def _firewall_intact(ctl: Controller) -> bool | None:
+    if ctl.firewall is None:
+        return None
+    now = time.monotonic()
+    seen = _intact_seen.get(id(ctl))
+    if seen is None or now - seen[0] > INTACT_TTL:
+        seen = _intact_seen[id(ctl)] = (now, ctl.firewall.is_intact())
+    return seen[1]
+
+
+def recorded(ctl: Controller, check_firewall: bool = True) -> Recorded:
+    intact = _firewall_intact(ctl) if check_firewall else None
     with ctl.lock:
         return Recorded(
             networks=ctl.records.networks(),
@@ -35,7 +51,7 @@ def recorded(ctl: Controller) -> Recorded:
             hostbridges=ctl.lan.records.hostbridges(),
             firewall=ctl.networks.firewall_model(),
             firewall_backend=_backend(ctl),
-            firewall_intact=ctl.firewall.is_intact() if ctl.firewall is not None else None,
+            firewall_intact=intact,
             hostname=socket.gethostname(),
         )
 
@@ -49,30 +65,51 @@ def scene_of(rec: Recorded, snap: snapshot.KernelSnapshot) -> Scene:
 
 
 def scene(ctl: Controller) -> Scene:
-    return scene_of(recorded(ctl), snapshot.take(ctl.ipr))
+    return scene_of(recorded(ctl, check_firewall=False), snapshot.take(ctl.ipr))
 
 
 def topology(ctl: Controller) -> Topology:
     rec = recorded(ctl)
     snap = snapshot.take(ctl.ipr)
     topo = build(rec, snap)
-    # One running container stands for each network: isolation is per network, not per member.
-    ev = Evaluator(scene_of(rec, snap))
+    topo.network_reach.update(_network_reach(ctl, rec, snap))
+    return topo
+
+
+def _network_reach(
+    ctl: Controller, rec: Recorded, snap: snapshot.KernelSnapshot
+) -> dict[str, dict[str, bool]]:
+    """One running container stands for each network (isolation is per network, not per
+    member); recomputed only when the networks, the stand-ins or the firewall intents change."""
     stand_in: dict[str, str] = {}
     names = {c.id: c.name for c in rec.containers if c.state == State.RUNNING}
     nets = {n.id: n.name for n in rec.networks}
+    used = []
     for e in rec.endpoints:
-        if e.container_id in names and e.network_id in nets:
-            stand_in.setdefault(nets[e.network_id], names[e.container_id])
-    matrix = reach_matrix(ev, list(stand_in.values()))
+        if e.container_id not in names or e.network_id not in nets:
+            continue
+        name = names[e.container_id]
+        if stand_in.setdefault(nets[e.network_id], name) == name:
+            used.append((e.container_id, e.network_id, str(e.ip)))
+    key = (
+        rec.firewall,
+        tuple((n.name, n.driver, n.internal, n.icc, str(n.subnet)) for n in rec.networks),
+        tuple(sorted(stand_in.items())),
+        tuple(sorted(used)),
+    )
+    seen = _matrix_seen.get(id(ctl))
+    if seen is not None and seen[0] == key:
+        return seen[1]
+    matrix = reach_matrix(Evaluator(scene_of(rec, snap)), list(stand_in.values()))
     by_name = {v: k for k, v in stand_in.items()}
     icc = {n.name: n.icc for n in rec.networks}
-    for a, row in matrix.items():
+    out = {
         # Within one network: ICC decides (one stand-in cannot ping a second member of its own).
-        topo.network_reach[by_name[a]] = {by_name[a]: icc[by_name[a]]} | {
-            by_name[b]: ok for b, ok in row.items()
-        }
-    return topo
+        by_name[a]: {by_name[a]: icc[by_name[a]]} | {by_name[b]: ok for b, ok in row.items()}
+        for a, row in matrix.items()
+    }
+    _matrix_seen[id(ctl)] = (key, out)
+    return out
 
 
 def explain(ctl: Controller, src: str, target: str) -> Explanation:
