@@ -15,7 +15,7 @@ def topology_section(d: Daemon, host_ns: Netns) -> None:
         boxnet(d, "run", "-d", "--name", name, "--network", net, "busybox", "sleep", "1000")
     note("boxnetd was started with --ui 127.0.0.1:8480: the read-only page, live")
     page = boxnet(d, "topology").stdout.strip()
-    on(host_ns, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{content_type}\n", page])
+    on(host_ns, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{content_type}", page])
     note("(boxnet topology --format svg|dot|json writes the drawing or the model to stdout)")
     note("an allowed pair: same network, switched on its bridge")
     boxnet(d, "explain", "shop", "cart")
