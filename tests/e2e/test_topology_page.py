@@ -71,6 +71,9 @@ def test_ui_listener_serves_the_page_and_nothing_else(env: tuple[BasicLab, Daemo
     assert curl(basic, "-X", "POST", f"http://{UI}/containers/create")[0] == 404
     assert curl(basic, "-X", "POST", PAGE)[0] == 405
     assert curl(basic, "-X", "DELETE", f"http://{UI}/boxnet/topology.json")[0] == 405
+    # DNS rebinding: a request naming another host is refused.
+    assert curl(basic, "-H", "Host: evil.example:8480", PAGE)[0] == 403
+    assert curl(basic, "-H", "Host: localhost:8480", PAGE)[0] == 200
     # Only on the address asked for: the host's eth0 address has no listener.
     assert curl(basic, "http://203.0.113.2:8480/boxnet/topology")[0] == 0
     # The unix socket serves the same page; `boxnet topology` prints the TCP address.
