@@ -197,3 +197,17 @@ def test_probe_summary_of_a_kernel_trace() -> None:
     assert legacy["Verdict"] == "unknown" and legacy["Agrees"] is None
     assert "iptables-legacy" in legacy["Note"]
     assert summarize([], explained=True, legacy=False)["Verdict"] == "unknown"
+
+
+def test_cli_text_shows_rule_reason_nat_and_probe() -> None:
+    from boxnet.cli.topology import explain_text
+
+    result = explain(OUTSIDE_IP, f"{HOST_IP}:8080").to_json()
+    result["Probe"] = {"Summary": "no rule dropped it", "Note": "", "Trace": ["ip boxnet x"]}
+    text = explain_text(result)
+    first, *rest = text.splitlines()
+    assert first == f"{OUTSIDE_IP} ({OUTSIDE_IP}) -> {HOST_IP} ({HOST_IP}):8080/tcp: ALLOWED"
+    assert any(line.strip().startswith("rule:   table ip boxnet chain publish:") for line in rest)
+    assert any(line.strip() == "reason: published port" for line in rest)
+    assert f"  nat          DNAT {HOST_IP}:8080 -> 172.17.0.2:80" in rest
+    assert rest[-2:] == ["probe (kernel trace): no rule dropped it", "  ip boxnet x"]
