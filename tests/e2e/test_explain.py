@@ -161,6 +161,8 @@ def test_topology_json_lists_what_the_kernel_has(env: Env) -> None:
     assert doc["differences"] == []
     assert doc["network_reach"]["net1"]["net2"] is False
     assert doc["network_reach"]["net1"]["bridge"] is False
+    pairs = doc["container_reach"]  # the pings of the tests above, as the page shows them
+    assert (pairs["a1"]["a2"], pairs["a1"]["b1"], pairs["a1"]["i1"]) == (True, False, False)
     web = next(c for c in doc["containers"] if c["name"] == "web")
     assert {(p["host_ip"], p["host_port"]) for p in web["ports"]} == {
         ("0.0.0.0", 8080), ("127.0.0.1", 8090),

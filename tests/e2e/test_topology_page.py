@@ -102,6 +102,8 @@ def test_the_page_in_chromium_follows_the_daemon(env: tuple[BasicLab, Daemon]) -
         assert "port 127.0.0.1:8090->80/tcp" in browser.evaluate(PORTS)
         matrix = browser.evaluate("document.querySelector('#matrix').textContent")
         assert "frontend" in matrix and "no" in matrix
+        per_pair = browser.evaluate("document.querySelector('#cmatrix').textContent")
+        assert "a1" in per_pair and "i1" in per_pair
         shot = basic.lab.tmpdir / "topology.png"
         browser.screenshot(shot)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

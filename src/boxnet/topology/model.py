@@ -117,6 +117,8 @@ class Topology:
     differences: tuple[Difference, ...]
     # network -> network -> may a container of the first ping one of the second (explain.py)
     network_reach: dict[str, dict[str, bool]] = field(default_factory=dict)
+    # container -> container, when there are few enough to read as a table (service.py)
+    container_reach: dict[str, dict[str, bool]] = field(default_factory=dict)
 
 
 def _network_node(net: Network, kernel: dict[str, KernelLink]) -> NetworkNode:

@@ -21,8 +21,9 @@ LONG_POLL_STEP = 1.0  # seconds between looks while a page waits for a change
 # The backend's intactness check forks iptables-save on the iptables backend: pages polling
 # every second share one answer this old at most (the firewall guard repairs within seconds).
 INTACT_TTL = 5.0
+CONTAINER_MATRIX_MAX = 25  # running containers up to which the page also gets a per-pair table
 _intact_seen: dict[int, tuple[float, bool | None]] = {}  # id(controller) -> (when, answer)
-_matrix_seen: dict[int, tuple[object, dict[str, dict[str, bool]]]] = {}  # id -> (key, matrix)
+_matrix_seen: dict[int, tuple[object, Any]] = {}  # id(controller) -> (key, the two matrices)
 
 
 def _backend(ctl: Controller) -> str:
@@ -72,44 +73,48 @@ def topology(ctl: Controller) -> Topology:
     rec = recorded(ctl)
     snap = snapshot.take(ctl.ipr)
     topo = build(rec, snap)
-    topo.network_reach.update(_network_reach(ctl, rec, snap))
+    network, containers = _reach(ctl, rec, snap)
+    topo.network_reach.update(network)
+    topo.container_reach.update(containers)
     return topo
 
 
-def _network_reach(
-    ctl: Controller, rec: Recorded, snap: snapshot.KernelSnapshot
-) -> dict[str, dict[str, bool]]:
-    """One running container stands for each network (isolation is per network, not per
-    member); recomputed only when the networks, the stand-ins or the firewall intents change."""
+Matrix = dict[str, dict[str, bool]]
+
+
+def _reach(ctl: Controller, rec: Recorded, snap: snapshot.KernelSnapshot) -> tuple[Matrix, Matrix]:
+    """Between networks, one running container standing for each (isolation is per network, not
+    per member); between containers too when there are at most CONTAINER_MATRIX_MAX. Recomputed
+    only when the networks, the running containers' addresses or the firewall intents change."""
     stand_in: dict[str, str] = {}
     names = {c.id: c.name for c in rec.containers if c.state == State.RUNNING}
     nets = {n.id: n.name for n in rec.networks}
-    used = []
+    attached = []
     for e in rec.endpoints:
-        if e.container_id not in names or e.network_id not in nets:
-            continue
-        name = names[e.container_id]
-        if stand_in.setdefault(nets[e.network_id], name) == name:
-            used.append((e.container_id, e.network_id, str(e.ip)))
+        if e.container_id in names and e.network_id in nets:
+            stand_in.setdefault(nets[e.network_id], names[e.container_id])
+            attached.append((names[e.container_id], e.network_id, str(e.ip)))
     key = (
         rec.firewall,
         tuple((n.name, n.driver, n.internal, n.icc, str(n.subnet)) for n in rec.networks),
-        tuple(sorted(stand_in.items())),
-        tuple(sorted(used)),
+        tuple(sorted(attached)),
     )
     seen = _matrix_seen.get(id(ctl))
     if seen is not None and seen[0] == key:
         return seen[1]
-    matrix = reach_matrix(Evaluator(scene_of(rec, snap)), list(stand_in.values()))
+    ev = Evaluator(scene_of(rec, snap))
+    matrix = reach_matrix(ev, list(stand_in.values()))
     by_name = {v: k for k, v in stand_in.items()}
     icc = {n.name: n.icc for n in rec.networks}
-    out = {
+    network = {
         # Within one network: ICC decides (one stand-in cannot ping a second member of its own).
         by_name[a]: {by_name[a]: icc[by_name[a]]} | {by_name[b]: ok for b, ok in row.items()}
         for a, row in matrix.items()
     }
-    _matrix_seen[id(ctl)] = (key, out)
-    return out
+    members = sorted({name for name, _n, _ip in attached})
+    containers = reach_matrix(ev, members) if len(members) <= CONTAINER_MATRIX_MAX else {}
+    _matrix_seen[id(ctl)] = (key, (network, containers))
+    return network, containers
 
 
 def explain(ctl: Controller, src: str, target: str) -> Explanation:
