@@ -21,13 +21,8 @@ OPT_ICC = "com.docker.network.bridge.enable_icc"
 OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
 OPT_HOST_BINDING = "com.docker.network.bridge.host_binding_ipv4"
 OPT_MTU = "com.docker.network.driver.mtu"
-
-
-class Driver(enum.StrEnum):
-    BRIDGE = "bridge"
-    HOST = "host"
-    NULL = "null"
-    MACVLAN = "macvlan"
+# boxnet's: the endpoints' gateway when it is not the network's (`default-gateway` in daemon.json).
+OPT_ENDPOINT_GATEWAY = "boxnet.default_gateway"
 
 
 class State(enum.StrEnum):
@@ -40,7 +35,7 @@ class State(enum.StrEnum):
 class Network:
     id: str
     name: str
-    driver: Driver
+    driver: str  # a name in the drivers registry (boxnet.drivers.DRIVERS)
     created: str
     subnet: IPv4Network | None = None
     gateway: IPv4Address | None = None
@@ -71,6 +66,23 @@ class Network:
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+
+@dataclass(frozen=True)
+class NetworkRequest:
+    """`network create` as received: what the user asked for, before any driver checked it."""
+
+    name: str
+    driver: str = "bridge"
+    subnet: IPv4Network | None = None
+    gateway: IPv4Address | None = None
+    ip_range: IPv4Network | None = None
+    aux_addresses: dict[str, str] = field(default_factory=dict)
+    internal: bool = False
+    attachable: bool = False
+    ipv6: bool = False
+    options: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from boxnet.core.faults import ENV, STEPS
+from boxnet.drivers import BridgeDriver
+from boxnet.faults import ENV, STEPS
 from boxnet.lab import BasicLab, Daemon, Lab, basic_lab
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +57,8 @@ def owned(basic: BasicLab, d: Daemon) -> dict[str, Any]:
     return {"veths": sorted(veths), "netns": sorted(netns)}
 
 
-@pytest.mark.parametrize("step", STEPS)
+# Core's steps and the bridge driver's (the macvlan driver's need a LAN: test_lan_crash.py).
+@pytest.mark.parametrize("step", STEPS + BridgeDriver.steps)
 def test_crash_at_every_step_leaks_nothing(
     lab: Lab, step: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,12 +69,16 @@ def test_crash_at_every_step_leaks_nothing(
         d.cli("network", "create", "side")
     if step.startswith("network.disconnect"):
         d.cli("network", "connect", "side", "steady")
+    if step.startswith("network.rm"):
+        d.cli("network", "create", "crashnet")
     monkeypatch.setenv(ENV, step)
     d.restart()  # the daemon now dies at `step`
     if step.startswith("network.connect"):
         d.cli("network", "connect", "side", "steady", check=False)
     elif step.startswith("network.disconnect"):
         d.cli("network", "disconnect", "side", "steady", check=False)
+    elif step.startswith("network.rm"):
+        d.cli("network", "rm", "crashnet", check=False)
     elif step.startswith("network."):
         d.cli("network", "create", "crashnet", check=False)
     elif step == "container.exit.teardown":

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from boxnet.core.faults import ENV, LAN_STEPS
+from boxnet.faults import ENV, LAN_STEPS
 from boxnet.lab import Daemon, Lab, LanLab, lan_lab
 from boxnet.lab.proc import run
 

@@ -15,9 +15,8 @@ from boxnet.api import streams
 from boxnet.api.server import Request, Response, Router
 from boxnet.api.views import container_inspect, container_summary, network_inspect
 from boxnet.core.create_request import parse_create
-from boxnet.core.networks import NetworkRequest
 from boxnet.errors import InvalidArgument, NotFound, NotModified
-from boxnet.model import EndpointRequest, State
+from boxnet.model import EndpointRequest, NetworkRequest, State
 
 if TYPE_CHECKING:
     from boxnet.core.controller import Controller
@@ -78,10 +77,8 @@ def build_router(ctl: Controller) -> Router:
         )
 
     def system_gc(_req: Request) -> Response:
-        from boxnet.core.reconcile import collect_garbage
-
         with ctl.lock:
-            return Response(200, collect_garbage(ctl).to_json())
+            return Response(200, ctl.reconciler.collect_garbage().to_json())
 
     def system_reload(_req: Request) -> Response:
         with ctl.lock:
@@ -335,9 +332,8 @@ def build_router(ctl: Controller) -> Router:
 
     def network_create(req: Request) -> Response:
         with ctl.lock:
-            net = ctl.networks.create(parse_network_request(req.json()))
-            warning = ctl.networks.last_warning
-        return Response(201, {"Id": net.id, "Warning": warning})
+            created = ctl.networks.create(parse_network_request(req.json()))
+        return Response(201, {"Id": created.network.id, "Warning": "; ".join(created.warnings)})
 
     def network_remove(req: Request) -> Response:
         with ctl.lock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from boxnet.core.clock import ZERO_TIME, parse_rfc3339
+from boxnet.clock import ZERO_TIME, parse_rfc3339
 from boxnet.model import Container, Endpoint, Network, State
 
 if TYPE_CHECKING:
@@ -192,8 +192,6 @@ def network_inspect(ctl: Controller, net: Network) -> dict[str, Any]:
             entry["AuxiliaryAddresses"] = dict(net.aux_addresses)  # type: ignore[assignment]
         config.append(entry)
     options = dict(net.options)
-    if net.bridge and net.driver == "bridge":
-        options.setdefault("com.docker.network.bridge.name", net.bridge)
     return {
         "Name": net.name,
         "Id": net.id,

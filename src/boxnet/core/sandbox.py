@@ -15,16 +15,16 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from boxnet.core import faults, metrics
+from boxnet import faults
+from boxnet.core import metrics
 from boxnet.core.ports import PortAllocator, port_windows
-from boxnet.core.txn import Undo
 from boxnet.errors import Conflict, Forbidden, InvalidArgument
 from boxnet.firewall.base import ANY_IP, DnatIntent
 from boxnet.ipam.allocator import check_static_address, pick_address, reserved_addresses
 from boxnet.kernel import links, netns
 from boxnet.model import (
+    OPT_ENDPOINT_GATEWAY,
     Container,
-    Driver,
     Endpoint,
     EndpointRequest,
     Network,
@@ -32,6 +32,7 @@ from boxnet.model import (
     PortRequest,
     mac_for_ip,
 )
+from boxnet.txn import Undo
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
@@ -75,7 +76,6 @@ class Sandboxes:
         self.ipr = ipr
         self.firewall = firewall
         self.ports = PortAllocator()
-        self._bridge_indexes: dict[str, int] = {}
         # boxnet.lan's pipework attachments, re-applied into every new namespace (controller).
         self.pipework: Pipework | None = None
 
@@ -128,19 +128,16 @@ class Sandboxes:
         path: Path,
         undo: Undo,
     ) -> Endpoint:
-        if net.driver == Driver.MACVLAN:
-            from boxnet.lan import macvlan
-
-            return macvlan.attach(self, c, net, req, ifname, primary, path, undo)
-        if net.driver != Driver.BRIDGE or net.subnet is None or net.bridge is None:
+        """Address an endpoint (IPAM is core's) and let the network's driver plug it in."""
+        driver = self.networks.driver_of(net)
+        if not driver.joinable or net.subnet is None:
             raise InvalidArgument(f"cannot attach a container to network {net.name}")
         ip = self._lease(c, net, req.ipv4, undo)
         gateway = net.gateway
-        if net.options.get("boxnet.default_gateway"):
-            gateway = IPv4Address(net.options["boxnet.default_gateway"])
-        endpoint_id = secrets.token_hex(32)
+        if net.options.get(OPT_ENDPOINT_GATEWAY):  # `default-gateway` of the daemon's config
+            gateway = IPv4Address(net.options[OPT_ENDPOINT_GATEWAY])
         endpoint = Endpoint(
-            id=endpoint_id,
+            id=secrets.token_hex(32),
             container_id=c.id,
             network_id=net.id,
             ifname=ifname,
@@ -148,41 +145,13 @@ class Sandboxes:
             prefixlen=net.subnet.prefixlen,
             gateway=None if net.internal else gateway,
             mac=c.spec.mac_address if (primary and c.spec.mac_address) else mac_for_ip(ip),
-            host_veth="veth" + endpoint_id[:7],
+            host_veth="",
             aliases=req.aliases,
         )
-        plan = links.VethPlan(
-            host_ifname=endpoint.host_veth,
-            container_ifname=ifname,
-            mac=endpoint.mac,
-            mtu=net.mtu,
-            bridge_index=self._bridge_index(net),
-            address=endpoint.interface,
-            gateway=endpoint.gateway,
-            default_route=primary and not net.internal,
-        )
-        try:
-            links.add_veth_into(self.ipr, path, plan)
-        except Exception:
-            self._bridge_indexes.pop(net.id, None)  # maybe stale: look it up next time
-            raise
-        undo.push("delete veth", lambda: links.delete_link(self.ipr, endpoint.host_veth))
-        faults.point("container.start.veth")
+        endpoint = driver.join(net, endpoint, primary, path, undo)
         self.records.put_endpoint(endpoint)
-        undo.push("forget endpoint", lambda: self.records.delete_endpoint(endpoint_id))
+        undo.push("forget endpoint", lambda: self.records.delete_endpoint(endpoint.id))
         return endpoint
-
-    def _bridge_index(self, net: Network) -> int:
-        """The bridge's ifindex, cached: a netlink lookup costs ~1 ms on every attach."""
-        assert net.bridge is not None
-        # Keyed by network id: a re-created network (even with the same bridge name) misses.
-        index = self._bridge_indexes.get(net.id)
-        if index is None:
-            bridge = links.link_info(self.ipr, net.bridge)
-            if bridge is None:
-                raise Conflict(f"bridge {net.bridge} of network {net.name} is missing")
-            index = self._bridge_indexes[net.id] = bridge.index
-        return index
 
     def _lease(
         self, c: Container, net: Network, wanted: IPv4Address | None, undo: Undo
@@ -248,10 +217,8 @@ class Sandboxes:
         if self.firewall is not None:
             self.firewall.add_dnats(dnats)
             undo.push("unpublish", lambda: self._unpublish(dnats))
-        if net is not None and net.driver == Driver.BRIDGE:
-            # Hairpin to itself: where br_netfilter NATs bridged frames, the container's own
-            # request to host:port comes back out of the port it went in (Docker does the same).
-            links.set_hairpin(self.ipr, endpoint.host_veth)
+        if net is not None:
+            self.networks.driver_of(net).published(net, endpoint)
         # GET /boxnet/metrics "publish": allocation + records + one nft batch (bench/ports.py).
         metrics.record("publish", time.perf_counter() - began)
         faults.point("container.start.ports")
@@ -292,7 +259,7 @@ class Sandboxes:
     def connect(self, c: Container, net: Network, req: EndpointRequest) -> Endpoint | None:
         """Attach c to net: recorded in its spec (kept for every later start) and, when it
         runs, realised now as the next free ethN. Returns the live endpoint, if any."""
-        _check_connectable(c, net)
+        _check_connectable(c, net, self.networks.driver_of(net).joinable)
         if req.ipv4 is not None and net.predefined:
             raise InvalidArgument(
                 "user specified IP address is supported only when connecting to networks with"
@@ -322,7 +289,8 @@ class Sandboxes:
     def disconnect(self, c: Container, net: Network, force: bool = False) -> None:
         """Detach c from net: its ethN goes away now (the peer dies with the host veth), its
         address is released, and the spec no longer asks for the network."""
-        if net.driver in (Driver.HOST, Driver.NULL):
+        driver = self.networks.driver_of(net)
+        if not driver.joinable:
             raise Forbidden(
                 "container cannot be disconnected from host network or connected to host network"
             )
@@ -342,10 +310,7 @@ class Sandboxes:
         intent = self.records.intents.begin("network.disconnect", c.id, {"network": net.id})
         for endpoint in live:
             try:
-                if c.netns_path:  # by its name inside: a veth's peer or a macvlan alike
-                    links.delete_link_in(c.netns_path, endpoint.ifname)
-                else:
-                    links.delete_link(self.ipr, endpoint.host_veth)
+                driver.leave(net, endpoint, c.netns_path)
             except Exception:
                 if not force:
                     raise
@@ -364,8 +329,9 @@ class Sandboxes:
             if e.container_id.startswith(container_ref)
             and self.records.container(e.container_id) is None
         ]
+        driver = self.networks.driver_of(net)
         for endpoint in stale:
-            links.delete_link(self.ipr, endpoint.host_veth)
+            driver.leave(net, endpoint, "")
             self.records.delete_endpoint(endpoint.id)
             self.records.release_leases(endpoint.container_id, net.id)
         return len(stale)
@@ -374,8 +340,8 @@ class Sandboxes:
         return ref in (net.name, net.id) or (len(ref) >= 12 and net.id.startswith(ref))
 
 
-def _check_connectable(c: Container, net: Network) -> None:
-    if net.driver in (Driver.HOST, Driver.NULL) or mode_kind(c.spec.network_mode) == "host":
+def _check_connectable(c: Container, net: Network, joinable: bool) -> None:
+    if not joinable or mode_kind(c.spec.network_mode) == "host":
         raise Forbidden(
             "container cannot be disconnected from host network or connected to host network"
         )

@@ -68,6 +68,17 @@ def check_subnet_free(subnet: IPv4Network, occupied: list[Occupant]) -> None:
             )
 
 
+def check_pool(
+    subnet: IPv4Network, ip_range: IPv4Network | None, aux_addresses: dict[str, str]
+) -> None:
+    """The dynamic range and the auxiliary (reserved) addresses must lie inside the subnet."""
+    if ip_range is not None and not ip_range.subnet_of(subnet):
+        raise InvalidArgument(f"invalid --ip-range {ip_range}: not inside {subnet}")
+    for name, addr in aux_addresses.items():
+        if IPv4Address(addr) not in subnet:
+            raise InvalidArgument(f"invalid --aux-address {name}={addr}: not inside {subnet}")
+
+
 def first_host(subnet: IPv4Network) -> IPv4Address:
     return subnet.network_address + 1 if subnet.num_addresses > 2 else subnet.network_address
 

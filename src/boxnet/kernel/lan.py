@@ -229,6 +229,13 @@ def create_vlan(ipr: IPRoute, name: str, parent: int, vlan_id: int) -> int:
     return index
 
 
+def set_alias(ipr: IPRoute, index: int, alias: str) -> None:
+    try:
+        ipr.link("set", index=index, ifalias=alias)
+    except NetlinkError as exc:
+        raise _fail(f"set the alias of link {index}", exc) from exc
+
+
 def add_macvlan(
     ipr: IPRoute,
     name: str,

@@ -53,6 +53,7 @@ class LinkInfo:
     master: int | None
     up: bool
     mac: str
+    alias: str = ""  # IFLA_IFALIAS: how boxnet tags links it made under a name not its own
 
 
 def link_info(ipr: IPRoute, ifname: str) -> LinkInfo | None:
@@ -72,6 +73,7 @@ def link_info(ipr: IPRoute, ifname: str) -> LinkInfo | None:
         master=msg.get_attr("IFLA_MASTER"),
         up=bool(msg["flags"] & 1),
         mac=msg.get_attr("IFLA_ADDRESS") or "",
+        alias=msg.get_attr("IFLA_IFALIAS") or "",
     )
 
 
@@ -88,6 +90,7 @@ def list_links(ipr: IPRoute) -> list[LinkInfo]:
                 master=msg.get_attr("IFLA_MASTER"),
                 up=bool(msg["flags"] & 1),
                 mac=msg.get_attr("IFLA_ADDRESS") or "",
+                alias=msg.get_attr("IFLA_IFALIAS") or "",
             )
         )
     return out

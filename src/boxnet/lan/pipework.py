@@ -16,13 +16,13 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from boxnet.core import faults
-from boxnet.core.txn import Undo
+from boxnet import faults
 from boxnet.errors import Conflict, InvalidArgument, NotFound
 from boxnet.kernel import lan as klan
 from boxnet.kernel import links
 from boxnet.lan import dhcp
 from boxnet.model import Container, State
+from boxnet.txn import Undo
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute

@@ -12,7 +12,6 @@ from boxnet.errors import Conflict
 from boxnet.model import (
     Container,
     ContainerSpec,
-    Driver,
     Endpoint,
     EndpointRequest,
     Network,
@@ -24,7 +23,7 @@ from boxnet.store.db import Store
 from boxnet.store.intents import Intents
 
 
-def _network_doc(net: Network) -> str:
+def network_doc(net: Network) -> str:
     doc = asdict(net)
     for key in ("subnet", "gateway", "ip_range", "host_binding"):
         doc[key] = None if doc[key] is None else str(doc[key])
@@ -32,9 +31,8 @@ def _network_doc(net: Network) -> str:
     return json.dumps(doc)
 
 
-def _network_from(doc: str) -> Network:
+def network_from_doc(doc: str) -> Network:
     d: dict[str, Any] = json.loads(doc)
-    d["driver"] = Driver(d["driver"])
     d["subnet"] = IPv4Network(d["subnet"]) if d["subnet"] else None
     d["gateway"] = IPv4Address(d["gateway"]) if d["gateway"] else None
     d["ip_range"] = IPv4Network(d["ip_range"]) if d["ip_range"] else None
@@ -119,14 +117,14 @@ class Records:
     def put_network(self, net: Network) -> None:
         self.store.execute(
             "INSERT OR REPLACE INTO networks (id, name, doc) VALUES (?, ?, ?)",
-            (net.id, net.name, _network_doc(net)),
+            (net.id, net.name, network_doc(net)),
         )
 
     def delete_network(self, network_id: str) -> None:
         self.store.execute("DELETE FROM networks WHERE id = ?", (network_id,))
 
     def networks(self) -> list[Network]:
-        return [_network_from(r["doc"]) for r in self.store.query("SELECT doc FROM networks")]
+        return [network_from_doc(r["doc"]) for r in self.store.query("SELECT doc FROM networks")]
 
     # -- containers -----------------------------------------------------------------------------
     def put_container(self, c: Container) -> None:
@@ -177,6 +175,11 @@ class Records:
         return _container_from(rows[0]["doc"]) if rows else None
 
     # -- leases (IP reservations) ---------------------------------------------------------------
+    def lease_holders(self) -> list[str]:
+        """The containers holding at least one lease."""
+        rows = self.store.query("SELECT DISTINCT container_id FROM leases")
+        return [str(r["container_id"]) for r in rows]
+
     def leased_ips(self, network_id: str) -> set[IPv4Address]:
         """A copy (callers add to it) of the addresses leased on the network."""
         cached = self._leased.get(network_id)
