@@ -18,7 +18,7 @@ from boxnet.drivers.null import NullDriver
 from boxnet.errors import BoxnetError, Conflict, Forbidden, InvalidArgument, NotFound
 from boxnet.firewall.base import BridgeIntent
 from boxnet.ipam.allocator import DEFAULT_POOLS, Occupant
-from boxnet.model import OPT_BRIDGE_NAME, Network, NetworkRequest
+from boxnet.model import OPT_BRIDGE_NAME, IPAMConfig, Network, NetworkRequest
 
 ENV = DriverEnv(ipr=None)  # type: ignore[arg-type]  # validation never touches the kernel
 NET_ID = "ab" * 32
@@ -46,8 +46,7 @@ def refused(exc_type: type[BoxnetError], fn: Any, *args: Any, **kw: Any) -> str:
 def test_bridge_picks_the_first_free_pool_subnet_and_names_its_bridge() -> None:
     plan = bridge_plan()
     net = plan.network
-    assert net.subnet == IPv4Network("172.17.0.0/16")
-    assert net.gateway == IPv4Address("172.17.0.1")
+    assert net.ipam == (IPAMConfig(IPv4Network("172.17.0.0/16"), IPv4Address("172.17.0.1")),)
     assert net.bridge == "br-" + NET_ID[:12]
     assert net.options[OPT_BRIDGE_NAME] == net.bridge  # shown by inspect, as Docker does
     assert plan.warnings == ()
@@ -57,7 +56,7 @@ def test_bridge_skips_occupied_subnets_and_warns_only_about_foreign_ones() -> No
     ours = Occupant(IPv4Network("172.17.0.0/16"), "network bridge")
     host_route = Occupant(IPv4Network("172.18.5.0/24"), "a route to 172.18.5.0/24")
     plan = bridge_plan([ours, host_route])
-    assert plan.network.subnet == IPv4Network("172.19.0.0/16")
+    assert plan.network.ipam[0].subnet == IPv4Network("172.19.0.0/16")
     assert len(plan.warnings) == 1
     assert "172.18.0.0/16 overlaps a route to 172.18.5.0/24" in plan.warnings[0]
     assert "network bridge" not in plan.warnings[0]
@@ -107,8 +106,14 @@ def test_bridge_keeps_ranges_aux_addresses_and_options() -> None:
         aux_addresses={"printer": "10.1.0.9"},
         options={"com.docker.network.bridge.enable_icc": "false", OPT_BRIDGE_NAME: "br-lab"},
     ).network
-    assert (net.gateway, net.ip_range) == (IPv4Address("10.1.0.254"), IPv4Network("10.1.0.128/25"))
-    assert net.aux_addresses == {"printer": "10.1.0.9"}
+    assert net.ipam == (
+        IPAMConfig(
+            IPv4Network("10.1.0.0/24"),
+            IPv4Address("10.1.0.254"),
+            IPv4Network("10.1.0.128/25"),
+            {"printer": "10.1.0.9"},
+        ),
+    )
     assert (net.icc, net.masquerade, net.bridge) == (False, True, "br-lab")
 
 
@@ -144,7 +149,7 @@ def macvlan_plan(**req: Any) -> Any:
 
 def test_macvlan_plans_on_an_existing_parent() -> None:
     net = macvlan_plan(options={"parent": "ens33"}).network
-    assert net.gateway == IPv4Address("192.168.198.1")
+    assert net.ipam[0].gateway == IPv4Address("192.168.198.1")
     assert net.options == {"parent": "ens33", "macvlan_mode": "bridge"}
     assert net.bridge is None
 

@@ -184,12 +184,12 @@ def network_inspect(ctl: Controller, net: Network) -> dict[str, Any]:
             "IPv6Address": "",
         }
     config = []
-    if net.subnet is not None:
-        entry = {"Subnet": str(net.subnet), "Gateway": str(net.gateway or "")}
-        if net.ip_range is not None:
-            entry["IPRange"] = str(net.ip_range)
-        if net.aux_addresses:
-            entry["AuxiliaryAddresses"] = dict(net.aux_addresses)  # type: ignore[assignment]
+    for cfg in net.ipam:
+        entry: dict[str, Any] = {"Subnet": str(cfg.subnet), "Gateway": str(cfg.gateway or "")}
+        if cfg.ip_range is not None:
+            entry["IPRange"] = str(cfg.ip_range)
+        if cfg.aux_addresses:
+            entry["AuxiliaryAddresses"] = dict(cfg.aux_addresses)
         config.append(entry)
     options = dict(net.options)
     return {

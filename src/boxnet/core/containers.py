@@ -266,8 +266,9 @@ class Containers:
 
     def _host_gateway(self) -> IPv4Address | None:
         for net in self.networks.all():
-            if net.name == "bridge":
-                return net.gateway
+            cfg = net.family(4) if net.name == "bridge" else None
+            if cfg is not None and isinstance(cfg.gateway, IPv4Address):
+                return cfg.gateway  # host-gateway in /etc/hosts: IPv4 like Docker's
         return None
 
     # -- exit -----------------------------------------------------------------------------------

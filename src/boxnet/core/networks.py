@@ -125,9 +125,10 @@ class Networks:
         nets = self.records.networks()
         ours = {n.bridge for n in nets if n.bridge}
         out = [
-            Occupant(n.subnet, f"network {n.name}")
+            Occupant(cfg.subnet, f"network {n.name}")
             for n in nets
-            if n.subnet is not None and (exclude_bridge is None or n.bridge != exclude_bridge)
+            if exclude_bridge is None or n.bridge != exclude_bridge
+            for cfg in n.ipam
         ]
         for ifname, iface in links.all_ipv4_addresses(self.ipr):
             if ifname in ours or ifname == "lo":

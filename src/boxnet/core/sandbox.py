@@ -11,7 +11,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, ip_address, ip_interface
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,9 @@ from boxnet.model import (
     Container,
     Endpoint,
     EndpointRequest,
+    IPAddress,
+    IPAMConfig,
+    IPInterface,
     Network,
     PortBinding,
     PortRequest,
@@ -130,21 +133,28 @@ class Sandboxes:
     ) -> Endpoint:
         """Address an endpoint (IPAM is core's) and let the network's driver plug it in."""
         driver = self.networks.driver_of(net)
-        if not driver.joinable or net.subnet is None:
+        if not driver.joinable or not net.ipam:
             raise InvalidArgument(f"cannot attach a container to network {net.name}")
-        ip = self._lease(c, net, req.ipv4, undo)
-        gateway = net.gateway
-        if net.options.get(OPT_ENDPOINT_GATEWAY):  # `default-gateway` of the daemon's config
-            gateway = IPv4Address(net.options[OPT_ENDPOINT_GATEWAY])
+        addresses: list[IPInterface] = []
+        gateways: list[IPAddress] = []
+        for cfg in net.ipam:  # one address (and next hop) per address family
+            wanted = req.ipv4 if cfg.version == 4 else None
+            ip = self._lease(c, net, cfg, wanted, undo)
+            addresses.append(ip_interface(f"{ip}/{cfg.subnet.prefixlen}"))
+            gateway = cfg.gateway
+            if cfg.version == 4 and net.options.get(OPT_ENDPOINT_GATEWAY):
+                gateway = ip_address(net.options[OPT_ENDPOINT_GATEWAY])  # `default-gateway`
+            if gateway is not None and not net.internal:
+                gateways.append(gateway)
+        first = addresses[0].ip
         endpoint = Endpoint(
             id=secrets.token_hex(32),
             container_id=c.id,
             network_id=net.id,
             ifname=ifname,
-            ip=ip,
-            prefixlen=net.subnet.prefixlen,
-            gateway=None if net.internal else gateway,
-            mac=c.spec.mac_address if (primary and c.spec.mac_address) else mac_for_ip(ip),
+            addresses=tuple(addresses),
+            gateways=tuple(gateways),
+            mac=c.spec.mac_address if (primary and c.spec.mac_address) else mac_for_ip(first),
             host_veth="",
             aliases=req.aliases,
         )
@@ -154,11 +164,12 @@ class Sandboxes:
         return endpoint
 
     def _lease(
-        self, c: Container, net: Network, wanted: IPv4Address | None, undo: Undo
-    ) -> IPv4Address:
-        assert net.subnet is not None
+        self, c: Container, net: Network, cfg: IPAMConfig, wanted: IPAddress | None, undo: Undo
+    ) -> IPAddress:
+        """An address of cfg's family for c on net: the one asked for (`--ip`), or the lowest
+        free one of the dynamic range."""
         if wanted is not None:
-            check_static_address(wanted, net.subnet, net.gateway, net.aux_addresses.values())
+            check_static_address(wanted, cfg.subnet, cfg.gateway, cfg.aux_addresses.values())
             if not self.records.lease(net.id, wanted, c.id, static=True):
                 raise Conflict(
                     f"Address already in use: {wanted} is taken on network {net.name}",
@@ -166,10 +177,10 @@ class Sandboxes:
                 )
             return wanted
         taken = self.records.leased_ips(net.id) | reserved_addresses(
-            net.subnet, net.gateway, net.aux_addresses.values()
+            cfg.subnet, cfg.gateway, cfg.aux_addresses.values()
         )
         while True:
-            ip = pick_address(net.subnet, net.ip_range, taken)
+            ip = pick_address(cfg.subnet, cfg.ip_range, taken)
             if self.records.lease(net.id, ip, c.id, static=False):
                 undo.push("release lease", lambda: self.records.release_leases(c.id, net.id))
                 return ip

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,13 @@ from boxnet import faults
 from boxnet.drivers.base import DriverEnv, NetworkDriver, Plan, PlanContext, Rollback
 from boxnet.errors import Conflict, InvalidArgument, NotFound
 from boxnet.firewall.base import BridgeIntent
-from boxnet.ipam.allocator import check_pool, check_subnet_free, first_host, pick_subnet
+from boxnet.ipam.allocator import (
+    check_gateway,
+    check_pool,
+    check_subnet_free,
+    first_host,
+    pick_subnet,
+)
 from boxnet.kernel import links
 from boxnet.model import (
     DEFAULT_BRIDGE_NAME,
@@ -27,6 +33,8 @@ from boxnet.model import (
     OPT_MASQ,
     OPT_MTU,
     Endpoint,
+    IPAMConfig,
+    IPNetwork,
     Network,
     NetworkRequest,
 )
@@ -83,6 +91,7 @@ class BridgeDriver(NetworkDriver):
             )
         warnings: tuple[str, ...] = ()
         occupied = ctx.occupied()
+        subnet: IPNetwork
         if req.subnet is not None:
             check_subnet_free(req.subnet, occupied)
             subnet = req.subnet
@@ -96,10 +105,7 @@ class BridgeDriver(NetworkDriver):
             if foreign:
                 warnings = ("skipped " + "; ".join(foreign[:3]),)
         gateway = req.gateway or first_host(subnet)
-        if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
-            raise InvalidArgument(
-                f"invalid gateway {gateway}: it must be a host address inside {subnet}"
-            )
+        check_gateway(subnet, gateway)
         check_pool(subnet, req.ip_range, req.aux_addresses)
         bridge = req.options.get(OPT_BRIDGE_NAME) or f"{BRIDGE_PREFIX}{base.id[:12]}"
         validate_bridge_name(bridge)
@@ -117,10 +123,7 @@ class BridgeDriver(NetworkDriver):
             raise InvalidArgument(f"invalid {OPT_HOST_BINDING}: {exc}") from None
         net = replace(
             base,
-            subnet=subnet,
-            gateway=gateway,
-            ip_range=req.ip_range,
-            aux_addresses=dict(req.aux_addresses),
+            ipam=(IPAMConfig(subnet, gateway, req.ip_range, dict(req.aux_addresses)),),
             bridge=bridge,
             managed_bridge=True,
             icc=bool_option(req.options, OPT_ICC, True),
@@ -147,7 +150,6 @@ class BridgeDriver(NetworkDriver):
             mtu=config.mtu,
             host_binding=config.ip,
             options=options,
-            ip_range=config.fixed_cidr,
         )
         if config.bridge:
             # A user's bridge: use the address it already has; never create or delete it.
@@ -165,15 +167,11 @@ class BridgeDriver(NetworkDriver):
                     hint=f"add one: ip addr add 10.10.10.1/24 dev {config.bridge}",
                 )
             iface = addrs[0]
-            return replace(
-                net,
-                subnet=iface.network,
-                gateway=iface.ip,
-                bridge=config.bridge,
-                managed_bridge=False,
-            )
+            ipam = IPAMConfig(iface.network, iface.ip, config.fixed_cidr)
+            return replace(net, ipam=(ipam,), bridge=config.bridge, managed_bridge=False)
         iface = config.bip if config.bip is not None else self._free_default_bip(old, ctx)
-        return replace(net, subnet=iface.network, gateway=iface.ip, bridge=DEFAULT_BRIDGE_NAME)
+        ipam = IPAMConfig(iface.network, iface.ip, config.fixed_cidr)
+        return replace(net, ipam=(ipam,), bridge=DEFAULT_BRIDGE_NAME)
 
     @staticmethod
     def _free_default_bip(old: Network | None, ctx: PlanContext) -> IPv4Interface:
@@ -181,11 +179,13 @@ class BridgeDriver(NetworkDriver):
         occupied = ctx.occupied()
         if not any(o.network.overlaps(preferred.network) for o in occupied):
             return preferred
-        if old is not None and old.gateway_interface is not None:
-            iface = old.gateway_interface
+        previous = old.family(4) if old is not None else None
+        if previous is not None and isinstance(previous.gateway, IPv4Address):
+            iface = IPv4Interface(f"{previous.gateway}/{previous.subnet.prefixlen}")
             if not any(o.network.overlaps(iface.network) for o in occupied):
                 return iface
         subnet, skipped = pick_subnet(ctx.pools, occupied)
+        assert isinstance(subnet, IPv4Network)  # the pools are IPv4
         log.warning(
             "default bridge: 172.17.0.0/16 is in use (%s); using %s instead",
             "; ".join(skipped[:3]),
@@ -199,12 +199,12 @@ class BridgeDriver(NetworkDriver):
         if net.managed_bridge:
             index = links.ensure_bridge(self.ipr, net.bridge, net.mtu)
             undo.push("delete bridge", lambda: links.delete_link(self.ipr, net.bridge or ""))
-            wanted = net.gateway_interface
+            wanted = [cfg.gateway_interface for cfg in net.ipam if cfg.gateway_interface]
             for iface in links.addresses(self.ipr, index):
-                if iface != wanted:  # a stale bip from an earlier configuration
+                if iface not in wanted:  # a stale bip from an earlier configuration
                     links.remove_address(self.ipr, index, iface)
-            if wanted is not None:
-                links.ensure_address(self.ipr, index, wanted)
+            for gateway in wanted:
+                links.ensure_address(self.ipr, index, gateway)
         if self.env.route_localnet:
             links.set_sysctl(f"net/ipv4/conf/{net.bridge}/route_localnet", "1")
         return net
@@ -244,9 +244,8 @@ class BridgeDriver(NetworkDriver):
             mac=endpoint.mac,
             mtu=net.mtu,
             bridge_index=bridge_index,
-            address=endpoint.interface,
-            gateway=endpoint.gateway,
-            default_route=primary and endpoint.gateway is not None,
+            addresses=endpoint.addresses,
+            gateways=endpoint.gateways if primary else (),
         )
 
     def _bridge_index(self, net: Network) -> int:
@@ -272,16 +271,18 @@ class BridgeDriver(NetworkDriver):
 
     # -- firewall, repair, garbage collection ---------------------------------------------------
     def firewall(self, net: Network) -> tuple[BridgeIntent, ...]:
-        if not net.bridge or net.subnet is None:
+        if not net.bridge:
             return ()
-        return (
+        return tuple(
             BridgeIntent(
                 bridge=net.bridge,
-                subnet=net.subnet,
+                subnet=cfg.subnet,
                 masquerade=net.masquerade,
                 internal=net.internal,
                 icc=net.icc,
-            ),
+            )
+            for cfg in net.ipam
+            if isinstance(cfg.subnet, IPv4Network)  # the firewall intents are IPv4 for now
         )
 
     def repair(self, net: Network, endpoint: Endpoint, netns_path: str, present: set[str]) -> str:

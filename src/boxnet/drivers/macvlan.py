@@ -27,7 +27,7 @@ from boxnet.errors import InvalidArgument, NotFound
 from boxnet.ipam.allocator import check_pool, first_host
 from boxnet.kernel import lan as klan
 from boxnet.kernel import links
-from boxnet.model import Endpoint, Network, NetworkRequest
+from boxnet.model import Endpoint, IPAMConfig, Network, NetworkRequest
 
 OPT_PARENT = "parent"
 OPT_HOST_IP = "boxnet.macvlan.host_ip"
@@ -97,10 +97,7 @@ class MacvlanDriver(NetworkDriver):
             options[OPT_CREATED_PARENT] = "true"
         net = replace(
             base,
-            subnet=subnet,
-            gateway=gateway,
-            ip_range=req.ip_range,
-            aux_addresses=dict(req.aux_addresses),
+            ipam=(IPAMConfig(subnet, gateway, req.ip_range, dict(req.aux_addresses)),),
             bridge=None,
             managed_bridge=False,
             options=options,
@@ -154,8 +151,9 @@ class MacvlanDriver(NetworkDriver):
         index = self.ipr.link_lookup(ifname=name)[0]
         self.ipr.link("set", index=index, state="up")
         links.ensure_address(self.ipr, index, IPv4Interface(f"{ip}/32"))
-        assert net.ip_range is not None
-        self.ipr.route("add", dst=str(net.ip_range), oif=index, scope=253)
+        ranges = [cfg.ip_range for cfg in net.ipam if cfg.ip_range is not None]
+        for ip_range in ranges[:1]:  # the host IP is IPv4 (validate): its family's range
+            self.ipr.route("add", dst=str(ip_range), oif=index, scope=253)
 
     def delete(self, net: Network) -> None:
         if net.options.get(OPT_HOST_IP):
@@ -180,7 +178,7 @@ class MacvlanDriver(NetworkDriver):
         undo.push("delete macvlan", lambda: klan.delete_link_in(netns_path, ifname))
         faults.point("macvlan.join.link")
         klan.configure_inside(
-            netns_path, ifname, endpoint.interface, endpoint.gateway if primary else None
+            netns_path, ifname, endpoint.addresses, endpoint.gateways if primary else ()
         )
         mac = klan.link_mac_in(netns_path, ifname)
         # Neighbours (and the LAN's switch) learn the new MAC at once, not at the first reply.

@@ -178,7 +178,7 @@ class Pipework:
                 kind = "macvlan"
             undo.push("delete interface", lambda: klan.delete_link_in(netns_path, att.ifname))
             point("pipework.attach.link")
-            klan.configure_inside(netns_path, att.ifname, None, None)
+            klan.configure_inside(netns_path, att.ifname, (), ())
             address, gateway = att.address, att.gateway
             if att.dhcp:
                 lease = dhcp.request(netns_path, att.ifname, att.dhcp, self.state_dir)
@@ -192,7 +192,7 @@ class Pipework:
                         hint="choose a free address",
                     )
             klan.configure_inside(
-                netns_path, att.ifname, iface, IPv4Address(gateway) if gateway else None
+                netns_path, att.ifname, (iface,), (IPv4Address(gateway),) if gateway else ()
             )
             point("pipework.attach.address")
             klan.gratuitous_arp(netns_path, att.ifname, att.mac, iface.ip)
