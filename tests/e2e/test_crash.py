@@ -22,7 +22,9 @@ def snapshot(basic: BasicLab, d: Daemon) -> dict[str, Any]:
     veths = sorted(x["ifname"] for x in links if x["ifname"].startswith("veth"))
     # What every running container can reach on its own interfaces (owners have their objects).
     bridges = sorted(x["ifname"] for x in links if x["ifname"].startswith("br-"))
-    pub = json.loads(basic.host.run(["nft", "-j", "list", "map", "ip", "boxnet", "pub_any"]).stdout)
+    pub = json.loads(
+        basic.host.run(["nft", "-j", "list", "map", "inet", "boxnet", "pub_any"]).stdout
+    )
     elements = next(x["map"].get("elem", []) for x in pub["nftables"] if "map" in x)
     netns_files = sorted(p.name for p in (d.exec_root / "netns").glob("*"))
     containers = [

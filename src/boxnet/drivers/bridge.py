@@ -281,8 +281,7 @@ class BridgeDriver(NetworkDriver):
                 internal=net.internal,
                 icc=net.icc,
             )
-            for cfg in net.ipam
-            if isinstance(cfg.subnet, IPv4Network)  # the firewall intents are IPv4 for now
+            for cfg in net.ipam  # one per address family: both firewall backends take both
         )
 
     def repair(self, net: Network, endpoint: Endpoint, netns_path: str, present: set[str]) -> str:
