@@ -118,7 +118,7 @@ class Reconciler:
             elif cid not in running:
                 records.release_leases(cid, keep_static=True)
 
-        # Owners without their kernel objects: a running container whose veth vanished (a crash
+        # Owners without their kernel objects: a running container whose link vanished (a crash
         # in the middle of `network disconnect`, or someone's `ip link del`) gets it back.
         self._repair(containers, running, report)
 

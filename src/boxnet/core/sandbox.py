@@ -1,8 +1,9 @@
 """A container's network sandbox: its namespace, endpoints and published ports, per network mode.
 
 Modes: `host` (the daemon's namespace, nothing to build), `none` (a namespace with lo only),
-`container:X` (X's namespace, shared, never deleted by us), a bridge network (a namespace, one veth
-per attached network, `eth0`, `eth1`, ...; ports published on the first).
+`container:X` (X's namespace, shared, never deleted by us), a network of any joinable driver (a
+namespace, one endpoint per attached network, `eth0`, `eth1`, ...; ports published on the first).
+Core addresses each endpoint (IPAM) and the network's driver plugs it in (drivers/).
 """
 
 from __future__ import annotations
@@ -298,7 +299,7 @@ class Sandboxes:
         return endpoint
 
     def disconnect(self, c: Container, net: Network, force: bool = False) -> None:
-        """Detach c from net: its ethN goes away now (the peer dies with the host veth), its
+        """Detach c from net: its ethN goes away now (the network's driver unplugs it), its
         address is released, and the spec no longer asks for the network."""
         driver = self.networks.driver_of(net)
         if not driver.joinable:
