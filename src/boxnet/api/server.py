@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from boxnet.errors import BoxnetError, InvalidArgument
+from boxnet.parsing import body as parsing_body
 
 log = logging.getLogger("boxnet.api")
 
@@ -37,12 +38,8 @@ class Request:
     handler: Handler
 
     def json(self) -> Any:
-        if not self.body:
-            return {}
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidArgument(f"malformed JSON in the request body: {exc}") from exc
+        """The decoded body ({} when empty); read it through boxnet.parsing.body.Field."""
+        return parsing_body.decode(self.body)
 
     def flag(self, name: str) -> bool:
         return self.query.get(name, "").lower() in ("1", "true", "yes")
@@ -101,6 +98,8 @@ class Handler(BaseHTTPRequestHandler):
             if fn is None:
                 status = 405 if known else 404
                 raise _HttpError(status, f"page not found: {self.command} {path}")
+            for name, value in (*params.items(), *query.items()):
+                parsing_body.check_parameter(name, value)  # the edge: no control characters
             request = Request(self.command, path, params, query, body, self)
             response = fn(request)
         except _HttpError as exc:
