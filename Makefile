@@ -36,6 +36,7 @@ lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: install lint
 	$(BIN)/python -m boxnet.lab.programs --scan $(PROGRAM_SOURCES) -- \

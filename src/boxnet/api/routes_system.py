@@ -67,10 +67,8 @@ def register(r: Router, ctl: Controller) -> None:
         )
 
     def system_gc(_req: Request) -> Response:
-        from boxnet.core.reconcile import collect_garbage
-
         with ctl.lock:
-            return Response(200, collect_garbage(ctl).to_json())
+            return Response(200, ctl.reconciler.collect_garbage().to_json())
 
     def system_reload(_req: Request) -> Response:
         with ctl.lock:

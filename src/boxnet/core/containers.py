@@ -18,15 +18,16 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from boxnet.core import faults, metrics
-from boxnet.core.clock import ZERO_TIME, now_rfc3339
+from boxnet import faults
+from boxnet.clock import ZERO_TIME, now_rfc3339
+from boxnet.core import metrics
 from boxnet.core.etcfiles import etc_paths, write_etc_files
 from boxnet.core.sandbox import mode_kind
-from boxnet.core.txn import Undo
 from boxnet.core.watcher import ShimWatcher
 from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
 from boxnet.model import Container, ContainerSpec, Endpoint, State
 from boxnet.runtime import images, launcher
+from boxnet.txn import Undo
 
 if TYPE_CHECKING:
     from boxnet.config import DaemonConfig
@@ -159,7 +160,7 @@ class Containers:
                     hint="valid --net values: bridge, none, host, container:NAME, or the name of"
                     " a network (boxnet network ls)",
                 ) from exc
-            if net.driver in ("host", "null"):
+            if not self.networks.driver_of(net).joinable:
                 raise InvalidArgument(f"cannot use network {net.name} this way")
             for req in spec.endpoints:
                 self.networks.find(req.network)
@@ -267,8 +268,9 @@ class Containers:
 
     def _host_gateway(self) -> IPv4Address | None:
         for net in self.networks.all():
-            if net.name == "bridge":
-                return net.gateway
+            cfg = net.family(4) if net.name == "bridge" else None
+            if cfg is not None and isinstance(cfg.gateway, IPv4Address):
+                return cfg.gateway  # host-gateway in /etc/hosts: IPv4 like Docker's
         return None
 
     # -- exit -----------------------------------------------------------------------------------
