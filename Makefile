@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEB_PACKAGES := iproute2 nftables libnftables1 iptables busybox-static iputils-ping curl \
-                iperf3 util-linux procps psmisc
+                iperf3 util-linux procps psmisc docker.io
 
 .PHONY: install deb venv demo test lint unit e2e bench bench-quick clean
 

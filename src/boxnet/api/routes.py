@@ -24,13 +24,13 @@ if TYPE_CHECKING:
 
 
 def build_router(ctl: Controller) -> Router:
+    from boxnet.api import attach
+
     r = Router()
+    attach.register(r, ctl)  # first: ping, start, wait, attach and exec start (hijacked)
     c = ctl.containers
 
     # -- system ---------------------------------------------------------------------------------
-    def ping(_req: Request) -> Response:
-        return Response(200, "OK", content_type="text/plain")
-
     def version(_req: Request) -> Response:
         return Response(
             200,
@@ -96,8 +96,6 @@ def build_router(ctl: Controller) -> Router:
     r.add("GET", "/boxnet/metrics", metrics_get)
     r.add("POST", "/boxnet/system/gc", system_gc)
     r.add("POST", "/boxnet/system/reload", system_reload)
-    r.add("GET", "/_ping", ping)
-    r.add("HEAD", "/_ping", ping)
     r.add("GET", "/version", version)
     r.add("GET", "/info", info)
 
@@ -139,13 +137,6 @@ def build_router(ctl: Controller) -> Router:
         created = c.create(spec, req.query.get("name") or None)
         return Response(201, {"Id": created.id, "Warnings": []})
 
-    def start(req: Request) -> Response:
-        try:
-            c.start(req.params["id"])
-        except NotModified:
-            return Response(304)
-        return Response(204)
-
     def attach_start(req: Request) -> Response:
         target = c.find(req.params["id"])  # 404 before the 100 Continue
         fds = req.handler.receive_stdio()
@@ -172,9 +163,6 @@ def build_router(ctl: Controller) -> Router:
     def kill(req: Request) -> Response:
         c.kill(req.params["id"], req.query.get("signal") or "SIGKILL")
         return Response(204)
-
-    def wait(req: Request) -> Response:
-        return Response(200, {"StatusCode": c.wait(req.params["id"]), "Error": None})
 
     def remove(req: Request) -> Response:
         c.remove(req.params["id"], req.flag("force"))
@@ -247,6 +235,7 @@ def build_router(ctl: Controller) -> Router:
             tuple(env),
             str(body.get("WorkingDir") or "/"),
             bool(body.get("Tty")),
+            stdin=bool(body.get("AttachStdin")),
         )
         return Response(201, {"Id": exec_id})
 
@@ -260,42 +249,6 @@ def build_router(ctl: Controller) -> Router:
             for fd in fds:
                 os.close(fd)
         return Response(200, {"ExitCode": code})
-
-    def exec_start(req: Request) -> Response:
-        """Docker's exec start: detached, or the output streamed (framed unless Tty) until the
-        process exits, then the connection closes (what the Docker SDK's exec_run reads)."""
-        import threading
-
-        exec_id = req.params["id"]
-        pending = c.execs.get(exec_id)
-        if pending is None:
-            raise NotFound(f"No such exec instance: {exec_id}")
-        body = req.json()
-        if isinstance(body, dict) and body.get("Detach"):
-            threading.Thread(target=c.exec_start, args=(exec_id, None), daemon=True).start()
-            return Response(200, {})
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        null = os.open(os.devnull, os.O_RDONLY)
-
-        def run() -> None:
-            try:
-                c.exec_results[exec_id] = c.exec_start(exec_id, (null, out_w, err_w))
-                while len(c.exec_results) > 1000:  # keep the newest
-                    c.exec_results.pop(next(iter(c.exec_results)))
-            finally:
-                for fd in (null, out_w, err_w):
-                    os.close(fd)
-
-        threading.Thread(target=run, daemon=True).start()
-        req.handler.close_connection = True
-        content_type = streams.RAW if pending.tty else streams.MULTIPLEXED
-        return Response(
-            200,
-            stream=streams.pump_pipes(out_r, err_r, pending.tty),
-            content_type=content_type,
-            raw_stream=True,
-        )
 
     def exec_inspect(req: Request) -> Response:
         exec_id = req.params["id"]
@@ -313,17 +266,14 @@ def build_router(ctl: Controller) -> Router:
     r.add("POST", "/containers/create", create)
     r.add("GET", "/containers/json", listing)
     r.add("GET", "/containers/{id}/json", inspect)
-    r.add("POST", "/containers/{id}/start", start)
     r.add("POST", "/boxnet/containers/{id}/attach-start", attach_start)
     r.add("POST", "/containers/{id}/stop", stop)
     r.add("POST", "/containers/{id}/restart", restart)
     r.add("POST", "/containers/{id}/kill", kill)
-    r.add("POST", "/containers/{id}/wait", wait)
     r.add("DELETE", "/containers/{id}", remove)
     r.add("GET", "/containers/{id}/logs", logs)
     r.add("POST", "/containers/{id}/exec", exec_create)
     r.add("POST", "/boxnet/exec/{id}/attach-start", exec_attach_start)
-    r.add("POST", "/exec/{id}/start", exec_start)
     r.add("GET", "/exec/{id}/json", exec_inspect)
 
     # -- networks -------------------------------------------------------------------------------

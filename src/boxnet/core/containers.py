@@ -49,6 +49,7 @@ class ExecRequest:
     env: tuple[str, ...]
     workdir: str
     tty: bool
+    stdin: bool = False  # Docker's AttachStdin: the client's input, else /dev/null
 
 
 class Containers:
@@ -390,7 +391,13 @@ class Containers:
 
     # -- exec -----------------------------------------------------------------------------------
     def exec_create(
-        self, ref: str, argv: tuple[str, ...], env: tuple[str, ...], workdir: str, tty: bool
+        self,
+        ref: str,
+        argv: tuple[str, ...],
+        env: tuple[str, ...],
+        workdir: str,
+        tty: bool,
+        stdin: bool = False,
     ) -> str:
         with self.lock:
             c = self.find(ref)
@@ -399,7 +406,7 @@ class Containers:
             if not argv:
                 raise InvalidArgument("exec needs a command")
             exec_id = secrets.token_hex(32)
-            self.execs[exec_id] = ExecRequest(c.id, argv, env, workdir or "/", tty)
+            self.execs[exec_id] = ExecRequest(c.id, argv, env, workdir or "/", tty, stdin)
             return exec_id
 
     def exec_start(self, exec_id: str, stdio_fds: tuple[int, int, int] | None) -> int:

@@ -149,6 +149,8 @@ def parse_create(body: object) -> ContainerSpec:
         cfg = cfg or {}
         if not isinstance(cfg, dict):
             raise InvalidArgument(f"invalid EndpointsConfig for {net_name}: expected an object")
+        if net_name == "default":  # the docker CLI 28 names the NetworkMode network so
+            net_name = mode
         ipam = cfg.get("IPAMConfig") or {}
         ip_text = ipam.get("IPv4Address") if isinstance(ipam, dict) else None
         try:
