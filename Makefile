@@ -4,8 +4,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEB_PACKAGES := iproute2 nftables libnftables1 iptables busybox-static iputils-ping curl \
-                iperf3 util-linux procps psmisc docker.io
+DEB_PACKAGES := python3 python3-venv iproute2 nftables libnftables1 iptables busybox-static \
+                iputils-ping curl iperf3 util-linux procps psmisc docker.io
+
+# Where the suite, the demo and the benchmarks run programs: `make test` checks that each one
+# comes from DEB_PACKAGES (or the base system), in the sources and as executed (boxnet.lab.programs).
+PROGRAM_SOURCES := tests bench src/boxnet/demo src/boxnet/lab
 
 .PHONY: install deb venv demo test lint unit e2e bench bench-quick clean
 
@@ -34,7 +38,8 @@ lint: venv
 	$(BIN)/mypy
 
 test: install lint
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/python -m boxnet.lab.programs --scan $(PROGRAM_SOURCES) -- \
+	  $(BIN)/pytest -q -p no:cacheprovider
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
