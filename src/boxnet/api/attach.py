@@ -14,6 +14,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from boxnet.api import streams
 from boxnet.api.hijack import LogSink, Pump, Stdio
 from boxnet.api.server import Request, Response, Router
 from boxnet.core.waiting import waiter
-from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified, Unavailable
+from boxnet.errors import BoxnetError, Conflict, InvalidArgument, NotFound, NotModified, Unavailable
 from boxnet.model import State
 
 if TYPE_CHECKING:
@@ -113,6 +114,10 @@ def register(r: Router, ctl: Controller) -> None:
             c.start(target.id, stdio.container_fds if stdio is not None else None)
         except NotModified:
             return Response(304)
+        except BoxnetError as exc:
+            if target.spec.auto_remove:  # --rm: nothing left behind; `wait` gets the code
+                _discard(ctl, target.id, getattr(exc, "exit_code", 125))
+            raise
         finally:
             if stdio is not None:
                 stdio.close_container_ends()  # the container holds them now (or failed)
@@ -162,7 +167,7 @@ def register(r: Router, ctl: Controller) -> None:
         exec_stdio.add(exec_id, stdio, active=True)
 
         def pump(conn: Hijacked) -> None:
-            copier = Pump(conn, stdio, framed=not raw)
+            copier = Pump(conn, stdio, framed=not raw, until_finished=True)
 
             def run() -> None:
                 try:
@@ -199,6 +204,16 @@ def register(r: Router, ctl: Controller) -> None:
     r.add("POST", "/exec/{id}/resize", exec_resize)
 
 
+def _discard(ctl: Controller, container_id: str, exit_code: int) -> None:
+    """Remove an auto-remove container whose start failed, as its exit would have."""
+    c = ctl.containers
+    with c.changed:
+        c.recent_exits[container_id] = (exit_code, time.monotonic())
+        with contextlib.suppress(BoxnetError):
+            c.remove(container_id, force=True)
+        c.changed.notify_all()
+
+
 def _run_exec(ctl: Controller, exec_id: str, stdio: Stdio | None) -> None:
     """Run an exec to its end and keep its exit code for GET /exec/{id}/json."""
     c = ctl.containers
@@ -210,12 +225,11 @@ def _run_exec(ctl: Controller, exec_id: str, stdio: Stdio | None) -> None:
         if stdio is not None:  # what `docker exec` shows: the reason, on the process's stderr
             with contextlib.suppress(OSError):
                 os.write(stdio.container_fds[2], f"{exc}\n".encode())
-    finally:
-        if stdio is not None:
-            stdio.close_container_ends()
-    c.exec_results[exec_id] = code
+    c.exec_results[exec_id] = code  # before the stream ends: the client asks for it next
     while len(c.exec_results) > EXEC_RESULTS_KEPT:  # keep the newest
         c.exec_results.pop(next(iter(c.exec_results)))
+    if stdio is not None:
+        stdio.close_container_ends()
 
 
 def _content_type(raw: bool) -> str:

@@ -102,8 +102,9 @@ class Pump:
     """Copy between a hijacked connection and a Stdio until the process's output ends.
 
     `send` is the set of streams the client attached; `framed` is Docker's multiplexing (False
-    with a TTY, or for an exec started with Tty). `finish()` (an exec whose process exited)
-    makes the pump send what is buffered and end even if a child still holds the outputs.
+    with a TTY, or for an exec started with Tty). With `until_finished` (an exec), the pump
+    ends at `finish()` (the exit code is kept by then), sending what is buffered, even if a
+    child still holds the outputs; else when the outputs end.
     `abandoned()` is asked every POLL_MS while idle: True ends the pump (a container removed
     before it was ever started)."""
 
@@ -116,6 +117,7 @@ class Pump:
         send: frozenset[int] = frozenset({streams.STDOUT, streams.STDERR}),
         log: LogSink | None = None,
         abandoned: Callable[[], bool] | None = None,
+        until_finished: bool = False,
     ) -> None:
         self.conn = conn
         self.stdio = stdio
@@ -128,6 +130,7 @@ class Pump:
         self.stdin_buffer = b""
         self.stdin_eof = False
         self.client_alive = True
+        self.until_finished = until_finished
         self._wake_r, self._wake_w = os.pipe()
 
     def finish(self) -> None:
@@ -152,7 +155,7 @@ class Pump:
 
     def _loop(self) -> None:
         sock = self.conn.fileno()
-        while self.outputs:
+        while self.outputs or self.until_finished:
             masks: dict[int, int] = {self._wake_r: select.POLLIN}
             for fd in self.outputs:
                 masks[fd] = select.POLLIN
