@@ -318,3 +318,20 @@ def test_exec_frames_follow_the_start_body_and_wait_answers_at_once(clean: Env) 
         while not rest.endswith(b"0\r\n\r\n"):
             rest += sock.recv(65536)
         assert b'"StatusCode": 137' in rest
+
+
+def test_attach_to_a_container_removed_before_its_start_ends(clean: Env) -> None:
+    env = clean
+    cid = env.ok("create", "-i", "busybox", "cat").strip()
+    with env.raw() as sock:
+        sock.sendall(
+            f"POST /v1.41/containers/{cid}/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+            "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode()
+        )
+        status, _, rest = read_head(sock)
+        assert status == "HTTP/1.1 101 UPGRADED"
+        sock.sendall(b"never read\n")
+        sock.shutdown(socket.SHUT_WR)  # the docker CLI's end of stdin
+        assert env.ok("rm", cid) == f"{cid}\n"
+        assert rest + sock.recv(65536) == b""  # the daemon ends the stream (EOF, no bytes)
+    assert env.ok("ps", "-aq") == ""

@@ -44,7 +44,7 @@ class Attachments:
     def add(self, key: str, stdio: Stdio, *, active: bool = False) -> None:
         with self._lock:
             if key in self.pending:
-                stdio.close_container_ends()
+                stdio.close()
                 raise Conflict(f"container {key[:12]} already has an attach waiting for its start")
             (self.active if active else self.pending)[key] = stdio
 

@@ -237,18 +237,22 @@ class HttpConnection(socketserver.BaseRequestHandler):
         """Docker's attach/exec: `101 UPGRADED` when the client asked for `Upgrade: tcp`
         (moby answers `200 OK` otherwise), then the socket belongs to response.hijack."""
         assert response.hijack is not None
-        self._finish_request_body()
-        pending, _closed = self.h11.trailing_data
         upgrade = "tcp" in self.request_headers.get("upgrade", "").lower()
         lines = ["HTTP/1.1 101 UPGRADED" if upgrade else "HTTP/1.1 200 OK"]
         lines.append(f"Content-Type: {response.content_type}")
         lines += ["Connection: Upgrade", "Upgrade: tcp"] if upgrade else ["Connection: close"]
         lines += [f"{k}: {v}" for k, v in (*COMMON_HEADERS, *response.headers.items())]
-        # The head in a write of its own, before any stream byte (docker-py reads the head
-        # through a buffered file, then the raw socket: bytes in the same read would be lost).
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        pending = b""
         try:
-            response.hijack(Hijacked(self.sock, bytes(pending)))
+            self._finish_request_body()
+            pending = bytes(self.h11.trailing_data[0])
+            # The head in a write of its own, before any stream byte (docker-py reads the head
+            # through a buffered file, then the raw socket: bytes in the same read are lost).
+            self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        except (OSError, ClientGone, h11.ProtocolError):
+            pass  # the stream's owner runs anyway: it drains the process and cleans up
+        try:
+            response.hijack(Hijacked(self.sock, pending))
         finally:
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)

@@ -70,6 +70,14 @@ class Stdio:
             for fd in set(self.container_fds):
                 os.close(fd)
 
+    def close(self) -> None:
+        """Both ends, for a Stdio that is never pumped."""
+        self.close_container_ends()
+        fds = set(self.outputs) | ({self.stdin} if self.stdin is not None else set())
+        for fd in fds:  # with a TTY, stdin is the pty master, one of the outputs
+            os.close(fd)
+        self.outputs, self.stdin = {}, None
+
     def resize(self, height: int, width: int) -> None:
         """Docker's resize: the window size of the pty (nothing to do without a TTY)."""
         if self.master is not None:
