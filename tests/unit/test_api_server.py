@@ -167,3 +167,16 @@ def test_malformed_request_gets_400_and_close(sock_path: Path) -> None:
         sock.sendall(b"GET /thing HTTP/1.1\r\nno colon here\r\n\r\n")
         data = read_until_closed(sock)
     assert data.startswith(b"HTTP/1.1 400") and b"Connection: close" in data
+
+
+def test_hundreds_of_clients_at_once(sock_path: Path) -> None:
+    """All connected before any is answered: the backlog queues them, a thread serves each."""
+    clients = [connect(sock_path) for _ in range(300)]
+    try:
+        for sock in clients:
+            sock.sendall(CLOSE)
+        answers = [read_until_closed(sock) for sock in clients]
+    finally:
+        for sock in clients:
+            sock.close()
+    assert all(a.startswith(b"HTTP/1.1 200 OK") and a.endswith(b'{"a": 1}\n') for a in answers)
