@@ -154,6 +154,9 @@ def test_attached_run_streams_exit_codes_and_stdin(clean: Env) -> None:
     assert env.ok("ps", "-aq", "--no-trunc").split() == [
         env.ok("inspect", "-f", "{{.Id}}", "box").strip()
     ]
+    env.ok("run", "-d", "--name", "envbox", "-e", "A=1", "-e", "B=2", "busybox", "sleep", "300")
+    shown = env.ok("exec", "-e", "B=3", "envbox", "sh", "-c", "echo $A $B")
+    assert shown == "1 3\n"  # the container's environment, exec -e on top (Docker's order)
 
 
 def test_tty_run_and_exec(clean: Env) -> None:

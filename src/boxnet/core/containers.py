@@ -421,7 +421,7 @@ class Containers:
         return launcher.exec_in(
             pid,
             list(req.argv),
-            env_dict(req.env, tty=req.tty),
+            env_dict((*c.spec.env, *req.env), tty=req.tty),  # the container's, then exec -e
             req.workdir,
             req.tty,
             stdio_fds,
