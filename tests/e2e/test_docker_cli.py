@@ -185,10 +185,25 @@ def test_parallel_detached_runs(clean: Env) -> None:
 
     with ThreadPoolExecutor(PARALLEL) as pool:
         results = list(pool.map(start, range(PARALLEL)))
-    failed = [r for r in results if r.returncode != 0 or r.stderr]
-    assert failed == []
+    failed = [(r.args, r.returncode, r.stderr) for r in results if r.returncode != 0 or r.stderr]
+    assert failed == [], f"{len(failed)} of {PARALLEL} failed: {failed[:3]}"
     names = env.ok("ps", "--format", "{{.Names}}").split()
     assert sorted(names) == sorted(f"par{i}" for i in range(PARALLEL))
+
+
+def test_parallel_attached_runs(clean: Env) -> None:
+    """Each holds three connections (attach, wait, start) until its container is removed."""
+    env = clean
+
+    def run(i: int) -> subprocess.CompletedProcess[str]:
+        return env.run("run", "--rm", "busybox", "echo", f"hi{i}", timeout=120)
+
+    with ThreadPoolExecutor(PARALLEL // 2) as pool:
+        results = list(pool.map(run, range(PARALLEL // 2)))
+    assert [(r.returncode, r.stdout, r.stderr) for r in results] == [
+        (0, f"hi{i}\n", "") for i in range(PARALLEL // 2)
+    ]
+    assert env.ok("ps", "-aq") == ""
 
 
 # -- raw HTTP on the socket --------------------------------------------------------------------
