@@ -1,7 +1,7 @@
-"""Container lifecycle: create, start, stop, kill, restart, rm, wait, exec, and exit handling.
+"""Container lifecycle: create, start, stop, kill, restart, rm, exec, and exit handling.
 
-One daemon-wide lock serialises changes (each takes a few ms); waiting (stop timeouts, `wait`)
-happens on a Condition over that lock, so waiting never blocks other work.
+One daemon-wide lock serialises changes (each takes a few ms); waiting (stop timeouts, and
+`wait` in core/waiting.py) happens on a Condition over that lock, so it never blocks other work.
 """
 
 from __future__ import annotations
@@ -333,24 +333,6 @@ class Containers:
             if left <= 0:
                 return False
             self.changed.wait(min(left, 0.5))
-
-    def wait(self, ref: str) -> int:
-        with self.changed:
-            try:
-                c = self.find(ref)
-            except NotFound:
-                recent = self.recent_exits.get(ref)
-                if recent is not None:
-                    return recent[0]
-                raise
-            while True:
-                current = self.records.container(c.id)
-                if current is None:
-                    recent = self.recent_exits.get(c.id)
-                    return recent[0] if recent else 0
-                if current.state != State.RUNNING:
-                    return current.exit_code
-                self.changed.wait(1.0)
 
     # -- remove ---------------------------------------------------------------------------------
     def remove(self, ref: str, force: bool) -> None:
