@@ -5,9 +5,10 @@
 Starts boxnetd in its own lab through a wrapper that, before boxnetd's main(), wraps the steps of
 Sandboxes.setup (netns, veth, the netlink socket into the netns, IPRoute construction, the
 configuration inside, nft, the SQLite records, the address dump of _publish) and of
-Containers.start (etc files, the shim) and of `rm -f`, with timers that report into core.metrics as
-"span:<name>", served by GET /boxnet/metrics. Then runs `run -d -p 80` N times, then `rm -f`
-N times, and prints the median of each span times its calls per container.
+Containers.start (etc files, the shim, the resolver's attach and its redirect) and of `rm -f`,
+with timers that report into core.metrics as "span:<name>", served by GET /boxnet/metrics. Then
+runs `run -d -p 80` N times, then `rm -f` N times, and prints the median of each span times its
+calls per container.
 """
 
 from __future__ import annotations
@@ -64,6 +65,13 @@ span(records.Records, "delete_container", "rm: sqlite delete_container")
 span(containers.Containers, "remove", "rm: total (SIGKILL .. deleted)")
 span(containers.Containers, "_on_shim_exit", "rm: exit handling (teardown + record)")
 span(containers.shutil, "rmtree", "rm: state dir rmtree")
+from boxnet.core import dnshook
+span(dnshook.NameService, "attach", "dns: attach (table, sockets, redirect)")
+try:
+    from boxnet.dns import redirect
+    span(redirect, "install", "dns: redirect 127.0.0.11:53 (nft batch)")
+except ImportError:  # before the redirect existed
+    pass
 import pyroute2
 # pyroute2 0.9's IPRoute serves its verbs through __getattr__ (sync wrappers of the async API).
 _getattr = pyroute2.IPRoute.__getattr__

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import socket
-import struct
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 
 from boxnet.lab import BasicLab, Daemon, Lab, basic_lab
+from boxnet.lab.dns_query import query
 from boxnet.lab.dns_upstream import Upstream, dns_server
 
 pytestmark = pytest.mark.e2e
@@ -75,51 +74,16 @@ def answered(output: str) -> list[str]:
     return [x.split()[-1] for x in lines if x.startswith("Address")]
 
 
-RAW_QUERY = r"""
-import socket, struct, sys
-name, qtype = sys.argv[1], int(sys.argv[2])
-q = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
-q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
-q += struct.pack("!HH", qtype, 1)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
-s.sendto(q, ("127.0.0.11", 53))
-r = s.recv(4096)
-print(r.hex())
-"""
-
-
-def raw_query(d: Daemon, container: str, name: str, qtype: int = 1) -> tuple[int, list[str]]:
-    """(rcode, A addresses) of a hand-built query sent from inside the container's netns."""
+def in_container_netns(d: Daemon, container: str) -> list[str]:
     netns = inspect(d, container)["NetworkSettings"]["SandboxKey"]
-    out = subprocess.run(
-        ["nsenter", f"--net={netns}", "--", sys.executable, "-I", "-c", RAW_QUERY, name,
-         str(qtype)],
-        check=True, capture_output=True, text=True, timeout=20,
-    ).stdout  # fmt: skip
-    data = bytes.fromhex(out.strip())
-    assert data[:2] == b"\x42\x42" and data[2] & 0x80, "not a response to our query"
-    rcode = data[3] & 0x0F
-    ancount = struct.unpack("!H", data[6:8])[0]
-    pos = 12
-    while data[pos]:
-        pos += 1 + data[pos]
-    pos += 5
-    addresses = []
-    for _ in range(ancount):
-        pos += 2 if data[pos] & 0xC0 == 0xC0 else _skip_name(data, pos)
-        rtype, _cls, _ttl, rdlen = struct.unpack("!HHIH", data[pos : pos + 10])
-        pos += 10
-        if rtype == 1:
-            addresses.append(socket.inet_ntoa(data[pos : pos + rdlen]))
-        pos += rdlen
-    return rcode, addresses
+    return ["nsenter", f"--net={netns}", "--", sys.executable]
 
 
-def _skip_name(data: bytes, pos: int) -> int:
-    start = pos
-    while data[pos] and data[pos] & 0xC0 != 0xC0:
-        pos += 1 + data[pos]
-    return pos - start + (2 if data[pos] else 1)
+def raw_query(
+    d: Daemon, container: str, name: str, qtype: int = 1, proto: str = "udp"
+) -> tuple[int, list[str]]:
+    """(rcode, A addresses) of a query to 127.0.0.11:53 sent from inside the container's netns."""
+    return query(in_container_netns(d, container), "127.0.0.11", 53, proto, name, qtype)
 
 
 # -- names ----------------------------------------------------------------------------------------
@@ -213,8 +177,8 @@ def test_a_dns_server_on_the_hosts_port_53_does_not_clash(env: Env) -> None:
     udp = host.run(["ss", "-Hlunp", "sport = :53"]).stdout.strip().splitlines()
     tcp = host.run(["ss", "-Hltnp", "sport = :53"]).stdout.strip().splitlines()
     assert len(udp) == 1 and "python" in udp[0] and tcp == [], (udp, tcp)
-    r = host.run(["nslookup", "-port=53", "anything.test", "127.0.0.1"], check=False)
-    assert HOST_ANSWER in r.stdout
+    host_python = host.argv([sys.executable])
+    assert query(host_python, "127.0.0.1", 53, "udp", "anything.test") == (0, [HOST_ANSWER])
     # ...while containers resolve names as usual (the other tests ran with it in place).
     env.d.cli("run", "-d", "--name", "p53", "busybox", "sleep", "1000")
     r = env.d.cli("run", "--rm", "busybox", "nslookup", "p53")
@@ -328,6 +292,7 @@ def test_the_resolver_survives_a_daemon_restart(env: Env) -> None:
     assert raw_query(d, "k2", "kv") == (0, [k1])
     d.restart()
     assert raw_query(d, "k2", "kv") == (0, [k1])
+    assert raw_query(d, "k2", "kv", proto="tcp") == (0, [k1])
     code, out = nslookup(d, "k2", "k1")
     assert code == 0 and answered(out) == [k1]
     assert raw_query(d, "k2", "forwarded.after.restart")[1] == [OUTSIDE_ANSWER]

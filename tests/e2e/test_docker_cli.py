@@ -147,8 +147,6 @@ def test_attached_run_streams_exit_codes_and_stdin(clean: Env) -> None:
     res = env.run("exec", "box", "sh", "-c", "echo e >&2; exit 5")
     assert (res.returncode, res.stdout, res.stderr) == (5, "", "e\n")
     assert env.ok("exec", "box", "cat") == ""  # no -i: stdin is empty, cat ends at once
-    res = env.run("attach", "box")  # refused (not yet supported); the CLI shows only the code
-    assert res.returncode == 1 and "received 409" in res.stderr
     res = env.run("run", "--rm", "busybox", "nosuchcmd")  # --rm: nothing left behind
     assert res.returncode == 127 and "executable file not found" in res.stderr
     assert env.ok("ps", "-aq", "--no-trunc").split() == [
@@ -353,3 +351,25 @@ def test_attach_to_a_container_removed_before_its_start_ends(clean: Env) -> None
         assert env.ok("rm", cid) == f"{cid}\n"
         assert rest + sock.recv(65536) == b""  # the daemon ends the stream (EOF, no bytes)
     assert env.ok("ps", "-aq") == ""
+
+
+def test_attach_to_a_running_container_follows_its_output(clean: Env) -> None:
+    env = clean
+    loop = "while [ ! -e /tmp/stop ]; do echo tick; sleep 0.2; done; echo bye; exit 4"
+    env.ok("run", "-d", "--name", "ticker", "busybox", "sh", "-c", loop)
+    attach = subprocess.Popen(
+        [DOCKER, "attach", "--no-stdin", "ticker"],
+        env=env.environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert attach.stdout is not None
+        assert attach.stdout.readline() == "tick\n"  # new output reaches the attached client
+        env.ok("exec", "ticker", "touch", "/tmp/stop")
+        out, err = attach.communicate(timeout=30)
+    finally:
+        attach.kill()
+        attach.wait()
+    assert out.endswith("bye\n") and err == "" and attach.returncode == 4

@@ -1,6 +1,7 @@
 """kernel.netns and kernel.ifctl on real namespaces made by the test (under a temp dir).
 
-Observers: `nsenter --net=<file> ip -j link` and the sockets' own namespace inode.
+Observers: `nsenter --net=<file> ip -j link` / `nft list tables` and the sockets' own namespace
+inode.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,37 @@ def test_ifctl_brings_an_interface_up_in_the_sockets_namespace(tmp_path: Path) -
         assert "UP" not in peer["flags"]  # only the one asked for
     finally:
         netns.delete_netns(path)
+
+
+# Run under `unshare -n`: should a context act on its caller's namespace after all, the stray
+# table lands in a throwaway namespace, never in the one the tests run in.
+NFT_PROBE = r"""
+import json, subprocess, sys
+from pathlib import Path
+from boxnet.kernel import netns
+path = Path(sys.argv[1])
+netns.create_netns(path, nftables=True)
+try:
+    for name in ("prepared", "fresh"):  # the context made at creation, then one made on demand
+        rc, _out, err = netns.nftables_in(path).cmd(f"add table ip bxt-{name}")
+        assert rc == 0, err
+    inner = subprocess.run(["nsenter", f"--net={path}", "nft", "list", "tables"],
+                           check=True, capture_output=True, text=True).stdout
+    caller = subprocess.run(["nft", "list", "tables"], check=True, capture_output=True,
+                            text=True).stdout
+    print(json.dumps([inner, caller]))
+finally:
+    netns.delete_netns(path)
+"""
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare")
+def test_an_nftables_context_acts_on_the_namespace_it_was_made_in(tmp_path: Path) -> None:
+    r = subprocess.run(
+        ["unshare", "-n", sys.executable, "-I", "-c", NFT_PROBE, str(tmp_path / "ns3")],
+        check=True, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(netns.__file__).parents[2])},
+    )  # fmt: skip
+    inner, caller = json.loads(r.stdout)
+    assert "table ip bxt-prepared" in inner and "table ip bxt-fresh" in inner, inner
+    assert caller == "", caller

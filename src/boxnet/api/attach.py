@@ -19,11 +19,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from boxnet.api import streams
-from boxnet.api.hijack import LogSink, Pump, Stdio
+from boxnet.api.hijack import Pump, Stdio
+from boxnet.api.logs import logs_response
 from boxnet.api.server import Request, Response, Router
 from boxnet.core.waiting import waiter
 from boxnet.errors import BoxnetError, Conflict, InvalidArgument, NotFound, NotModified, Unavailable
-from boxnet.model import State
+from boxnet.model import Container, State
+from boxnet.parsing.body import Field
 
 if TYPE_CHECKING:
     from boxnet.api.connection import Hijacked
@@ -75,11 +77,7 @@ def register(r: Router, ctl: Controller) -> None:
     def attach(req: Request) -> Response:
         target = c.find(req.params["id"])
         if target.state == State.RUNNING:
-            raise Conflict(
-                f"container {target.name} is already running: attaching to a running container"
-                " is not supported",
-                hint=f"follow its output with: docker logs -f {target.name}",
-            )
+            return _attach_running(ctl, target, req)
         stdin = req.flag("stdin") and target.spec.open_stdin
         stdio = Stdio(tty=target.spec.tty, stdin=stdin)
         send = frozenset(
@@ -99,8 +97,7 @@ def register(r: Router, ctl: Controller) -> None:
 
         def pump(conn: Hijacked) -> None:
             try:
-                log = LogSink(c.log_path(target.id))
-                Pump(conn, stdio, framed=not stdio.tty, send=send, log=log, abandoned=gone).run()
+                Pump(conn, stdio, framed=not stdio.tty, send=send, abandoned=gone).run()
             finally:
                 attachments.drop(target.id, stdio)
                 stdio.close_container_ends()
@@ -156,13 +153,11 @@ def register(r: Router, ctl: Controller) -> None:
         pending = c.execs.get(exec_id)
         if pending is None:
             raise NotFound(f"No such exec instance: {exec_id}")
-        body = req.json()
-        if not isinstance(body, dict):
-            raise InvalidArgument("invalid exec start request: expected a JSON object")
-        if body.get("Detach"):
+        body = Field(req.json())
+        if body["Detach"].flag():
             threading.Thread(target=_run_exec, args=(ctl, exec_id, None), daemon=True).start()
             return Response(200, {})
-        raw = bool(body.get("Tty"))
+        raw = body["Tty"].flag()
         stdio = Stdio(tty=pending.tty, stdin=pending.stdin)
         exec_stdio.add(exec_id, stdio, active=True)
 
@@ -202,6 +197,26 @@ def register(r: Router, ctl: Controller) -> None:
     r.add("POST", "/containers/{id}/resize", resize)
     r.add("POST", "/exec/{id}/start", exec_start)
     r.add("POST", "/exec/{id}/resize", exec_resize)
+
+
+def _attach_running(ctl: Controller, target: Container, req: Request) -> Response:
+    """`docker attach` to a running container: its output from now on, followed in the log
+    until it stops. Its stdin belongs to its shim since the start: not attachable."""
+    query = {name: "1" if req.flag(name) else "0" for name in ("stdout", "stderr")}
+    query.update(tail="0", follow="1")
+
+    def running() -> bool:
+        current = ctl.records.container(target.id)
+        return current is not None and current.state == State.RUNNING
+
+    followed = logs_response(ctl.containers.log_path(target.id), target.spec.tty, query, running)
+
+    def copy(conn: Hijacked) -> None:
+        with contextlib.suppress(OSError):
+            for chunk in followed.stream or ():
+                conn.sock.sendall(chunk)
+
+    return Response(200, hijack=copy, content_type=followed.content_type)
 
 
 def _discard(ctl: Controller, container_id: str, exit_code: int) -> None:

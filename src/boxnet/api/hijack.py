@@ -5,7 +5,8 @@ The daemon makes pipes (or a pty pair with a TTY), hands their container ends to
 between its ends and the client's socket: stdout and stderr in 8-byte frames (raw with a TTY),
 stdin unframed from the client. The client half-closing its side (the docker CLI does at the end
 of its stdin) closes the container's stdin; it is not a hang-up. A client that goes away stops
-the copy to it, never the container: its output is still drained (and logged).
+the copy to it, never the container: its output is still drained. (Logging is the shim's: it
+copies the container's output to these pipes and to the log, runtime/shimio.py.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import struct
 import termios
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from boxnet.api import streams
@@ -86,26 +86,6 @@ class Stdio:
                 fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
 
 
-class LogSink:
-    """Where an attached container's output is also kept, so `logs` shows it afterwards (the
-    shim logs only containers that run on its own stdio)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: int | None = None
-
-    def write(self, stream: int, data: bytes) -> None:
-        if self._file is None:
-            self._file = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        with contextlib.suppress(OSError):
-            os.write(self._file, data)
-
-    def close(self) -> None:
-        if self._file is not None:
-            os.close(self._file)
-            self._file = None
-
-
 class Pump:
     """Copy between a hijacked connection and a Stdio until the process's output ends.
 
@@ -123,7 +103,6 @@ class Pump:
         *,
         framed: bool,
         send: frozenset[int] = frozenset({streams.STDOUT, streams.STDERR}),
-        log: LogSink | None = None,
         abandoned: Callable[[], bool] | None = None,
         until_finished: bool = False,
     ) -> None:
@@ -131,7 +110,6 @@ class Pump:
         self.stdio = stdio
         self.framed = framed
         self.send = send
-        self.log = log
         self.abandoned = abandoned
         self.outputs = dict(stdio.outputs)
         self.stdin = stdio.stdin
@@ -158,8 +136,6 @@ class Pump:
             self.outputs = {}
             os.close(self._wake_r)
             os.close(self._wake_w)
-            if self.log is not None:
-                self.log.close()
 
     def _loop(self) -> None:
         sock = self.conn.fileno()
@@ -206,8 +182,6 @@ class Pump:
             os.close(fd)
             return False
         stream = self.outputs[fd]
-        if self.log is not None:
-            self.log.write(stream, data)
         if self.client_alive and stream in self.send:
             try:
                 self.conn.sock.sendall(streams.frame(stream, data) if self.framed else data)

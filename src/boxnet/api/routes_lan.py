@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from boxnet.api.server import Request, Response, Router
 from boxnet.errors import InvalidArgument
 from boxnet.lan.pipework import parse_request
+from boxnet.parsing.body import Field
+from boxnet.parsing.names import validate_ifname
 
 if TYPE_CHECKING:
     from boxnet.core.controller import Controller
@@ -17,11 +19,12 @@ def register(r: Router, ctl: Controller) -> None:
         return Response(200, ctl.lan.hostbridges.list())
 
     def hostbridge_create(req: Request) -> Response:
-        body = req.json()
-        name = body.get("Name") if isinstance(body, dict) else None
-        uplink = body.get("Uplink") if isinstance(body, dict) else None
-        if not isinstance(name, str) or not isinstance(uplink, str) or not name or not uplink:
+        body = Field(req.json())
+        name, uplink = body["Name"].text(), body["Uplink"].text()
+        if not name or not uplink:
             raise InvalidArgument("hostbridge create needs Name and Uplink")
+        validate_ifname(name)
+        validate_ifname(uplink)
         with ctl.lock:
             ctl.lan.hostbridges.create(name, uplink)
         return Response(201, {"Name": name})
@@ -41,7 +44,7 @@ def register(r: Router, ctl: Controller) -> None:
     def pipework_remove(req: Request) -> Response:
         with ctl.lock:
             c = ctl.containers.find(req.params["id"])
-            ctl.lan.pipework.detach(c, req.query.get("ifname") or "eth1")
+            ctl.lan.pipework.detach(c, validate_ifname(req.query.get("ifname") or "eth1"))
         return Response(204)
 
     r.add("GET", "/boxnet/hostbridges", hostbridge_list)

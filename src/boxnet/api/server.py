@@ -27,7 +27,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import h11
 
 from boxnet.api.connection import HttpConnection
-from boxnet.errors import BoxnetError, InvalidArgument
+from boxnet.errors import BoxnetError
+from boxnet.parsing import body as parsing_body
 
 if TYPE_CHECKING:
     from boxnet.api.connection import Hijacked
@@ -57,12 +58,8 @@ class Request:
         return self._body
 
     def json(self) -> Any:
-        if not self.body:
-            return {}
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidArgument(f"malformed JSON in the request body: {exc}") from exc
+        """The decoded body ({} when empty); read it through boxnet.parsing.body.Field."""
+        return parsing_body.decode(self.body)
 
     def flag(self, name: str) -> bool:
         """A boolean query parameter, read like moby: `1`, `true`, `True` are true."""
@@ -149,6 +146,8 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             if fn is None:
                 status = 405 if known else 404
                 return Response(status, {"message": f"page not found: {method} {path}"})
+            for name, value in (*params.items(), *query.items()):
+                parsing_body.check_parameter(name, value)  # the edge: no control characters
             return fn(Request(method, path, params, query, conn, conn.request_headers))
         except BoxnetError as exc:
             return Response(exc.status, exc.to_json())

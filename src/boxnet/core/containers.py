@@ -196,6 +196,8 @@ class Containers:
                     etc_files={k: str(v) for k, v in etc_files.items()},
                     state_dir=str(state_dir),
                     log_path=str(self.log_path(c.id)),
+                    log_max_size=c.spec.log_max_size,
+                    log_max_files=c.spec.log_max_files,
                     tty=c.spec.tty,
                     stdio=stdio_fds is not None,
                 )
@@ -464,8 +466,13 @@ def _signal_number(sig: str | int) -> int:
     if isinstance(sig, int):
         return sig
     text = sig.upper()
-    if text.isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit():
+        number = int(text)
+        if not 1 <= number <= signal.SIGRTMAX:
+            raise InvalidArgument(
+                f"invalid signal: {sig}", hint=f"a name like SIGTERM or 1-{int(signal.SIGRTMAX)}"
+            )
+        return number
     if not text.startswith("SIG"):
         text = "SIG" + text
     try:

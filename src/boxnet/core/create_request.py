@@ -6,39 +6,31 @@ This is the daemon's boundary: the CLI validates too, but any HTTP client may se
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import Any
 
 from boxnet.errors import InvalidArgument
 from boxnet.model import ContainerSpec, EndpointRequest, PortRequest
+from boxnet.parsing import logopts
+from boxnet.parsing.body import Field
 
 
-def _list_of_str(body: dict[str, Any], key: str) -> tuple[str, ...]:
-    value = body.get(key)
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidArgument(f"invalid {key}: expected a list of strings")
-    return tuple(value)
+def parse_endpoint_config(cfg: Field, network: str = "") -> EndpointRequest:
+    """Docker's EndpointConfig, shared by `containers/create` (one per network in
+    NetworkingConfig.EndpointsConfig) and `networks/{id}/connect`:
+    {"IPAMConfig": {"IPv4Address": "..."}, "Aliases": ["..."]}."""
+    from boxnet.parsing import names
 
-
-def _bool(body: dict[str, Any], key: str) -> bool:
-    value = body.get(key, False)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise InvalidArgument(f"invalid {key}: expected true or false, got {value!r}")
-    return value
-
-
-def _dict(body: dict[str, Any], key: str) -> dict[str, Any]:
-    value = body.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidArgument(f"invalid {key}: expected an object")
-    return value
+    address = cfg["IPAMConfig"]["IPv4Address"]
+    text = address.text()
+    try:
+        ipv4 = IPv4Address(text) if text else None
+    except ValueError as exc:
+        raise InvalidArgument(
+            f"{address.path}: invalid IPv4 address {text!r}", hint="for example 172.20.0.10"
+        ) from exc
+    aliases = tuple(
+        names.validate_dns_name(a, kind="network alias") for a in cfg["Aliases"].strings()
+    )
+    return EndpointRequest(network=network, ipv4=ipv4, aliases=aliases)
 
 
 def conflicting_options(mode: str, spec: ContainerSpec) -> None:
@@ -71,42 +63,36 @@ def conflicting_options(mode: str, spec: ContainerSpec) -> None:
         raise InvalidArgument("conflicting options: mac-address and the network mode")
 
 
-def parse_create(body: object) -> ContainerSpec:
+def parse_create(raw: object) -> ContainerSpec:
     from boxnet.parsing import dns, hosts, names, publish
 
-    if not isinstance(body, dict):
-        raise InvalidArgument("invalid create request: expected a JSON object")
-    image = body.get("Image")
-    if not isinstance(image, str) or not image:
-        raise InvalidArgument("invalid create request: Image is required")
+    body = Field(raw)
+    body.obj()  # the root must be an object
+    image = body["Image"].text(required=True)
     image = image.split(":", 1)[0] if image.endswith(":latest") else image
-    cmd = _list_of_str(body, "Cmd")
-    entrypoint = _list_of_str(body, "Entrypoint")
-    argv = entrypoint + cmd
+    argv = body["Entrypoint"].strings(True, nul_free=True) + body["Cmd"].strings(
+        True, nul_free=True
+    )
     if not argv:
         argv = ("sh",)
-    env = _list_of_str(body, "Env")
+    env = body["Env"].strings(allow_single=True, nul_free=True)
     for item in env:
         if not item or item.startswith("="):
             raise InvalidArgument(f"invalid environment variable {item!r}: expected KEY=VALUE")
-    hostname = body.get("Hostname") or None
+    hostname = body["Hostname"].optional_text()
     if hostname is not None:
-        if not isinstance(hostname, str):
-            raise InvalidArgument("invalid Hostname: expected a string")
         names.validate_hostname(hostname)
-    host_config = _dict(body, "HostConfig")
-    mode = host_config.get("NetworkMode") or "bridge"
-    if not isinstance(mode, str):
-        raise InvalidArgument("invalid NetworkMode: expected a string")
+    host_config = body["HostConfig"]
+    mode = host_config["NetworkMode"].text(default="bridge")
     if mode == "default":
         mode = "bridge"
-    mac = body.get("MacAddress") or None
-    if mac is not None and not _valid_mac(mac):
+    mac = body["MacAddress"].optional_text()
+    if mac is not None and not names.is_unicast_mac(mac):
         raise InvalidArgument(f"invalid MAC address {mac!r}", hint="use the form 02:42:ac:11:00:02")
 
-    exposed_raw = _dict(body, "ExposedPorts")
-    bindings_raw = _dict(host_config, "PortBindings")
-    publish_all = _bool(host_config, "PublishAllPorts")
+    exposed_raw = body["ExposedPorts"].obj()
+    bindings_raw = host_config["PortBindings"].obj()
+    publish_all = host_config["PublishAllPorts"].flag()
     port_specs = publish.from_api(bindings_raw, exposed_raw, publish_all)
     ports: list[PortRequest] = []
     for pspec in port_specs:
@@ -136,39 +122,27 @@ def parse_create(body: object) -> ContainerSpec:
         for port, proto in publish.parse_expose(key):
             exposed.append((port, proto))
 
-    dns_servers = tuple(str(dns.parse_dns(s)) for s in _list_of_str(host_config, "Dns"))
-    dns_search = tuple(dns.parse_dns_search(s) for s in _list_of_str(host_config, "DnsSearch"))
-    dns_opts = tuple(dns.parse_dns_option(s) for s in _list_of_str(host_config, "DnsOptions"))
-    extra_hosts = _list_of_str(host_config, "ExtraHosts")
+    dns_servers = tuple(str(dns.parse_dns(s)) for s in host_config["Dns"].strings(True))
+    dns_search = tuple(dns.parse_dns_search(s) for s in host_config["DnsSearch"].strings(True))
+    dns_opts = tuple(dns.parse_dns_option(s) for s in host_config["DnsOptions"].strings(True))
+    extra_hosts = host_config["ExtraHosts"].strings(allow_single=True)
     for entry in extra_hosts:
         hosts.parse_add_host(entry)
 
-    endpoints = []
-    networking = _dict(body, "NetworkingConfig")
-    for net_name, cfg in _dict(networking, "EndpointsConfig").items():
-        cfg = cfg or {}
-        if not isinstance(cfg, dict):
-            raise InvalidArgument(f"invalid EndpointsConfig for {net_name}: expected an object")
-        if net_name == "default":  # the docker CLI 28 names the NetworkMode network so
-            net_name = mode
-        ipam = cfg.get("IPAMConfig") or {}
-        ip_text = ipam.get("IPv4Address") if isinstance(ipam, dict) else None
-        try:
-            ipv4 = IPv4Address(ip_text) if ip_text else None
-        except ValueError as exc:
-            raise InvalidArgument(f"invalid IPv4 address {ip_text!r} for --ip") from exc
-        aliases = tuple(
-            names.validate_dns_name(a, kind="network alias") for a in cfg.get("Aliases") or []
-        )
-        endpoints.append(EndpointRequest(network=net_name, ipv4=ipv4, aliases=aliases))
+    endpoints = [
+        # The docker CLI 28 names the NetworkMode network "default".
+        parse_endpoint_config(cfg, mode if net_name == "default" else net_name)
+        for net_name, cfg in body["NetworkingConfig"]["EndpointsConfig"].entries()
+    ]
 
+    log_max_size, log_max_files = logopts.from_log_config(host_config["LogConfig"].value)
     spec = ContainerSpec(
         image=image,
         cmd=argv,
         env=env,
         hostname=hostname,
-        tty=_bool(body, "Tty"),
-        open_stdin=_bool(body, "OpenStdin"),
+        tty=body["Tty"].flag(),
+        open_stdin=body["OpenStdin"].flag(),
         network_mode=mode,
         mac_address=mac,
         endpoints=tuple(endpoints),
@@ -179,8 +153,10 @@ def parse_create(body: object) -> ContainerSpec:
         dns_search=dns_search,
         dns_options=dns_opts,
         extra_hosts=extra_hosts,
-        auto_remove=_bool(host_config, "AutoRemove"),
-        raw=dict(body),
+        auto_remove=host_config["AutoRemove"].flag(),
+        log_max_size=log_max_size,
+        log_max_files=log_max_files,
+        raw=dict(body.obj()),
     )
     if any(e.ipv4 for e in endpoints) and mode in ("bridge",):
         raise InvalidArgument(
@@ -190,12 +166,3 @@ def parse_create(body: object) -> ContainerSpec:
         )
     conflicting_options(mode, spec)
     return spec
-
-
-def _valid_mac(mac: object) -> bool:
-    if not isinstance(mac, str):
-        return False
-    parts = mac.split(":")
-    return len(parts) == 6 and all(
-        len(p) == 2 and all(ch in "0123456789abcdefABCDEF" for ch in p) for p in parts
-    )

@@ -89,7 +89,8 @@ class Sandboxes:
         path = self.paths.netns_path(c.id)
         # Sockets the rest of the start wants inside: netlink (attach), the resolver's UDP/TCP.
         wanted = [netns.NETLINK, netns.UDP, netns.TCP] if kind == "network" else [netns.NETLINK]
-        netns.create_netns(path, prepare=wanted)
+        # ...and the libnftables context that redirects 127.0.0.11:53 to those (dns.redirect).
+        netns.create_netns(path, prepare=wanted, nftables=kind == "network")
         undo.push("delete netns", lambda: netns.delete_netns(path))
         faults.point("container.start.netns")
         if kind == "none":  # lo only (up since create_netns)

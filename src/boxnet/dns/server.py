@@ -1,8 +1,10 @@
-"""The serving thread: one selector over every container's 127.0.0.11:53 sockets.
+"""The serving thread: one selector over every container's resolver sockets.
 
 The sockets are created inside each container's network namespace (kernel.netns.socket_in) but
 served by one thread of the daemon, which never changes namespace; so no port 53 is ever bound
-in the daemon's own namespace and a DNS server already running there cannot clash. UDP is
+in the daemon's own namespace and a DNS server already running there cannot clash. Inside the
+container they are bound to 127.0.0.11 on ephemeral ports, which 127.0.0.11:53 is redirected to
+(dns.redirect): port 53 stays free for the container's own DNS server. UDP is
 answered in the loop; TCP connections (rare: truncated answers) are served by a small bounded
 pool of threads so a slow client cannot stall the loop.
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from boxnet.dns import redirect
 from boxnet.dns.answer import FORWARD, Answerer
 from boxnet.dns.forward import Forwarder
 from boxnet.dns.table import NameTable
@@ -31,8 +34,7 @@ from boxnet.kernel import netns
 
 log = logging.getLogger("boxnet.dns")
 
-RESOLVER_IP = "127.0.0.11"
-RESOLVER_PORT = 53
+RESOLVER_IP = redirect.RESOLVER_IP
 BATCH = 64  # datagrams read per readiness event
 TCP_WORKERS = 8
 ACK_TIMEOUT = 5.0
@@ -53,7 +55,8 @@ class Slot:
 
 
 def open_sockets(netns_path: str | Path) -> tuple[socket.socket, socket.socket]:
-    """UDP and TCP sockets on 127.0.0.11:53 inside the namespace at netns_path."""
+    """UDP and TCP sockets on 127.0.0.11 (ephemeral ports) inside the namespace at netns_path,
+    with 127.0.0.11:53 redirected to them there."""
     udp = netns.socket_in(netns_path, socket.AF_INET, socket.SOCK_DGRAM)
     try:
         tcp = netns.socket_in(netns_path, socket.AF_INET, socket.SOCK_STREAM)
@@ -61,9 +64,8 @@ def open_sockets(netns_path: str | Path) -> tuple[socket.socket, socket.socket]:
         udp.close()
         raise
     try:
-        udp.bind((RESOLVER_IP, RESOLVER_PORT))
-        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        tcp.bind((RESOLVER_IP, RESOLVER_PORT))
+        udp.bind((RESOLVER_IP, 0))
+        tcp.bind((RESOLVER_IP, 0))
         tcp.listen(64)
         udp.setblocking(False)
         tcp.setblocking(False)
@@ -71,9 +73,15 @@ def open_sockets(netns_path: str | Path) -> tuple[socket.socket, socket.socket]:
         udp.close()
         tcp.close()
         raise KernelError(
-            f"open DNS sockets on {RESOLVER_IP}:{RESOLVER_PORT} in {netns_path}: {exc.strerror}",
+            f"open DNS sockets on {RESOLVER_IP} in {netns_path}: {exc.strerror}",
             hint="is the container's loopback up?",
         ) from exc
+    try:
+        redirect.install(netns_path, udp.getsockname()[1], tcp.getsockname()[1])
+    except BaseException:
+        udp.close()
+        tcp.close()
+        raise
     return udp, tcp
 
 

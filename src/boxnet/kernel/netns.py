@@ -6,7 +6,9 @@ exit: the daemon's own threads never change namespace, and no process is forked 
 
 A thread and a setns cost ~0.2 ms, so `create_netns` can open, in the thread that made the
 namespace, the sockets its caller will want in it (`prepare`): `netlink_socket_in` and
-`socket_in` hand those out first. `delete_netns` closes any that were never asked for.
+`socket_in` hand those out first. `delete_netns` closes any that were never asked for. The same
+goes for a libnftables context (`nftables_in`): its netlink socket is opened when the context is
+made, so it programs the namespace it was made in, from whichever thread later runs commands.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from boxnet.errors import KernelError
 from boxnet.kernel import ifctl
@@ -37,6 +39,8 @@ UDP: SocketKind = (socket.AF_INET, socket.SOCK_DGRAM, 0)
 TCP: SocketKind = (socket.AF_INET, socket.SOCK_STREAM, 0)
 # namespace file -> sockets opened in it at creation and not yet handed out
 _spare: dict[str, list[tuple[SocketKind, socket.socket]]] = {}
+# namespace file -> a libnftables context made in it at creation and not yet handed out
+_spare_nft: dict[str, Any] = {}
 _spare_lock = threading.Lock()
 
 T = TypeVar("T")
@@ -66,15 +70,18 @@ def _in_thread(fn: Callable[[], T]) -> T:
     return box["value"]  # type: ignore[return-value]
 
 
-def create_netns(path: Path, prepare: Sequence[SocketKind] = ()) -> None:
+def create_netns(path: Path, prepare: Sequence[SocketKind] = (), nftables: bool = False) -> None:
     """Create a new network namespace bind-mounted at `path`, with lo up and the sockets of
-    `prepare` opened in it for later (see the module's doc)."""
+    `prepare` (and a libnftables context when `nftables`) opened in it for later (see the
+    module's doc)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
     except FileExistsError as exc:
         raise KernelError(f"create network namespace {path}: file exists") from exc
     os.close(fd)
+
+    nft: list[Any] = []
 
     def work() -> list[tuple[SocketKind, socket.socket]]:
         _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
@@ -86,6 +93,8 @@ def create_netns(path: Path, prepare: Sequence[SocketKind] = ()) -> None:
         spares = [(kind, socket.socket(*kind)) for kind in prepare]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             ifctl.set_up(probe.fileno(), "lo")  # every container has its loopback up
+        if nftables:
+            nft.append(_new_nftables())
         return spares
 
     try:
@@ -93,9 +102,11 @@ def create_netns(path: Path, prepare: Sequence[SocketKind] = ()) -> None:
     except OSError as exc:
         path.unlink(missing_ok=True)
         raise KernelError(f"create network namespace {path}: {exc.strerror}") from exc
-    if spares:
-        with _spare_lock:
+    with _spare_lock:
+        if spares:
             _spare[str(path)] = spares
+        if nft:
+            _spare_nft[str(path)] = nft[0]
 
 
 def _take_spare(path: str | Path, kind: SocketKind) -> socket.socket | None:
@@ -115,6 +126,7 @@ def delete_netns(path: Path) -> None:
     with _spare_lock:
         for _kind, sock in _spare.pop(str(path), []):
             sock.close()
+        _spare_nft.pop(str(path), None)  # its socket closes with the context
     if _libc.umount2(bytes(path), MNT_DETACH) != 0:
         err = ctypes.get_errno()
         if err not in (errno.EINVAL, errno.ENOENT):
@@ -127,6 +139,41 @@ def netlink_socket_in(path: str | Path) -> socket.socket:
     return socket_in(path, *NETLINK)
 
 
+def _new_nftables() -> Any:
+    import nftables  # the Debian libnftables through its ctypes binding
+
+    nft = nftables.Nftables()
+    nft.set_json_output(False)
+    nft.set_handle_output(False)
+    return nft
+
+
+def nftables_in(path: str | Path) -> Any:
+    """A libnftables context (nftables.Nftables) whose commands act on the namespace at `path`."""
+    with _spare_lock:
+        spare = _spare_nft.pop(str(path), None)
+    if spare is not None:
+        return spare
+
+    def work() -> Any:
+        _enter(path)
+        return _new_nftables()
+
+    try:
+        return _in_thread(work)
+    except OSError as exc:
+        raise KernelError(f"enter network namespace {path}: {exc.strerror or exc}") from exc
+
+
+def _enter(path: str | Path) -> None:
+    """Move the calling thread into the namespace at `path` (only ever in a throwaway thread)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _check(_libc.setns(fd, CLONE_NEWNET), f"setns({path})")
+    finally:
+        os.close(fd)
+
+
 def socket_in(path: str | Path, family: int, type: int, proto: int = 0) -> socket.socket:
     """A socket of (family, type, proto) that lives in the namespace at `path`: a socket stays
     in the namespace it was created in, whichever thread later binds or uses it."""
@@ -135,11 +182,7 @@ def socket_in(path: str | Path, family: int, type: int, proto: int = 0) -> socke
         return spare
 
     def work() -> socket.socket:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            _check(_libc.setns(fd, CLONE_NEWNET), f"setns({path})")
-        finally:
-            os.close(fd)
+        _enter(path)
         return socket.socket(family, type, proto)
 
     try:

@@ -23,6 +23,8 @@ from boxnet.kernel import lan as klan
 from boxnet.kernel import links
 from boxnet.lan import dhcp
 from boxnet.model import Container, State
+from boxnet.parsing.body import Field
+from boxnet.parsing.names import is_unicast_mac
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
@@ -62,17 +64,34 @@ class Attachment:
         return dict(self.__dict__)
 
 
-def parse_request(body: Any) -> dict[str, str]:
-    if not isinstance(body, dict):
-        raise InvalidArgument("invalid pipework request: expected a JSON object")
-    out = {}
-    for key in ("HostInterface", "ContainerInterface", "HostInterfaceName", "Container"):
-        out[key] = str(body.get(key) or "")
-    for key in ("Address", "Gateway", "MacAddress"):
-        out[key] = str(body.get(key) or "")
+def parse_request(raw: Any) -> dict[str, str]:
+    """`POST /boxnet/pipework` (shapes in docs/API.md); interface names are checked here, before
+    any kernel call, as the CLI does."""
+    from boxnet.parsing.names import validate_ifname
+
+    body = Field(raw)
+    body.obj()  # the root must be an object
+    keys = ("HostInterface", "ContainerInterface", "HostInterfaceName", "Container")
+    out = {key: body[key].text() for key in (*keys, "Address", "Gateway", "MacAddress")}
     if not out["HostInterface"] or not out["Container"]:
         raise InvalidArgument("pipework needs HostInterface and Container")
     out["ContainerInterface"] = out["ContainerInterface"] or "eth1"
+    for key in ("HostInterface", "ContainerInterface", "HostInterfaceName"):
+        if out[key]:
+            validate_ifname(out[key])
+    if out["Gateway"]:
+        try:
+            IPv4Address(out["Gateway"])
+        except ValueError:
+            raise InvalidArgument(
+                f"Gateway: invalid IPv4 address {out['Gateway']!r}", "e.g. 192.168.1.1"
+            ) from None
+    mac = out["MacAddress"]
+    if mac and not mac.startswith("U:") and not is_unicast_mac(mac):
+        raise InvalidArgument(
+            f"MacAddress: invalid MAC address {mac!r}",
+            hint="a unicast MAC such as 02:42:c0:a8:c6:05, or U:STRING",
+        )
     return out
 
 
@@ -309,7 +328,12 @@ def _check_address(spec: str, gateway: str) -> IPv4Interface:
             hint="choose a host address",
         )
     if gateway:
-        gw = IPv4Address(gateway)
+        try:
+            gw = IPv4Address(gateway)
+        except ValueError:
+            raise InvalidArgument(
+                f'invalid gateway "{gateway}"', "expected an IPv4 address, e.g. 192.168.1.1"
+            ) from None
         if gw not in net:
             raise InvalidArgument(
                 f"gateway {gw} is outside {net} (from {spec})",

@@ -141,6 +141,19 @@ def validate_ifname(name: str) -> str:
     return name
 
 
+def is_unicast_mac(text: str) -> bool:
+    """Six colon-separated hex pairs, the multicast bit clear (the kernel refuses the others on
+    an interface)."""
+    parts = text.split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and p.isascii() and _is_hex(p) for p in parts):
+        return False
+    return not int(parts[0], 16) & 1
+
+
+def _is_hex(text: str) -> bool:
+    return all(ch in "0123456789abcdefABCDEF" for ch in text)
+
+
 def validate_image_name(name: str) -> str:
     """An image reference `[REGISTRY/]PATH[:TAG][@DIGEST]` as Docker accepts it; unchanged."""
     if not name:

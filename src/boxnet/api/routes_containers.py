@@ -1,0 +1,141 @@
+"""Container and exec routes (Docker Engine API), mapped onto the controller."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from boxnet.api.logs import logs_response
+from boxnet.api.server import Request, Response, Router
+from boxnet.api.views import container_inspect, container_summary
+from boxnet.core.create_request import parse_create
+from boxnet.errors import InvalidArgument, NotFound, NotModified
+from boxnet.model import State
+from boxnet.parsing.body import Field
+
+if TYPE_CHECKING:
+    from boxnet.core.controller import Controller
+
+
+def register(r: Router, ctl: Controller) -> None:
+    c = ctl.containers
+
+    def create(req: Request) -> Response:
+        spec = parse_create(req.json())
+        created = c.create(spec, req.query.get("name") or None)
+        return Response(201, {"Id": created.id, "Warnings": []})
+
+    def attach_start(req: Request) -> Response:
+        target = c.find(req.params["id"])  # 404 before the 100 Continue
+        fds = req.handler.receive_stdio()
+        try:
+            started = c.start(target.id, fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return Response(200, {"Id": started.id})
+
+    def stop(req: Request) -> Response:
+        timeout = stop_timeout(req)
+        try:
+            c.stop(req.params["id"], timeout)
+        except NotModified:
+            return Response(304)
+        return Response(204)
+
+    def restart(req: Request) -> Response:
+        timeout = stop_timeout(req)
+        c.restart(req.params["id"], timeout)
+        return Response(204)
+
+    def kill(req: Request) -> Response:
+        c.kill(req.params["id"], req.query.get("signal") or "SIGKILL")
+        return Response(204)
+
+    def remove(req: Request) -> Response:
+        c.remove(req.params["id"], req.flag("force"))
+        return Response(204)
+
+    def listing(req: Request) -> Response:
+        now = time.time()
+        show_all = req.flag("all")
+        out = [
+            container_summary(ctl, x, now) for x in c.all() if show_all or x.state == State.RUNNING
+        ]
+        return Response(200, out)
+
+    def inspect(req: Request) -> Response:
+        return Response(200, container_inspect(ctl, c.find(req.params["id"])))
+
+    def logs(req: Request) -> Response:
+        target = c.find(req.params["id"])
+
+        def running() -> bool:
+            current = ctl.records.container(target.id)
+            return current is not None and current.state == State.RUNNING
+
+        return logs_response(c.log_path(target.id), target.spec.tty, req.query, running)
+
+    def exec_create(req: Request) -> Response:
+        body = Field(req.json())
+        exec_id = c.exec_create(
+            req.params["id"],
+            body["Cmd"].strings(nul_free=True),
+            body["Env"].strings(nul_free=True),
+            body["WorkingDir"].text(default="/", nul_free=True),
+            body["Tty"].flag(),
+            stdin=body["AttachStdin"].flag(),
+        )
+        return Response(201, {"Id": exec_id})
+
+    def exec_attach_start(req: Request) -> Response:
+        if req.params["id"] not in c.execs:
+            raise NotFound(f"No such exec instance: {req.params['id']}")
+        fds = req.handler.receive_stdio()
+        try:
+            code = c.exec_start(req.params["id"], fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return Response(200, {"ExitCode": code})
+
+    def exec_inspect(req: Request) -> Response:
+        exec_id = req.params["id"]
+        code = c.exec_results.get(exec_id)
+        return Response(
+            200,
+            {
+                "ID": exec_id,
+                "Running": code is None and exec_id not in c.execs,
+                "ExitCode": code,
+                "ProcessConfig": {},
+            },
+        )
+
+    r.add("POST", "/containers/create", create)
+    r.add("GET", "/containers/json", listing)
+    r.add("GET", "/containers/{id}/json", inspect)
+    r.add("POST", "/boxnet/containers/{id}/attach-start", attach_start)
+    r.add("POST", "/containers/{id}/stop", stop)
+    r.add("POST", "/containers/{id}/restart", restart)
+    r.add("POST", "/containers/{id}/kill", kill)
+    r.add("DELETE", "/containers/{id}", remove)
+    r.add("GET", "/containers/{id}/logs", logs)
+    r.add("POST", "/containers/{id}/exec", exec_create)
+    r.add("POST", "/boxnet/exec/{id}/attach-start", exec_attach_start)
+    r.add("GET", "/exec/{id}/json", exec_inspect)
+
+
+def stop_timeout(req: Request) -> float | None:
+    """`?t=SECONDS` of stop and restart (absent: the container's default)."""
+    text = req.query.get("t")
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise InvalidArgument(f"invalid t {text!r}: expected a number of seconds") from None
+    if not -1 <= seconds <= 86400 * 365:  # also refuses nan and inf
+        raise InvalidArgument(f"invalid t {text!r}: expected -1 to a year of seconds")
+    return seconds

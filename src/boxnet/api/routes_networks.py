@@ -1,0 +1,82 @@
+"""Network routes (Docker Engine API): list, inspect, create, remove, prune, connect."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from boxnet.api.server import Request, Response, Router
+from boxnet.api.views import network_inspect
+from boxnet.core.network_request import parse_connect, parse_network_request
+from boxnet.errors import NotFound
+
+if TYPE_CHECKING:
+    from boxnet.core.controller import Controller
+
+
+def register(r: Router, ctl: Controller) -> None:
+    c = ctl.containers
+
+    def network_list(_req: Request) -> Response:
+        return Response(200, [network_inspect(ctl, n) for n in ctl.networks.all()])
+
+    def network_get(req: Request) -> Response:
+        return Response(200, network_inspect(ctl, ctl.networks.find(req.params["id"])))
+
+    def network_create(req: Request) -> Response:
+        with ctl.lock:
+            net = ctl.networks.create(parse_network_request(req.json()))
+            warning = ctl.networks.last_warning
+        return Response(201, {"Id": net.id, "Warning": warning})
+
+    def network_remove(req: Request) -> Response:
+        with ctl.lock:
+            ctl.networks.remove(req.params["id"])
+        return Response(204)
+
+    def network_prune(_req: Request) -> Response:
+        deleted = []
+        with ctl.lock:
+            for net in ctl.networks.all():
+                if net.predefined or ctl.records.endpoints(network_id=net.id):
+                    continue
+                if any(
+                    x.spec.network_mode == net.name
+                    or any(e.network == net.name for e in x.spec.endpoints)
+                    for x in ctl.records.containers()
+                ):
+                    continue
+                ctl.networks.remove(net.id)
+                deleted.append(net.name)
+        return Response(200, {"NetworksDeleted": deleted})
+
+    def network_connect(req: Request) -> Response:
+        body = parse_connect(req.json(), "connect")
+        with ctl.lock:
+            net = ctl.networks.find(req.params["id"])
+            target = c.find(body.container)
+            ctl.sandboxes.connect(target, net, body.endpoint)
+            c.refresh_etc(target)  # /etc/hosts and the resolver's names
+        return Response(200, {})
+
+    def network_disconnect(req: Request) -> Response:
+        body = parse_connect(req.json(), "disconnect")
+        with ctl.lock:
+            net = ctl.networks.find(req.params["id"])
+            try:
+                target = c.find(body.container)
+            except NotFound:
+                # -f: the container is gone but left an endpoint behind; clean that up.
+                if body.force and ctl.sandboxes.forget_endpoints(net, body.container):
+                    return Response(200, {})
+                raise
+            ctl.sandboxes.disconnect(target, net, body.force)
+            c.refresh_etc(target)
+        return Response(200, {})
+
+    r.add("POST", "/networks/{id}/connect", network_connect)
+    r.add("POST", "/networks/{id}/disconnect", network_disconnect)
+    r.add("GET", "/networks", network_list)
+    r.add("GET", "/networks/{id}", network_get)
+    r.add("POST", "/networks/create", network_create)
+    r.add("DELETE", "/networks/{id}", network_remove)
+    r.add("POST", "/networks/prune", network_prune)

@@ -1,0 +1,124 @@
+"""System and image routes: ping, version, info, metrics, gc, reload, image list/import."""
+
+from __future__ import annotations
+
+import platform
+import socket
+from typing import TYPE_CHECKING
+
+from boxnet import API_VERSION, __version__
+from boxnet.api.server import Request, Response, Router
+from boxnet.errors import InvalidArgument
+from boxnet.model import State
+from boxnet.parsing.body import Field
+
+if TYPE_CHECKING:
+    from boxnet.core.controller import Controller
+
+
+def register(r: Router, ctl: Controller) -> None:
+    def version(_req: Request) -> Response:
+        return Response(
+            200,
+            {
+                "Version": __version__,
+                "ApiVersion": API_VERSION,
+                "MinAPIVersion": "1.24",
+                "Os": "linux",
+                "Arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(
+                    platform.machine(), platform.machine()
+                ),
+                "KernelVersion": platform.release(),
+                "Components": [{"Name": "boxnetd", "Version": __version__}],
+            },
+        )
+
+    def info(_req: Request) -> Response:
+        all_c = ctl.records.containers()
+        running = sum(1 for x in all_c if x.state == State.RUNNING)
+        from boxnet.runtime import images
+
+        return Response(
+            200,
+            {
+                "ID": "",
+                "Containers": len(all_c),
+                "ContainersRunning": running,
+                "ContainersPaused": 0,
+                "ContainersStopped": len(all_c) - running,
+                "Images": len(images.list_images(ctl.paths)),
+                "Name": socket.gethostname(),
+                "ServerVersion": __version__,
+                "DockerRootDir": str(ctl.paths.data_root),
+                "ExecRoot": str(ctl.paths.exec_root),
+                "FirewallBackend": {
+                    "Driver": ctl.firewall.name if ctl.firewall else "none",
+                    # Docker's shape: Info is a list of [label, value] pairs.
+                    "Info": [list(x) for x in ctl.firewall.details()] if ctl.firewall else [],
+                },
+                "IPv4Forwarding": ctl.config.ip_forward,
+                "BridgeNfIptables": False,
+                "KernelVersion": platform.release(),
+                "OperatingSystem": "linux",
+            },
+        )
+
+    def system_gc(_req: Request) -> Response:
+        from boxnet.core.reconcile import collect_garbage
+
+        with ctl.lock:
+            return Response(200, collect_garbage(ctl).to_json())
+
+    def system_reload(_req: Request) -> Response:
+        with ctl.lock:
+            ctl.networks.sync_firewall()
+        return Response(200, {})
+
+    def metrics_get(_req: Request) -> Response:
+        from boxnet.core import metrics
+
+        return Response(200, metrics.snapshot())
+
+    r.add("GET", "/boxnet/metrics", metrics_get)
+    r.add("POST", "/boxnet/system/gc", system_gc)
+    r.add("POST", "/boxnet/system/reload", system_reload)
+    r.add("GET", "/version", version)
+    r.add("GET", "/info", info)
+
+    # -- images ---------------------------------------------------------------------------------
+    def image_list(_req: Request) -> Response:
+        from boxnet.runtime import images
+
+        out = []
+        for img in images.list_images(ctl.paths):
+            out.append(
+                {
+                    "Id": "sha256:" + img.name,
+                    "RepoTags": [f"{img.name}:latest"],
+                    "Created": int(img.created),
+                    "Size": img.size_bytes,
+                }
+            )
+        return Response(200, out)
+
+    def image_import(req: Request) -> Response:
+        from pathlib import Path
+
+        from boxnet.runtime import images
+
+        body = Field(req.json())
+        source, name = body["Source"].text(), body["Name"].text()
+        if not source or not name:
+            raise InvalidArgument("import needs Source (a path) and Name")
+        if not source.startswith("/"):
+            # the daemon's working directory means nothing to a client (`boxnet import` sends
+            # an absolute path)
+            raise InvalidArgument(
+                f"Source: {source!r} is not an absolute path", hint="e.g. /tmp/rootfs.tar"
+            )
+        with ctl.lock:
+            images.import_image(ctl.paths, Path(source), name)
+        return Response(200, {"Name": name})
+
+    r.add("GET", "/images/json", image_list)
+    r.add("POST", "/boxnet/images/import", image_import)
