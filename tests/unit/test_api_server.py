@@ -180,3 +180,18 @@ def test_hundreds_of_clients_at_once(sock_path: Path) -> None:
         for sock in clients:
             sock.close()
     assert all(a.startswith(b"HTTP/1.1 200 OK") and a.endswith(b'{"a": 1}\n') for a in answers)
+
+
+def test_malformed_chunked_body_gets_400_and_close(sock_path: Path) -> None:
+    with connect(sock_path) as sock:
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhi\r\n"
+        )
+        data = read_until_closed(sock)
+    assert data.startswith(b"HTTP/1.1 400 Bad Request") and b"malformed request body" in data
+    with connect(sock_path) as sock:  # the same after an early error (the body is drained)
+        sock.sendall(
+            b"POST /fail HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhi\r\n"
+        )
+        data = read_until_closed(sock)
+    assert data.startswith(b"HTTP/1.1 400 Bad Request") and data.count(b"HTTP/1.1") == 1

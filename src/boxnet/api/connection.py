@@ -105,6 +105,8 @@ class HttpConnection(socketserver.BaseRequestHandler):
                 if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
                     return
                 self.h11.start_next_cycle()
+        except Exception:  # a bug: in the daemon's log, and only this connection ends
+            log.exception("connection handler failed")
         finally:
             with contextlib.suppress(OSError):
                 self.sock.close()
@@ -124,8 +126,8 @@ class HttpConnection(socketserver.BaseRequestHandler):
                 return False
             self._send_response(response)
             return self._finish_request_body()
-        except (OSError, ClientGone):
-            return False
+        except (OSError, ClientGone, h11.RemoteProtocolError):
+            return False  # the client went away, or what it still sends cannot be parsed
         except h11.LocalProtocolError as exc:
             log.warning("cannot answer %s %r: %s", event.method, event.target, exc)
             return False
@@ -172,7 +174,11 @@ class HttpConnection(socketserver.BaseRequestHandler):
         chunks: list[bytes] = []
         size = 0
         while True:
-            event = self._next_event()
+            try:
+                event = self._next_event()
+            except h11.RemoteProtocolError as exc:  # e.g. a broken chunk size
+                self.close_connection = True
+                raise InvalidArgument(f"malformed request body: {exc}") from None
             if isinstance(event, h11.Data):
                 size += len(event.data)
                 if size > limit:
