@@ -181,7 +181,8 @@ def test_probe_shows_the_kernel_path(env: Env) -> None:
     drop = probe["Summary"]
     if env.firewall == "nftables":
         assert (
-            "ip boxnet forward rule oifname @bridges iifname . oifname != @same_bridge drop" in drop
+            "inet boxnet forward rule oifname @bridges iifname . oifname != @same_bridge drop"
+            in drop
         )
     else:  # iptables-nft chains report to the same monitor
         assert "BOXNET-ISOLATION-STAGE-2" in drop and "br-" in drop

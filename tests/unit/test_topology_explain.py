@@ -149,7 +149,7 @@ def test_every_quoted_rule_is_one_the_backend_renders(backend: str) -> None:
         rendered = {line.strip() for line in nftables.render_ruleset(rec.firewall).splitlines()}
     else:
         rendered = set(iptables_rules.render_rebuild(rec.firewall).splitlines())
-        rendered |= {f"-A {j.chain} {j.spec}" for j in iptables_rules.JUMPS}
+        rendered |= {f"-A {j.chain} {j.spec}" for j in iptables_rules.jumps(4)}
         rendered |= {line.strip() for line in nftables.render_ruleset(rec.firewall).splitlines()}
     cases = [("a1", "b1"), ("a1", "i1"), ("i1", "a1"), (OUTSIDE_IP, f"{HOST_IP}:8080"),
              (OUTSIDE_IP, f"{HOST_IP}:8090"), ("host", "127.0.0.1:8090"), ("q1", "q2"),
@@ -207,7 +207,7 @@ def test_cli_text_shows_rule_reason_nat_and_probe() -> None:
     text = explain_text(result)
     first, *rest = text.splitlines()
     assert first == f"{OUTSIDE_IP} ({OUTSIDE_IP}) -> {HOST_IP} ({HOST_IP}):8080/tcp: ALLOWED"
-    assert any(line.strip().startswith("rule:   table ip boxnet chain publish:") for line in rest)
+    assert any(line.strip().startswith("rule:   table inet boxnet chain publish:") for line in rest)
     assert any(line.strip() == "reason: published port" for line in rest)
     assert f"  nat          DNAT {HOST_IP}:8080 -> 172.17.0.2:80" in rest
     assert rest[-2:] == ["probe (kernel trace): no rule dropped it", "  ip boxnet x"]

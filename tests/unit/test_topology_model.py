@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import xml.etree.ElementTree as ET
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Interface
 
 from topology_scene import LAYOUT, NETWORKS, kernel, recorded
 
@@ -114,10 +114,10 @@ def test_a_crowded_network_spreads_into_sub_columns() -> None:
         for i in range(300)
     ]
     first = IPv4Address("172.20.0.10")
-    eps = [
-        Endpoint(f"e{i}", c.id, "id-net1", "eth0", first + i, 16, None, "", f"vm{i}")
-        for i, c in enumerate(many)
-    ]
+    eps = []
+    for i, c in enumerate(many):
+        address = (IPv4Interface(f"{first + i}/16"),)
+        eps.append(Endpoint(f"e{i}", c.id, "id-net1", "eth0", address, (), "", f"vm{i}"))
     rec = dataclasses.replace(
         rec, containers=[*rec.containers, *many], endpoints=[*rec.endpoints, *eps]
     )

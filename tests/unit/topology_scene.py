@@ -5,7 +5,15 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from boxnet.kernel.snapshot import KernelLink, KernelSnapshot
-from boxnet.model import Container, ContainerSpec, Driver, Endpoint, Network, PortBinding, State
+from boxnet.model import (
+    Container,
+    ContainerSpec,
+    Endpoint,
+    IPAMConfig,
+    Network,
+    PortBinding,
+    State,
+)
 from boxnet.topology.explain import Scene
 from boxnet.topology.model import Recorded
 
@@ -13,10 +21,10 @@ HOST_IP, OUTSIDE_IP = "203.0.113.2", "203.0.113.1"
 
 
 def network(name: str, bridge: str, third: int, **kw: object) -> Network:
+    ipam = IPAMConfig(IPv4Network(f"172.{third}.0.0/16"), IPv4Address(f"172.{third}.0.1"))
     return Network(
-        id=f"id-{name}", name=name, driver=Driver.BRIDGE, created="",
-        subnet=IPv4Network(f"172.{third}.0.0/16"), gateway=IPv4Address(f"172.{third}.0.1"),
-        bridge=bridge, **kw,  # type: ignore[arg-type]
+        id=f"id-{name}", name=name, driver="bridge", created="", ipam=(ipam,), bridge=bridge,
+        **kw,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -37,9 +45,7 @@ NETS = {n.name: n for n in NETWORKS}
 
 def ip_of(name: str) -> str:
     _c, net, last = next(x for x in LAYOUT if x[0] == name)
-    subnet = NETS[net].subnet
-    assert subnet is not None
-    return str(subnet.network_address + last)
+    return str(NETS[net].ipam[0].subnet.network_address + last)
 
 
 CONTAINERS = [
@@ -50,8 +56,8 @@ CONTAINERS = [
 ENDPOINTS = [
     Endpoint(
         id=f"ep-{name}", container_id=f"{name}0000", network_id=f"id-{net}", ifname="eth0",
-        ip=IPv4Address(ip_of(name)), prefixlen=16, gateway=NETS[net].gateway, mac="",
-        host_veth=f"veth{name}",
+        addresses=(IPv4Interface(f"{ip_of(name)}/16"),), gateways=(NETS[net].ipam[0].gateway,),
+        mac="", host_veth=f"veth{name}",
     )
     for name, net, _ in LAYOUT
 ]  # fmt: skip
@@ -67,7 +73,7 @@ def recorded() -> Recorded:
 
     fw = FirewallModel(
         bridges=tuple(
-            BridgeIntent(n.bridge or "", n.subnet, n.masquerade, n.internal, n.icc)  # type: ignore[arg-type]
+            BridgeIntent(n.bridge or "", n.ipam[0].subnet, n.masquerade, n.internal, n.icc)
             for n in NETWORKS
         ),
         dnats=tuple(
@@ -88,7 +94,7 @@ def kernel() -> KernelSnapshot:
     index = 10
     for n in NETWORKS:
         links.append(KernelLink(index, n.bridge or "", "bridge", None, True,
-                                (f"{n.gateway}/16",)))  # fmt: skip
+                                (f"{n.ipam[0].gateway}/16",)))  # fmt: skip
         index += 1
     for name, net, _ in LAYOUT:
         links.append(KernelLink(index, f"veth{name}", "veth", NETS[net].bridge, True, (), 2, True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from boxnet.api import (
+    attach,
     routes_containers,
     routes_lan,
     routes_networks,
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
 
 def build_router(ctl: Controller) -> Router:
     r = Router()
+    # attach first: its ping, start, wait and exec start (hijacked) answer before any other.
     for module in (
+        attach,
         routes_system,
         routes_containers,
         routes_networks,

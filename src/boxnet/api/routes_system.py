@@ -17,9 +17,6 @@ if TYPE_CHECKING:
 
 
 def register(r: Router, ctl: Controller) -> None:
-    def ping(_req: Request) -> Response:
-        return Response(200, "OK", content_type="text/plain")
-
     def version(_req: Request) -> Response:
         return Response(
             200,
@@ -83,8 +80,6 @@ def register(r: Router, ctl: Controller) -> None:
     r.add("GET", "/boxnet/metrics", metrics_get)
     r.add("POST", "/boxnet/system/gc", system_gc)
     r.add("POST", "/boxnet/system/reload", system_reload)
-    r.add("GET", "/_ping", ping)
-    r.add("HEAD", "/_ping", ping)
     r.add("GET", "/version", version)
     r.add("GET", "/info", info)
 

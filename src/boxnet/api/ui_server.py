@@ -15,7 +15,8 @@ from collections.abc import Callable
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
-from boxnet.api.server import Handler, Request, Response, Router
+from boxnet.api.connection import HttpConnection
+from boxnet.api.server import Request, Response, Router, Server
 from boxnet.errors import Conflict, Forbidden
 
 if TYPE_CHECKING:
@@ -26,12 +27,14 @@ log = logging.getLogger("boxnet.ui")
 
 class UiServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
+    block_on_close = False
     allow_reuse_address = True
+    dispatch = Server.dispatch  # the same routing and error rendering; only the router differs
 
     def __init__(self, address: tuple[IPv4Address, int], router: Router) -> None:
         self.router = router
         try:
-            super().__init__((str(address[0]), address[1]), Handler)
+            super().__init__((str(address[0]), address[1]), HttpConnection)
         except OSError as exc:
             raise Conflict(
                 f"--ui {address[0]}:{address[1]}: cannot listen there: {exc.strerror or exc}",
@@ -57,7 +60,7 @@ def allowed_hosts(address: tuple[IPv4Address, int]) -> set[str]:
 
 def _host_checked(fn: Callable[[Request], Response | None], hosts: set[str]) -> Any:
     def checked(req: Request) -> Response | None:
-        host = (req.handler.headers.get("Host") or "").strip().lower()
+        host = req.headers.get("host", "").strip().lower()
         if host not in hosts:
             raise Forbidden(
                 f"the topology page answers requests for {', '.join(sorted(hosts))}, not {host!r}",

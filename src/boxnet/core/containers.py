@@ -1,7 +1,7 @@
-"""Container lifecycle: create, start, stop, kill, restart, rm, wait, exec, and exit handling.
+"""Container lifecycle: create, start, stop, kill, restart, rm, exec, and exit handling.
 
-One daemon-wide lock serialises changes (each takes a few ms); waiting (stop timeouts, `wait`)
-happens on a Condition over that lock, so waiting never blocks other work.
+One daemon-wide lock serialises changes (each takes a few ms); waiting (stop timeouts, and
+`wait` in core/waiting.py) happens on a Condition over that lock, so it never blocks other work.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class ExecRequest:
     env: tuple[str, ...]
     workdir: str
     tty: bool
+    stdin: bool = False  # Docker's AttachStdin: the client's input, else /dev/null
 
 
 class Containers:
@@ -337,24 +338,6 @@ class Containers:
                 return False
             self.changed.wait(min(left, 0.5))
 
-    def wait(self, ref: str) -> int:
-        with self.changed:
-            try:
-                c = self.find(ref)
-            except NotFound:
-                recent = self.recent_exits.get(ref)
-                if recent is not None:
-                    return recent[0]
-                raise
-            while True:
-                current = self.records.container(c.id)
-                if current is None:
-                    recent = self.recent_exits.get(c.id)
-                    return recent[0] if recent else 0
-                if current.state != State.RUNNING:
-                    return current.exit_code
-                self.changed.wait(1.0)
-
     # -- remove ---------------------------------------------------------------------------------
     def remove(self, ref: str, force: bool) -> None:
         with self.changed:
@@ -394,7 +377,13 @@ class Containers:
 
     # -- exec -----------------------------------------------------------------------------------
     def exec_create(
-        self, ref: str, argv: tuple[str, ...], env: tuple[str, ...], workdir: str, tty: bool
+        self,
+        ref: str,
+        argv: tuple[str, ...],
+        env: tuple[str, ...],
+        workdir: str,
+        tty: bool,
+        stdin: bool = False,
     ) -> str:
         with self.lock:
             c = self.find(ref)
@@ -403,7 +392,7 @@ class Containers:
             if not argv:
                 raise InvalidArgument("exec needs a command")
             exec_id = secrets.token_hex(32)
-            self.execs[exec_id] = ExecRequest(c.id, argv, env, workdir or "/", tty)
+            self.execs[exec_id] = ExecRequest(c.id, argv, env, workdir or "/", tty, stdin)
             return exec_id
 
     def exec_start(self, exec_id: str, stdio_fds: tuple[int, int, int] | None) -> int:
@@ -418,7 +407,7 @@ class Containers:
         return launcher.exec_in(
             pid,
             list(req.argv),
-            env_dict(req.env, tty=req.tty),
+            env_dict((*c.spec.env, *req.env), tty=req.tty),  # the container's, then exec -e
             req.workdir,
             req.tty,
             stdio_fds,

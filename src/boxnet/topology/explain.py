@@ -14,12 +14,13 @@ from ipaddress import IPv4Address, ip_address
 
 from boxnet.errors import InvalidArgument, NotFound
 from boxnet.firewall.base import ANY_IP, DnatIntent
-from boxnet.model import Container, Driver, Endpoint, Network, State
+from boxnet.model import Container, Endpoint, State
 from boxnet.topology import rules_text
 from boxnet.topology.explain_types import (
     LOOPBACK,
     REASONS,
     Explanation,
+    Net,
     Party,
     Scene,
     Step,
@@ -33,9 +34,9 @@ __all__ = ["Evaluator", "Explanation", "Scene", "parse_target", "reach_matrix"]
 class Evaluator:
     def __init__(self, scene: Scene) -> None:
         self.s = scene
-        self.nets = {n.id: n for n in scene.networks}
-        self.by_ip: dict[IPv4Address, tuple[Container, Network]] = {}
-        self.eps: dict[str, list[tuple[Endpoint, Network]]] = {}
+        self.nets = {n.id: Net.of(n) for n in scene.networks}
+        self.by_ip: dict[IPv4Address, tuple[Container, Net]] = {}
+        self.eps: dict[str, list[tuple[Endpoint, Net]]] = {}
         containers = {c.id: c for c in scene.containers}
         for e in scene.endpoints:
             net = self.nets.get(e.network_id)
@@ -77,8 +78,8 @@ class Evaluator:
             raise InvalidArgument(f"container {c.name} is not running", hint="start it first")
         return Party("container", c.name, None, c)
 
-    def bridge_eps(self, c: Container) -> list[tuple[Endpoint, Network]]:
-        return [(e, n) for e, n in self.eps.get(c.id, []) if n.driver == Driver.BRIDGE]
+    def bridge_eps(self, c: Container) -> list[tuple[Endpoint, Net]]:
+        return [(e, n) for e, n in self.eps.get(c.id, []) if n.driver == "bridge"]
 
     # -- the walk --------------------------------------------------------------------------------
     def explain(self, src_text: str, target: str) -> Explanation:
@@ -101,7 +102,7 @@ class Evaluator:
         ex.allowed = allowed
         ex.steps.append(Step("verdict", text))
 
-    def _dst_ip(self, dst: Party, near: list[tuple[Endpoint, Network]]) -> IPv4Address | None:
+    def _dst_ip(self, dst: Party, near: list[tuple[Endpoint, Net]]) -> IPv4Address | None:
         if dst.ip is not None:
             return dst.ip
         if dst.kind == "container" and dst.container is not None:
@@ -158,9 +159,9 @@ class Evaluator:
             self.verdict(ex, True, "allowed: routed out of the host")
 
     def _is_gateway(self, ip: IPv4Address) -> bool:
-        return any(n.gateway == ip for n in self.s.networks if n.driver == Driver.BRIDGE)
+        return any(n.gateway == ip for n in self.nets.values() if n.driver == "bridge")
 
-    def _on_bridge(self, ex: Explanation, n: Network, dip: IPv4Address, dst: Party) -> None:
+    def _on_bridge(self, ex: Explanation, n: Net, dip: IPv4Address, dst: Party) -> None:
         self.note(ex, "bridge", f"switched on bridge {n.bridge}, not routed")
         if dip == n.gateway:
             self.note(ex, "input", f"{dip} is the host's address on {n.bridge}")
@@ -194,7 +195,7 @@ class Evaluator:
         return None
 
     def _to_host_address(
-        self, ex: Explanation, dip: IPv4Address, in_net: Network | None, local: bool,
+        self, ex: Explanation, dip: IPv4Address, in_net: Net | None, local: bool,
         same_bridge: bool = False,
     ) -> None:  # fmt: skip
         d = self._lookup_dnat(dip, ex.port, ex.proto, local)
@@ -239,9 +240,7 @@ class Evaluator:
             None,
         )  # fmt: skip
 
-    def _forward(
-        self, ex: Explanation, in_net: Network | None, out: Network | None, dnat: bool
-    ) -> bool:
+    def _forward(self, ex: Explanation, in_net: Net | None, out: Net | None, dnat: bool) -> bool:
         """The forward chain, in the backends' order; False (verdict given) when dropped."""
         if self.s.backend == "none":
             self.note(ex, "forward", "no firewall (boxnetd --iptables=false): forwarded")
@@ -271,7 +270,7 @@ class Evaluator:
         self.verdict(ex, False, f"blocked: {why}")
         return False
 
-    def _masquerade(self, ex: Explanation, n: Network) -> None:
+    def _masquerade(self, ex: Explanation, n: Net) -> None:
         if n.masquerade and self.s.backend != "none":
             rule = Rule("masq", n.bridge or "", subnet=str(n.subnet))
             self.rule(ex, "postrouting", "masquerade", rule)

@@ -41,6 +41,28 @@ class Scene:
 
 
 @dataclass(frozen=True)
+class Net:
+    """A network as explain sees it: its IPv4 addressing (explain reasons about IPv4)."""
+
+    id: str
+    name: str
+    driver: str
+    bridge: str | None
+    subnet: IPv4Network | None
+    gateway: IPv4Address | None
+    internal: bool
+    icc: bool
+    masquerade: bool
+
+    @classmethod
+    def of(cls, n: Network) -> Net:
+        cfg = n.family(4)
+        subnet = cfg.subnet if cfg is not None and isinstance(cfg.subnet, IPv4Network) else None
+        gw = cfg.gateway if cfg is not None and isinstance(cfg.gateway, IPv4Address) else None
+        return cls(n.id, n.name, n.driver, n.bridge, subnet, gw, n.internal, n.icc, n.masquerade)
+
+
+@dataclass(frozen=True)
 class Step:
     stage: str  # route, bridge, nat, forward, postrouting, input, verdict
     text: str

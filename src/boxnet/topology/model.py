@@ -12,7 +12,7 @@ from typing import Any
 
 from boxnet.firewall.base import FirewallModel
 from boxnet.kernel.snapshot import KernelLink, KernelSnapshot
-from boxnet.model import Container, Driver, Endpoint, Network, PortBinding, State
+from boxnet.model import Container, Endpoint, Network, PortBinding, State
 
 # Kernel names boxnet owns (a link by one of these prefixes that no record explains is a leftover).
 OWNED_PREFIXES = ("br-", "veth", "boxnet0", "bxmh-")
@@ -122,9 +122,10 @@ class Topology:
 
 
 def _network_node(net: Network, kernel: dict[str, KernelLink]) -> NetworkNode:
-    if net.driver == Driver.BRIDGE:
+    v4 = net.family(4)
+    if net.driver == "bridge":
         iface = net.bridge or ""
-    elif net.driver == Driver.MACVLAN:
+    elif net.driver == "macvlan":
         iface = net.options.get("parent", "")
     else:
         iface = ""
@@ -132,8 +133,8 @@ def _network_node(net: Network, kernel: dict[str, KernelLink]) -> NetworkNode:
         id=net.id,
         name=net.name,
         driver=str(net.driver),
-        subnet=str(net.subnet or ""),
-        gateway=str(net.gateway or ""),
+        subnet=str(v4.subnet) if v4 else "",
+        gateway=str(v4.gateway or "") if v4 else "",
         bridge=iface,
         internal=net.internal,
         icc=net.icc,
@@ -143,7 +144,7 @@ def _network_node(net: Network, kernel: dict[str, KernelLink]) -> NetworkNode:
 
 def _endpoint_node(e: Endpoint, net: Network | None, kernel: dict[str, KernelLink]) -> EndpointNode:
     name = net.name if net else e.network_id[:12]
-    if net is not None and net.driver == Driver.MACVLAN:
+    if net is not None and net.driver == "macvlan":
         return EndpointNode(name, str(e.ip), e.ifname, "", True)  # lives in the container only
     link = kernel.get(e.host_veth)
     bridge = net.bridge if net else None
@@ -163,7 +164,7 @@ def _differences(
         explained.add(n.bridge)
         if not n.in_kernel:
             diffs.append(Difference(n.bridge, f"{n.driver} of network {n.name}", "missing"))
-        elif n.driver == Driver.BRIDGE and not kernel[n.bridge].up:
+        elif n.driver == "bridge" and not kernel[n.bridge].up:
             diffs.append(Difference(n.bridge, f"bridge of network {n.name}, up", "down"))
     for c in containers:
         for e in c.endpoints:
@@ -179,7 +180,7 @@ def _differences(
         explained.update(x.host_ifname for x in c.lan if x.host_ifname)
     explained.update(str(hb.get("Name", "")) for hb in rec.hostbridges)
     # A macvlan network's host shim (lan/macvlan.py), present when it has a host address.
-    explained.update(f"bxmh-{n.id[:8]}" for n in nets if n.driver == Driver.MACVLAN)
+    explained.update(f"bxmh-{n.id[:8]}" for n in nets if n.driver == "macvlan")
     for name, link in sorted(kernel.items()):
         if name.startswith(OWNED_PREFIXES) and name not in explained:
             diffs.append(Difference(name, "", f"{link.kind or 'link'} nobody recorded"))
@@ -194,7 +195,7 @@ def build(rec: Recorded, snapshot: KernelSnapshot) -> Topology:
     kernel = snapshot.by_name()
     nets_by_id = {n.id: n for n in rec.networks}
     # host and none last: they have no bridge to draw
-    order = sorted(rec.networks, key=lambda n: (n.driver in (Driver.HOST, Driver.NULL), n.name))
+    order = sorted(rec.networks, key=lambda n: (n.driver in ("host", "null"), n.name))
     nets = [_network_node(n, kernel) for n in order]
     endpoints: dict[str, list[EndpointNode]] = {}
     for e in rec.endpoints:
@@ -228,7 +229,7 @@ def build(rec: Recorded, snapshot: KernelSnapshot) -> Topology:
         for c in sorted(rec.containers, key=lambda c: c.name)
     ]
     # Uplinks: every other interface of the host (NICs, the lab's veths, a user's br0).
-    owned = {n.bridge for n in nets if n.driver == Driver.BRIDGE}
+    owned = {n.bridge for n in nets if n.driver == "bridge"}
     owned |= {x.host_ifname for c in containers for x in c.lan}
     uplinks = tuple(
         Iface(link.name, link.kind, link.up, link.addresses, link.master)

@@ -30,7 +30,7 @@ def _q(name: str) -> str:
 
 def nftables(rule: Rule) -> str:
     k = rule.key
-    fwd = "table ip boxnet chain forward: "
+    fwd = "table inet boxnet chain forward: "
     if k == "internal_in":
         return fwd + "iifname @internal iifname . oifname != @same_bridge drop"
     if k == "internal_out":
@@ -56,29 +56,29 @@ def nftables(rule: Rule) -> str:
             where = "publish_local" if d.is_loopback else "publish"
             elem = f"{m} {{ {d.host_ip} . {d.proto} . {d.host_port} : {value} }}"
             text = f"dnat ip to ip daddr . meta l4proto . th dport map @{m}"
-        return f"table ip boxnet chain {where}: {text}; element {elem}"
+        return f"table inet boxnet chain {where}: {text}; element {elem}"
     if k == "masq":
         return (
-            "table ip boxnet chain nat_postrouting: "
+            "table inet boxnet chain nat_postrouting: "
             f"ip saddr {rule.subnet} oifname != {_q(rule.bridge)} masquerade"
         )
     if k == "masq_dnat":
         return (
-            "table ip boxnet chain nat_postrouting: "
+            "table inet boxnet chain nat_postrouting: "
             "oifname @bridges ct status dnat ip saddr @subnets masquerade"
         )
     if k == "masq_lo":
         return (
-            "table ip boxnet chain nat_postrouting: "
+            "table inet boxnet chain nat_postrouting: "
             "oifname @bridges ip saddr 127.0.0.0/8 masquerade"
         )
     if k == "loopback_prerouting":
         return (
-            "table ip boxnet chain nat_prerouting: "
+            "table inet boxnet chain nat_prerouting: "
             "ip daddr != 127.0.0.0/8 fib daddr type local jump publish"
         )
     if k == "loopback_raw":
-        return "table ip boxnet chain raw_prerouting: iifname @bridges ip daddr 127.0.0.0/8 drop"
+        return "table inet boxnet chain raw_prerouting: iifname @bridges ip daddr 127.0.0.0/8 drop"
     raise ValueError(f"no nftables text for {rule}")
 
 

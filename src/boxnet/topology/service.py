@@ -96,7 +96,7 @@ def _reach(ctl: Controller, rec: Recorded, snap: snapshot.KernelSnapshot) -> tup
             attached.append((names[e.container_id], e.network_id, str(e.ip)))
     key = (
         rec.firewall,
-        tuple((n.name, n.driver, n.internal, n.icc, str(n.subnet)) for n in rec.networks),
+        tuple((n.name, n.driver, n.internal, n.icc, n.ipam) for n in rec.networks),
         tuple(sorted(attached)),
     )
     seen = _matrix_seen.get(id(ctl))
