@@ -51,6 +51,11 @@ class Paths:
         return self.netns_dir / container_id[:12]
 
     @property
+    def dns_ports_dir(self) -> Path:
+        """Each running container's resolver ports, for the next daemon (dns.sockets)."""
+        return self.exec_root / "dns"
+
+    @property
     def lock_file(self) -> Path:
         return self.exec_root / "boxnetd.lock"
 
