@@ -148,6 +148,8 @@ class ContainerSpec:
     dns_options: tuple[str, ...] = ()
     extra_hosts: tuple[str, ...] = ()
     auto_remove: bool = False
+    image_id: str = ""  # sha256:<hex> the image name meant at create ("" in older records)
+    workdir: str = ""  # the process's working directory ("" = /)
     # The create request as received, for `inspect` (Config / HostConfig shapes).
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 

@@ -1,6 +1,6 @@
 """Docker Engine API routes (and boxnet's extensions), mapped onto the controller.
 
-Each resource registers its own routes: system and images, containers and execs, networks,
+Each resource registers its own routes: system, images, containers and execs, networks,
 and the LAN extension. Request bodies are read through boxnet.parsing.body (one accessor layer).
 """
 
@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from boxnet.api import routes_containers, routes_lan, routes_networks, routes_system
+from boxnet.api import (
+    routes_containers,
+    routes_images,
+    routes_lan,
+    routes_networks,
+    routes_system,
+)
 from boxnet.api.server import Router
 
 if TYPE_CHECKING:
@@ -17,6 +23,6 @@ if TYPE_CHECKING:
 
 def build_router(ctl: Controller) -> Router:
     r = Router()
-    for module in (routes_system, routes_containers, routes_networks, routes_lan):
+    for module in (routes_system, routes_images, routes_containers, routes_networks, routes_lan):
         module.register(r, ctl)
     return r

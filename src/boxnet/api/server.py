@@ -64,7 +64,9 @@ class Router:
         self.routes: list[Route] = []
 
     def add(self, method: str, pattern: str, fn: Callable[[Request], Response | None]) -> None:
-        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+        # {name} is one path segment; {name:path} may hold slashes (registry/repo:tag images)
+        text = re.sub(r"\{(\w+):path\}", r"(?P<\1>.+)", pattern)
+        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", text) + "$")
         self.routes.append((method, regex, fn))
 
     def match(

@@ -78,6 +78,9 @@ FIELDS: tuple[Field, ...] = (
           " nft = iptables-nft-*, legacy = iptables-legacy-*"),
     Field("default-address-pools", "default_address_pools", ("--default-address-pool",), Kind.POOLS,
           nv.parse_pool_text, "base=CIDR,size=N", "pool for new networks (repeatable)"),
+    Field("insecure-registries", "insecure_registries", ("--insecure-registry",), Kind.LIST,
+          tv.parse_registry, "HOST[:PORT]|CIDR",
+          "registry to pull from over plain HTTP (repeatable)"),
 )  # fmt: skip
 
 BY_KEY = {f.key: f for f in FIELDS}
@@ -100,7 +103,6 @@ DOCKER_ONLY_KEYS = frozenset(
         "storage-driver",
         "storage-opts",
         "registry-mirrors",
-        "insecure-registries",
         "max-concurrent-downloads",
         "default-runtime",
         "runtimes",

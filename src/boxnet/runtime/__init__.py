@@ -6,13 +6,12 @@ imported here. Everything else is re-exported for the core layer.
 
 from boxnet.runtime.images import (
     HOST_IMAGE,
-    ImageInfo,
+    Image,
     ImageStore,
     import_image,
     list_images,
-    remove_image,
+    lookup,
     resolve,
-    validate_name,
 )
 from boxnet.runtime.launcher import (
     ExecProcess,
@@ -36,7 +35,7 @@ __all__ = [
     "HOST_IMAGE",
     "ExecProcess",
     "ExitStatus",
-    "ImageInfo",
+    "Image",
     "ImageStore",
     "PidFd",
     "ProcessSpec",
@@ -47,13 +46,12 @@ __all__ = [
     "import_image",
     "is_alive",
     "list_images",
+    "lookup",
     "open_pidfd",
     "read_exit",
     "read_pid",
-    "remove_image",
     "resolve",
     "send_signal",
     "spawn_exec",
     "start",
-    "validate_name",
 ]
