@@ -31,6 +31,7 @@ from boxnet.runtime import (
     exec_in,
     is_alive,
     launcher,
+    logfile,
     read_exit,
     send_signal,
     spawn_exec,
@@ -233,16 +234,23 @@ def test_missing_command_fails_like_docker(boxes: Callable[..., Box]) -> None:
     assert err.value.exit_code == 126 and "permission denied" in err.value.message
 
 
+def logged(box: Box, stream: str | None = None) -> str:
+    """The container's log (json-file records) as text, of one stream or both."""
+    records = logfile.read(box.dir / "log", logfile.Query())
+    return "".join(r.data.decode() for r in records if stream in (None, r.stream))
+
+
 def test_detached_output_goes_to_the_log(boxes: Callable[..., Box]) -> None:
     box = boxes("sh", "-c", "echo out; echo err >&2; read x || echo stdin-is-empty")
     assert box.wait().exit_code == 0
-    assert (box.dir / "log").read_text() == "out\nerr\nstdin-is-empty\n"
+    assert logged(box, "stdout") == "out\nstdin-is-empty\n"
+    assert logged(box, "stderr") == "err\n"
 
 
 def test_detached_tty_output_goes_to_the_log(boxes: Callable[..., Box]) -> None:
     box = boxes("sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty", tty=True)
     assert box.wait().exit_code == 0
-    assert (box.dir / "log").read_text().replace("\r\n", "\n") == "is-a-tty\n"
+    assert logged(box, "stdout").replace("\r\n", "\n") == "is-a-tty\n"
 
 
 def test_attached_stdio(boxes: Callable[..., Box]) -> None:
@@ -258,6 +266,7 @@ def test_attached_stdio(boxes: Callable[..., Box]) -> None:
     with os.fdopen(out_r) as f:
         assert f.read() == "got hello\n"  # EOF: the shim keeps no copy of the container's stdio
     assert box.wait().exit_code == 0
+    assert logged(box, "stdout") == "got hello\n"  # attached output is logged too
 
 
 def test_exec_codes_workdir_env_and_tty(boxes: Callable[..., Box]) -> None:
@@ -347,7 +356,7 @@ def test_bad_workdir_and_bad_rootfs(boxes: Callable[..., Box]) -> None:
     assert err.value.exit_code == 126
     created = boxes("pwd", workdir="/new/dir")  # Docker creates a missing working directory
     assert created.wait().exit_code == 0
-    assert (created.dir / "log").read_text() == "/new/dir\n"
+    assert logged(created) == "/new/dir\n"
     from boxnet.runtime import SetupFailed
 
     with pytest.raises(SetupFailed, match="mount"):

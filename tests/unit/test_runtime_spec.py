@@ -66,7 +66,7 @@ def test_shim_writes_json_the_daemon_reads() -> None:
 def test_read_exit(tmp_path: Path) -> None:
     assert read_exit(tmp_path) is None
     (tmp_path / "exit.json").write_text(
-        shim.dumps({"ExitCode": 137, "FinishedAt": shim.rfc3339_now(), "OOMKilled": False})
+        shim.dumps({"ExitCode": 137, "FinishedAt": shim.shimio.rfc3339(0), "OOMKilled": False})
     )
     status = read_exit(tmp_path)
     assert isinstance(status, ExitStatus)
@@ -106,13 +106,15 @@ def test_in_root_detects_loops(tmp_path: Path) -> None:
 
 
 def test_shim_imports_nothing_heavy() -> None:
-    """Start-up cost: the shim must not pull in json/re/enum/typing (checked in a fresh python)."""
+    """Start-up cost: the shim (and shimio.py, which it loads) must not pull in
+    json/re/enum/typing (checked in a fresh python)."""
     import subprocess
     import sys
 
     code = (
         "import sys; "
-        f"exec(compile(open({str(SHIM_PATH)!r}).read(), 'shim', 'exec'), {{'__name__': 'x'}}); "
+        f"exec(compile(open({str(SHIM_PATH)!r}).read(), 'shim', 'exec'), "
+        f"{{'__name__': 'x', '__file__': {str(SHIM_PATH)!r}}}); "
         "print(' '.join(m for m in ('re','enum','typing','json','signal','boxnet') "
         "if m in sys.modules))"
     )

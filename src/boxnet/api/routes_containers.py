@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from boxnet.api import streams
+from boxnet.api.logs import logs_response
 from boxnet.api.server import Request, Response, Router
 from boxnet.api.views import container_inspect, container_summary
 from boxnet.core.create_request import parse_create
@@ -81,45 +81,12 @@ def register(r: Router, ctl: Controller) -> None:
 
     def logs(req: Request) -> Response:
         target = c.find(req.params["id"])
-        path = c.log_path(target.id)
-        tail = req.query.get("tail", "all")
-        follow = req.flag("follow")
 
-        def stream() -> Iterator[bytes]:
-            try:
-                fh = open(path, "rb")
-            except FileNotFoundError:
-                return
-            with fh:
-                data = fh.read()
-                if tail not in ("all", ""):
-                    lines = data.splitlines(keepends=True)
-                    data = b"".join(lines[-int(tail) :]) if int(tail) > 0 else b""
-                yield data
-                while follow:
-                    chunk = fh.read()
-                    if chunk:
-                        yield chunk
-                        continue
-                    current = ctl.records.container(target.id)
-                    if current is None or current.state != State.RUNNING:
-                        yield fh.read()
-                        return
-                    time.sleep(0.1)
+        def running() -> bool:
+            current = ctl.records.container(target.id)
+            return current is not None and current.state == State.RUNNING
 
-        # Docker's framing (stdout frames) unless the container has a TTY: the Docker SDK and
-        # CLI demultiplex it, and so does boxnet's CLI (by the Content-Type).
-        tty = target.spec.tty
-        content_type = streams.RAW if tty else streams.MULTIPLEXED
-
-        def framed() -> Iterator[bytes]:
-            for chunk in stream():
-                if chunk:
-                    yield chunk if tty else streams.frame(streams.STDOUT, chunk)
-
-        if not follow:
-            return Response(200, b"".join(framed()), content_type=content_type)
-        return Response(200, stream=framed(), content_type=content_type)
+        return logs_response(c.log_path(target.id), target.spec.tty, req.query, running)
 
     def exec_create(req: Request) -> Response:
         body = Field(req.json())

@@ -2,12 +2,13 @@
 
 Protocol (docs/API.md "fd passing"): on a new connection, POST .../attach-start with
 Content-Length 0; after the daemon's `100 Continue`, send one byte `F` with SCM_RIGHTS carrying
-stdin, stdout and stderr. The container then reads and writes our fds directly: no copying
-through the daemon, and no multiplexed streams to decode.
+stdin, stdout and stderr. The container's shim then copies its output to our fds (and to its
+log): no copying through the daemon, and no multiplexed streams to decode.
 
 With -t, the CLI opens a pty, passes its slave three times, and relays between its own terminal
 and the pty master until the process is gone (like `docker run -it`). The window size is copied
-at start and on SIGWINCH straight onto the master: no API call is needed for resizing.
+at start and on SIGWINCH straight onto the master: no API call is needed for resizing (a
+container's shim, which has a pty of its own, gets the size from ours: runtime/shimio.py).
 """
 
 from __future__ import annotations

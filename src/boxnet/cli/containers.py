@@ -51,6 +51,9 @@ def register(sub: Any) -> None:
     p = verb(sub, "logs")
     p.add_argument("-f", "--follow", action="store_true", help="follow until the container stops")
     p.add_argument("-n", "--tail", default="all", help='lines from the end (default "all")')
+    p.add_argument("--since", help="only from this time on: 10m, 1h30m, RFC 3339, UNIX time")
+    p.add_argument("--until", help="only up to this time: 10m, 1h30m, RFC 3339, UNIX time")
+    p.add_argument("-t", "--timestamps", action="store_true", help="show each line's time")
     p.add_argument("container", metavar="CONTAINER")
     p.set_defaults(func=cmd_logs)
     p = verb(sub, "inspect")
@@ -186,7 +189,14 @@ def cmd_ps(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_logs(ctx: Any, args: argparse.Namespace) -> int:
-    query = {"stdout": 1, "stderr": 1, "follow": 1 if args.follow else None}
+    from boxnet.parsing.timestamps import api_timestamp
+
+    query: dict[str, Any] = {"stdout": 1, "stderr": 1, "follow": 1 if args.follow else None}
+    for option in ("since", "until"):
+        if getattr(args, option) is not None:
+            query[option] = api_timestamp(getattr(args, option), f"--{option}")
+    if args.timestamps:
+        query["timestamps"] = 1
     if args.tail != "all":
         if not args.tail.isdigit():
             raise BoxnetError(f'invalid --tail "{args.tail}"', 'give a number of lines or "all"')

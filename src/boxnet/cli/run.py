@@ -45,6 +45,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="publish a port: [IP:][HOSTPORT:]CPORT[/PROTO]")  # fmt: skip
     add("-P", "--publish-all", action="store_true", help="publish all exposed ports")
     add("--expose", action="append", default=[], metavar="PORT[/PROTO]", help="expose a port")
+    add("--log-driver", metavar="DRIVER", help="json-file (the only one: every log is one)")
+    add("--log-opt", action="append", default=[], metavar="KEY=VALUE",
+        help="log option: max-size=10m (default), max-file=3 (default)")  # fmt: skip
     add("image", metavar="IMAGE")
     # REMAINDER: everything after IMAGE belongs to the container (`run busybox ls -l`).
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
@@ -144,7 +147,7 @@ def _check_conflicts(args: argparse.Namespace, mode: str) -> None:
 
 def build_create(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, Any]]:
     """Validate run/create flags and return (query, body) for POST /containers/create."""
-    from boxnet.parsing import dns, hosts, names, publish
+    from boxnet.parsing import dns, hosts, logopts, names, publish
 
     image = names.validate_image_name(args.image)
     name = names.validate_container_name(args.name) if args.name is not None else None
@@ -172,6 +175,9 @@ def build_create(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, An
         # could delete it before the CLI reads its exit code (our API has no wait condition).
         "AutoRemove": bool(args.rm and args.detach),
     }
+    log_config = logopts.log_config(args.log_driver, args.log_opt)
+    if log_config is not None:
+        host_config["LogConfig"] = log_config
     endpoints: dict[str, Any] = {}
     if not mode.startswith("container:"):
         endpoint: dict[str, Any] = {}

@@ -202,6 +202,8 @@ class Containers:
                     etc_files={k: str(v) for k, v in etc_files.items()},
                     state_dir=str(state_dir),
                     log_path=str(self.log_path(c.id)),
+                    log_max_size=c.spec.log_max_size,
+                    log_max_files=c.spec.log_max_files,
                     tty=c.spec.tty,
                     stdio=stdio_fds is not None,
                 )

@@ -9,6 +9,7 @@ from ipaddress import IPv4Address
 
 from boxnet.errors import InvalidArgument
 from boxnet.model import ContainerSpec, EndpointRequest, PortRequest
+from boxnet.parsing import logopts
 from boxnet.parsing.body import Field
 
 
@@ -133,6 +134,7 @@ def parse_create(raw: object) -> ContainerSpec:
         for net_name, cfg in body["NetworkingConfig"]["EndpointsConfig"].entries()
     ]
 
+    log_max_size, log_max_files = logopts.from_log_config(host_config["LogConfig"].value)
     spec = ContainerSpec(
         image=image,
         cmd=argv,
@@ -151,6 +153,8 @@ def parse_create(raw: object) -> ContainerSpec:
         dns_options=dns_opts,
         extra_hosts=extra_hosts,
         auto_remove=host_config["AutoRemove"].flag(),
+        log_max_size=log_max_size,
+        log_max_files=log_max_files,
         raw=dict(body.obj()),
     )
     if any(e.ipv4 for e in endpoints) and mode in ("bridge",):

@@ -1,7 +1,8 @@
 """Container runtime: images, the per-container shim and its daemon-side launcher.
 
 `shim.py` is a stand-alone stdlib-only script (run as `python -I -S shim.py SPEC`); it is not
-imported here. Everything else is re-exported for the core layer.
+imported here, nor `shimio.py`, which the shim loads (its output relay and json-file log writer;
+`logfile.py` reads those logs). Everything else is re-exported for the core layer.
 """
 
 from boxnet.runtime.images import (

@@ -31,6 +31,7 @@ from boxnet.errors import BoxnetError, InvalidArgument, KernelError, NotFound
 
 SHIM_PATH = Path(__file__).with_name("shim.py")
 ZYGOTE_PATH = Path(__file__).with_name("zygote.py")
+SHIMIO_PATH = Path(__file__).with_name("shimio.py")  # loaded by the shim, from its bytecode
 READY_TIMEOUT = 10.0
 SPEC_FILE = "spec.json"
 EXIT_FILE = "exit.json"
@@ -68,7 +69,9 @@ class ProcessSpec:
     netns_path: str | None = None  # None = stay in the daemon's network namespace
     etc_files: Mapping[str, str] = field(default_factory=dict)  # in-container path -> host file
     state_dir: str = ""
-    log_path: str | None = None
+    log_path: str | None = None  # json-file log of the output (see shimio.py)
+    log_max_size: int = 0  # rotate past this many bytes (0: never)
+    log_max_files: int = 1  # files kept, the current one included
     tty: bool = False
     stdio: bool = False
     mode: str = "run"  # "run" | "exec"
@@ -181,6 +184,7 @@ def compiled(source: Path) -> str:
 
 
 def shim_program() -> str:
+    compiled(SHIMIO_PATH)  # the shim loads it from its bytecode when fresh
     return compiled(SHIM_PATH)
 
 
@@ -215,6 +219,7 @@ class Zygote:
             return self._sock
         self.close()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        compiled(SHIMIO_PATH)
         with theirs, open(log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 # The log path is only a label: the shims the zygote forks share its command
@@ -225,7 +230,7 @@ class Zygote:
                     "-S",
                     compiled(ZYGOTE_PATH),
                     str(theirs.fileno()),
-                    str(SHIM_PATH),
+                    str(SHIM_PATH),  # loads shimio from its bytecode, compiled here
                     str(log_path),
                 ],
                 stdin=subprocess.DEVNULL,

@@ -11,8 +11,8 @@ Modes (spec "mode"):
   parent, whether it started us or adopted us after a restart), setns into the netns, unshare a
   PID namespace, fork PID 1, which makes its own mount/UTS/IPC namespaces, builds the root and
   execs. The parent reports {"pid", "shim_pid"} on the ready fd, waits for the daemon to hang up
-  (so the daemon can open pidfds before any PID can be reused), waits for PID 1 and writes
-  exit.json.
+  (so the daemon can open pidfds before any PID can be reused), copies the container's output
+  to the attached client and the log (shimio.py) until PID 1 is gone, and writes exit.json.
 - "exec": join every namespace of a running container, fork (the PID namespace applies to
   children only), exec, and exit with the command's exit code.
 """
@@ -24,6 +24,7 @@ import _signal
 import ctypes
 import errno
 import fcntl
+import marshal
 import os
 import sys
 import time
@@ -48,6 +49,31 @@ IGNORED += [_signal.SIGTTOU, _signal.SIGPIPE, _signal.SIGUSR1, _signal.SIGUSR2]
 
 _libc = ctypes.CDLL(None, use_errno=True)
 READY: int | None = None  # the fd the daemon reads our one-line report from
+
+
+def load_sibling(name: str) -> Any:
+    """A stand-alone helper next to this file (python -I puts no directory on sys.path), from
+    the bytecode the launcher compiled if fresh (compiling would cost ms per start)."""
+    here = os.path.dirname(os.path.abspath(__file__)).removesuffix("/__pycache__")
+    source, module = f"{here}/{name}.py", type(sys)(name)
+    cached = f"{here}/__pycache__/{name}.{sys.implementation.cache_tag}.pyc"
+    try:
+        if os.stat(cached).st_mtime < os.stat(source).st_mtime:
+            raise OSError(errno.ESTALE, "stale bytecode")
+        with open(cached, "rb") as f:
+            code = marshal.loads(f.read()[16:])  # after the pyc header
+    except (OSError, ValueError, EOFError):
+        with open(source) as f:
+            code = compile(f.read(), source, "exec")
+    module.__file__ = source
+    exec(code, module.__dict__)
+    return module
+
+
+if MYPY:
+    from boxnet.runtime import shimio
+else:
+    shimio = load_sibling("shimio")  # the container's output: relay and log
 
 
 class SetupError(Exception):
@@ -100,18 +126,6 @@ def dumps(obj: Any) -> str:
     if isinstance(obj, str):
         return _json.encode_basestring_ascii(obj)
     return "{" + ", ".join(f"{dumps(k)}: {dumps(v)}" for k, v in obj.items()) + "}"
-
-
-def write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def rfc3339_now() -> str:
-    now = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
 
 
 # --- building the container's root (runs in PID 1, in its fresh mount namespace) --------------
@@ -303,7 +317,7 @@ def enter_exec(spec: dict[str, Any]) -> str:
     return os.uname().nodename
 
 
-def child(spec: dict[str, Any], stdio: tuple[int, int] | None, enter: Any) -> None:
+def child(spec: dict[str, Any], stdio: tuple[int, int, int] | None, enter: Any) -> None:
     """In the forked process, up to exec. Raises SetupError (reported through the pipe)."""
     stage = "setup"
     try:
@@ -318,9 +332,8 @@ def child(spec: dict[str, Any], stdio: tuple[int, int] | None, enter: Any) -> No
                 os.makedirs(workdir, exist_ok=True)  # Docker creates a missing working directory
             os.chdir(workdir)
         if stdio is not None:
-            os.dup2(stdio[0], 0)
-            os.dup2(stdio[1], 1)
-            os.dup2(stdio[1], 2)
+            for target, fd in enumerate(stdio):
+                os.dup2(fd, target)
         if spec.get("tty") and (stdio is None or stdio[0] == stdio[1]):
             os.setsid()  # a session of its own, with the terminal on fd 0 as controlling tty
             try:
@@ -391,14 +404,6 @@ def null_stdio() -> None:
     os.close(null)
 
 
-def copy_pty(master: int, log_fd: int) -> None:
-    try:
-        while data := os.read(master, 65536):
-            os.write(log_fd, data)
-    except OSError:  # EIO: every slave end is closed, the container has ended
-        pass
-
-
 def run(spec: dict[str, Any]) -> int:
     if os.fork():
         os._exit(0)  # the daemon reaps this one at once; init adopts the real shim
@@ -412,32 +417,23 @@ def run(spec: dict[str, Any]) -> int:
     _check(_libc.unshare(CLONE_NEWPID), "unshare")
     state = spec["state_dir"]
     os.makedirs(os.path.join(state, "rootfs"), exist_ok=True)
-    master = log_fd = -1
-    stdio: tuple[int, int] | None = None
-    if not spec.get("stdio"):
-        log_fd = os.open(spec["log_path"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        if spec.get("tty"):
-            master, slave = os.openpty()
-            stdio = (slave, slave)
-        else:
-            stdio = (os.open("/dev/null", os.O_RDONLY), log_fd)
-    pid, err_r = fork_child(child, spec, stdio, enter_run)
-    if stdio is not None and stdio[0] != log_fd:
-        os.close(stdio[0])
-    if spec.get("stdio"):
-        null_stdio()
+    output = shimio.Output(spec)  # pipes or a pty: we copy the output to the client and the log
+    if output.keys is not None:
+        _signal.signal(_signal.SIGWINCH, output.copy_window_size)
+    pid, err_r = fork_child(child, spec, output.stdio, enter_run)
+    output.forked()
     failure = read_failure(err_r)
     if failure is None:
-        write_atomic(os.path.join(state, "pid"), str(pid))
+        shimio.write_atomic(os.path.join(state, "pid"), str(pid))
         report({"pid": pid, "shim_pid": os.getpid()}, wait_hangup=True)
     else:
         report(failure)
-    if master >= 0:
-        copy_pty(master, log_fd)
+    output.relay()
+    null_stdio()  # the client sees EOF now, and its `wait` answers once we exit
     code = wait_code(pid)
-    result = {"ExitCode": code, "FinishedAt": rfc3339_now(), "OOMKilled": False}
+    result = {"ExitCode": code, "FinishedAt": shimio.rfc3339(time.time_ns()), "OOMKilled": False}
     result["Error"] = failure["error"] if failure else ""
-    write_atomic(os.path.join(state, "exit.json"), dumps(result) + "\n")
+    shimio.write_atomic(os.path.join(state, "exit.json"), dumps(result) + "\n")
     return 0
 
 
@@ -455,7 +451,7 @@ def exec_in(spec: dict[str, Any]) -> int:
     stdio = None
     if not spec.get("stdio"):
         null = os.open("/dev/null", os.O_RDWR)
-        stdio, spec["tty"] = (null, null), False
+        stdio, spec["tty"] = (null, null, null), False
     for ns, nstype in nstypes.items():
         _check(_libc.setns(fds[ns], nstype), f"setns {ns} of {target}")
     pid, err_r = fork_child(child, spec, stdio, enter_exec)  # the PID namespace needs a fork
