@@ -95,7 +95,7 @@ def test_import_tag_run_save_rmi_load(env: tuple[BasicLab, Daemon], tmp_path: Pa
 
 
 def test_oci_layout_config_and_whiteouts(env: tuple[BasicLab, Daemon], tmp_path: Path) -> None:
-    _basic, d = env
+    basic, d = env
     upper = {"bin/.wh.wget": b"", "etc/motd": b"from the second layer\n"}
     image_id = oci_layout(
         tmp_path / "layout",
@@ -103,6 +103,7 @@ def test_oci_layout_config_and_whiteouts(env: tuple[BasicLab, Daemon], tmp_path:
         cmd=["sh", "-c", "pwd; echo $GREETING; ls /bin | grep -c wget; cat /etc/motd"],
         env=["PATH=/bin", "GREETING=hello"],
         workdir="/etc",
+        exposed=["80/tcp"],
         ref_name="lab/oci:v1",
     )
     tarball = tar_directory(tmp_path / "layout", tmp_path / "oci.tar")
@@ -117,6 +118,15 @@ def test_oci_layout_config_and_whiteouts(env: tuple[BasicLab, Daemon], tmp_path:
     assert inspect["Id"] == image_id and inspect["Config"]["WorkingDir"] == "/etc"
     history = d.cli("history", "-q", "--no-trunc", "lab/oci:v1").stdout.split()
     assert history == [image_id, "<missing>"]
+    # the image's ExposedPorts are what -P publishes
+    serve = "echo served > /tmp/index.html; exec busybox httpd -f -p 80 -h /tmp"
+    d.cli("run", "-d", "-P", "--name", "web", "lab/oci:v1", "sh", "-c", serve)
+    port = d.cli("port", "web", "80/tcp").stdout.split("\n")[0].rsplit(":", 1)[1]
+    got = basic.outside.run(
+        ["curl", "-sf", "--retry", "20", "--retry-delay", "0", "--retry-connrefused",
+         f"http://203.0.113.2:{port}/"], timeout=30
+    )  # fmt: skip
+    assert got.stdout == "served\n"
 
 
 def test_pull_from_a_lab_registry_with_docker_py(
@@ -164,6 +174,15 @@ def test_pull_from_a_lab_registry_with_docker_py(
         client.images.get(image_id)
     loaded = client.images.load(saved)
     assert [i.id for i in loaded] == [image_id]
+
+    # docker import through the API: the body is the root file system
+    status = client.api.import_image_from_data(
+        _rootfs_tarball(tmp_path).read_bytes(), repository="imported", tag="v2"
+    )
+    imported_id = json.loads(status.strip().splitlines()[-1])["status"]
+    assert client.images.get("imported:v2").id == imported_id
+    assert client.containers.run("imported:v2", ["cat", "/motd"], remove=True) == b"imported!\n"
+    assert [i.id for i in client.images.list(filters={"dangling": True})] == []
 
 
 def test_pull_needs_the_registry_named_insecure(lab: Lab, tmp_path: Path) -> None:

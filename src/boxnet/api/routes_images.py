@@ -79,10 +79,19 @@ def register(r: Router, ctl: Controller) -> None:
         return ImageStore(ctl.paths)
 
     def users(image_id: str) -> list[str]:
-        """Containers created from the image (by id; older records by name)."""
+        """Containers created from the image (by id; records from before image ids by name)."""
+        from boxnet.errors import NotFound
+
+        images = store()
         out = []
         for c in ctl.records.containers():
-            if c.spec.image_id == image_id:
+            used = c.spec.image_id
+            if not used:
+                try:
+                    used = images.lookup(c.spec.image).id
+                except (NotFound, InvalidArgument):
+                    continue
+            if used == image_id:
                 out.append(c.id)
         return out
 

@@ -22,10 +22,11 @@ FALLBACK_COMMAND = ("sh",)  # an image without Entrypoint/Cmd (imports): boxnet'
 def apply_image(spec: ContainerSpec, image: Image, name: str) -> ContainerSpec:
     defaults = run_defaults(image.config)
     body = Field(spec.raw)
+    spec = _with_image_ports(spec, defaults.exposed, body)
     entrypoint = None if body["Entrypoint"].absent else body["Entrypoint"].strings(True)
     cmd = None if body["Cmd"].absent else body["Cmd"].strings(True)
     argv = merge_command(defaults, entrypoint, cmd) or FALLBACK_COMMAND
-    workdir = body["WorkingDir"].text() or defaults.workdir
+    workdir = spec.workdir or body["WorkingDir"].text(nul_free=True) or defaults.workdir
     if workdir and not workdir.startswith("/"):
         raise InvalidArgument(
             f"the working directory {workdir!r} is invalid: it needs to be an absolute path"
@@ -43,3 +44,19 @@ def apply_image(spec: ContainerSpec, image: Image, name: str) -> ContainerSpec:
         image_id=image.id,
         workdir=workdir,
     )
+
+
+def _with_image_ports(spec: ContainerSpec, exposed: tuple[str, ...], body: Field) -> ContainerSpec:
+    """The image's ExposedPorts join the request's (for -P and inspect), as in Docker. Not for
+    container:X, which shares X's ports (Docker checks only the request's there)."""
+    from boxnet.core.create_request import parse_create
+
+    requested = body["ExposedPorts"].obj()
+    missing = [port for port in exposed if port not in requested]
+    if not missing or spec.network_mode.startswith("container:"):
+        return spec
+    merged = {**spec.raw, "ExposedPorts": {**{port: {} for port in missing}, **requested}}
+    try:
+        return replace(parse_create(merged), raw=spec.raw)  # the request stays as received
+    except InvalidArgument as e:
+        raise InvalidArgument(f"image {spec.image}: ExposedPorts: {e.message}") from e

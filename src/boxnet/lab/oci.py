@@ -67,6 +67,7 @@ def oci_layout(
     cmd: list[str] | None = None,
     env: list[str] | None = None,
     workdir: str = "",
+    exposed: list[str] | None = None,
     ref_name: str = "",
     as_index: bool = False,
 ) -> str:
@@ -83,7 +84,12 @@ def oci_layout(
         "architecture": host_arch(),
         "os": "linux",
         "created": "2026-01-02T03:04:05Z",
-        "config": {"Env": env or ["PATH=/bin"], "Cmd": cmd, "WorkingDir": workdir},
+        "config": {
+            "Env": env or ["PATH=/bin"],
+            "Cmd": cmd,
+            "WorkingDir": workdir,
+            "ExposedPorts": {port: {} for port in exposed or []},
+        },
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": [
             {"created": "2026-01-02T03:04:05Z", "created_by": f"layer {i}"}
