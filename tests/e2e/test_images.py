@@ -152,9 +152,10 @@ def test_pull_from_a_lab_registry_with_docker_py(
     assert image.attrs["RepoDigests"][0].startswith(f"{registry}/lab/busybox@sha256:")
     out = client.containers.run(f"{registry}/lab/busybox:v1", remove=True)
     assert out == b"pulled over the lab\n"
-    # pulling again changes nothing; the CLI says so
+    # pulling again changes nothing; the CLI says so; the built-ins are always up to date
     again = d.cli("pull", f"{registry}/lab/busybox:v1").stdout
     assert f"Image is up to date for {registry}/lab/busybox:v1" in again
+    assert "Image is up to date for busybox:latest" in d.cli("pull", "busybox").stdout
 
     with pytest.raises(docker.errors.ImageNotFound, match="repository does not exist"):
         client.images.pull(f"{registry}/lab/nosuch", tag="v1")

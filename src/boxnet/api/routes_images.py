@@ -152,6 +152,11 @@ def register(r: Router, ctl: Controller) -> None:
         if tag:
             text += ("@" if tag.startswith("sha256:") else ":") + tag
         images = store()
+        builtin_name = registry.builtin_name(text)
+        if builtin_name is not None:  # built in: nothing to fetch, like a pull of what one has
+            images.lookup(builtin_name)
+            done = {"status": f"Status: Image is up to date for {builtin_name}:latest"}
+            return Response(200, None, stream=iter([progress(done)]))
         puller = registry.Puller(images, text, ctl.config.insecure_registries)
         puller.resolve()  # errors (unknown repository, unreachable registry) as a status
         return Response(200, None, stream=_pull_stream(puller))

@@ -49,6 +49,11 @@ def is_insecure(domain: str, insecure: tuple[str, ...]) -> bool:
     return False
 
 
+def builtin_name(text: str) -> str | None:
+    """`busybox` or `host` when text names a built-in image's reserved tag."""
+    return builtin.RESERVED_TAGS.get(str(reference.parse_tagged(text)))
+
+
 class Puller:
     def __init__(self, images: ImageStore, text: str, insecure: tuple[str, ...]) -> None:
         self.images = images
