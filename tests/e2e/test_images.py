@@ -128,6 +128,16 @@ def test_oci_layout_config_and_whiteouts(env: tuple[BasicLab, Daemon], tmp_path:
     )  # fmt: skip
     assert got.stdout == "served\n"
 
+    # docker save A B sends names=A&names=B: both images in one tarball
+    from boxnet.cli.client import Client
+
+    chunks = Client(f"unix://{d.socket}").stream(
+        "GET", "/images/get?names=lab%2Foci%3Av1&names=busybox"
+    )
+    (tmp_path / "two.tar").write_bytes(b"".join(chunks))
+    manifest, _configs = _saved(tmp_path / "two.tar")
+    assert sorted(str(m["RepoTags"]) for m in manifest) == ["['busybox:latest']", "['lab/oci:v1']"]
+
 
 def test_pull_from_a_lab_registry_with_docker_py(
     env: tuple[BasicLab, Daemon], tmp_path: Path

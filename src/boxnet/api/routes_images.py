@@ -23,6 +23,17 @@ def progress(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc).encode() + b"\r\n"
 
 
+def _all_values(req: Request, name: str) -> list[str]:
+    """Every value of a repeated query parameter (`docker save a b` sends names=a&names=b);
+    Request.query keeps the last one only."""
+    from urllib.parse import parse_qs, urlsplit
+
+    target = getattr(req.handler, "path", None)  # the request target, when the layer keeps it
+    if isinstance(target, str) and "?" in target:
+        return parse_qs(urlsplit(target).query).get(name, [])
+    return [req.query[name]] if name in req.query else []
+
+
 def parse_filters(text: str) -> dict[str, list[str]]:
     """Docker's two encodings: {"name": {"x": true}} (CLI) and {"name": ["x"]} (docker-py)."""
     if not text:
@@ -180,7 +191,7 @@ def register(r: Router, ctl: Controller) -> None:
 
     def image_save(req: Request) -> Response:
         names = [req.params["name"]] if "name" in req.params else []
-        names += [n for n in req.query.get("names", "").split(",") if n]
+        names += [n for value in _all_values(req, "names") for n in value.split(",") if n]
         if not names:
             raise InvalidArgument("save: name at least one image (?names=NAME)")
         images = store()
