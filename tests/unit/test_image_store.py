@@ -238,3 +238,15 @@ def test_reserved_names_and_legacy_adoption(tmp_path: Path) -> None:
         images.import_image(tmp_path / "data", "host:latest")
     images.tag("busybox", "busybox:mine")  # other tags of the built-ins are fine
     assert images.lookup("busybox:mine").id == images.lookup("busybox").id
+
+
+def test_load_refuses_a_built_in_name_before_storing_anything(
+    images: ImageStore, tmp_path: Path
+) -> None:
+    oci_layout(tmp_path / "l", [{"f": b"x"}], ref_name="docker.io/library/busybox:latest")
+    data = tar_directory(tmp_path / "l", tmp_path / "l.tar").read_bytes()
+    images.lookup("busybox")
+    ids, blobs = set(images.store.ids()), set(images.store.blobs.iterdir())
+    with pytest.raises(Conflict, match="built in"):
+        archive.load(images.store, io.BytesIO(data), images.tag_loaded)
+    assert set(images.store.ids()) == ids and set(images.store.blobs.iterdir()) == blobs

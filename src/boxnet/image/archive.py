@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from boxnet.errors import InvalidArgument
 from boxnet.image import reference
-from boxnet.image.config import host_arch, parse_config
+from boxnet.image.config import digest_of, host_arch, parse_config
 from boxnet.image.store import Layer, Store
 
 INDEX_TYPES = (
@@ -137,9 +137,13 @@ class _Archive:
             raise InvalidArgument(f"image archive: {name} is not JSON: {e}") from e
 
 
-def load(store: Store, source: IO[bytes], tag: Callable[[str, str], None]) -> list[str]:
-    """Load a `docker save` tarball or an OCI layout tarball; `tag(reference, id)` for each
-    name it carries. The lines `docker load` prints: "Loaded image: X" / "Loaded image ID: Y"."""
+Tagger = Callable[[str, str, bool], None]  # (reference, image id, only check): raises if refused
+
+
+def load(store: Store, source: IO[bytes], tag: Tagger) -> list[str]:
+    """Load a `docker save` tarball or an OCI layout tarball; `tag(reference, id, False)` for
+    each name it carries, each checked first (`tag(..., True)`) before anything is stored.
+    Returns the lines `docker load` prints: "Loaded image: X" / "Loaded image ID: Y"."""
     store.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".load-", dir=store.root) as tmp:
         try:
@@ -159,7 +163,7 @@ def load(store: Store, source: IO[bytes], tag: Callable[[str, str], None]) -> li
         )
 
 
-def _load_docker(store: Store, archive: _Archive, tag: Callable[[str, str], None]) -> list[str]:
+def _load_docker(store: Store, archive: _Archive, tag: Tagger) -> list[str]:
     entries = archive.json("manifest.json")
     if not isinstance(entries, list):
         raise InvalidArgument("image archive: manifest.json is not a list")
@@ -169,6 +173,9 @@ def _load_docker(store: Store, archive: _Archive, tag: Callable[[str, str], None
         if not isinstance(config_name, str) or not isinstance(layer_names, list):
             raise InvalidArgument("image archive: a manifest.json entry lacks Config or Layers")
         config_bytes = archive.file(config_name).read_bytes()
+        tags = [str(t) for t in entry.get("RepoTags") or []]
+        for t in tags:
+            tag(t, digest_of(config_bytes), True)
         layers = []
         for name in layer_names:
             path = archive.file(str(name))
@@ -182,16 +189,15 @@ def _load_docker(store: Store, archive: _Archive, tag: Callable[[str, str], None
             )
             layers.append(Layer(digest, media, path.stat().st_size, diff_id))
         image_id = store.add(config_bytes, layers)
-        tags = [str(t) for t in entry.get("RepoTags") or []]
         for t in tags:
-            tag(t, image_id)
+            tag(t, image_id, False)
             loaded.append(f"Loaded image: {t}")
         if not tags:
             loaded.append(f"Loaded image ID: {image_id}")
     return loaded
 
 
-def _load_oci(store: Store, archive: _Archive, tag: Callable[[str, str], None]) -> list[str]:
+def _load_oci(store: Store, archive: _Archive, tag: Tagger) -> list[str]:
     def blob(desc: dict[str, Any]) -> Path:
         digest = str(desc.get("digest", ""))
         store.blob_path(digest)  # refuses what is not sha256:<hex>
@@ -211,9 +217,12 @@ def _load_oci(store: Store, archive: _Archive, tag: Callable[[str, str], None]) 
         manifest = json.loads(blob(desc).read_bytes())
         while manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest:
             manifest = json.loads(blob(choose_platform(manifest, what)).read_bytes())
+        named = bool(name) and _is_reference(name)
+        if named:
+            tag(name, str((manifest.get("config") or {}).get("digest", "")), True)
         image_id = ingest_manifest(store, manifest, blob, what)
-        if name and _is_reference(name):
-            tag(name, image_id)
+        if named:
+            tag(name, image_id, False)
             loaded.append(f"Loaded image: {reference.parse(name).familiar()}")
         else:  # a bare tag ("latest") names no repository
             loaded.append(f"Loaded image ID: {image_id}")

@@ -165,13 +165,14 @@ class ImageStore:
         out.append({"Deleted": image.id})
         return out
 
-    def tag_loaded(self, name: str, image_id: str) -> None:
-        """A name carried by a loaded archive or a pull (a built-in's name only for its own id)."""
+    def tag_loaded(self, name: str, image_id: str, only_check: bool = False) -> None:
+        """A name carried by a loaded archive (a built-in's name only for its own id)."""
         ref = reference.parse_tagged(name)
         builtin_name = builtin.RESERVED_TAGS.get(str(ref))
         if builtin_name is not None and self.lookup(builtin_name).id != image_id:
             builtin.check_not_reserved(ref)
-        self.store.set_tag(ref, image_id)
+        if not only_check:
+            self.store.set_tag(ref, image_id)
 
     def for_save(self, names: list[str]) -> list[tuple[str, list[str]]]:
         """(id, familiar tags) per name: a tag saves that tag, an id every tag of the image."""
