@@ -228,10 +228,14 @@ def test_reserved_names_and_legacy_adoption(tmp_path: Path) -> None:
     old = paths.images / "oldimg" / "rootfs"
     old.mkdir(parents=True)
     (old / "hello").write_text("from before")
+    inode = (old / "hello").stat().st_ino
+    (paths.images / "busybox" / "rootfs").mkdir(parents=True)
     images = ImageStore(paths)
     rootfs = images.resolve("oldimg")
     assert rootfs is not None and (rootfs / "hello").read_text() == "from before"
+    assert (rootfs / "hello").stat().st_ino == inode  # moved: a running overlay keeps its files
     assert not (paths.images / "oldimg").exists()
+    assert (paths.images / "busybox" / "rootfs").is_dir()  # an old container may still use it
     with pytest.raises(Conflict, match="built in"):
         images.tag("oldimg", "busybox")
     with pytest.raises(Conflict, match="built in"):

@@ -158,7 +158,7 @@ class Store:
         exists is kept as it is."""
         config = parse_config(config_bytes)
         diff_ids = config["rootfs"]["diff_ids"]
-        if [layer.diff_id for layer in layers] != diff_ids and fill is None:
+        if [layer.diff_id for layer in layers] != diff_ids:
             raise InvalidArgument(
                 f"the layers' diff ids {[x.diff_id for x in layers]} do not match the config's"
                 f" rootfs.diff_ids {diff_ids}"

@@ -74,9 +74,16 @@ class ImageStore:
         return [self.store.get(i) for i in self.store.ids()]
 
     # -- changes --------------------------------------------------------------------------------
-    def import_image(self, source: Path | IO[bytes], name: str | None, comment: str = "") -> Image:
+    def import_image(
+        self,
+        source: Path | IO[bytes],
+        name: str | None,
+        comment: str = "",
+        move_tree: bool = False,
+    ) -> Image:
         """A root file system (tarball: plain, gz, bz2, xz; or a directory) as a one-layer image,
-        tagged `name` (`NAME` = `NAME:latest`) when given."""
+        tagged `name` (`NAME` = `NAME:latest`) when given. `move_tree`: a directory becomes the
+        image's rootfs by a rename (its inodes stay: an overlay using it keeps working)."""
         ref = reference.parse_tagged(name) if name else None
         if ref is not None:
             builtin.check_not_reserved(ref)
@@ -100,9 +107,19 @@ class ImageStore:
                 rfc3339(os.path.getmtime(layer_path)),
                 comment=comment or f"Imported from {shown}",
             )
+            fill = None
+            if move_tree and isinstance(source, Path):
+                tree = source
+
+                def fill(rootfs: Path) -> None:
+                    rootfs.rmdir()
+                    os.rename(tree, rootfs)
+
             try:
                 image_id = self.store.add(
-                    canonical_bytes(config), [Layer(diff_id, TAR_MEDIA_TYPE, size, diff_id)]
+                    canonical_bytes(config),
+                    [Layer(diff_id, TAR_MEDIA_TYPE, size, diff_id)],
+                    fill=fill,
                 )
             except BaseException:
                 if not any(
@@ -212,22 +229,28 @@ class ImageStore:
 
     # -- migration ------------------------------------------------------------------------------
     def _adopt_legacy(self) -> None:
-        """`images/<name>/rootfs` from before the content-addressed store: re-imported as
-        `<name>:latest` (the old busybox is simply rebuilt)."""
+        """`images/<name>/rootfs` from before the content-addressed store: adopted as
+        `<name>:latest`, its rootfs moved (not copied, never deleted) into the store, so a
+        container still running on it from before the upgrade keeps its files. The old busybox
+        stays where it is (such a container may use it; the built-in is rebuilt beside it)."""
         root = self.paths.images
         if not root.is_dir():
             return
         for entry in root.iterdir():
             if entry.name in _STORE_ENTRIES or entry.name.startswith("."):
                 continue
-            if (entry / "rootfs").is_dir() and entry.name not in (BUSYBOX_IMAGE, HOST_IMAGE):
-                try:
-                    self.import_image(
-                        entry / "rootfs", entry.name, comment="adopted from an older boxnet"
-                    )
-                except (InvalidArgument, Conflict):
-                    continue  # keep it where it is: nothing lost, a person can look at it
-            shutil.rmtree(entry, ignore_errors=True)
+            if entry.name in (BUSYBOX_IMAGE, HOST_IMAGE) or not (entry / "rootfs").is_dir():
+                continue
+            try:
+                self.import_image(
+                    entry / "rootfs",
+                    entry.name,
+                    comment="adopted from an older boxnet",
+                    move_tree=True,
+                )
+            except (InvalidArgument, Conflict):
+                continue  # keep it where it is: nothing lost, a person can look at it
+            shutil.rmtree(entry, ignore_errors=True)  # its rootfs moved out: only image.json
 
 
 def _decompress_to(source: Path | IO[bytes], out_path: Path) -> tuple[str, int]:
