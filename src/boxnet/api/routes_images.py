@@ -28,7 +28,10 @@ def _all_values(req: Request, name: str) -> list[str]:
     Request.query keeps the last one only."""
     from urllib.parse import parse_qs, urlsplit
 
-    target = getattr(req.handler, "path", None)  # the request target, when the layer keeps it
+    lists = getattr(req, "query_all", None)  # every value, when the HTTP layer keeps them
+    if isinstance(lists, dict):
+        return list(lists.get(name, []))
+    target = getattr(req.handler, "path", None)  # else the raw request target
     if isinstance(target, str) and "?" in target:
         return parse_qs(urlsplit(target).query).get(name, [])
     return [req.query[name]] if name in req.query else []
