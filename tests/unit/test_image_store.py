@@ -171,6 +171,7 @@ def test_load_oci_layout_with_an_index(images: ImageStore, tmp_path: Path) -> No
     assert image.id == image_id and image.rootfs is not None
     assert sorted(os.listdir(image.rootfs / "etc")) == ["keep", "new"]
     assert image.config["config"]["WorkingDir"] == "/etc"
+    assert image.layers[0].diff_size == len(layer_tar(lower))  # unpacked size, for history
     assert [layer.media_type for layer in image.layers] == [
         "application/vnd.oci.image.layer.v1.tar+gzip"
     ] * 2

@@ -86,7 +86,7 @@ def _comment(image: Image) -> str:
 def image_history(image: Image) -> list[dict[str, Any]]:
     """Newest first; the entries that made a layer get its size, the top one the image id."""
     history = [h for h in image.config.get("history") or [] if isinstance(h, dict)]
-    sizes = [layer.size for layer in image.layers]
+    sizes = [layer.diff_size or layer.size for layer in image.layers]  # unpacked, as Docker
     rows = []
     layer_index = 0
     for entry in history:

@@ -37,9 +37,9 @@ REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 
 
-def diff_id_of(path: Path) -> str:
-    """sha256 of the uncompressed bytes of a (maybe gzip) layer blob."""
-    sha = hashlib.sha256()
+def diff_id_of(path: Path) -> tuple[str, int]:
+    """sha256 and size of the uncompressed bytes of a (maybe gzip) layer blob."""
+    sha, size = hashlib.sha256(), 0
     with path.open("rb") as raw:
         gz = raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
@@ -47,9 +47,10 @@ def diff_id_of(path: Path) -> str:
         try:
             for chunk in iter(lambda: stream.read(1 << 20), b""):
                 sha.update(chunk)
+                size += len(chunk)
         except (OSError, EOFError) as e:
             raise InvalidArgument(f"layer {path.name}: not a readable (gzip) tarball: {e}") from e
-    return "sha256:" + sha.hexdigest()
+    return "sha256:" + sha.hexdigest(), size
 
 
 def choose_platform(index: dict[str, Any], what: str) -> dict[str, Any]:
@@ -91,13 +92,14 @@ def ingest_manifest(
         if not store.has_blob(digest):
             with fetch(desc).open("rb") as f:
                 store.put_blob_file(f, digest)
-        diff_id = diff_id_of(store.blob_path(digest))
+        diff_id, diff_size = diff_id_of(store.blob_path(digest))
         if diff_id != expected:
             raise InvalidArgument(
                 f"{what}: layer {digest} unpacks to {diff_id}, the config says {expected}"
             )
         media = str(desc.get("mediaType") or DOCKER_LAYER)
-        layers.append(Layer(digest, media, store.blob_path(digest).stat().st_size, diff_id))
+        size = store.blob_path(digest).stat().st_size
+        layers.append(Layer(digest, media, size, diff_id, diff_size))
     return store.add(config_bytes, layers)
 
 
@@ -179,7 +181,7 @@ def _load_docker(store: Store, archive: _Archive, tag: Tagger) -> list[str]:
         layers = []
         for name in layer_names:
             path = archive.file(str(name))
-            diff_id = diff_id_of(path)
+            diff_id, diff_size = diff_id_of(path)
             with path.open("rb") as f:
                 digest = store.put_blob_file(f)
             media = (
@@ -187,7 +189,7 @@ def _load_docker(store: Store, archive: _Archive, tag: Tagger) -> list[str]:
                 if digest != diff_id
                 else "application/vnd.docker.image.rootfs.diff.tar"
             )
-            layers.append(Layer(digest, media, path.stat().st_size, diff_id))
+            layers.append(Layer(digest, media, path.stat().st_size, diff_id, diff_size))
         image_id = store.add(config_bytes, layers)
         for t in tags:
             tag(t, image_id, False)

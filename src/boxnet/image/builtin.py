@@ -12,7 +12,7 @@ from pathlib import Path
 
 from boxnet.errors import Conflict, Unavailable
 from boxnet.image import reference
-from boxnet.image.config import ZERO_TIME, canonical_bytes, new_config
+from boxnet.image.config import ZERO_TIME, canonical_bytes, new_config, rfc3339
 from boxnet.image.layers import tar_tree
 from boxnet.image.store import TMP_PREFIX, Layer, Store
 
@@ -70,8 +70,10 @@ def ensure_busybox(store: Store) -> str:
         diff_id, size = tar_tree(tree, work / "layer.tar")
         with (work / "layer.tar").open("rb") as f:
             store.put_blob_file(f, diff_id)
+        # created: the binary's time (dpkg keeps the package's), so the id stays reproducible
+        created = rfc3339(int(BUSYBOX_BINARY.stat().st_mtime))
         config = new_config(
-            [diff_id], ZERO_TIME, cmd=["sh"], created_by=f"boxnet built-in from {BUSYBOX_BINARY}"
+            [diff_id], created, cmd=["sh"], created_by=f"boxnet built-in from {BUSYBOX_BINARY}"
         )
         image_id = store.add(
             canonical_bytes(config), [Layer(diff_id, TAR_MEDIA_TYPE, size, diff_id)]

@@ -43,6 +43,7 @@ class Layer:
     media_type: str
     size: int
     diff_id: str  # sha256 of the uncompressed tar: what the config names
+    diff_size: int = 0  # bytes of the uncompressed tar (0: as `size`, the blob is plain)
 
 
 @dataclass
