@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEB_PACKAGES := python3 python3-venv iproute2 nftables libnftables1 iptables busybox-static \
-                iputils-ping curl iperf3 util-linux procps psmisc \
+                iputils-ping curl iperf3 util-linux procps psmisc docker.io \
                 docker-registry skopeo
 
 # Where the suite, the demo and the benchmarks run programs: `make test` checks that each one
@@ -37,6 +37,7 @@ lint: venv
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: install lint
 	$(BIN)/python -m boxnet.lab.programs --scan $(PROGRAM_SOURCES) -- \

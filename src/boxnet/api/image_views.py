@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from boxnet.core.clock import parse_rfc3339
+from boxnet.clock import parse_rfc3339
 from boxnet.image import reference
 from boxnet.image.store import Image
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from boxnet.api import (
+    attach,
     routes_containers,
     routes_images,
     routes_lan,
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
 
 def build_router(ctl: Controller) -> Router:
     r = Router()
-    for module in (routes_system, routes_images, routes_containers, routes_networks, routes_lan):
+    # attach first: its ping, start, wait and exec start (hijacked) answer before any other.
+    for module in (
+        attach,
+        routes_system,
+        routes_images,
+        routes_containers,
+        routes_networks,
+        routes_lan,
+    ):
         module.register(r, ctl)
     return r

@@ -24,17 +24,8 @@ def progress(doc: dict[str, Any]) -> bytes:
 
 
 def _all_values(req: Request, name: str) -> list[str]:
-    """Every value of a repeated query parameter (`docker save a b` sends names=a&names=b);
-    Request.query keeps the last one only."""
-    from urllib.parse import parse_qs, urlsplit
-
-    lists = getattr(req, "query_all", None)  # every value, when the HTTP layer keeps them
-    if isinstance(lists, dict):
-        return list(lists.get(name, []))
-    target = getattr(req.handler, "path", None)  # else the raw request target
-    if isinstance(target, str) and "?" in target:
-        return parse_qs(urlsplit(target).query).get(name, [])
-    return [req.query[name]] if name in req.query else []
+    """Every value of a repeated query parameter (`docker save a b` sends names=a&names=b)."""
+    return list(req.query_all.get(name, []))
 
 
 def parse_filters(text: str) -> dict[str, list[str]]:

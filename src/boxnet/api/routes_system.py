@@ -15,9 +15,6 @@ if TYPE_CHECKING:
 
 
 def register(r: Router, ctl: Controller) -> None:
-    def ping(_req: Request) -> Response:
-        return Response(200, "OK", content_type="text/plain")
-
     def version(_req: Request) -> Response:
         return Response(
             200,
@@ -66,10 +63,8 @@ def register(r: Router, ctl: Controller) -> None:
         )
 
     def system_gc(_req: Request) -> Response:
-        from boxnet.core.reconcile import collect_garbage
-
         with ctl.lock:
-            return Response(200, collect_garbage(ctl).to_json())
+            return Response(200, ctl.reconciler.collect_garbage().to_json())
 
     def system_reload(_req: Request) -> Response:
         with ctl.lock:
@@ -84,7 +79,5 @@ def register(r: Router, ctl: Controller) -> None:
     r.add("GET", "/boxnet/metrics", metrics_get)
     r.add("POST", "/boxnet/system/gc", system_gc)
     r.add("POST", "/boxnet/system/reload", system_reload)
-    r.add("GET", "/_ping", ping)
-    r.add("HEAD", "/_ping", ping)
     r.add("GET", "/version", version)
     r.add("GET", "/info", info)

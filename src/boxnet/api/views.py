@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from boxnet.core.clock import ZERO_TIME, parse_rfc3339
+from boxnet.clock import ZERO_TIME, parse_rfc3339
 from boxnet.model import Container, Endpoint, Network, State
 
 if TYPE_CHECKING:
@@ -185,16 +185,14 @@ def network_inspect(ctl: Controller, net: Network) -> dict[str, Any]:
             "IPv6Address": "",
         }
     config = []
-    if net.subnet is not None:
-        entry = {"Subnet": str(net.subnet), "Gateway": str(net.gateway or "")}
-        if net.ip_range is not None:
-            entry["IPRange"] = str(net.ip_range)
-        if net.aux_addresses:
-            entry["AuxiliaryAddresses"] = dict(net.aux_addresses)  # type: ignore[assignment]
+    for cfg in net.ipam:
+        entry: dict[str, Any] = {"Subnet": str(cfg.subnet), "Gateway": str(cfg.gateway or "")}
+        if cfg.ip_range is not None:
+            entry["IPRange"] = str(cfg.ip_range)
+        if cfg.aux_addresses:
+            entry["AuxiliaryAddresses"] = dict(cfg.aux_addresses)
         config.append(entry)
     options = dict(net.options)
-    if net.bridge and net.driver == "bridge":
-        options.setdefault("com.docker.network.bridge.name", net.bridge)
     return {
         "Name": net.name,
         "Id": net.id,

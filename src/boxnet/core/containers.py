@@ -1,7 +1,7 @@
-"""Container lifecycle: create, start, stop, kill, restart, rm, wait, exec, and exit handling.
+"""Container lifecycle: create, start, stop, kill, restart, rm, exec, and exit handling.
 
-One daemon-wide lock serialises changes (each takes a few ms); waiting (stop timeouts, `wait`)
-happens on a Condition over that lock, so waiting never blocks other work.
+One daemon-wide lock serialises changes (each takes a few ms); waiting (stop timeouts, and
+`wait` in core/waiting.py) happens on a Condition over that lock, so it never blocks other work.
 """
 
 from __future__ import annotations
@@ -18,16 +18,17 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from boxnet.core import faults, metrics
-from boxnet.core.clock import ZERO_TIME, now_rfc3339
+from boxnet import faults
+from boxnet.clock import ZERO_TIME, now_rfc3339
+from boxnet.core import metrics
 from boxnet.core.etcfiles import etc_paths, write_etc_files
 from boxnet.core.image_defaults import apply_image
 from boxnet.core.sandbox import mode_kind
-from boxnet.core.txn import Undo
 from boxnet.core.watcher import ShimWatcher
 from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
 from boxnet.model import Container, ContainerSpec, Endpoint, State
 from boxnet.runtime import images, launcher
+from boxnet.txn import Undo
 
 if TYPE_CHECKING:
     from boxnet.config import DaemonConfig
@@ -50,6 +51,7 @@ class ExecRequest:
     env: tuple[str, ...]
     workdir: str
     tty: bool
+    stdin: bool = False  # Docker's AttachStdin: the client's input, else /dev/null
 
 
 class Containers:
@@ -166,7 +168,7 @@ class Containers:
                     hint="valid --net values: bridge, none, host, container:NAME, or the name of"
                     " a network (boxnet network ls)",
                 ) from exc
-            if net.driver in ("host", "null"):
+            if not self.networks.driver_of(net).joinable:
                 raise InvalidArgument(f"cannot use network {net.name} this way")
             for req in spec.endpoints:
                 self.networks.find(req.network)
@@ -287,8 +289,9 @@ class Containers:
 
     def _host_gateway(self) -> IPv4Address | None:
         for net in self.networks.all():
-            if net.name == "bridge":
-                return net.gateway
+            cfg = net.family(4) if net.name == "bridge" else None
+            if cfg is not None and isinstance(cfg.gateway, IPv4Address):
+                return cfg.gateway  # host-gateway in /etc/hosts: IPv4 like Docker's
         return None
 
     # -- exit -----------------------------------------------------------------------------------
@@ -355,24 +358,6 @@ class Containers:
                 return False
             self.changed.wait(min(left, 0.5))
 
-    def wait(self, ref: str) -> int:
-        with self.changed:
-            try:
-                c = self.find(ref)
-            except NotFound:
-                recent = self.recent_exits.get(ref)
-                if recent is not None:
-                    return recent[0]
-                raise
-            while True:
-                current = self.records.container(c.id)
-                if current is None:
-                    recent = self.recent_exits.get(c.id)
-                    return recent[0] if recent else 0
-                if current.state != State.RUNNING:
-                    return current.exit_code
-                self.changed.wait(1.0)
-
     # -- remove ---------------------------------------------------------------------------------
     def remove(self, ref: str, force: bool) -> None:
         with self.changed:
@@ -412,7 +397,13 @@ class Containers:
 
     # -- exec -----------------------------------------------------------------------------------
     def exec_create(
-        self, ref: str, argv: tuple[str, ...], env: tuple[str, ...], workdir: str, tty: bool
+        self,
+        ref: str,
+        argv: tuple[str, ...],
+        env: tuple[str, ...],
+        workdir: str,
+        tty: bool,
+        stdin: bool = False,
     ) -> str:
         with self.lock:
             c = self.find(ref)
@@ -421,7 +412,7 @@ class Containers:
             if not argv:
                 raise InvalidArgument("exec needs a command")
             exec_id = secrets.token_hex(32)
-            self.execs[exec_id] = ExecRequest(c.id, argv, env, workdir or "/", tty)
+            self.execs[exec_id] = ExecRequest(c.id, argv, env, workdir or "/", tty, stdin)
             return exec_id
 
     def exec_start(self, exec_id: str, stdio_fds: tuple[int, int, int] | None) -> int:
@@ -436,7 +427,7 @@ class Containers:
         return launcher.exec_in(
             pid,
             list(req.argv),
-            env_dict(req.env, tty=req.tty),
+            env_dict((*c.spec.env, *req.env), tty=req.tty),  # the container's, then exec -e
             req.workdir,
             req.tty,
             stdio_fds,

@@ -20,6 +20,12 @@ _ID_RE = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
 _SHORT_ID_RE = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
 _TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+# distribution/reference's grammar (what `docker pull` accepts), minus IPv6 registry hosts; the
+# same as parsing/names.py's, kept here so the image layer needs nothing above it.
+_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?", re.ASCII)
+_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*", re.ASCII)
+NAME_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -59,28 +65,46 @@ class Reference:
         return out + (f"@{self.digest}" if self.digest else "")
 
 
-def parse(text: str) -> Reference:
-    """A reference as users write it; refuses what Docker refuses (uppercase, bad tags)."""
-    from boxnet.parsing.names import validate_image_name
+def _invalid(text: str, why: str) -> InvalidArgument:
+    return InvalidArgument(
+        f'invalid reference format "{text}": {why}',
+        hint="e.g. busybox, busybox:1.36 or registry.example:5000/team/app:v1",
+    )
 
-    validate_image_name(text)
+
+def parse(text: str) -> Reference:
+    """A reference as users write it, `[REGISTRY/]PATH[:TAG][@DIGEST]`; refuses what Docker
+    refuses (uppercase, bad tags, empty components)."""
     name, _, digest = text.partition("@")
     if digest and not _DIGEST_RE.fullmatch(digest):
-        raise InvalidArgument(
-            f"invalid reference {text!r}: only sha256 digests of 64 hex digits are supported"
-        )
+        raise _invalid(text, "only sha256 digests of 64 lowercase hex digits are supported")
     tag = None
     slash = name.rfind("/")
     colon = name.rfind(":")
     if colon > slash:
         name, tag = name[:colon], name[colon + 1 :]
         if not _TAG_RE.fullmatch(tag):
-            raise InvalidArgument(f"invalid tag {tag!r} in {text!r}")
+            raise _invalid(text, f"the tag {tag!r} is not 1-128 letters, digits, '_', '.', '-'")
+    if not name or len(name) > NAME_MAX:
+        raise _invalid(text, f"the name is empty or longer than {NAME_MAX} characters")
     first, sep, rest = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost"):
         domain, path = first, rest
+        if not _DOMAIN_RE.fullmatch(domain):
+            raise _invalid(text, f"{domain!r} is not a registry host[:port]")
     else:
         domain, path = DEFAULT_DOMAIN, name
+    for component in path.split("/"):
+        if not _COMPONENT_RE.fullmatch(component):
+            why = (
+                "repository name must be lowercase"
+                if component != component.lower()
+                else (
+                    f"the path component {component!r} is not lowercase letters and digits"
+                    " separated by '.', '_', '__' or '-'"
+                )
+            )
+            raise _invalid(text, why)
     if domain == "index.docker.io":
         domain = DEFAULT_DOMAIN
     if domain == DEFAULT_DOMAIN and "/" not in path:

@@ -16,7 +16,14 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from boxnet.image.config import host_arch
+
+def host_arch() -> str:
+    """This machine's architecture in OCI's words (the lab imports no daemon code)."""
+    import platform
+
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+
 
 LayerFiles = dict[str, bytes | tuple[str, str]]  # path -> content, or ("symlink"|"dir", target)
 
