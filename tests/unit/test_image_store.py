@@ -115,6 +115,25 @@ def test_layer_cannot_write_through_a_lower_symlink(tmp_path: Path) -> None:
     assert not (tmp_path / "owned").exists()
 
 
+def test_directory_entry_replaces_a_lower_symlink_never_touching_its_target(
+    tmp_path: Path,
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir(mode=0o755)
+    root = tmp_path / "root"
+    root.mkdir()
+    apply_layer(_tar({"lib": str(outside)}), root)  # an absolute link, as images have
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("lib")
+        info.type, info.mode, info.uid = tarfile.DIRTYPE, 0o700, 4321
+        tar.addfile(info)
+    buf.seek(0)
+    apply_layer(tarfile.open(fileobj=buf), root)
+    assert (root / "lib").is_dir() and not (root / "lib").is_symlink()
+    assert (outside.stat().st_mode & 0o777, outside.stat().st_uid) == (0o755, os.getuid())
+
+
 def test_command_and_env_merge() -> None:
     d = RunDefaults(("/entry",), ("default",), ("PATH=/bin", "A=1"), "/w", "", ())
     assert merge_command(d, None, None) == ("/entry", "default")

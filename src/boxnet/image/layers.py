@@ -78,7 +78,9 @@ def apply_layer(tar: tarfile.TarFile, root: Path) -> None:
             _remove(root / rel.parent / base[len(WHITEOUT) :])
             continue
         target = root / rel
-        if os.path.lexists(target) and not (member.isdir() and target.is_dir()):
+        if os.path.lexists(target) and not (
+            member.isdir() and target.is_dir() and not target.is_symlink()
+        ):  # Docker's rule (lstat): only a real directory stays under a directory entry
             _remove(target)  # replace, never write through a link or into a shared inode
         if member.islnk():
             _no_symlink_on_the_way(root, PurePosixPath(os.path.normpath(member.linkname)) / "x")
