@@ -106,6 +106,16 @@ def test_layers_with_whiteouts(tmp_path: Path) -> None:
     assert (root / "etc").is_file()
 
 
+@pytest.mark.parametrize("name", ["d/.wh...", "d/.wh..", ".wh."])
+def test_whiteouts_of_dot_entries_are_refused(tmp_path: Path, name: str) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    apply_layer(_tar({"d": None, "d/keep": b"k"}), root)
+    with pytest.raises(InvalidArgument, match="a whiteout of"):
+        apply_layer(_tar({name: b""}), root)
+    assert (root / "d/keep").read_bytes() == b"k"
+
+
 def test_layer_cannot_write_through_a_lower_symlink(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()

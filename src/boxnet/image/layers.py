@@ -75,7 +75,12 @@ def apply_layer(tar: tarfile.TarFile, root: Path) -> None:
                         _remove(child)
             continue
         if base.startswith(WHITEOUT):
-            _remove(root / rel.parent / base[len(WHITEOUT) :])
+            victim = base[len(WHITEOUT) :]
+            if victim in ("", ".", ".."):
+                raise InvalidArgument(
+                    f"unsafe tar member {member.name!r}: a whiteout of {victim!r}"
+                )
+            _remove(root / rel.parent / victim)
             continue
         target = root / rel
         if os.path.lexists(target) and not (
