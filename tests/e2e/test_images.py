@@ -139,6 +139,24 @@ def test_oci_layout_config_and_whiteouts(env: tuple[BasicLab, Daemon], tmp_path:
     assert sorted(str(m["RepoTags"]) for m in manifest) == ["['busybox:latest']", "['lab/oci:v1']"]
 
 
+def test_entrypoint_and_cmd_as_docker_merges_them(
+    env: tuple[BasicLab, Daemon], tmp_path: Path
+) -> None:
+    _basic, d = env
+    oci_layout(tmp_path / "l", [busybox_layer()], entrypoint=["echo", "entry"],
+               cmd=["default"], ref_name="lab/entry:1")  # fmt: skip
+    d.cli("load", "-i", str(tar_directory(tmp_path / "l", tmp_path / "l.tar")))
+    assert d.cli("run", "--rm", "lab/entry:1").stdout == "entry default\n"
+    assert d.cli("run", "--rm", "lab/entry:1", "given").stdout == "entry given\n"
+    # another entrypoint drops the image's Cmd; "" resets it, the command runs alone
+    assert d.cli("run", "--rm", "--entrypoint", "pwd", "lab/entry:1").stdout == "/\n"
+    out = d.cli("run", "--rm", "--entrypoint", "", "lab/entry:1", "echo", "alone").stdout
+    assert out == "alone\n"
+    inspect = json.loads(d.cli("inspect", "--type", "container", d.cli(
+        "create", "lab/entry:1").stdout.strip()).stdout)[0]  # fmt: skip
+    assert inspect["Path"] == "echo" and inspect["Args"] == ["entry", "default"]
+
+
 def test_pull_from_a_lab_registry_with_docker_py(
     env: tuple[BasicLab, Daemon], tmp_path: Path
 ) -> None:

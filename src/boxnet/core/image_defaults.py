@@ -24,6 +24,8 @@ def apply_image(spec: ContainerSpec, image: Image, name: str) -> ContainerSpec:
     body = Field(spec.raw)
     spec = _with_image_ports(spec, defaults.exposed, body)
     entrypoint = None if body["Entrypoint"].absent else body["Entrypoint"].strings(True)
+    if entrypoint == ("",):  # `--entrypoint ""`: the image's entrypoint reset (Docker's form)
+        entrypoint = ()
     cmd = None if body["Cmd"].absent else body["Cmd"].strings(True)
     argv = merge_command(defaults, entrypoint, cmd) or FALLBACK_COMMAND
     workdir = spec.workdir or body["WorkingDir"].text(nul_free=True) or defaults.workdir

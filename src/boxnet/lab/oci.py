@@ -72,6 +72,7 @@ def oci_layout(
     layers: list[LayerFiles],
     *,
     cmd: list[str] | None = None,
+    entrypoint: list[str] | None = None,
     env: list[str] | None = None,
     workdir: str = "",
     exposed: list[str] | None = None,
@@ -94,6 +95,7 @@ def oci_layout(
         "config": {
             "Env": env or ["PATH=/bin"],
             "Cmd": cmd,
+            "Entrypoint": entrypoint,
             "WorkingDir": workdir,
             "ExposedPorts": {port: {} for port in exposed or []},
         },
