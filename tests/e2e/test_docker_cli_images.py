@@ -79,7 +79,17 @@ def test_docker_cli_images(lab: Lab, tmp_path: Path) -> None:
     )
     assert missing.returncode == 1 and "No such image" in missing.stderr
 
-    # docker import FILE NAME: the body is the tarball, the answer the new id
-    imported = ok("import", str(tarball), "imported:v1").strip()
+    # docker import -c ... FILE NAME: the body is the tarball, the answer the new id
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "bin").mkdir(parents=True)
+    (rootfs / "bin/busybox").write_bytes(Path("/bin/busybox").read_bytes())
+    (rootfs / "bin/busybox").chmod(0o755)
+    for d_ in ("proc", "sys", "dev", "tmp", "etc"):
+        (rootfs / d_).mkdir()
+    with tarfile.open(tmp_path / "rootfs.tar", "w") as tar:
+        tar.add(rootfs, arcname=".")
+    imported = ok("import", "-c", 'CMD ["/bin/busybox", "echo", "imported"]', "-c",
+                  "ENV X=1", str(tmp_path / "rootfs.tar"), "imported:v1").strip()  # fmt: skip
     assert imported.startswith("sha256:")
     assert ok("image", "inspect", "--format", "{{.Id}}", "imported:v1").strip() == imported
+    assert ok("run", "--rm", "imported:v1") == "imported\n"

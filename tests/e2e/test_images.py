@@ -93,6 +93,14 @@ def test_import_tag_run_save_rmi_load(env: tuple[BasicLab, Daemon], tmp_path: Pa
     assert json.loads(d.cli("image", "inspect", "team/mini:v1").stdout)[0]["Id"] == image_id
     assert d.cli("run", "--rm", "team/mini:v1", "cat", "/motd").stdout == "imported!\n"
 
+    # import --change sets the new image's config: here its default command and a variable
+    tarball = tmp_path / "mini.tar.gz"  # made above
+    d.cli("import", "-c", 'CMD ["sh", "-c", "cat /motd; echo $GREETING"]', "-c",
+          "ENV GREETING=hi", str(tarball), "withcmd")  # fmt: skip
+    assert d.cli("run", "--rm", "withcmd").stdout == "imported!\nhi\n"
+    bad = d.cli("import", "-c", "VOLUME /data", str(tarball), "novol", check=False)
+    assert bad.returncode == 1 and "VOLUME is not supported" in bad.stderr
+
 
 def test_oci_layout_config_and_whiteouts(env: tuple[BasicLab, Daemon], tmp_path: Path) -> None:
     basic, d = env

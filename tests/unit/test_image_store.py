@@ -284,3 +284,27 @@ def test_load_refuses_a_built_in_name_before_storing_anything(
     with pytest.raises(Conflict, match="built in"):
         archive.load(images.store, io.BytesIO(data), images.tag_loaded)
     assert set(images.store.ids()) == ids and set(images.store.blobs.iterdir()) == blobs
+
+
+def test_import_changes() -> None:
+    from boxnet.image.changes import apply_changes
+
+    config: dict[str, object] = {"config": {"Env": ["PATH=/bin", "A=0"]}}
+    apply_changes(
+        config,
+        ['CMD ["cat", "/motd"]', "entrypoint /bin/tini --", "ENV A=1 B=\"two words\"",
+         "ENV C 3", "EXPOSE 80 53/UDP", "LABEL tier=web", "WORKDIR /srv", "WORKDIR app",
+         "USER nobody"],
+    )  # fmt: skip
+    assert config["config"] == {
+        "Cmd": ["cat", "/motd"],
+        "Entrypoint": ["/bin/sh", "-c", "/bin/tini --"],
+        "Env": ["PATH=/bin", "A=1", "B=two words", "C=3"],
+        "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+        "Labels": {"tier": "web"},
+        "WorkingDir": "/srv/app",
+        "User": "nobody",
+    }
+    for bad in ("VOLUME /data", "RUN make", "EXPOSE 99999", "CMD", "LABEL =v"):
+        with pytest.raises(InvalidArgument):
+            apply_changes({}, [bad])

@@ -143,11 +143,12 @@ def register(r: Router, ctl: Controller) -> None:
                 "import from a URL is not supported: boxnetd fetches nothing from the internet",
                 hint="send the tarball as the request body (fromSrc=-): docker import FILE",
             )
-        if req.query.get("changes"):
-            raise InvalidArgument("import --change is not supported yet")
         repo, tag = req.query.get("repo", ""), req.query.get("tag", "")
         name = (f"{repo}:{tag}" if tag else repo) or None
-        image = store().import_image(io.BytesIO(req.body), name, req.query.get("message", ""))
+        changes = [c for c in _all_values(req, "changes") if c]
+        image = store().import_image(
+            io.BytesIO(req.body), name, req.query.get("message", ""), changes=changes
+        )
         return Response(200, None, stream=iter([progress({"status": image.id})]))
 
     def _pull(req: Request) -> Response:
@@ -215,7 +216,8 @@ def register(r: Router, ctl: Controller) -> None:
             raise InvalidArgument(
                 f"Source: {source!r} is not an absolute path", hint="e.g. /tmp/rootfs.tar"
             )
-        image = store().import_image(Path(source), name)
+        changes = list(body["Changes"].strings())
+        image = store().import_image(Path(source), name, changes=changes)
         return Response(200, {"Name": name, "Id": image.id})
 
     r.add("GET", "/images/json", image_list)

@@ -65,6 +65,8 @@ def _add_ls(p: Any) -> None:
 
 
 def _add_import(p: Any) -> None:
+    p.add_argument("-c", "--change", action="append", default=[], metavar="INSTRUCTION",
+                   help='CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR: "CMD sh"')  # fmt: skip
     p.add_argument("source", metavar="TARBALL|DIR")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=cmd_import)
@@ -154,7 +156,7 @@ def cmd_images(ctx: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def build_import(source: str, name: str) -> dict[str, str]:
+def build_import(source: str, name: str, changes: list[str] | None = None) -> dict[str, Any]:
     from boxnet.parsing.names import validate_image_name
 
     # The daemon resolves nothing relative to our working directory: send an absolute path.
@@ -164,11 +166,15 @@ def build_import(source: str, name: str) -> dict[str, str]:
             f'cannot import "{source}": no such file or directory',
             "give a root file system as a tarball (.tar, .tar.gz) or a directory",
         )
-    return {"Source": path, "Name": validate_image_name(name)}
+    body: dict[str, Any] = {"Source": path, "Name": validate_image_name(name)}
+    if changes:
+        body["Changes"] = changes
+    return body
 
 
 def cmd_import(ctx: Any, args: argparse.Namespace) -> int:
-    result = ctx.client.call("POST", "/boxnet/images/import", build_import(args.source, args.name))
+    body = build_import(args.source, args.name, args.change)
+    result = ctx.client.call("POST", "/boxnet/images/import", body)
     print((result or {}).get("Id") or args.name)
     return 0
 

@@ -21,6 +21,7 @@ from typing import IO, cast
 from boxnet.errors import Conflict, InvalidArgument, NotFound
 from boxnet.image import builtin, reference
 from boxnet.image.builtin import BUSYBOX_BINARY, BUSYBOX_IMAGE, HOST_IMAGE, TAR_MEDIA_TYPE
+from boxnet.image.changes import apply_changes
 from boxnet.image.config import canonical_bytes, new_config, rfc3339
 from boxnet.image.layers import tar_tree, unsafe_member_reason
 from boxnet.image.store import TMP_PREFIX, Image, Layer, Store
@@ -80,6 +81,7 @@ class ImageStore:
         name: str | None,
         comment: str = "",
         move_tree: bool = False,
+        changes: list[str] | None = None,
     ) -> Image:
         """A root file system (tarball: plain, gz, bz2, xz; or a directory) as a one-layer image,
         tagged `name` (`NAME` = `NAME:latest`) when given. `move_tree`: a directory becomes the
@@ -87,6 +89,8 @@ class ImageStore:
         ref = reference.parse_tagged(name) if name else None
         if ref is not None:
             builtin.check_not_reserved(ref)
+        if changes:
+            apply_changes({}, changes)  # refused before anything is read or stored
         if isinstance(source, Path) and not source.exists():
             raise NotFound(f"cannot import {source}: no such file or directory")
         self.paths.images.mkdir(parents=True, exist_ok=True)
@@ -107,6 +111,7 @@ class ImageStore:
                 rfc3339(os.path.getmtime(layer_path)),
                 comment=comment or f"Imported from {shown}",
             )
+            apply_changes(config, changes or [])
             fill = None
             if move_tree and isinstance(source, Path):
                 tree = source
