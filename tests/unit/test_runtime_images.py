@@ -190,5 +190,12 @@ def test_stale_build_dirs_of_dead_builders_are_removed(store: ImageStore, tmp_pa
     store.store.by_id.mkdir(parents=True)
     stale = store.store.by_id / ".tmp-999999999-abc"  # no such PID
     (stale / "rootfs").mkdir(parents=True)
+    for directory in (store.paths.images, store.store.blobs):
+        directory.mkdir(parents=True, exist_ok=True)
+    left = [store.paths.images / ".tmp-999999999-pull-x", store.store.blobs / ".tmp-999999999-y"]
+    left[0].mkdir()
+    left[1].write_bytes(b"half a blob")
+    mine = store.store.blobs / f".tmp-{os.getpid()}-z"  # a live writer's: kept
+    mine.write_bytes(b"")
     store.import_image(make_tar(tmp_path / "x.tar", [member("f")]), "x")
-    assert not stale.exists()
+    assert not stale.exists() and not any(p.exists() for p in left) and mine.exists()

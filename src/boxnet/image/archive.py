@@ -147,7 +147,7 @@ def load(store: Store, source: IO[bytes], tag: Tagger) -> list[str]:
     each name it carries, each checked first (`tag(..., True)`) before anything is stored.
     Returns the lines `docker load` prints: "Loaded image: X" / "Loaded image ID: Y"."""
     store.root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".load-", dir=store.root) as tmp:
+    with tempfile.TemporaryDirectory(prefix=store.tmp_prefix("load"), dir=store.root) as tmp:
         try:
             tar = tarfile.open(fileobj=source, mode="r:*")
         except tarfile.TarError as e:
@@ -244,7 +244,7 @@ def save(store: Store, images: list[tuple[str, list[str]]]) -> Iterator[bytes]:
     store.root.mkdir(parents=True, exist_ok=True)
     with (
         tempfile.TemporaryFile(dir=store.root) as out,
-        tempfile.TemporaryDirectory(prefix=".save-", dir=store.root) as tmp,
+        tempfile.TemporaryDirectory(prefix=store.tmp_prefix("save"), dir=store.root) as tmp,
     ):
         with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
             manifest: list[dict[str, Any]] = []

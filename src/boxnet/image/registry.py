@@ -145,7 +145,7 @@ class Puller:
         }
         before = store.tags().get(str(self.ref)) if self.ref.tag else None
         store.root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".pull-", dir=store.root) as tmp:
+        with tempfile.TemporaryDirectory(prefix=store.tmp_prefix("pull"), dir=store.root) as tmp:
             files: dict[str, Path] = {}
             for desc in [self.manifest["config"], *(self.manifest.get("layers") or [])]:
                 digest = str(desc.get("digest", ""))

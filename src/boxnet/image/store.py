@@ -168,7 +168,7 @@ class Store:
         if self.exists(image_id):
             return image_id
         self.by_id.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_builds()
+        self.remove_stale_temporaries()
         work = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=self.by_id))
         try:
             size = 0
@@ -231,12 +231,22 @@ class Store:
     def rootfs(self, image_id: str) -> Path | None:
         return self.get(image_id).rootfs
 
-    def _remove_stale_builds(self) -> None:
-        """Temporary directories left by builders that died (their PID is in the name)."""
-        for entry in self.by_id.glob(f"{TMP_PREFIX}*-*"):
-            pid = entry.name[len(TMP_PREFIX) :].split("-", 1)[0]
-            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-                shutil.rmtree(entry, ignore_errors=True)
+    @staticmethod
+    def tmp_prefix(kind: str) -> str:
+        """Temporary names carry our PID: what a dead process left is found and removed."""
+        return f"{TMP_PREFIX}{os.getpid()}-{kind}-"
+
+    def remove_stale_temporaries(self) -> None:
+        """What builds, loads, pulls and blob writes of processes that died left behind."""
+        for directory in (self.root, self.by_id, self.blobs):
+            if directory.is_dir():
+                for entry in directory.glob(f"{TMP_PREFIX}*-*"):
+                    pid = entry.name[len(TMP_PREFIX) :].split("-", 1)[0]
+                    if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                        if entry.is_dir() and not entry.is_symlink():
+                            shutil.rmtree(entry, ignore_errors=True)
+                        else:
+                            entry.unlink(missing_ok=True)
 
     # -- tags -----------------------------------------------------------------------------------
     def tags(self) -> dict[str, str]:

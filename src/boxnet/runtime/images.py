@@ -45,6 +45,7 @@ class ImageStore:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
         self.store = Store(paths)
+        self.store.remove_stale_temporaries()
         self._adopt_legacy()
 
     # -- lookup ---------------------------------------------------------------------------------
@@ -242,6 +243,8 @@ class ImageStore:
         if not root.is_dir():
             return
         for entry in root.iterdir():
+            if entry.name.startswith(TMP_PREFIX):  # a temporary: see remove_stale_temporaries
+                continue
             if entry.name in _STORE_ENTRIES or entry.name.startswith("."):
                 continue
             if entry.name in (BUSYBOX_IMAGE, HOST_IMAGE) or not (entry / "rootfs").is_dir():
