@@ -308,3 +308,21 @@ def test_import_changes() -> None:
     for bad in ("VOLUME /data", "RUN make", "EXPOSE 99999", "CMD", "LABEL =v"):
         with pytest.raises(InvalidArgument):
             apply_changes({}, [bad])
+
+
+def test_concurrent_loads_of_one_image_agree(images: ImageStore, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    image_id = oci_layout(tmp_path / "l", [{"f": b"x" * 100_000}], ref_name="race/img:1")
+    data = tar_directory(tmp_path / "l", tmp_path / "l.tar").read_bytes()
+    with ThreadPoolExecutor(6) as pool:
+        results = list(
+            pool.map(lambda _: archive.load(images.store, io.BytesIO(data), images.tag_loaded),
+                     range(6))
+        )  # fmt: skip
+    assert results == [["Loaded image: race/img:1"]] * 6
+    assert images.lookup("race/img:1").id == image_id
+    assert [i for i in images.store.ids() if i == image_id] == [image_id]
+    leftovers = [p.name for d in (images.store.root, images.store.by_id, images.store.blobs)
+                 for p in d.iterdir() if p.name.startswith(".")]  # fmt: skip
+    assert leftovers == []
