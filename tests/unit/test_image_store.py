@@ -272,6 +272,9 @@ def test_reserved_names_and_legacy_adoption(tmp_path: Path) -> None:
         images.import_image(tmp_path / "data", "host:latest")
     images.tag("busybox", "busybox:mine")  # other tags of the built-ins are fine
     assert images.lookup("busybox:mine").id == images.lookup("busybox").id
+    assert images.remove("busybox:mine", False, lambda _id: []) == [{"Untagged": "busybox:mine"}]
+    with pytest.raises(Conflict, match="built in"):
+        images.remove(images.lookup("busybox").id, True, lambda _id: [])
 
 
 def test_load_refuses_a_built_in_name_before_storing_anything(

@@ -154,13 +154,16 @@ class ImageStore:
         """Docker's `rmi`: untag a tag; delete the image when no tag is left. `users(id)` names
         the containers that use an image: then only untag with force, else 409."""
         image = self.lookup(name)
-        if image.id in builtin.builtin_ids(self.store):
-            raise Conflict(f"image {name!r} is built in and cannot be removed")
         try:
             ref = reference.parse_tagged(name)
         except InvalidArgument:
             ref = None
         by_tag = ref is not None and str(ref) in image.tags
+        if image.id in builtin.builtin_ids(self.store):
+            if ref is None or not by_tag or str(ref) in builtin.RESERVED_TAGS:
+                raise Conflict(f"image {name!r} is built in and cannot be removed")
+            self.store.remove_tag(ref)  # another tag of a built-in: only that tag goes
+            return [{"Untagged": ref.familiar()}]
         out: list[dict[str, str]] = []
         in_use = users(image.id)
         if by_tag and ref is not None and (len(image.tags) > 1 or (in_use and force)):
