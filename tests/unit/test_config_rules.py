@@ -189,7 +189,7 @@ def test_unknown_keys(env: Env) -> None:
         ("zzz", "unknown key", "known keys: bip, bridge, data-root, debug, default-address-pools,"
          " default-gateway, dns, dns-opts, dns-search, exec-root, firewall-backend, fixed-cidr,"
          " hosts, icc, insecure-registries, ip, ip-forward, ip-masq, iptables, iptables-variant,"
-         " mtu"),
+         " mtu, ui"),
     ]  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from boxnet.api import (
     routes_lan,
     routes_networks,
     routes_system,
+    routes_topology,
 )
 from boxnet.api.server import Router
 
@@ -32,6 +33,7 @@ def build_router(ctl: Controller) -> Router:
         routes_containers,
         routes_networks,
         routes_lan,
+        routes_topology,
     ):
         module.register(r, ctl)
     return r

@@ -70,6 +70,7 @@ class DaemonConfig:
     iptables: bool = True  # manage the firewall at all
     firewall_backend: FirewallBackend = "nftables"
     iptables_variant: IptablesVariant = "auto"
+    ui: tuple[IPv4Address, int] | None = None  # --ui: the topology page's TCP address
     default_address_pools: tuple[tuple[IPv4Network, int], ...] = DEFAULT_ADDRESS_POOLS
     insecure_registries: tuple[str, ...] = ()  # host[:port] or CIDR: pulls over plain HTTP
     # daemon.json key -> "flag --bip" | "/etc/boxnet/daemon.json:3:1" | "default" | "env ...";
