@@ -13,7 +13,6 @@ import hashlib
 import io
 import os
 import shutil
-import stat
 import tarfile
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -102,27 +101,6 @@ def apply_layer_file(path: Path, root: Path) -> None:
             apply_layer(tar, root)
     except tarfile.TarError as e:
         raise InvalidArgument(f"not a readable layer tarball: {e}") from e
-
-
-def copy_tree(source: Path, dest: Path) -> None:
-    """Copy a directory with owners, modes and symlinks; skip device nodes, fifos and sockets."""
-
-    def special(directory: str, names: list[str]) -> list[str]:
-        skip = []
-        for name in names:
-            mode = os.lstat(os.path.join(directory, name)).st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
-                skip.append(name)
-        return skip
-
-    shutil.copytree(source, dest, symlinks=True, ignore=special)
-    for src_dir, _dirs, files in os.walk(source):
-        rel = os.path.relpath(src_dir, source)
-        for name in [".", *files]:  # every directory comes up once as "."
-            src, dst = os.path.join(src_dir, name), os.path.join(dest, rel, name)
-            if os.path.lexists(dst):
-                st = os.lstat(src)
-                os.lchown(dst, st.st_uid, st.st_gid)
 
 
 class _HashingWriter(io.RawIOBase):

@@ -228,9 +228,6 @@ class Store:
                     self.blob_path(layer.digest).unlink(missing_ok=True)
         shutil.rmtree(trash, ignore_errors=True)
 
-    def rootfs(self, image_id: str) -> Path | None:
-        return self.get(image_id).rootfs
-
     @staticmethod
     def tmp_prefix(kind: str) -> str:
         """Temporary names carry our PID: what a dead process left is found and removed."""

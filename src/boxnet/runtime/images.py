@@ -309,7 +309,3 @@ def resolve(paths: Paths, name: str) -> Path | None:
 
 def list_images(paths: Paths) -> list[Image]:
     return ImageStore(paths).list_images()
-
-
-def import_image(paths: Paths, source: Path | IO[bytes], name: str | None) -> Image:
-    return ImageStore(paths).import_image(source, name)
