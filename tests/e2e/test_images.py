@@ -232,3 +232,41 @@ def test_pull_needs_the_registry_named_insecure(lab: Lab, tmp_path: Path) -> Non
     assert out.returncode == 1
     assert "insecure-registries" in out.stderr and "Traceback" not in out.stderr
     assert "bb" not in d.cli("images").stdout
+
+
+def test_load_an_image_larger_than_the_api_body_limit(
+    env: tuple[BasicLab, Daemon], tmp_path: Path
+) -> None:
+    """Image tarballs go to a file as they arrive: past the 64 MiB the API reads into memory."""
+    import io
+
+    from boxnet.lab.oci import layer_tar
+
+    big = 70 << 20
+    files = busybox_layer()
+    layer = tmp_path / "layer.tar"
+    with tarfile.open(layer, "w") as tar:
+        inner = tarfile.open(fileobj=io.BytesIO(layer_tar(files)))
+        for member in inner:
+            tar.addfile(member, inner.extractfile(member) if member.isreg() else None)
+        info = tarfile.TarInfo("big")
+        info.size = big
+        with open("/dev/zero", "rb") as zeros:
+            tar.addfile(info, zeros)
+    diff_id = "sha256:" + hashlib.sha256(layer.read_bytes()).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "config": {"Cmd": ["sh", "-c", "wc -c < /big"]},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()  # fmt: skip
+    saved = tmp_path / "big.tar"
+    with tarfile.open(saved, "w") as tar:
+        tar.add(layer, arcname="layer/layer.tar")
+        for name, data in (("config.json", config), ("manifest.json", json.dumps(
+                [{"Config": "config.json", "RepoTags": ["big:1"], "Layers": ["layer/layer.tar"]}]
+        ).encode())):  # fmt: skip
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert saved.stat().st_size > 64 << 20
+    _basic, d = env
+    assert d.cli("load", "-i", str(saved)).stdout == "Loaded image: big:1\n"
+    assert d.cli("run", "--rm", "big:1").stdout.strip() == str(big)

@@ -3,11 +3,11 @@ save (`/images/get`), prune; and boxnet's own `/boxnet/images/import` (a path on
 
 from __future__ import annotations
 
-import io
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from boxnet.api.image_views import image_history, image_inspect, image_summary, labels
 from boxnet.api.server import Request, Response, Router
@@ -17,6 +17,23 @@ from boxnet.parsing.body import Field
 if TYPE_CHECKING:
     from boxnet.core.controller import Controller
     from boxnet.runtime.images import Image, ImageStore
+
+
+IMAGE_BODY_LIMIT = 16 << 30  # image tarballs go to a temporary file, not to memory
+
+
+def body_file(req: Request, images: ImageStore) -> IO[bytes]:
+    """The request body (an image or root file system tarball) in an unnamed temporary file
+    next to the store: nothing to clean up if the daemon dies meanwhile."""
+    images.paths.images.mkdir(parents=True, exist_ok=True)
+    out = tempfile.TemporaryFile(dir=images.paths.images)
+    try:
+        req.handler.read_body_into(out, IMAGE_BODY_LIMIT)
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    return out
 
 
 def progress(doc: dict[str, Any]) -> bytes:
@@ -146,9 +163,9 @@ def register(r: Router, ctl: Controller) -> None:
         repo, tag = req.query.get("repo", ""), req.query.get("tag", "")
         name = (f"{repo}:{tag}" if tag else repo) or None
         changes = [c for c in _all_values(req, "changes") if c]
-        image = store().import_image(
-            io.BytesIO(req.body), name, req.query.get("message", ""), changes=changes
-        )
+        images = store()
+        with body_file(req, images) as body:
+            image = images.import_image(body, name, req.query.get("message", ""), changes=changes)
         return Response(200, None, stream=iter([progress({"status": image.id})]))
 
     def _pull(req: Request) -> Response:
@@ -180,9 +197,10 @@ def register(r: Router, ctl: Controller) -> None:
         from boxnet.image import archive
 
         images = store()
-        lines = archive.load(images.store, io.BytesIO(req.body), images.tag_loaded)
-        body = [progress({"stream": line + "\n"}) for line in lines]
-        return Response(200, None, stream=iter(body))
+        with body_file(req, images) as body:
+            lines = archive.load(images.store, body, images.tag_loaded)
+        out = [progress({"stream": line + "\n"}) for line in lines]
+        return Response(200, None, stream=iter(out))
 
     def image_save(req: Request) -> Response:
         names = [req.params["name"]] if "name" in req.params else []
