@@ -32,9 +32,6 @@ class Paths:
     def images(self) -> Path:
         return self.data_root / "images"
 
-    def image_rootfs(self, name: str) -> Path:
-        return self.images / name / "rootfs"
-
     @property
     def containers(self) -> Path:
         return self.data_root / "containers"
