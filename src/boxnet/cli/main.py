@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("containers", "Show the low-level JSON of containers or networks"),
     "port": ("containers", "List a container's published ports"),
     "wait": ("containers", "Wait for containers to stop, print their exit codes"),
+    "events": ("observe", "Stream the daemon's events"),
     "network": ("networks", "Manage networks"),
     "pipework": ("lan", "Attach a container to a host bridge or NIC (pipework's syntax)"),
     "hostbridge": ("lan", "Move a host NIC onto a bridge containers can join"),

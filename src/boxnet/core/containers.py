@@ -22,6 +22,7 @@ from boxnet import faults
 from boxnet.clock import ZERO_TIME, now_rfc3339
 from boxnet.core import metrics
 from boxnet.core.etcfiles import etc_paths, write_etc_files
+from boxnet.core.events import EventBus, container_attributes
 from boxnet.core.sandbox import mode_kind
 from boxnet.core.watcher import ShimWatcher
 from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
@@ -78,6 +79,16 @@ class Containers:
         self.watcher = ShimWatcher(self._on_shim_exit)
         # The embedded resolver's hooks (core/dnshook.py), set by the controller.
         self.dns: NameService | None = None
+        self.events = EventBus()  # GET /events (core/events.py)
+
+    def event(self, c: Container, action: str, **extra: str) -> None:
+        self.events.publish("container", action, c.id, container_attributes(c, extra))
+
+    def network_event(self, action: str, network_id: str, c: Container) -> None:
+        net = self.networks.by_id(network_id)
+        name, driver = (net.name, net.driver) if net else ("", "")
+        attrs = {"container": c.id, "name": name, "type": driver}
+        self.events.publish("network", action, network_id, attrs)
 
     # -- lookup ---------------------------------------------------------------------------------
     def find(self, ref: str) -> Container:
@@ -121,6 +132,7 @@ class Containers:
             except OSError:
                 self.records.delete_container(container_id)
                 raise
+            self.event(c, "create")
             return c
 
     def _generated_name(self) -> str:
@@ -217,6 +229,9 @@ class Containers:
                 error="",
             )
             faults.point("container.start.recorded")
+            for endpoint in result.endpoints:
+                self.network_event("connect", endpoint.network_id, c)
+            self.event(c, "start")
             pidfd = started.shim_pidfd.detach() if started.shim_pidfd is not None else None
             if not self.watcher.watch(c.id, started.shim_pid, pidfd):
                 # It already ended (a very short command): handle it now.
@@ -283,6 +298,8 @@ class Containers:
             status = launcher.read_exit(Path(self.state_dir(c.id)))
             intent = self.records.intents.begin("container.stop", c.id, {"name": c.name})
             faults.point("container.exit.teardown")
+            for endpoint in self.records.endpoints(container_id=c.id):
+                self.network_event("disconnect", endpoint.network_id, c)
             with metrics.timed("teardown"):
                 self.sandboxes.teardown(c)
             if self.dns is not None:
@@ -296,6 +313,7 @@ class Containers:
                 shim_pid=0,
             )
             self.records.intents.done(intent)
+            self.event(c, "die", exitCode=str(c.exit_code))
             if c.spec.auto_remove:
                 self.recent_exits[c.id] = (c.exit_code, time.monotonic())
                 self._delete(c)
@@ -309,16 +327,21 @@ class Containers:
                 raise NotModified(f"container {c.name} is not running")
             launcher.send_signal(c.pid, signal.SIGTERM)
             grace = 10.0 if timeout is None else max(0.0, timeout)
+            self.event(c, "kill", signal=str(int(signal.SIGTERM)))
             if not self._wait_stopped(c.id, grace):
                 launcher.send_signal(c.pid, signal.SIGKILL)
+                self.event(c, "kill", signal=str(int(signal.SIGKILL)))
                 self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL)
+            self.event(c, "stop")
 
     def kill(self, ref: str, sig: str | int = "SIGKILL") -> None:
         with self.lock:
             c = self.find(ref)
             if c.state != State.RUNNING:
                 raise Conflict(f"Cannot kill container: {c.name}: container is not running")
-            launcher.send_signal(c.pid, _signal_number(sig))
+            number = _signal_number(sig)
+            launcher.send_signal(c.pid, number)
+            self.event(c, "kill", signal=str(number))
 
     def restart(self, ref: str, timeout: float | None) -> None:
         with self.lock:
@@ -367,6 +390,7 @@ class Containers:
         self.records.delete_container(c.id)
         shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
         self.records.intents.done(intent)
+        self.event(c, "destroy")
         self._expire_recent()
 
     def _expire_recent(self) -> None:

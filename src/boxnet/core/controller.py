@@ -63,6 +63,7 @@ class Controller:
 
         self.dns = NameService(self.records, config)
         self.containers.dns = self.dns
+        self.events = self.containers.events  # the daemon's one event bus (core/events.py)
 
     def start(self) -> None:
         """Bring the kernel in line with the configuration and the records."""
