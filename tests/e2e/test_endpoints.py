@@ -72,3 +72,49 @@ def test_events_stream_live_until_the_client_hangs_up(env: Any) -> None:
     assert first["Action"] == "create" and first["Actor"]["Attributes"]["name"] == "evlive"
     d.cli("rm", "evlive")
     json.dumps(first)
+
+
+def test_top_lists_the_containers_processes(env: Any) -> None:
+    _basic, d, client = env
+    d.cli("run", "-d", "--name", "topweb", "busybox", "sh", "-c", "sleep 4321 & exec sleep 1234")
+    web = client.containers.get("topweb")
+    for _ in range(50):  # bounded: until the shell has forked and exec'd
+        top = web.top()
+        if len(top["Processes"]) == 2 and "sleep 1234" in top["Processes"][0][-1]:
+            break
+        time.sleep(0.1)
+    assert top["Titles"] == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    commands = [row[-1] for row in top["Processes"]]
+    assert "sleep 1234" in commands and "sleep 4321" in commands, commands
+    pids = [int(row[1]) for row in top["Processes"]]
+    assert web.attrs["State"]["Pid"] in pids  # host PIDs, as Docker shows them
+    custom = web.top(ps_args="-o pid,comm")
+    assert custom["Titles"] == ["PID", "COMMAND"] and len(custom["Processes"]) == 2
+    out = d.cli("top", "topweb").stdout
+    assert out.splitlines()[0].split()[:3] == ["UID", "PID", "PPID"] and "sleep 1234" in out
+    d.cli("stop", "-t", "0", "topweb")
+    stopped = d.cli("top", "topweb", check=False)
+    assert stopped.returncode == 1 and "is not running" in stopped.stderr
+    d.cli("rm", "topweb")
+
+
+def test_stats_count_the_containers_packets_memory_and_processes(env: Any) -> None:
+    _basic, d, client = env
+    d.cli("run", "-d", "--name", "statweb", "busybox", "sleep", "1000")
+    web = client.containers.get("statweb")
+    before = web.stats(stream=False)
+    assert before["name"] == "/statweb" and before["pids_stats"]["current"] == 1
+    assert before["memory_stats"]["usage"] > 0 and before["memory_stats"]["limit"] > 0
+    assert before["cpu_stats"]["system_cpu_usage"] > before["precpu_stats"]["system_cpu_usage"]
+    assert web.exec_run(["ping", "-c", "5", "-i", "0.2", "-s", "1000", "172.17.0.1"]).exit_code == 0
+    after = web.stats(stream=False)
+    rx = after["networks"]["eth0"]["rx_bytes"] - before["networks"]["eth0"]["rx_bytes"]
+    assert rx >= 5 * 1000, (before["networks"], after["networks"])
+    stream = web.stats(stream=True, decode=True)
+    first, second = next(stream), next(stream)
+    stream.close()
+    assert second["precpu_stats"] == first["cpu_stats"]
+    out = d.cli("stats", "--no-stream", "statweb").stdout.splitlines()
+    assert out[0].split()[:3] == ["CONTAINER", "ID", "NAME"]
+    assert out[1].split()[1] == "statweb" and out[1].split()[-1] == "1"
+    d.cli("rm", "-f", "statweb")

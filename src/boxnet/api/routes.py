@@ -14,6 +14,7 @@ from boxnet.api import (
     routes_events,
     routes_lan,
     routes_networks,
+    routes_observe,
     routes_system,
 )
 from boxnet.api.server import Router
@@ -32,6 +33,7 @@ def build_router(ctl: Controller) -> Router:
         routes_networks,
         routes_lan,
         routes_events,
+        routes_observe,
     ):
         module.register(r, ctl)
     return r

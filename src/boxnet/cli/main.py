@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "port": ("containers", "List a container's published ports"),
     "wait": ("containers", "Wait for containers to stop, print their exit codes"),
     "events": ("observe", "Stream the daemon's events"),
+    "top": ("observe", "Show a container's processes"),
+    "stats": ("observe", "Show containers' CPU, memory, network and process counts"),
     "network": ("networks", "Manage networks"),
     "pipework": ("lan", "Attach a container to a host bridge or NIC (pipework's syntax)"),
     "hostbridge": ("lan", "Move a host NIC onto a bridge containers can join"),
