@@ -16,6 +16,7 @@ from boxnet.api import (
     routes_networks,
     routes_observe,
     routes_system,
+    routes_topology,
 )
 from boxnet.api.server import Router
 
@@ -34,6 +35,7 @@ def build_router(ctl: Controller) -> Router:
         routes_lan,
         routes_events,
         routes_observe,
+        routes_topology,
     ):
         module.register(r, ctl)
     return r
