@@ -4,8 +4,10 @@ events, top, stats, rename, pause/unpause, prune, df, cp (archive), diff."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,3 +120,93 @@ def test_stats_count_the_containers_packets_memory_and_processes(env: Any) -> No
     assert out[0].split()[:3] == ["CONTAINER", "ID", "NAME"]
     assert out[1].split()[1] == "statweb" and out[1].split()[-1] == "1"
     d.cli("rm", "-f", "statweb")
+
+
+def test_rename_moves_the_dns_name_and_refuses_a_taken_one(env: Any) -> None:
+    _basic, d, client = env
+    d.cli("network", "create", "rnnet")
+    d.cli("run", "-d", "--name", "rnold", "--network", "rnnet", "busybox", "sleep", "1000")
+    d.cli("run", "-d", "--name", "rnpeer", "--network", "rnnet", "busybox", "sleep", "1000")
+    since = time.time()
+    taken = d.cli("rename", "rnold", "rnpeer", check=False)
+    assert taken.returncode == 1 and 'name "/rnpeer" is already in use' in taken.stderr
+    d.cli("rename", "rnold", "rnnew")
+    peer = client.containers.get("rnpeer")
+    assert peer.exec_run(["ping", "-c1", "-W2", "rnnew"]).exit_code == 0
+    assert peer.exec_run(["ping", "-c1", "-W2", "rnold"]).exit_code != 0
+    assert client.containers.get("rnnew").name == "rnnew"
+    renamed = list(
+        client.events(since=since, until=time.time(), decode=True, filters={"event": "rename"})
+    )
+    assert [e["Actor"]["Attributes"]["oldName"] for e in renamed] == ["/rnold"]
+    d.cli("rm", "-f", "rnnew", "rnpeer")
+    d.cli("network", "rm", "rnnet")
+
+
+def _counter(pid: int) -> int:
+    text = Path(f"/proc/{pid}/root/tmp/n").read_text().strip()
+    return int(text or 0)
+
+
+def test_pause_stops_every_process_and_unpause_resumes_them(env: Any) -> None:
+    _basic, d, client = env
+    loop = "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done"
+    d.cli("run", "-d", "--name", "pz", "busybox", "sh", "-c", loop)
+    pz = client.containers.get("pz")
+    pid = pz.attrs["State"]["Pid"]
+    d.cli("pause", "pz")
+    pz.reload()
+    assert pz.status == "paused" and pz.attrs["State"]["Paused"] is True
+    tasks = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    assert _state(pid) == "T", "PID 1 of a paused container is stopped"
+    frozen = _counter(pid)
+    time.sleep(0.5)
+    assert _counter(pid) == frozen and tasks
+    refused = d.cli("exec", "pz", "true", check=False)
+    assert refused.returncode != 0 and "is paused" in refused.stderr
+    again = d.cli("pause", "pz", check=False)
+    assert again.returncode == 1 and "already paused" in again.stderr
+    d.cli("unpause", "pz")
+    for _ in range(100):  # bounded: until the loop has counted on
+        if _counter(pid) > frozen:
+            break
+        time.sleep(0.05)
+    assert _counter(pid) > frozen and _state(pid) != "T"
+    d.cli("pause", "pz")
+    d.cli("stop", "-t", "1", "pz")  # a paused container still stops
+    assert client.containers.get("pz").status == "exited"
+    d.cli("rm", "pz")
+
+
+def _state(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rfind(")") + 2]
+
+
+def test_prune_removes_only_stopped_containers_and_df_counts_them(env: Any) -> None:
+    _basic, d, client = env
+    d.cli("run", "-d", "--name", "prlive", "busybox", "sleep", "1000")
+    d.cli("create", "--name", "prcreated", "busybox", "true")
+    d.cli("run", "--name", "prexited", "busybox", "sh", "-c", "echo data > /file")
+    df = client.df()
+    names = {c["Names"][0]: c for c in df["Containers"]}
+    assert {"/prlive", "/prcreated", "/prexited"} <= set(names)
+    assert names["/prexited"]["SizeRw"] > 0 and df["Volumes"] == []
+    assert d.cli("df").stdout.splitlines()[0].split() == [
+        "TYPE",
+        "TOTAL",
+        "ACTIVE",
+        "SIZE",
+        "RECLAIMABLE",
+    ]
+    result = client.containers.prune()
+    gone = set(result["ContainersDeleted"])
+    ids = {c["Names"][0]: c["Id"] for c in df["Containers"]}
+    assert {ids["/prcreated"], ids["/prexited"]} <= gone and ids["/prlive"] not in gone
+    assert [c.name for c in client.containers.list(all=True)] == ["prlive"]
+    assert client.volumes.list() == []
+    with pytest.raises(docker.errors.APIError, match="use a bind mount"):
+        client.volumes.create("vol")
+    with pytest.raises(docker.errors.APIError, match="without cgroups"):
+        client.containers.get("prlive").update(mem_limit="64m")
+    d.cli("rm", "-f", "prlive")

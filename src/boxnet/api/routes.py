@@ -13,6 +13,7 @@ from boxnet.api import (
     routes_containers,
     routes_events,
     routes_lan,
+    routes_manage,
     routes_networks,
     routes_observe,
     routes_system,
@@ -35,6 +36,7 @@ def build_router(ctl: Controller) -> Router:
         routes_lan,
         routes_events,
         routes_observe,
+        routes_manage,
         routes_topology,
     ):
         module.register(r, ctl)

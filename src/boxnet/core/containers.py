@@ -27,7 +27,7 @@ from boxnet.core.sandbox import mode_kind
 from boxnet.core.watcher import ShimWatcher
 from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
 from boxnet.model import Container, ContainerSpec, Endpoint, State
-from boxnet.runtime import images, launcher
+from boxnet.runtime import images, launcher, procfs
 from boxnet.txn import Undo
 
 if TYPE_CHECKING:
@@ -227,6 +227,7 @@ class Containers:
                 finished_at=ZERO_TIME,
                 netns_path=result.netns_path,
                 error="",
+                paused=False,
             )
             faults.point("container.start.recorded")
             for endpoint in result.endpoints:
@@ -326,6 +327,8 @@ class Containers:
             if c.state != State.RUNNING:
                 raise NotModified(f"container {c.name} is not running")
             launcher.send_signal(c.pid, signal.SIGTERM)
+            if c.paused:  # stopped processes see the SIGTERM once they run again
+                procfs.signal_namespace(c.pid, signal.SIGCONT)
             grace = 10.0 if timeout is None else max(0.0, timeout)
             self.event(c, "kill", signal=str(int(signal.SIGTERM)))
             if not self._wait_stopped(c.id, grace):
@@ -413,6 +416,8 @@ class Containers:
             c = self.find(ref)
             if c.state != State.RUNNING:
                 raise Conflict(f"Container {c.id} is not running", hint=f"boxnet start {c.name}")
+            if c.paused:
+                raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
             if not argv:
                 raise InvalidArgument("exec needs a command")
             exec_id = secrets.token_hex(32)

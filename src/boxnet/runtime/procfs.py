@@ -9,8 +9,10 @@ netns as /proc/<pid>/net/dev shows them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,3 +173,29 @@ def net_dev(pid: int) -> dict[str, dict[str, int]]:
         counters.update({f"tx_{f}": values[8 + i] for i, f in enumerate(NET_FIELDS)})
         out[name] = counters
     return out
+
+
+# -- signals ----------------------------------------------------------------------------------
+def signal_namespace(init_pid: int, sig: int, rounds: int = 5) -> list[int]:
+    """Send sig to every process of init_pid's PID namespace; returns the PIDs signalled.
+    SIGSTOP is repeated (a few rounds, bounded) until no process is left running: one may have
+    forked while the others were being stopped."""
+    signalled: set[int] = set()
+    for _ in range(rounds):
+        fresh = [p for p in namespace_pids(init_pid) if p not in signalled]
+        for pid in fresh:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+                signalled.add(pid)
+        if not fresh or sig != signal.SIGSTOP:
+            break
+    return sorted(signalled)
+
+
+def state(pid: int) -> str:
+    """The process state letter of proc(5) (R, S, T, Z...), '' if it is gone."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rfind(")") + 2 :].split(maxsplit=1)[0]
