@@ -3,8 +3,10 @@ events, top, stats, rename, pause/unpause, prune, df, cp (archive), diff."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +212,51 @@ def test_prune_removes_only_stopped_containers_and_df_counts_them(env: Any) -> N
     with pytest.raises(docker.errors.APIError, match="without cgroups"):
         client.containers.get("prlive").update(mem_limit="64m")
     d.cli("rm", "-f", "prlive")
+
+
+def test_cp_both_ways_stays_inside_the_container_and_diff_sees_it(env: Any, tmp_path: Path) -> None:
+    _basic, d, client = env
+    d.cli(
+        "run",
+        "-d",
+        "--name",
+        "cpweb",
+        "busybox",
+        "sh",
+        "-c",
+        "ln -s /etc /tmp/esc; rm /bin/ls; sleep 1000",
+    )
+    web = client.containers.get("cpweb")
+    local = tmp_path / "hello.txt"
+    local.write_text("hello from the host\n")
+    d.cli("cp", str(local), "cpweb:/tmp/")
+    d.cli("cp", str(local), "cpweb:/renamed.txt")
+    assert web.exec_run(["cat", "/tmp/hello.txt"]).output == b"hello from the host\n"
+    assert web.exec_run(["cat", "/renamed.txt"]).output == b"hello from the host\n"
+    web.exec_run(["sh", "-c", "echo made inside > /made.txt"])
+    d.cli("cp", "cpweb:/made.txt", str(tmp_path / "out.txt"))
+    assert (tmp_path / "out.txt").read_text() == "made inside\n"
+    d.cli("cp", "cpweb:/tmp", str(tmp_path))  # a directory, into an existing one
+    assert (tmp_path / "tmp" / "hello.txt").read_text() == "hello from the host\n"
+    # docker-py: the absolute symlink /tmp/esc -> /etc resolves in the container's root
+    marker = f"boxnet-cp-{os.getpid()}"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(marker)
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"in\n"))
+    assert web.put_archive("/tmp/esc", buffer.getvalue())
+    assert not Path("/etc", marker).exists()
+    assert web.exec_run(["cat", f"/etc/{marker}"]).output == b"in\n"
+    chunks, stat = web.get_archive("/tmp/esc/hostname")
+    assert stat["name"] == "hostname" and stat["size"] > 0
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+        member = tar.extractfile("hostname")
+        assert member is not None and member.read().strip() == web.id[:12].encode()
+    missing = d.cli("cp", "cpweb:/nope", str(tmp_path), check=False)
+    assert missing.returncode == 1 and "Could not find the file /nope" in missing.stderr
+    changes = {c["Path"]: c["Kind"] for c in web.diff()}
+    assert changes["/made.txt"] == 1 and changes["/bin/ls"] == 2 and changes["/etc"] == 0
+    assert changes[f"/etc/{marker}"] == 1  # /tmp is a tmpfs: not in the writable layer
+    assert "A /renamed.txt" in d.cli("diff", "cpweb").stdout.splitlines()
+    d.cli("rm", "-f", "cpweb")

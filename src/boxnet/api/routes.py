@@ -12,6 +12,7 @@ from boxnet.api import (
     attach,
     routes_containers,
     routes_events,
+    routes_files,
     routes_lan,
     routes_manage,
     routes_networks,
@@ -37,6 +38,7 @@ def build_router(ctl: Controller) -> Router:
         routes_events,
         routes_observe,
         routes_manage,
+        routes_files,
         routes_topology,
     ):
         module.register(r, ctl)

@@ -237,8 +237,8 @@ class Client:
         query: Mapping[str, object] | None = None,
     ) -> Connection:
         """Open a connection and send a request; the caller reads the response."""
-        payload = None
-        if body is not None:
+        payload = body if isinstance(body, bytes) else None  # raw bytes: a tar for cp
+        if body is not None and payload is None:
             import json
 
             payload = json.dumps(body).encode("utf-8")

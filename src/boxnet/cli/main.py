@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "port": ("containers", "List a container's published ports"),
     "wait": ("containers", "Wait for containers to stop, print their exit codes"),
     "events": ("observe", "Stream the daemon's events"),
+    "cp": ("files", "Copy files between a container and the local file system"),
+    "diff": ("files", "List the files a container changed, added or deleted"),
     "rename": ("alter", "Rename a container"),
     "pause": ("alter", "Suspend every process of containers (SIGSTOP)"),
     "unpause": ("alter", "Resume the processes of paused containers"),
