@@ -376,6 +376,7 @@ class Containers:
                         hint=f"boxnet rm -f {c.name}",
                     )
                 launcher.send_signal(c.pid, signal.SIGKILL)
+                self.event(c, "kill", signal=str(int(signal.SIGKILL)))
                 if not self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL):
                     raise Conflict(f"container {c.name} did not stop after SIGKILL")
                 c = self.records.container(c.id) or c

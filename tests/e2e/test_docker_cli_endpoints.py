@@ -1,0 +1,86 @@
+"""Issue 17's added endpoints through the real docker CLI (Debian's 20.10, /usr/bin/docker):
+events, top, stats, rename, pause, cp, diff, container prune, system df. Observers: the CLI's
+exit codes, stdout, and an empty stderr (no warning, no protocol complaint)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from boxnet.lab import Daemon, Lab, basic_lab
+
+pytestmark = pytest.mark.e2e
+
+DOCKER = "/usr/bin/docker"
+
+
+class Cli:
+    def __init__(self, d: Daemon, config_dir: Path) -> None:
+        self.d = d
+        self.environ = {**os.environ, "DOCKER_HOST": f"unix://{d.socket}"}
+        self.environ["DOCKER_CONFIG"] = str(config_dir)
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [DOCKER, *args], env=self.environ, capture_output=True, text=True, timeout=60
+        )
+
+    def ok(self, *args: str) -> str:
+        res = self.run(*args)
+        assert (res.returncode, res.stderr) == (0, ""), f"docker {' '.join(args)}: {res}"
+        return res.stdout
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    if not os.access(DOCKER, os.X_OK):
+        pytest.skip(f"{DOCKER} missing: `make deb` installs docker.io (only its client is used)")
+    lab = Lab("docker-cli-ep")
+    try:
+        basic = basic_lab(lab)
+        yield Cli(lab.boxnetd(basic.host), tmp_path_factory.mktemp("docker-config"))
+    finally:
+        lab.close()
+
+
+def test_events_top_stats_with_the_docker_cli(cli: Cli) -> None:
+    cli.ok("run", "-d", "--name", "dkweb", "busybox", "sleep", "1000")
+    top = cli.ok("top", "dkweb").splitlines()
+    assert top[0].split()[:3] == ["UID", "PID", "PPID"] and top[1].endswith("sleep 1000")
+    stats = cli.ok("stats", "--no-stream", "dkweb").splitlines()
+    assert stats[0].split()[:3] == ["CONTAINER", "ID", "NAME"]
+    row = stats[1].split()
+    assert row[1] == "dkweb" and row[-1] == "1"  # PIDS
+    cli.ok("rename", "dkweb", "dkweb2")
+    cli.ok("pause", "dkweb2")
+    assert "(Paused)" in cli.ok("ps", "--format", "{{.Names}} {{.Status}}")
+    cli.ok("unpause", "dkweb2")
+    cli.ok("rm", "-f", "dkweb2")
+    until = str(int(time.time()) + 1)
+    events = cli.ok("events", "--since", "0", "--until", until, "--filter", "type=container")
+    lines = [x for x in events.splitlines() if "name=dkweb" in x]
+    actions = [x.split()[2] for x in lines]
+    for action in ("create", "start", "rename", "pause", "unpause", "kill", "die", "destroy"):
+        assert action in actions, (action, lines)
+
+
+def test_cp_diff_prune_df_with_the_docker_cli(cli: Cli, tmp_path: Path) -> None:
+    cli.ok("run", "-d", "--name", "dkcp", "busybox", "sleep", "1000")
+    local = tmp_path / "in.txt"
+    local.write_text("from the docker cli\n")
+    cli.ok("cp", str(local), "dkcp:/in.txt")
+    cli.ok("cp", "dkcp:/in.txt", str(tmp_path / "back.txt"))
+    assert (tmp_path / "back.txt").read_text() == "from the docker cli\n"
+    assert "A /in.txt" in cli.ok("diff", "dkcp").splitlines()
+    cli.ok("create", "--name", "dkstopped", "busybox", "true")
+    pruned = cli.ok("container", "prune", "-f")
+    assert "Total reclaimed space" in pruned
+    assert cli.ok("ps", "-a", "--format", "{{.Names}}").split() == ["dkcp"]
+    df = cli.ok("system", "df").splitlines()
+    assert df[0].split()[:2] == ["TYPE", "TOTAL"] and df[2].split()[:3] == ["Containers", "1", "1"]
+    cli.ok("rm", "-f", "dkcp")
