@@ -204,6 +204,8 @@ class ContainerSpec:
     auto_remove: bool = False
     log_max_size: int = 10 * 1024 * 1024  # bytes before rotation, 0 = never (parsing/logopts.py)
     log_max_files: int = 3
+    image_id: str = ""  # sha256:<hex> the image name meant at create ("" in older records)
+    workdir: str = ""  # the process's working directory ("" = /)
     # The create request as received, for `inspect` (Config / HostConfig shapes).
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 

@@ -1,6 +1,6 @@
 """Docker Engine API routes (and boxnet's extensions), mapped onto the controller.
 
-Each resource registers its own routes: system and images, containers and execs, networks,
+Each resource registers its own routes: system, images, containers and execs, networks,
 and the LAN extension. Request bodies are read through boxnet.parsing.body (one accessor layer).
 """
 
@@ -13,6 +13,7 @@ from boxnet.api import (
     routes_containers,
     routes_events,
     routes_files,
+    routes_images,
     routes_lan,
     routes_manage,
     routes_networks,
@@ -32,6 +33,7 @@ def build_router(ctl: Controller) -> Router:
     for module in (
         attach,
         routes_system,
+        routes_images,
         routes_containers,
         routes_networks,
         routes_lan,

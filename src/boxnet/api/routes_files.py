@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from boxnet.api.server import Request, Response, Router
 from boxnet.errors import Conflict, InvalidArgument, NotFound
 from boxnet.model import Container, State
-from boxnet.runtime import containerfs, images
+from boxnet.runtime import containerfs
 
 if TYPE_CHECKING:
     from boxnet.core.controller import Controller
@@ -65,7 +65,10 @@ def register(r: Router, ctl: Controller) -> None:
 
     def changes(req: Request) -> Response:
         target = c.find(req.params["id"])
-        lower = images.resolve(ctl.paths, target.spec.image)
+        try:
+            lower = c._rootfs(target)  # the image it was created from, by id
+        except NotFound:
+            lower = None  # image gone: every path in the layer counts as added
         upper = c.state_dir(target.id) / "upper"
         found = containerfs.changes(upper, lower)
         return Response(200, [{"Path": x.path, "Kind": x.kind} for x in found] or None)

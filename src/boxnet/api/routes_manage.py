@@ -95,33 +95,21 @@ def register(r: Router, ctl: Controller) -> None:
 
 def disk_usage(ctl: Controller) -> dict[str, Any]:
     """Docker's `GET /system/df`: images, containers with their writable layer's size."""
-    from boxnet.runtime import images
+    from boxnet.api.image_views import image_summary
+    from boxnet.runtime.images import ImageStore
 
     now = time.time()
     containers = []
     users: dict[str, int] = {}
     for x in ctl.containers.all():
-        users[x.spec.image] = users.get(x.spec.image, 0) + 1
+        users[x.spec.image_id] = users.get(x.spec.image_id, 0) + 1
         summary = container_summary(ctl, x, now)
         size = containerops.disk_usage(ctl.containers, x)
         summary.update(SizeRw=size, SizeRootFs=size, Mounts=[])
         containers.append(summary)
-    image_list = []
-    for img in images.list_images(ctl.paths):
-        image_list.append(
-            {
-                "Id": "sha256:" + img.name,
-                "ParentId": "",
-                "RepoTags": [f"{img.name}:latest"],
-                "RepoDigests": [],
-                "Created": int(img.created),
-                "Size": img.size_bytes,
-                "SharedSize": 0,
-                "VirtualSize": img.size_bytes,
-                "Labels": {},
-                "Containers": users.get(img.name, 0) + users.get(f"{img.name}:latest", 0),
-            }
-        )
+    image_list = [
+        image_summary(img, users.get(img.id, 0)) for img in ImageStore(ctl.paths).list_images()
+    ]
     return {
         "LayersSize": sum(i["Size"] for i in image_list),
         "Images": image_list,

@@ -96,7 +96,11 @@ def _copy_in(ctx: Any, local: str, container: str, path: str) -> int:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         tar.add(local, arcname=arcname)
-    ctx.client.request("PUT", _path(container, "/archive"), buffer.getvalue(), {"path": target_dir})
+    query = {"path": target_dir}
+    with ctx.client.send(
+        "PUT", _path(container, "/archive"), None, query, raw=buffer.getvalue()
+    ) as conn:
+        conn.read_response()  # raises the daemon's error
     return 0
 
 

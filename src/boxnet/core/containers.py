@@ -23,6 +23,7 @@ from boxnet.clock import ZERO_TIME, now_rfc3339
 from boxnet.core import metrics
 from boxnet.core.etcfiles import etc_paths, write_etc_files
 from boxnet.core.events import EventBus, container_attributes
+from boxnet.core.image_defaults import apply_image
 from boxnet.core.sandbox import mode_kind
 from boxnet.core.watcher import ShimWatcher
 from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
@@ -118,8 +119,14 @@ class Containers:
         from boxnet.parsing.names import validate_container_name
 
         with self.lock:
-            images.resolve(self.paths, spec.image)  # unknown image: NotFound, nothing created
-            self._check_network_mode(spec)
+            image = images.lookup(self.paths, spec.image)  # unknown: NotFound, nothing created
+            spec = apply_image(spec, image, spec.raw.get("Image") or spec.image)
+            try:
+                self._check_network_mode(spec)
+            except NotFound as exc:
+                # Not a 404: Docker clients take any 404 from create for "no such image" and
+                # go pulling (docs/API.md).
+                raise InvalidArgument(exc.message, hint=exc.hint) from exc
             container_id = secrets.token_hex(32)
             if name is None:
                 name = self._generated_name()
@@ -184,7 +191,7 @@ class Containers:
             c = self.find(ref)
             if c.state == State.RUNNING:
                 raise NotModified(f"container {c.name} is already running")
-            rootfs = images.resolve(self.paths, c.spec.image)
+            rootfs = self._rootfs(c)
             joined, etc_dir = self._joined_namespace(c)
             with Undo(f"start {c.short_id}") as undo:
                 self.records.intents.begin("container.start", c.id, {"name": c.name}, undo)
@@ -201,7 +208,7 @@ class Containers:
                     argv=tuple(c.spec.cmd),
                     env=env_dict(c.spec.env, tty=c.spec.tty),
                     hostname=c.hostname,
-                    workdir="/",
+                    workdir=c.spec.workdir or "/",
                     rootfs=str(rootfs) if rootfs is not None else None,
                     upper_dir=str(state_dir / "upper") if rootfs is not None else None,
                     work_dir=str(state_dir / "work") if rootfs is not None else None,
@@ -239,6 +246,19 @@ class Containers:
                 threading.Thread(target=self._on_shim_exit, args=(c.id,), daemon=True).start()
             self.changed.notify_all()
             return c
+
+    def _rootfs(self, c: Container) -> Path | None:
+        """The image the container was created from (by id: a tag may have moved since)."""
+        if c.spec.image_id:
+            try:
+                return images.ImageStore(self.paths).rootfs_of(c.spec.image_id)
+            except NotFound:
+                raise NotFound(
+                    f"the image of container {c.name} ({c.spec.image}, {c.spec.image_id[:19]})"
+                    " is gone",
+                    hint=f"boxnet rm {c.name}, then create it again",
+                ) from None
+        return images.resolve(self.paths, c.spec.image)  # records from before image ids
 
     def _joined_namespace(self, c: Container) -> tuple[str, Path | None]:
         """For container:X, X's namespace path ('' = X runs in host mode) and its /etc dir."""
