@@ -260,3 +260,32 @@ def test_cp_both_ways_stays_inside_the_container_and_diff_sees_it(env: Any, tmp_
     assert changes[f"/etc/{marker}"] == 1  # /tmp is a tmpfs: not in the writable layer
     assert "A /renamed.txt" in d.cli("diff", "cpweb").stdout.splitlines()
     d.cli("rm", "-f", "cpweb")
+
+
+def test_cp_into_a_created_container_and_out_of_an_exited_one(env: Any, tmp_path: Path) -> None:
+    _basic, d, client = env
+    ctr = client.containers.create("busybox", ["sh", "-c", "cat /data/in.txt; echo out > /o.txt"])
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("in.txt")
+        info.size = 12
+        tar.addfile(info, io.BytesIO(b"put earlier\n"))
+    with pytest.raises(docker.errors.NotFound):
+        ctr.put_archive("/data", buffer.getvalue())  # no /data in the image
+    local = tmp_path / "data"
+    local.mkdir()
+    d.cli("cp", str(local), f"{ctr.id}:/data")
+    assert ctr.put_archive("/data", buffer.getvalue())
+    ctr.start()
+    assert ctr.wait(timeout=30)["StatusCode"] == 0
+    assert ctr.logs() == b"put earlier\n"
+    chunks, stat = ctr.get_archive("/o.txt")
+    assert stat["name"] == "o.txt" and stat["size"] == 4
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+        member = tar.extractfile("o.txt")
+        assert member is not None and member.read() == b"out\n"
+    changes = {c["Path"]: c["Kind"] for c in ctr.diff()}
+    assert changes["/o.txt"] == 1 and changes["/data/in.txt"] == 1
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert "boxnet-cp-" not in mounts  # the worker's overlay stayed in its own namespace
+    ctr.remove()

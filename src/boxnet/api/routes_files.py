@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from boxnet.api.server import Request, Response, Router
-from boxnet.errors import Conflict, InvalidArgument, NotFound
+from boxnet.errors import BoxnetError, Conflict, InvalidArgument, NotFound
 from boxnet.model import Container, State
-from boxnet.runtime import containerfs
+from boxnet.runtime import containerfs, cpworker
 
 if TYPE_CHECKING:
     from boxnet.core.controller import Controller
@@ -21,16 +23,6 @@ STAT_HEADER = "X-Docker-Container-Path-Stat"
 
 def register(r: Router, ctl: Controller) -> None:
     c = ctl.containers
-
-    def root_of(target: Container) -> Path:
-        """The container's root as its processes see it (mounts included)."""
-        if target.state != State.RUNNING or target.pid <= 0:
-            raise Conflict(
-                f"copying files of container {target.name} needs it running"
-                " (boxnet reads them through its processes' root)",
-                hint=f"boxnet start {target.name}",
-            )
-        return Path(f"/proc/{target.pid}/root")
 
     def wanted_path(req: Request) -> str:
         path = req.query.get("path", "")
@@ -42,9 +34,16 @@ def register(r: Router, ctl: Controller) -> None:
         target = c.find(req.params["id"])
         name = wanted_path(req)
         try:
-            host_path = containerfs.resolve(root_of(target), name, follow_last=name.endswith("/"))
-            info = containerfs.path_stat(host_path, name)
-            body = b"" if req.method == "HEAD" else containerfs.tar_of(host_path, name)
+            if target.state == State.RUNNING and target.pid > 0:
+                root = Path(f"/proc/{target.pid}/root")  # as its processes see it, mounts too
+                host_path = containerfs.resolve(root, name, follow_last=name.endswith("/"))
+                info = containerfs.path_stat(host_path, name)
+                body = b"" if req.method == "HEAD" else containerfs.tar_of(host_path, name)
+            else:
+                out = stopped_copy(target, "get", name, b"")
+                head, _, body = out.partition(b"\n")
+                info = json.loads(head)
+                body = b"" if req.method == "HEAD" else body
         except containerfs.PathError as exc:
             raise NotFound(str(exc)) from None
         headers = {STAT_HEADER: base64.b64encode(json.dumps(info).encode()).decode()}
@@ -53,15 +52,41 @@ def register(r: Router, ctl: Controller) -> None:
     def archive_put(req: Request) -> Response:
         target = c.find(req.params["id"])
         name = wanted_path(req)
-        root = root_of(target)
-        dest = containerfs.resolve(root, name)
-        if not dest.exists():
-            raise NotFound(f"Could not find the file {name} in container {target.name}")
         try:
-            containerfs.extract(req.body, dest, name)
+            if target.state == State.RUNNING and target.pid > 0:
+                dest = containerfs.resolve(Path(f"/proc/{target.pid}/root"), name)
+                if not dest.exists():
+                    raise NotFound(f"Could not find the file {name} in container {target.name}")
+                containerfs.extract(req.body, dest, name)
+            else:
+                stopped_copy(target, "put", name, req.body)
         except containerfs.PathError as exc:
-            raise InvalidArgument(str(exc)) from None
+            missing = str(exc).startswith("Could not find")
+            raise (NotFound if missing else InvalidArgument)(str(exc)) from None
         return Response(200, b"", content_type="text/plain")
+
+    def stopped_copy(target: Container, op: str, name: str, data: bytes) -> bytes:
+        """The copy through runtime/cpworker.py, which mounts the container's layers."""
+        with c.lock:  # the container cannot start on its layer meanwhile
+            current = ctl.records.container(target.id) or target
+            if current.state == State.RUNNING:
+                raise Conflict(f"container {target.name} started meanwhile", hint="copy again")
+            rootfs = c._rootfs(current)
+            if rootfs is None:
+                raise InvalidArgument(
+                    f"container {target.name} runs on the host's file system (host image):"
+                    " copy with the host's tools"
+                )
+            state = c.state_dir(target.id)
+            argv = [sys.executable, "-m", "boxnet.runtime.cpworker", op, str(rootfs)]
+            argv += [str(state / "upper"), str(state / "work"), name]
+            done = subprocess.run(argv, input=data, capture_output=True, timeout=300, check=False)
+        reason = done.stderr.decode(errors="replace").strip()
+        if done.returncode == cpworker.PATH_ERROR:
+            raise containerfs.PathError(reason)
+        if done.returncode != 0:
+            raise BoxnetError(f"copying files of container {target.name} failed: {reason}")
+        return done.stdout
 
     def changes(req: Request) -> Response:
         target = c.find(req.params["id"])
