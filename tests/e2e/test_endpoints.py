@@ -289,3 +289,20 @@ def test_cp_into_a_created_container_and_out_of_an_exited_one(env: Any, tmp_path
     mounts = Path("/proc/self/mountinfo").read_text()
     assert "boxnet-cp-" not in mounts  # the worker's overlay stayed in its own namespace
     ctr.remove()
+
+
+def test_image_events_of_a_tag_and_its_removal(env: Any) -> None:
+    _basic, _d, client = env
+    since = time.time()
+    image = client.images.get("busybox")
+    assert image.tag("evtag", "v1")
+    client.images.remove("evtag:v1")
+    found = list(
+        client.events(since=since, until=time.time(), decode=True, filters={"type": "image"})
+    )
+    assert [e["Action"] for e in found] == ["tag", "untag"], found
+    assert (
+        found[0]["Actor"]["ID"] == image.id
+        and found[0]["Actor"]["Attributes"]["name"] == "evtag:v1"
+    )
+    assert found[0]["status"] == "tag" and found[0]["id"] == image.id

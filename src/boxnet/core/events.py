@@ -34,6 +34,8 @@ class Event:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        if self.type == "image":  # moby fills the legacy fields for images too
+            out.update(status=self.action, id=self.actor_id)
         if self.type == "container":  # the legacy fields clients before API 1.22 read
             out.update(
                 status=self.action, id=self.actor_id, **{"from": self.attributes.get("image", "")}
