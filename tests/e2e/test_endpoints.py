@@ -64,6 +64,17 @@ def test_events_of_a_run_stop_rm_filtered_by_container_and_type(env: Any) -> Non
     assert len(lines) == 1 and " container start " in lines[0] and "name=evweb" in lines[0]
     bad = d.cli("events", "--filter", "colour=red", "--until", "1", check=False)
     assert bad.returncode != 0 and "invalid filter 'colour'" in bad.stderr
+    t0 = time.time()
+    d.cli("exec", "evother", "true")
+    d.cli("restart", "-t", "0", "evother")
+    execs = client.events(
+        since=t0,
+        until=time.time(),
+        decode=True,
+        filters={"event": ["exec_start", "exec_die", "restart"]},
+    )
+    seen = [(e["Action"], e["Actor"]["Attributes"].get("exitCode")) for e in execs]
+    assert seen == [("exec_start: true", None), ("exec_die", "0"), ("restart", None)], seen
     d.cli("rm", "-f", "evother")
 
 

@@ -371,7 +371,7 @@ class Containers:
             c = self.find(ref)
             if c.state == State.RUNNING:
                 self.stop(c.id, timeout)
-            self.start(c.id)
+            self.event(self.start(c.id), "restart")
 
     def _wait_stopped(self, container_id: str, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -443,6 +443,7 @@ class Containers:
                 raise InvalidArgument("exec needs a command")
             exec_id = secrets.token_hex(32)
             self.execs[exec_id] = ExecRequest(c.id, argv, env, workdir or "/", tty, stdin)
+            self.event(c, "exec_create: " + " ".join(argv), execID=exec_id)
             return exec_id
 
     def exec_start(self, exec_id: str, stdio_fds: tuple[int, int, int] | None) -> int:
@@ -454,7 +455,8 @@ class Containers:
             if c is None or c.state != State.RUNNING:
                 raise Conflict("container is not running")
             pid = c.pid
-        return launcher.exec_in(
+            self.event(c, "exec_start: " + " ".join(req.argv), execID=exec_id)
+        code = launcher.exec_in(
             pid,
             list(req.argv),
             env_dict((*c.spec.env, *req.env), tty=req.tty),  # the container's, then exec -e
@@ -462,6 +464,8 @@ class Containers:
             req.tty,
             stdio_fds,
         )
+        self.event(c, "exec_die", execID=exec_id, exitCode=str(code))
+        return code
 
     # -- restart of the daemon -------------------------------------------------------------------
     def _kill_unrecorded_process(self, c: Container) -> None:
