@@ -83,4 +83,10 @@ def test_cp_diff_prune_df_with_the_docker_cli(cli: Cli, tmp_path: Path) -> None:
     assert cli.ok("ps", "-a", "--format", "{{.Names}}").split() == ["dkcp"]
     df = cli.ok("system", "df").splitlines()
     assert df[0].split()[:2] == ["TYPE", "TOTAL"] and df[2].split()[:3] == ["Containers", "1", "1"]
+    cli.ok("network", "create", "dkunused")
+    cli.ok("create", "--name", "dkstopped2", "busybox", "true")
+    pruned = cli.ok("system", "prune", "-f")  # containers, networks, images, build cache
+    assert "dkunused" in pruned and "Total reclaimed space" in pruned
+    assert cli.ok("ps", "-a", "--format", "{{.Names}}").split() == ["dkcp"]
+    assert "dkunused" not in cli.ok("network", "ls")
     cli.ok("rm", "-f", "dkcp")

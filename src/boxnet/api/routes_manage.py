@@ -80,6 +80,10 @@ def register(r: Router, ctl: Controller) -> None:
     def volume_prune(_req: Request) -> Response:
         return Response(200, {"VolumesDeleted": [], "SpaceReclaimed": 0})
 
+    def build_prune(_req: Request) -> Response:
+        # boxnet builds nothing: no cache to prune (`docker system prune` asks for it)
+        return Response(200, {"CachesDeleted": [], "SpaceReclaimed": 0})
+
     r.add("POST", "/containers/{id}/rename", rename)
     r.add("POST", "/containers/{id}/pause", pause)
     r.add("POST", "/containers/{id}/unpause", unpause)
@@ -90,6 +94,7 @@ def register(r: Router, ctl: Controller) -> None:
     r.add("POST", "/volumes/create", volume_create)
     r.add("POST", "/volumes/prune", volume_prune)
     r.add("GET", "/volumes/{name}", volume_get)
+    r.add("POST", "/build/prune", build_prune)
     r.add("DELETE", "/volumes/{name}", volume_get)
 
 
