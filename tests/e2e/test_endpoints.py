@@ -64,6 +64,8 @@ def test_events_of_a_run_stop_rm_filtered_by_container_and_type(env: Any) -> Non
     assert len(lines) == 1 and " container start " in lines[0] and "name=evweb" in lines[0]
     bad = d.cli("events", "--filter", "colour=red", "--until", "1", check=False)
     assert bad.returncode != 0 and "invalid filter 'colour'" in bad.stderr
+    backwards = d.cli("events", "--since", "20", "--until", "10", check=False)
+    assert backwards.returncode != 0 and "cannot be after `until`" in backwards.stderr
     t0 = time.time()
     d.cli("exec", "evother", "true")
     d.cli("restart", "-t", "0", "evother")

@@ -19,6 +19,11 @@ def register(r: Router, ctl: Controller) -> None:
     def events(req: Request) -> Response:
         since = event_time(req.query.get("since", ""), "since")
         until = event_time(req.query.get("until", ""), "until")
+        if since is not None and until is not None and since > until:
+            raise InvalidArgument(
+                f"`since` time ({req.query['since']}) cannot be after `until` time"
+                f" ({req.query['until']})"
+            )
         wanted = eventfilters.parse(req.query.get("filters"))
         sock = req.handler.sock
 
