@@ -77,6 +77,14 @@ def test_cp_diff_prune_df_with_the_docker_cli(cli: Cli, tmp_path: Path) -> None:
     cli.ok("cp", "dkcp:/in.txt", str(tmp_path / "back.txt"))
     assert (tmp_path / "back.txt").read_text() == "from the docker cli\n"
     assert "A /in.txt" in cli.ok("diff", "dkcp").splitlines()
+    contents = tmp_path / "etc-contents"
+    contents.mkdir()
+    cli.ok("cp", "dkcp:/etc/.", str(contents))  # "/." : the directory's contents
+    assert (contents / "hostname").read_text().strip() == cli.ok(
+        "inspect", "-f", "{{.Id}}", "dkcp"
+    )[:12]
+    cli.ok("cp", str(contents) + "/.", "dkcp:/tmp")
+    assert cli.ok("exec", "dkcp", "ls", "/tmp/hostname").strip() == "/tmp/hostname"
     cli.ok("create", "--name", "dkstopped", "busybox", "true")
     pruned = cli.ok("container", "prune", "-f")
     assert "Total reclaimed space" in pruned
