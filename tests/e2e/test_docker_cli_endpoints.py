@@ -17,17 +17,19 @@ from boxnet.lab import Daemon, Lab, basic_lab
 pytestmark = pytest.mark.e2e
 
 DOCKER = "/usr/bin/docker"
+# A docker CLI 28 only on request, by hand (see test_docker_cli.newer_cli).
+NEWER = os.environ.get("DOCKER_CLI_28") or ""
 
 
 class Cli:
-    def __init__(self, d: Daemon, config_dir: Path) -> None:
-        self.d = d
+    def __init__(self, d: Daemon, config_dir: Path, binary: str) -> None:
+        self.d, self.binary = d, binary
         self.environ = {**os.environ, "DOCKER_HOST": f"unix://{d.socket}"}
         self.environ["DOCKER_CONFIG"] = str(config_dir)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [DOCKER, *args], env=self.environ, capture_output=True, text=True, timeout=60
+            [self.binary, *args], env=self.environ, capture_output=True, text=True, timeout=60
         )
 
     def ok(self, *args: str) -> str:
@@ -36,14 +38,17 @@ class Cli:
         return res.stdout
 
 
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    if not os.access(DOCKER, os.X_OK):
-        pytest.skip(f"{DOCKER} missing: `make deb` installs docker.io (only its client is used)")
+@pytest.fixture(scope="module", params=["20.10", "28"])
+def cli(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    binary = DOCKER if request.param == "20.10" else NEWER
+    if not binary:
+        pytest.skip("docker CLI 28: set DOCKER_CLI_28 to its path")
+    if not os.access(binary, os.X_OK):
+        pytest.skip(f"{binary} missing: `make deb` installs docker.io (only its client is used)")
     lab = Lab("docker-cli-ep")
     try:
         basic = basic_lab(lab)
-        yield Cli(lab.boxnetd(basic.host), tmp_path_factory.mktemp("docker-config"))
+        yield Cli(lab.boxnetd(basic.host), tmp_path_factory.mktemp("docker-config"), binary)
     finally:
         lab.close()
 
