@@ -179,6 +179,8 @@ def test_pause_stops_every_process_and_unpause_resumes_them(env: Any) -> None:
     assert _counter(pid) == frozen and tasks
     refused = d.cli("exec", "pz", "true", check=False)
     assert refused.returncode != 0 and "is paused" in refused.stderr
+    info = client.info()
+    assert (info["ContainersPaused"], info["ContainersRunning"]) == (1, 0)
     again = d.cli("pause", "pz", check=False)
     assert again.returncode == 1 and "already paused" in again.stderr
     d.cli("unpause", "pz")
