@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from boxnet.cli.observe import format_event, stats_row
 from boxnet.runtime import procfs
@@ -13,7 +14,11 @@ from boxnet.runtime import procfs
 def test_read_stat_of_a_known_child() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        stat = procfs.read_stat(child.pid)
+        for _ in range(100):  # bounded: until the child has exec'd (its cmdline is its own)
+            stat = procfs.read_stat(child.pid)
+            if stat is not None and stat.cmdline.endswith("time.sleep(30)"):
+                break
+            time.sleep(0.02)
         assert stat is not None and stat.ppid == os.getpid() and stat.uid == os.getuid()
         assert stat.cmdline.endswith("import time; time.sleep(30)") and stat.rss_pages > 0
         row = procfs.top_rows([stat])[0]
