@@ -128,6 +128,18 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class BindMount:
+    """`-v HOST:CTR[:ro]` or `--mount type=bind`: a host path seen inside the container."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """Everything `create` recorded; immutable for the container's life (except networks)."""
 
@@ -150,6 +162,15 @@ class ContainerSpec:
     auto_remove: bool = False
     log_max_size: int = 10 * 1024 * 1024  # bytes before rotation, 0 = never (parsing/logopts.py)
     log_max_files: int = 3
+    binds: tuple[BindMount, ...] = ()
+    user: str = ""  # UID[:GID] or NAME[:GROUP], resolved in the container's /etc/passwd
+    workdir: str = ""  # "" = the image's (/)
+    read_only: bool = False
+    domainname: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    restart_policy: str = "no"  # one of RESTART_POLICIES
+    restart_max: int = 0  # on-failure:N (0 = no limit)
+    links: tuple[tuple[str, str], ...] = ()  # (container name, alias) legacy links
     # The create request as received, for `inspect` (Config / HostConfig shapes).
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -168,6 +189,10 @@ class Container:
     finished_at: str = ""
     netns_path: str = ""
     error: str = ""
+    restart_count: int = 0  # restarts by the restart policy since the last manual start
+    # Stopped or killed by a user: a restart policy leaves it stopped (unless-stopped also
+    # across daemon restarts).
+    manual_stop: bool = False
 
     @property
     def short_id(self) -> str:

@@ -70,6 +70,17 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
     host_config.setdefault("NetworkMode", c.spec.network_mode)
     # The Docker SDK reads this to decide whether it may fetch logs after `run`.
     host_config.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
+    spec = c.spec
+    host_config["Binds"] = [
+        f"{b.source}:{b.target}" + (":ro" if b.read_only else "") for b in spec.binds
+    ] or None
+    host_config["RestartPolicy"] = {
+        "Name": spec.restart_policy,
+        "MaximumRetryCount": spec.restart_max,
+    }
+    host_config["ReadonlyRootfs"] = spec.read_only
+    host_config["Links"] = [f"/{n}:/{c.name}/{a}" for n, a in spec.links] or None
+    host_config.setdefault("AutoRemove", spec.auto_remove)
     running = c.state == State.RUNNING
     return {
         "Id": c.id,
@@ -95,10 +106,15 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
         "HostsPath": str(ctl.paths.container_dir(c.id) / "etc" / "hosts"),
         "LogPath": str(ctl.containers.log_path(c.id)),
         "Name": "/" + c.name,
+        "RestartCount": c.restart_count,
         "Driver": "overlay",
         "HostConfig": host_config,
         "Config": {
             "Hostname": c.hostname,
+            "Domainname": spec.domainname,
+            "User": spec.user,
+            "WorkingDir": spec.workdir,
+            "Labels": dict(spec.labels),
             "Env": list(c.spec.env),
             "Cmd": list(c.spec.cmd),
             "Image": c.spec.image,
@@ -164,7 +180,7 @@ def container_summary(ctl: Controller, c: Container, now: float) -> dict[str, An
         "Command": shlex.join(c.spec.cmd),
         "Created": int(parse_rfc3339(c.created)),
         "Ports": ports,
-        "Labels": {},
+        "Labels": dict(c.spec.labels),
         "State": str(c.state),
         "Status": _status_text(c, now),
         "HostConfig": {"NetworkMode": c.spec.network_mode},

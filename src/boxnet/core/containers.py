@@ -107,6 +107,14 @@ class Containers:
         with self.lock:
             images.resolve(self.paths, spec.image)  # unknown image: NotFound, nothing created
             self._check_network_mode(spec)
+            for target, _alias in spec.links:
+                try:
+                    self.find(target)
+                except NotFound:
+                    raise NotFound(
+                        f"could not get container for {target}",
+                        hint="--link names an existing container: NAME[:ALIAS]",
+                    ) from None
             container_id = secrets.token_hex(32)
             if name is None:
                 name = self._generated_name()
@@ -187,7 +195,11 @@ class Containers:
                     argv=tuple(c.spec.cmd),
                     env=env_dict(c.spec.env, tty=c.spec.tty),
                     hostname=c.hostname,
-                    workdir="/",
+                    workdir=c.spec.workdir or "/",
+                    binds=tuple((b.source, b.target, b.read_only) for b in c.spec.binds),
+                    user=c.spec.user,
+                    read_only=c.spec.read_only,
+                    domainname=c.spec.domainname,
                     rootfs=str(rootfs) if rootfs is not None else None,
                     upper_dir=str(state_dir / "upper") if rootfs is not None else None,
                     work_dir=str(state_dir / "work") if rootfs is not None else None,
@@ -252,7 +264,36 @@ class Containers:
             host_mode=mode_kind(c.spec.network_mode) == "host",
             embedded_dns=self.dns is not None and uses_resolver(c),
             in_place=in_place,
+            links=self._link_entries(c, strict=not in_place),
         )
+
+    def _link_entries(self, c: Container, strict: bool) -> list[tuple[str, list[str]]]:
+        """/etc/hosts lines of c's legacy links: the target's address on a network c shares
+        (the default bridge, where Docker's links live), as "IP alias id name". Not strict (a
+        rewrite while c runs): a link whose target is gone or stopped is left out."""
+        mine = {e.network_id for e in self.records.endpoints(container_id=c.id)}
+        out = []
+        for name, alias in c.spec.links:
+            try:
+                target = self.find(name)
+            except NotFound:
+                if strict:
+                    raise
+                continue
+            addresses = [
+                e.ip for e in self.records.endpoints(container_id=target.id)
+                if e.network_id in mine
+            ]  # fmt: skip
+            if (target.state != State.RUNNING or not addresses) and not strict:
+                continue
+            if target.state != State.RUNNING or not addresses:
+                raise Conflict(
+                    f"Cannot link to a non running container: /{target.name} AS /{c.name}/{alias}",
+                    hint=f"start {target.name} first (on the same network)",
+                )
+            names = [alias] + [x for x in (target.short_id, target.name) if x != alias]
+            out.append((str(addresses[0]), names))
+        return out
 
     def refresh_etc(self, c: Container) -> None:
         """Hook for network connect/disconnect: c's addresses changed, so rewrite its

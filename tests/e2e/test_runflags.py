@@ -1,0 +1,175 @@
+"""Issue 17: every `run` flag about the process and its files works, observed from inside the
+container (id, pwd, /proc, /etc/hosts, files written through bind mounts seen on the host), or is
+refused with Docker's words and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from boxnet.lab import BasicLab, Daemon, Lab, basic_lab
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[tuple[BasicLab, Daemon]]:
+    lab = Lab("runflags")
+    try:
+        basic = basic_lab(lab)
+        yield basic, lab.boxnetd(basic.host)
+    finally:
+        lab.close()
+
+
+@pytest.fixture
+def d(env: tuple[BasicLab, Daemon]) -> Iterator[Daemon]:
+    daemon = env[1]
+    yield daemon
+    assert daemon.remove_all_containers() == []
+
+
+def inspect(d: Daemon, name: str) -> dict[str, Any]:
+    data = json.loads(d.cli("inspect", "--format", "json", name).stdout)
+    return data[0] if isinstance(data, list) else data
+
+
+def out(d: Daemon, *args: str) -> str:
+    return d.cli("run", "--rm", *args).stdout
+
+
+def test_bind_mounts_read_write_and_read_only(d: Daemon, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "from-host").write_text("hello from the host\n")
+    script = "cat /data/from-host; echo written > /data/from-ctr"
+    assert out(d, "-v", f"{shared}:/data", "busybox", "sh", "-c", script) == "hello from the host\n"
+    assert (shared / "from-ctr").read_text() == "written\n"
+    # :ro refuses writes; the host file is untouched.
+    ro = d.cli(
+        "run", "--rm", "-v", f"{shared}:/data:ro", "busybox", "sh", "-c",
+        "cat /data/from-host && echo x > /data/from-ctr", check=False,
+    )  # fmt: skip
+    assert ro.returncode != 0 and "Read-only file system" in ro.stderr
+    assert (shared / "from-ctr").read_text() == "written\n"
+    # --mount type=bind,...,readonly is the same mount; a file can be bound too.
+    spec = f"type=bind,source={shared / 'from-host'},target=/etc/motd,readonly"
+    assert out(d, "--mount", spec, "busybox", "cat", "/etc/motd") == "hello from the host\n"
+    # -v creates a missing host directory (Docker's legacy Binds behaviour).
+    created = tmp_path / "made" / "here"
+    out(d, "-v", f"{created}:/out", "busybox", "touch", "/out/f")
+    assert (created / "f").is_file()
+    # inspect echoes them.
+    d.cli("create", "--name", "b1", "-v", f"{shared}:/data:ro", "busybox")
+    assert inspect(d, "b1")["HostConfig"]["Binds"] == [f"{shared}:/data:ro"]
+
+
+def test_user_and_workdir(d: Daemon) -> None:
+    assert out(d, "-u", "1234:5678", "busybox", "sh", "-c", "id -u; id -g") == "1234\n5678\n"
+    assert out(d, "-u", "nobody", "busybox", "id", "-un") == "nobody\n"
+    assert out(d, "-u", "nobody", "busybox", "sh", "-c", "echo $HOME") == "/nonexistent\n"
+    assert out(d, "-w", "/srv/app", "busybox", "pwd") == "/srv/app\n"
+    assert out(d, "-w", "/tmp", "-u", "65534", "busybox", "sh", "-c", "pwd; id -u") == (
+        "/tmp\n65534\n"
+    )
+    bad = d.cli("run", "--rm", "--name", "nouser", "-u", "nosuch", "busybox", "id", check=False)
+    assert bad.returncode == 125
+    assert "unable to find user nosuch: no matching entries in passwd file" in bad.stderr
+    assert d.cli("ps", "-aq").stdout == ""  # nothing left behind
+    d.cli("create", "--name", "uw", "-u", "nobody", "-w", "/srv", "busybox")
+    config = inspect(d, "uw")["Config"]
+    assert (config["User"], config["WorkingDir"]) == ("nobody", "/srv")
+
+
+def test_read_only_root(d: Daemon) -> None:
+    bad = d.cli("run", "--rm", "--read-only", "busybox", "touch", "/x", check=False)
+    assert bad.returncode == 1 and "Read-only file system" in bad.stderr
+    # /tmp, /dev/shm and the working directory's mounts stay writable; the root does not.
+    script = "touch /tmp/ok /dev/shm/ok && pwd && ! touch /srv/w/x 2>/dev/null && echo ro"
+    assert out(d, "--read-only", "-w", "/srv/w", "busybox", "sh", "-c", script) == "/srv/w\nro\n"
+    assert out(d, "busybox", "sh", "-c", "touch /x && echo rw") == "rw\n"
+    d.cli("create", "--name", "ro", "--read-only", "busybox")
+    assert inspect(d, "ro")["HostConfig"]["ReadonlyRootfs"] is True
+
+
+def test_domainname_and_labels(d: Daemon) -> None:
+    script = "cat /proc/sys/kernel/domainname; grep web.example.com /etc/hosts"
+    lines = out(d, "-h", "web", "--domainname", "example.com", "busybox", "sh", "-c", script)
+    first, hosts = lines.splitlines()
+    assert first == "example.com" and hosts.split()[1:3] == ["web.example.com", "web"]
+    d.cli("create", "--name", "lab1", "-l", "tier=front", "--label", "empty", "busybox")
+    assert inspect(d, "lab1")["Config"]["Labels"] == {"tier": "front", "empty": ""}
+
+
+def test_link_on_the_default_bridge(d: Daemon) -> None:
+    d.cli("run", "-d", "--name", "db", "busybox", "sleep", "1000")
+    db_ip = inspect(d, "db")["NetworkSettings"]["IPAddress"]
+    hosts = out(d, "--link", "db:database", "busybox", "cat", "/etc/hosts")
+    line = next(x for x in hosts.splitlines() if "database" in x.split())
+    assert line.split()[0] == db_ip and "db" in line.split()
+    assert "1 packets received" in out(d, "--link", "db", "busybox", "ping", "-c1", "-W2", "db")
+    missing = d.cli("run", "--rm", "--link", "nosuch:x", "busybox", "true", check=False)
+    assert missing.returncode == 125 and "could not get container for nosuch" in missing.stderr
+    d.cli("stop", "-t", "0", "db")
+    stopped = d.cli("run", "--rm", "--link", "db", "busybox", "true", check=False)
+    assert stopped.returncode == 125
+    assert "Cannot link to a non running container: /db AS" in stopped.stderr
+    assert d.cli("ps", "-aq").stdout.split() == [inspect(d, "db")["Id"][:12]]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--ip", "172.17.0.99"), "user specified IP address is supported on user defined"),
+        (("--network-alias", "x"), "network-scoped alias is supported only for containers in"),
+        (("-v", "data:/data"), "named volume 'data' is not supported"),
+        (("-v", "/data"), "anonymous volumes are not supported"),
+        (("-v", "/tmp:rel"), "mount path must be absolute"),
+        (("--mount", "type=volume,target=/x"), 'mount type "volume" is not supported'),
+        (("--restart", "sometimes"), "invalid restart policy: unknown policy 'sometimes'"),
+        (("--restart", "always:3"), "maximum retry count can only be used with 'on-failure'"),
+        (("--restart", "always", "--rm"), "Conflicting options: --restart and --rm"),
+        (("-w", "relative"), "the working directory 'relative' is invalid"),
+        (("--net", "host", "--link", "dbx"), "host type networking can't be used with links"),
+    ],
+)
+def test_refusals(d: Daemon, flags: tuple[str, ...], message: str) -> None:
+    bad = d.cli("run", "-d", *flags, "busybox", "true", check=False)
+    assert bad.returncode == 125 and message in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert d.cli("ps", "-aq").stdout == ""
+
+
+def test_the_daemon_refuses_what_the_cli_would(d: Daemon) -> None:
+    """Other clients send JSON: the daemon checks the same things (docker-py here)."""
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=f"unix://{d.socket}")
+    cases = [
+        ({"network_mode": "bridge", "networking_config": None, "volumes": ["vol:/x"]}, "named"),
+        ({"restart_policy": {"Name": "always", "MaximumRetryCount": 2}}, "maximum retry count"),
+        ({"user": "a:b:c"}, "invalid user"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(docker.errors.APIError) as err:
+            client.containers.create("busybox", ["true"], **kwargs)
+        assert err.value.status_code == 400 and message in str(err.value)
+    endpoint = client.api.create_endpoint_config(ipv4_address="172.17.0.50")
+    with pytest.raises(docker.errors.APIError, match="supported on user defined networks only"):
+        client.api.create_container(
+            "busybox",
+            ["true"],
+            networking_config=client.api.create_networking_config({"bridge": endpoint}),
+        )
+    made = client.containers.create(
+        "busybox", ["true"], labels={"a": "1"}, user="nobody", working_dir="/w",
+        domainname="example.org", restart_policy={"Name": "on-failure", "MaximumRetryCount": 2},
+    )  # fmt: skip
+    attrs = client.api.inspect_container(made.id)
+    assert attrs["Config"]["Labels"] == {"a": "1"} and attrs["Config"]["User"] == "nobody"
+    assert attrs["Config"]["Domainname"] == "example.org"
+    assert attrs["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert [c.id for c in client.containers.list(all=True)] == [made.id]
