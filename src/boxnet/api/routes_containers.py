@@ -69,12 +69,16 @@ def register(r: Router, ctl: Controller) -> None:
         return Response(204)
 
     def listing(req: Request) -> Response:
+        from boxnet.core.listfilters import select_containers
+
         now = time.time()
-        show_all = req.flag("all")
-        out = [
-            container_summary(ctl, x, now) for x in c.all() if show_all or x.state == State.RUNNING
-        ]
-        return Response(200, out)
+        text = req.query.get("limit") or "-1"
+        try:
+            limit = int(text)
+        except ValueError:
+            raise InvalidArgument(f"invalid limit {text!r}: expected a number") from None
+        chosen = select_containers(ctl, req.query.get("filters"), req.flag("all"), limit)
+        return Response(200, [container_summary(ctl, x, now) for x in chosen])
 
     def inspect(req: Request) -> Response:
         return Response(200, container_inspect(ctl, c.find(req.params["id"])))

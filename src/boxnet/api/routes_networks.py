@@ -16,8 +16,11 @@ if TYPE_CHECKING:
 def register(r: Router, ctl: Controller) -> None:
     c = ctl.containers
 
-    def network_list(_req: Request) -> Response:
-        return Response(200, [network_inspect(ctl, n) for n in ctl.networks.all()])
+    def network_list(req: Request) -> Response:
+        from boxnet.core.listfilters import select_networks
+
+        chosen = select_networks(ctl, req.query.get("filters"))
+        return Response(200, [network_inspect(ctl, n) for n in chosen])
 
     def network_get(req: Request) -> Response:
         return Response(200, network_inspect(ctl, ctl.networks.find(req.params["id"])))

@@ -82,16 +82,17 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
     host_config["Links"] = [f"/{n}:/{c.name}/{a}" for n, a in spec.links] or None
     host_config.setdefault("AutoRemove", spec.auto_remove)
     running = c.state == State.RUNNING
+    restarting = ctl.containers.restarts.pending(c.id)
     return {
         "Id": c.id,
         "Created": c.created,
         "Path": c.spec.cmd[0] if c.spec.cmd else "",
         "Args": list(c.spec.cmd[1:]),
         "State": {
-            "Status": str(c.state),
+            "Status": "restarting" if restarting else str(c.state),
             "Running": running,
             "Paused": False,
-            "Restarting": False,
+            "Restarting": restarting,
             "OOMKilled": False,
             "Dead": False,
             "Pid": c.pid if running else 0,
@@ -137,12 +138,13 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
     }
 
 
-def _status_text(c: Container, now: float) -> str:
+def _status_text(c: Container, now: float, restarting: bool = False) -> str:
     if c.state == State.RUNNING:
         return "Up " + human_duration(now - parse_rfc3339(c.started_at))
     if c.state == State.CREATED:
         return "Created"
-    return f"Exited ({c.exit_code}) {human_duration(now - parse_rfc3339(c.finished_at))} ago"
+    word = "Restarting" if restarting else "Exited"
+    return f"{word} ({c.exit_code}) {human_duration(now - parse_rfc3339(c.finished_at))} ago"
 
 
 def human_duration(seconds: float) -> str:
@@ -173,6 +175,7 @@ def container_summary(ctl: Controller, c: Container, now: float) -> dict[str, An
                 }
             )
     inspect = container_inspect(ctl, c)
+    restarting = ctl.containers.restarts.pending(c.id)
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
@@ -181,8 +184,8 @@ def container_summary(ctl: Controller, c: Container, now: float) -> dict[str, An
         "Created": int(parse_rfc3339(c.created)),
         "Ports": ports,
         "Labels": dict(c.spec.labels),
-        "State": str(c.state),
-        "Status": _status_text(c, now),
+        "State": "restarting" if restarting else str(c.state),
+        "Status": _status_text(c, now, restarting),
         "HostConfig": {"NetworkMode": c.spec.network_mode},
         "NetworkSettings": {"Networks": inspect["NetworkSettings"]["Networks"]},
     }

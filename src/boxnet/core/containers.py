@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING
 from boxnet.core import faults, metrics
 from boxnet.core.clock import ZERO_TIME, now_rfc3339
 from boxnet.core.etcfiles import etc_paths, write_etc_files
+from boxnet.core.legacylinks import link_entries
+from boxnet.core.procs import is_shim_of, signal_number
+from boxnet.core.restarts import Restarts
 from boxnet.core.sandbox import mode_kind
 from boxnet.core.txn import Undo
 from boxnet.core.watcher import ShimWatcher
@@ -76,6 +79,7 @@ class Containers:
         self.watcher = ShimWatcher(self._on_shim_exit)
         # The embedded resolver's hooks (core/dnshook.py), set by the controller.
         self.dns: NameService | None = None
+        self.restarts = Restarts(self)  # --restart policies
 
     # -- lookup ---------------------------------------------------------------------------------
     def find(self, ref: str) -> Container:
@@ -173,11 +177,15 @@ class Containers:
                 self.networks.find(req.network)
 
     # -- start ----------------------------------------------------------------------------------
-    def start(self, ref: str, stdio_fds: tuple[int, int, int] | None = None) -> Container:
+    def start(
+        self, ref: str, stdio_fds: tuple[int, int, int] | None = None, by_policy: bool = False
+    ) -> Container:
         with self.lock:
             c = self.find(ref)
             if c.state == State.RUNNING:
                 raise NotModified(f"container {c.name} is already running")
+            if not by_policy:
+                self.restarts.cancel(c.id)
             rootfs = images.resolve(self.paths, c.spec.image)
             joined, etc_dir = self._joined_namespace(c)
             with Undo(f"start {c.short_id}") as undo:
@@ -225,6 +233,8 @@ class Containers:
                 finished_at=ZERO_TIME,
                 netns_path=result.netns_path,
                 error="",
+                manual_stop=False,
+                restart_count=c.restart_count + 1 if by_policy else 0,
             )
             faults.point("container.start.recorded")
             pidfd = started.shim_pidfd.detach() if started.shim_pidfd is not None else None
@@ -264,36 +274,8 @@ class Containers:
             host_mode=mode_kind(c.spec.network_mode) == "host",
             embedded_dns=self.dns is not None and uses_resolver(c),
             in_place=in_place,
-            links=self._link_entries(c, strict=not in_place),
+            links=link_entries(self, c, strict=not in_place),
         )
-
-    def _link_entries(self, c: Container, strict: bool) -> list[tuple[str, list[str]]]:
-        """/etc/hosts lines of c's legacy links: the target's address on a network c shares
-        (the default bridge, where Docker's links live), as "IP alias id name". Not strict (a
-        rewrite while c runs): a link whose target is gone or stopped is left out."""
-        mine = {e.network_id for e in self.records.endpoints(container_id=c.id)}
-        out = []
-        for name, alias in c.spec.links:
-            try:
-                target = self.find(name)
-            except NotFound:
-                if strict:
-                    raise
-                continue
-            addresses = [
-                e.ip for e in self.records.endpoints(container_id=target.id)
-                if e.network_id in mine
-            ]  # fmt: skip
-            if (target.state != State.RUNNING or not addresses) and not strict:
-                continue
-            if target.state != State.RUNNING or not addresses:
-                raise Conflict(
-                    f"Cannot link to a non running container: /{target.name} AS /{c.name}/{alias}",
-                    hint=f"start {target.name} first (on the same network)",
-                )
-            names = [alias] + [x for x in (target.short_id, target.name) if x != alias]
-            out.append((str(addresses[0]), names))
-        return out
 
     def refresh_etc(self, c: Container) -> None:
         """Hook for network connect/disconnect: c's addresses changed, so rewrite its
@@ -337,14 +319,19 @@ class Containers:
             if c.spec.auto_remove:
                 self.recent_exits[c.id] = (c.exit_code, time.monotonic())
                 self._delete(c)
+            else:
+                self.restarts.on_exit(c)
             self.changed.notify_all()
 
     # -- stop / kill / restart ------------------------------------------------------------------
     def stop(self, ref: str, timeout: float | None) -> None:
         with self.changed:
             c = self.find(ref)
+            if self.restarts.cancel(c.id):  # between two runs of its restart policy
+                self.records.update_container(c, manual_stop=True)
             if c.state != State.RUNNING:
                 raise NotModified(f"container {c.name} is not running")
+            c = self.records.update_container(c, manual_stop=True)
             launcher.send_signal(c.pid, signal.SIGTERM)
             grace = 10.0 if timeout is None else max(0.0, timeout)
             if not self._wait_stopped(c.id, grace):
@@ -354,9 +341,13 @@ class Containers:
     def kill(self, ref: str, sig: str | int = "SIGKILL") -> None:
         with self.lock:
             c = self.find(ref)
+            if self.restarts.cancel(c.id):
+                self.records.update_container(c, manual_stop=True)
             if c.state != State.RUNNING:
                 raise Conflict(f"Cannot kill container: {c.name}: container is not running")
-            launcher.send_signal(c.pid, _signal_number(sig))
+            number = signal_number(sig)
+            c = self.records.update_container(c, manual_stop=True)  # no restart policy after it
+            launcher.send_signal(c.pid, number)
 
     def restart(self, ref: str, timeout: float | None) -> None:
         with self.lock:
@@ -415,6 +406,7 @@ class Containers:
 
     def _delete(self, c: Container) -> None:
         # A row left by an exception or a crash is dropped at the next start; gc finishes the rm.
+        self.restarts.cancel(c.id)
         intent = self.records.intents.begin("container.rm", c.id, {"name": c.name})
         faults.point("container.rm.teardown")
         self.sandboxes.teardown(c)
@@ -468,7 +460,7 @@ class Containers:
         """A daemon that died between starting a shim and recording it left a container running
         that no record owns: undo that start (the container's PID 1 dies, its shim follows)."""
         pid = launcher.read_pid(self.state_dir(c.id))
-        if pid and launcher.is_alive(pid) and _is_shim_of(pid, c.id):
+        if pid and launcher.is_alive(pid) and is_shim_of(pid, c.id):
             log.warning("container %s was started by a daemon that died: stopping it", c.short_id)
             launcher.send_signal(pid, signal.SIGKILL)
 
@@ -492,17 +484,6 @@ class Containers:
         return adopted, ended
 
 
-def _is_shim_of(pid: int, container_id: str) -> bool:
-    """True when pid's parent is the shim of this container (it names itself bx-<short id>,
-    see shim.serve), so a recycled PID is never killed by mistake."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        ppid = int(next(x for x in status.splitlines() if x.startswith("PPid:")).split()[1])
-        return Path(f"/proc/{ppid}/comm").read_text().strip() == "bx-" + container_id[:12]
-    except (OSError, StopIteration, ValueError):
-        return False
-
-
 def env_dict(env: tuple[str, ...], tty: bool = False) -> dict[str, str]:
     """["K=V", "FLAG"] -> {"K": "V", "FLAG": ""}; TERM=xterm with a terminal, as Docker does."""
     out: dict[str, str] = {}
@@ -512,22 +493,3 @@ def env_dict(env: tuple[str, ...], tty: bool = False) -> dict[str, str]:
     if tty:
         out.setdefault("TERM", "xterm")
     return out
-
-
-def _signal_number(sig: str | int) -> int:
-    if isinstance(sig, int):
-        return sig
-    text = sig.upper()
-    if text.isascii() and text.isdigit():
-        number = int(text)
-        if not 1 <= number <= signal.SIGRTMAX:
-            raise InvalidArgument(
-                f"invalid signal: {sig}", hint=f"a name like SIGTERM or 1-{int(signal.SIGRTMAX)}"
-            )
-        return number
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    try:
-        return int(signal.Signals[text])
-    except KeyError as exc:
-        raise InvalidArgument(f"invalid signal: {sig}") from exc

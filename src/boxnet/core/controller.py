@@ -79,6 +79,7 @@ class Controller:
             self.networks.ensure_predefined()
             self.networks.sync_firewall()
             adopted, ended = self.containers.adopt()
+            self.containers.restarts.on_daemon_start()
             self.dns.adopt()  # the resolver's sockets died with the previous daemon
             if adopted or ended:
                 log.info("restart: adopted %d running containers, %d had ended", adopted, ended)
@@ -87,6 +88,7 @@ class Controller:
 
     def close(self) -> None:
         self.firewall_guard.stop()
+        self.containers.restarts.close()
         self.dns.close()
         self.ipr.close()
         self.store.close()
