@@ -171,6 +171,8 @@ class ContainerSpec:
     restart_policy: str = "no"  # one of RESTART_POLICIES
     restart_max: int = 0  # on-failure:N (0 = no limit)
     links: tuple[tuple[str, str], ...] = ()  # (container name, alias) legacy links
+    # Disconnected from the network of --network (Docker allows it): no implicit endpoint there.
+    primary_detached: bool = False
     # The create request as received, for `inspect` (Config / HostConfig shapes).
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 

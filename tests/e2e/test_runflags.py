@@ -173,3 +173,52 @@ def test_the_daemon_refuses_what_the_cli_would(d: Daemon) -> None:
     assert attrs["Config"]["Domainname"] == "example.org"
     assert attrs["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
     assert [c.id for c in client.containers.list(all=True)] == [made.id]
+
+
+def test_network_names_with_spaces_and_networks_of_stopped_containers(d: Daemon) -> None:
+    d.cli("network", "create", "my net")
+    try:
+        d.cli("create", "--name", "spaced", "--net", "my net", "--ip", "172.18.0.40",
+              "--network-alias", "svc", "busybox", "sleep", "1000")  # fmt: skip
+        # Created: the configured network, with what was asked and no addresses yet (Docker).
+        before = inspect(d, "spaced")["NetworkSettings"]["Networks"]
+        assert list(before) == ["my net"]
+        assert before["my net"]["IPAMConfig"] == {"IPv4Address": "172.18.0.40"}
+        assert before["my net"]["Aliases"] == ["svc"] and before["my net"]["IPAddress"] == ""
+        d.cli("start", "spaced")
+        running = inspect(d, "spaced")["NetworkSettings"]["Networks"]["my net"]
+        assert running["IPAddress"] == "172.18.0.40" and running["EndpointID"]
+        addrs = d.cli("exec", "spaced", "ip", "-4", "-o", "addr", "show", "eth0").stdout
+        assert "172.18.0.40/16" in addrs
+        d.cli("stop", "-t", "0", "spaced")
+        after = inspect(d, "spaced")["NetworkSettings"]["Networks"]
+        assert after["my net"]["IPAddress"] == "" and after["my net"]["EndpointID"] == ""
+        listed = d.cli("network", "ls", "--format", "{{.Name}}", "-f", "name=my net").stdout
+        assert listed == "my net\n"
+        # A stopped container on the default bridge shows it too; --net none shows none.
+        d.cli("create", "--name", "plain", "busybox")
+        d.cli("create", "--name", "isolated", "--net", "none", "busybox")
+        assert list(inspect(d, "plain")["NetworkSettings"]["Networks"]) == ["bridge"]
+        assert list(inspect(d, "isolated")["NetworkSettings"]["Networks"]) == ["none"]
+    finally:
+        d.remove_all_containers()
+        d.cli("network", "rm", "my net")
+    assert "my net" not in d.cli("network", "ls").stdout
+
+
+def test_wait_on_a_created_container_waits_for_its_exit(d: Daemon) -> None:
+    import subprocess
+
+    from boxnet.lab import venv_bin
+
+    d.cli("create", "--name", "later", "busybox", "sh", "-c", "exit 7")
+    argv = [str(venv_bin() / "boxnet"), "-H", f"unix://{d.socket}", "wait", "later"]
+    waiter = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        d.cli("start", "later")
+        out, _ = waiter.communicate(timeout=60)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
+    assert out == "7\n"  # not the 0 of a container that never ran

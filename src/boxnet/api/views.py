@@ -6,7 +6,7 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from boxnet.core.clock import ZERO_TIME, parse_rfc3339
-from boxnet.model import Container, Endpoint, Network, State
+from boxnet.model import Container, Endpoint, EndpointRequest, Network, State
 
 if TYPE_CHECKING:
     from boxnet.core.controller import Controller
@@ -25,43 +25,75 @@ def _ports_map(ctl: Controller, c: Container) -> dict[str, list[dict[str, str]] 
     return ports
 
 
-def _endpoint_settings(net: Network | None, e: Endpoint) -> dict[str, Any]:
+def _endpoint_settings(
+    net: Network | None, e: Endpoint | None, req: EndpointRequest | None, raw: Any
+) -> dict[str, Any]:
+    """Docker's EndpointSettings: e is the live endpoint (None while the container does not
+    run: configured, empty addresses, as Docker shows it); req and raw what was asked for."""
+    raw = raw if isinstance(raw, dict) else {}
+    aliases = list(e.aliases) if e is not None else list(req.aliases) if req else []
     return {
-        "IPAMConfig": None,
-        "Links": None,
-        "Aliases": list(e.aliases) or None,
-        "NetworkID": e.network_id,
-        "EndpointID": e.id,
-        "Gateway": str(e.gateway) if e.gateway else "",
-        "IPAddress": str(e.ip),
-        "IPPrefixLen": e.prefixlen,
+        "IPAMConfig": {"IPv4Address": str(req.ipv4)} if req and req.ipv4 else None,
+        "Links": raw.get("Links") or None,
+        "Aliases": aliases or None,
+        "NetworkID": net.id if net else e.network_id if e else "",
+        "EndpointID": e.id if e else "",
+        "Gateway": str(e.gateway) if e and e.gateway else "",
+        "IPAddress": str(e.ip) if e else "",
+        "IPPrefixLen": e.prefixlen if e else 0,
         "IPv6Gateway": "",
         "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0,
-        "MacAddress": e.mac,
-        "DriverOpts": None,
-        "InterfaceName": e.ifname,
-        "HostInterfaceName": e.host_veth,
+        "MacAddress": e.mac if e else "",
+        "DriverOpts": raw.get("DriverOpts") or None,
+        **({"InterfaceName": e.ifname, "HostInterfaceName": e.host_veth} if e else {}),
     }
+
+
+def _networks(ctl: Controller, c: Container, endpoints: list[Endpoint]) -> dict[str, Any]:
+    """NetworkSettings.Networks: live endpoints, and the networks c is configured for but not
+    attached to (created or stopped containers)."""
+    from boxnet.core.sandbox import mode_kind
+
+    nets = {n.id: n for n in ctl.records.networks()}
+
+    def lookup(ref: str) -> Network | None:
+        ref = "bridge" if ref == "default" else ref
+        return next((n for n in nets.values() if ref in (n.name, n.id)), None)
+
+    requests: dict[str, EndpointRequest] = {}
+    if mode_kind(c.spec.network_mode) == "network":
+        for req in ctl.sandboxes.endpoint_requests(c):
+            found = lookup(req.network)
+            if found is not None:
+                requests[found.id] = req
+    raw_configs = (c.spec.raw.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    if not isinstance(raw_configs, dict):
+        raw_configs = {}
+
+    def raw_for(net: Network | None) -> Any:
+        if net is None:
+            return None
+        keys = (net.name, net.id) + (("default",) if net.name == "bridge" else ())
+        return next((raw_configs[k] for k in keys if k in raw_configs), None)
+
+    networks: dict[str, Any] = {}
+    for e in endpoints:
+        net = nets.get(e.network_id)
+        settings = _endpoint_settings(net, e, requests.get(e.network_id), raw_for(net))
+        networks[net.name if net else e.network_id] = settings
+    for net_id, req in requests.items():
+        net = nets[net_id]
+        networks.setdefault(net.name, _endpoint_settings(net, None, req, raw_for(net)))
+    if c.spec.network_mode in ("host", "none"):
+        net = lookup(c.spec.network_mode)
+        networks[c.spec.network_mode] = _endpoint_settings(net, None, None, None)
+    return networks
 
 
 def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
     endpoints = ctl.records.endpoints(container_id=c.id)
-    nets = {n.id: n for n in ctl.records.networks()}
-    networks: dict[str, Any] = {}
-    for e in endpoints:
-        net = nets.get(e.network_id)
-        networks[net.name if net else e.network_id] = _endpoint_settings(net, e)
-    if c.spec.network_mode in ("host", "none") and c.state == State.RUNNING:
-        net = next((n for n in nets.values() if n.name == c.spec.network_mode), None)
-        networks[c.spec.network_mode] = {
-            "NetworkID": net.id if net else "",
-            "EndpointID": "",
-            "Gateway": "",
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "MacAddress": "",
-        }
+    networks = _networks(ctl, c, endpoints)
     if c.state == State.RUNNING:  # pipework attachments, as "pipework:HOSTIF" (docs/API.md)
         networks.update(ctl.lan.pipework.inspect(c.id))
     primary = endpoints[0] if endpoints else None
@@ -211,7 +243,9 @@ def network_inspect(ctl: Controller, net: Network) -> dict[str, Any]:
             entry["AuxiliaryAddresses"] = dict(net.aux_addresses)  # type: ignore[assignment]
         config.append(entry)
     options = dict(net.options)
-    if net.bridge and net.driver == "bridge":
+    if net.bridge and net.driver == "bridge" and net.predefined:
+        # Only the default bridge's, as Docker: a user network shows the options it was given
+        # (compose compares them with its own and would recreate a network on any extra one).
         options.setdefault("com.docker.network.bridge.name", net.bridge)
     return {
         "Name": net.name,

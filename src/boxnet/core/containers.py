@@ -339,15 +339,17 @@ class Containers:
                 self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL)
 
     def kill(self, ref: str, sig: str | int = "SIGKILL") -> None:
-        with self.lock:
+        with self.changed:
             c = self.find(ref)
+            number = signal_number(sig)
             if self.restarts.cancel(c.id):
                 self.records.update_container(c, manual_stop=True)
             if c.state != State.RUNNING:
                 raise Conflict(f"Cannot kill container: {c.name}: container is not running")
-            number = signal_number(sig)
             c = self.records.update_container(c, manual_stop=True)  # no restart policy after it
             launcher.send_signal(c.pid, number)
+            if number == signal.SIGKILL:  # Docker answers once the container is down
+                self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL)
 
     def restart(self, ref: str, timeout: float | None) -> None:
         with self.lock:
@@ -376,12 +378,13 @@ class Containers:
                 if recent is not None:
                     return recent[0]
                 raise
+            done = {State.EXITED} if c.state == State.CREATED else {State.EXITED, State.CREATED}
             while True:
                 current = self.records.container(c.id)
                 if current is None:
                     recent = self.recent_exits.get(c.id)
                     return recent[0] if recent else 0
-                if current.state != State.RUNNING:
+                if current.state in done:  # created: not run yet, wait for its first exit
                     return current.exit_code
                 self.changed.wait(1.0)
 
