@@ -152,6 +152,14 @@ def test_the_daemon_refuses_what_the_cli_would(d: Daemon) -> None:
         ({"network_mode": "bridge", "networking_config": None, "volumes": ["vol:/x"]}, "named"),
         ({"restart_policy": {"Name": "always", "MaximumRetryCount": 2}}, "maximum retry count"),
         ({"user": "a:b:c"}, "invalid user"),
+        # Settings boxnet lacks are refused, not ignored.
+        ({"privileged": True}, "HostConfig.Privileged is not supported"),
+        ({"mem_limit": "64m"}, "HostConfig.Memory is not supported"),
+        ({"cap_add": ["NET_ADMIN"]}, "HostConfig.CapAdd is not supported"),
+        ({"tmpfs": {"/run": ""}}, "HostConfig.Tmpfs is not supported"),
+        ({"pid_mode": "host"}, "HostConfig.PidMode is not supported"),
+        ({"volumes": ["/anon"]}, "anonymous volumes are not supported"),
+        ({"healthcheck": {"test": ["CMD", "true"]}}, "Healthcheck is not supported"),
     ]
     for kwargs, message in cases:
         with pytest.raises(docker.errors.APIError) as err:

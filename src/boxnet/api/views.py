@@ -91,6 +91,14 @@ def _networks(ctl: Controller, c: Container, endpoints: list[Endpoint]) -> dict[
     return networks
 
 
+def _mounts(c: Container) -> list[dict[str, Any]]:
+    return [
+        {"Type": "bind", "Source": b.source, "Destination": b.target,
+         "Mode": "ro" if b.read_only else "", "RW": not b.read_only, "Propagation": "rprivate"}
+        for b in c.spec.binds
+    ]  # fmt: skip
+
+
 def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
     endpoints = ctl.records.endpoints(container_id=c.id)
     networks = _networks(ctl, c, endpoints)
@@ -140,6 +148,7 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
         "LogPath": str(ctl.containers.log_path(c.id)),
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
+        "Mounts": _mounts(c),
         "Driver": "overlay",
         "HostConfig": host_config,
         "Config": {
@@ -216,6 +225,7 @@ def container_summary(ctl: Controller, c: Container, now: float) -> dict[str, An
         "Created": int(parse_rfc3339(c.created)),
         "Ports": ports,
         "Labels": dict(c.spec.labels),
+        "Mounts": _mounts(c),
         "State": "restarting" if restarting else str(c.state),
         "Status": _status_text(c, now, restarting),
         "HostConfig": {"NetworkMode": c.spec.network_mode},

@@ -131,10 +131,12 @@ def parse_process_flags(body: Field) -> dict[str, Any]:
 
 
 def parse_create(raw: object) -> ContainerSpec:
+    from boxnet.core.create_unsupported import refuse_unsupported
     from boxnet.parsing import dns, hosts, names, publish
 
     body = Field(raw)
     body.obj()  # the root must be an object
+    refuse_unsupported(body)
     image = body["Image"].text(required=True)
     image = image.split(":", 1)[0] if image.endswith(":latest") else image
     argv = body["Entrypoint"].strings(True, nul_free=True) + body["Cmd"].strings(
