@@ -5,7 +5,7 @@ In its own basic lab (host runs boxnetd, outside is the client):
    server never drops a SYN); TCP connect latency from outside to 203.0.113.2:8080 with that one
    mapping (median and p99 of N connects, client-side clock);
 2. 100 containers each publish a 100-port range (`-p 20000-20099:1000-1099`, then 20100-20199, ...):
-   10,000 real mappings, counted afterwards in `nft -j list map ip boxnet pub_any`. Time to
+   10,000 real mappings, counted afterwards in `nft -j list map inet boxnet pub_any`. Time to
    publish: the daemon's own "publish" step (allocation, records, one nft batch; GET
    /boxnet/metrics) summed over the 100 containers, and the wall time of the 100 `run -d`;
 3. the same connect latency with 10,001 mappings in place; the daemon's VmRSS before and after.
@@ -70,7 +70,7 @@ def connect_latency(outside: Netns, port: int, n: int) -> tuple[float, float]:
 
 
 def map_size(host: Netns) -> int:
-    data = json.loads(host.run(["nft", "-j", "list", "map", "ip", "boxnet", "pub_any"]).stdout)
+    data = json.loads(host.run(["nft", "-j", "list", "map", "inet", "boxnet", "pub_any"]).stdout)
     return len(next(x["map"] for x in data["nftables"] if "map" in x).get("elem", []))
 
 

@@ -8,8 +8,22 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_interface,
+)
 from typing import Any
+
+# Either address family. The model carries both; what is IPv4 by nature (127.0.0.11, the
+# 172.17/16 pools, DNAT until the firewall learns IPv6) says IPv4 explicitly.
+IPNetwork = IPv4Network | IPv6Network
+IPAddress = IPv4Address | IPv6Address
+IPInterface = IPv4Interface | IPv6Interface
 
 DEFAULT_BRIDGE_NAME = "boxnet0"
 DEFAULT_NETWORK = "bridge"
@@ -21,13 +35,8 @@ OPT_ICC = "com.docker.network.bridge.enable_icc"
 OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
 OPT_HOST_BINDING = "com.docker.network.bridge.host_binding_ipv4"
 OPT_MTU = "com.docker.network.driver.mtu"
-
-
-class Driver(enum.StrEnum):
-    BRIDGE = "bridge"
-    HOST = "host"
-    NULL = "null"
-    MACVLAN = "macvlan"
+# boxnet's: the endpoints' gateway when it is not the network's (`default-gateway` in daemon.json).
+OPT_ENDPOINT_GATEWAY = "boxnet.default_gateway"
 
 
 class State(enum.StrEnum):
@@ -37,17 +46,34 @@ class State(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class IPAMConfig:
+    """One address family's addressing of a network (an entry of Docker's IPAM.Config)."""
+
+    subnet: IPNetwork
+    gateway: IPAddress | None = None
+    # Dynamic addresses come only from this range (`--ip-range`, or `fixed-cidr` for the default
+    # bridge); static `--ip` addresses may be anywhere in the subnet.
+    ip_range: IPNetwork | None = None
+    aux_addresses: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def version(self) -> int:
+        return self.subnet.version
+
+    @property
+    def gateway_interface(self) -> IPInterface | None:
+        if self.gateway is None:
+            return None
+        return ip_interface(f"{self.gateway}/{self.subnet.prefixlen}")
+
+
+@dataclass(frozen=True)
 class Network:
     id: str
     name: str
-    driver: Driver
+    driver: str  # a name in the drivers registry (boxnet.drivers.DRIVERS)
     created: str
-    subnet: IPv4Network | None = None
-    gateway: IPv4Address | None = None
-    # Dynamic addresses come only from this range (`--ip-range`, or `fixed-cidr` for the default
-    # bridge); static `--ip` addresses may be anywhere in the subnet.
-    ip_range: IPv4Network | None = None
-    aux_addresses: dict[str, str] = field(default_factory=dict)
+    ipam: tuple[IPAMConfig, ...] = ()  # at most one per address family
     bridge: str | None = None
     # False when the bridge belongs to the user (`boxnetd --bridge=NAME`): never created or deleted.
     managed_bridge: bool = True
@@ -62,15 +88,29 @@ class Network:
     labels: dict[str, str] = field(default_factory=dict)
     predefined: bool = False
 
-    @property
-    def gateway_interface(self) -> IPv4Interface | None:
-        if self.subnet is None or self.gateway is None:
-            return None
-        return IPv4Interface(f"{self.gateway}/{self.subnet.prefixlen}")
+    def family(self, version: int) -> IPAMConfig | None:
+        return next((cfg for cfg in self.ipam if cfg.version == version), None)
 
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+
+@dataclass(frozen=True)
+class NetworkRequest:
+    """`network create` as received: what the user asked for, before any driver checked it."""
+
+    name: str
+    driver: str = "bridge"
+    subnet: IPv4Network | None = None
+    gateway: IPv4Address | None = None
+    ip_range: IPv4Network | None = None
+    aux_addresses: dict[str, str] = field(default_factory=dict)
+    internal: bool = False
+    attachable: bool = False
+    ipv6: bool = False
+    options: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,16 +155,30 @@ class Endpoint:
     container_id: str
     network_id: str
     ifname: str
-    ip: IPv4Address
-    prefixlen: int
-    gateway: IPv4Address | None
+    addresses: tuple[IPInterface, ...]  # one per address family of the network
+    gateways: tuple[IPAddress, ...]  # the default route's next hop, per family ((): none)
     mac: str
-    host_veth: str
+    host_veth: str  # the host side of the link ("" when there is none, as for macvlan)
     aliases: tuple[str, ...] = ()
 
+    # The IPv4 address, for what is IPv4 by nature or until it learns IPv6 (DNS A records,
+    # /etc/hosts, DNAT, Docker's IPAddress fields). Every endpoint has one while networks are
+    # IPv4 (IPv6 is refused).
     @property
     def interface(self) -> IPv4Interface:
-        return IPv4Interface(f"{self.ip}/{self.prefixlen}")
+        return next(a for a in self.addresses if isinstance(a, IPv4Interface))
+
+    @property
+    def ip(self) -> IPv4Address:
+        return self.interface.ip
+
+    @property
+    def prefixlen(self) -> int:
+        return self.interface.network.prefixlen
+
+    @property
+    def gateway(self) -> IPv4Address | None:
+        return next((g for g in self.gateways if isinstance(g, IPv4Address)), None)
 
 
 @dataclass(frozen=True)
@@ -205,6 +259,7 @@ class Container:
         return self.spec.hostname or self.short_id
 
 
-def mac_for_ip(ip: IPv4Address) -> str:
-    """Docker's trick: a MAC derived from the IP, so a reused IP never meets a stale ARP entry."""
-    return "02:42:" + ":".join(f"{b:02x}" for b in ip.packed)
+def mac_for_ip(ip: IPAddress) -> str:
+    """Docker's trick: a MAC derived from the IP, so a reused IP never meets a stale ARP entry
+    (an IPv6 address lends its last four bytes)."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in ip.packed[-4:])

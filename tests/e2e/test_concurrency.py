@@ -46,7 +46,9 @@ def test_parallel_runs_and_removals(lab: Lab) -> None:
     # The kernel agrees: one veth per container on boxnet0, one DNAT element per port.
     veths = [x for x in basic.host.ip_json("link") if x.get("master") == "boxnet0"]
     assert len(veths) == PARALLEL
-    pub = json.loads(basic.host.run(["nft", "-j", "list", "map", "ip", "boxnet", "pub_any"]).stdout)
+    pub = json.loads(
+        basic.host.run(["nft", "-j", "list", "map", "inet", "boxnet", "pub_any"]).stdout
+    )
     elements = next(x["map"].get("elem", []) for x in pub["nftables"] if "map" in x)
     assert len(elements) == PARALLEL
 
@@ -57,7 +59,9 @@ def test_parallel_runs_and_removals(lab: Lab) -> None:
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(remove, ids))
     assert d.cli("ps", "-aq").stdout.strip() == ""
-    pub = json.loads(basic.host.run(["nft", "-j", "list", "map", "ip", "boxnet", "pub_any"]).stdout)
+    pub = json.loads(
+        basic.host.run(["nft", "-j", "list", "map", "inet", "boxnet", "pub_any"]).stdout
+    )
     assert next(x["map"].get("elem", []) for x in pub["nftables"] if "map" in x) == []
     log = d.log_path.read_text()
     assert "File exists" not in log and "database is locked" not in log

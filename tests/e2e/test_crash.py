@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from boxnet.core.faults import ENV, STEPS
+from boxnet.drivers import BridgeDriver
+from boxnet.faults import ENV, STEPS
 from boxnet.lab import BasicLab, Daemon, Lab, basic_lab
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +22,9 @@ def snapshot(basic: BasicLab, d: Daemon) -> dict[str, Any]:
     veths = sorted(x["ifname"] for x in links if x["ifname"].startswith("veth"))
     # What every running container can reach on its own interfaces (owners have their objects).
     bridges = sorted(x["ifname"] for x in links if x["ifname"].startswith("br-"))
-    pub = json.loads(basic.host.run(["nft", "-j", "list", "map", "ip", "boxnet", "pub_any"]).stdout)
+    pub = json.loads(
+        basic.host.run(["nft", "-j", "list", "map", "inet", "boxnet", "pub_any"]).stdout
+    )
     elements = next(x["map"].get("elem", []) for x in pub["nftables"] if "map" in x)
     netns_files = sorted(p.name for p in (d.exec_root / "netns").glob("*"))
     containers = [
@@ -56,7 +59,8 @@ def owned(basic: BasicLab, d: Daemon) -> dict[str, Any]:
     return {"veths": sorted(veths), "netns": sorted(netns)}
 
 
-@pytest.mark.parametrize("step", STEPS)
+# Core's steps and the bridge driver's (the macvlan driver's need a LAN: test_lan_crash.py).
+@pytest.mark.parametrize("step", STEPS + BridgeDriver.steps)
 def test_crash_at_every_step_leaks_nothing(
     lab: Lab, step: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,12 +71,16 @@ def test_crash_at_every_step_leaks_nothing(
         d.cli("network", "create", "side")
     if step.startswith("network.disconnect"):
         d.cli("network", "connect", "side", "steady")
+    if step.startswith("network.rm"):
+        d.cli("network", "create", "crashnet")
     monkeypatch.setenv(ENV, step)
     d.restart()  # the daemon now dies at `step`
     if step.startswith("network.connect"):
         d.cli("network", "connect", "side", "steady", check=False)
     elif step.startswith("network.disconnect"):
         d.cli("network", "disconnect", "side", "steady", check=False)
+    elif step.startswith("network.rm"):
+        d.cli("network", "rm", "crashnet", check=False)
     elif step.startswith("network."):
         d.cli("network", "create", "crashnet", check=False)
     elif step == "container.exit.teardown":

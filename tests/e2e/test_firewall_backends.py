@@ -53,7 +53,9 @@ class Env:
         """What of `firewall`'s rules is in the host namespace; BOXNET-USER (the user's own
         chain) may stay, unlinked. Read with *-save: it never instantiates a legacy table."""
         if firewall == "nftables":
-            return [f"{f} {n}" for f, n in self.nft_tables() if n == "boxnet" and f == "ip"]
+            return [
+                f"{f} {n}" for f, n in self.nft_tables() if n == "boxnet" and f in ("ip", "inet")
+            ]
         lines = fw.iptables_save(self.basic.host, firewall).splitlines()
         return [x for x in lines if "BOXNET" in x and not x.startswith(":BOXNET-USER ")]
 
@@ -143,10 +145,10 @@ def test_user_networks_are_isolated_and_internal_has_no_outside(env: Env) -> Non
 def test_rules_have_the_backend_shape(env: Env) -> None:
     tables = env.nft_tables()
     if env.backend == "nftables":
-        assert ("ip", "boxnet") in tables
+        assert ("inet", "boxnet") in tables
         assert env.leftovers("iptables") == [] and env.leftovers("iptables-legacy") == []
         return
-    assert ("ip", "boxnet") not in tables
+    assert ("inet", "boxnet") not in tables
     # Only the configured variant holds rules: legacy's are invisible to iptables-nft and v.v.
     other = "iptables" if env.firewall == "iptables-legacy" else "iptables-legacy"
     assert env.leftovers(other) == []
@@ -218,8 +220,8 @@ def test_flushed_iptables_rules_come_back(env: Env) -> None:
 # Flushes that leave boxnet's tables or chains in place but empty them: the guard compares what
 # is there with what its last rebuild left, and checks one published port's DNAT.
 PARTIAL_FLUSHES = {
-    "nftables": (["nft", "flush", "map", "ip", "boxnet", "pub_any"],
-                 ["nft", "flush", "table", "ip", "boxnet"]),
+    "nftables": (["nft", "flush", "map", "inet", "boxnet", "pub_any"],
+                 ["nft", "flush", "table", "inet", "boxnet"]),
     "iptables": (["-t", "nat", "-F", "BOXNET"], ["-t", "nat", "-F", "BOXNET-POSTROUTING"]),
 }  # fmt: skip
 
@@ -230,7 +232,7 @@ def test_partly_flushed_rules_come_back(env: Env) -> None:
 
     def ruleset() -> str:  # boxnet's nat rules and DNAT elements, as the kernel lists them
         if env.backend == "nftables":
-            return env.basic.host.run(["nft", "list", "table", "ip", "boxnet"]).stdout
+            return env.basic.host.run(["nft", "list", "table", "inet", "boxnet"]).stdout
         return "\n".join(env.ipt("-t", "nat", "-S"))
 
     before = ruleset()

@@ -80,7 +80,9 @@ def invariants(basic: BasicLab, d: Daemon) -> list[str]:
     addresses = [i["NetworkSettings"]["IPAddress"] for i in infos]
     if len(addresses) != len(set(addresses)):
         problems.append(f"duplicate addresses {addresses}")
-    pub = json.loads(basic.host.run(["nft", "-j", "list", "map", "ip", "boxnet", "pub_any"]).stdout)
+    pub = json.loads(
+        basic.host.run(["nft", "-j", "list", "map", "inet", "boxnet", "pub_any"]).stdout
+    )
     elements = next(x["map"].get("elem", []) for x in pub["nftables"] if "map" in x)
     published = sum(len(i["NetworkSettings"]["Ports"].get("80/tcp") or []) for i in infos)
     if len(elements) != published:

@@ -161,6 +161,48 @@ def test_pool_skips_a_routed_subnet_and_says_which_freed_subnets_come_back(env: 
     d.cli("network", "rm", "fifth")
 
 
+def test_warnings_belong_to_their_own_create(env: Env) -> None:
+    """A create's warning is returned with it: the next create (here a macvlan one, which once
+    echoed the previous bridge create's) says nothing it has not found itself."""
+    basic, d = env
+    basic.host.ip("route", "add", "172.16.0.0/12", "via", "203.0.113.1")  # every 172 pool
+    try:
+        warned = d.cli("network", "create", "warned").stderr
+        assert "skipped 172." in warned and "overlaps a route to 172.16.0.0/12" in warned
+        lan = d.cli(
+            "network", "create", "-d", "macvlan", "-o", "parent=eth0",
+            "--subnet", "203.0.113.0/24", "quiet",
+        )  # fmt: skip
+        assert lan.stderr == ""
+        request = {
+            "Name": "quiet2",
+            "Driver": "macvlan",
+            "Options": {"parent": "eth0"},
+            "IPAM": {"Config": [{"Subnet": "203.0.113.0/24"}]},
+        }
+        status, body = api_post(d, "/networks/create", request)
+        assert status == 201 and json.loads(body)["Warning"] == ""
+    finally:
+        basic.host.ip("route", "del", "172.16.0.0/12")
+    for name in ("warned", "quiet", "quiet2"):
+        d.cli("network", "rm", name)
+
+
+def test_ipv6_is_refused_until_it_works(env: Env) -> None:
+    """--ipv6 / EnableIPv6 is refused with the reason, never accepted and ignored; nothing is
+    left behind (no record, no bridge)."""
+    basic, d = env
+    before = {x["ifname"] for x in basic.host.ip_json("link")}
+    res = d.cli("network", "create", "--ipv6", "v6net", check=False)
+    assert res.returncode == 1
+    assert "IPv6 networks are not supported yet" in res.stderr
+    assert "Traceback" not in res.stderr
+    status, body = api_post(d, "/networks/create", {"Name": "v6net", "EnableIPv6": True})
+    assert status == 400 and b"IPv6 networks are not supported yet" in body
+    assert d.cli("network", "inspect", "v6net", check=False).returncode == 1
+    assert {x["ifname"] for x in basic.host.ip_json("link")} == before
+
+
 def test_subnet_gateway_ip_range_aux_address_and_static_ip(env: Env) -> None:
     basic, d = env
     d.cli(

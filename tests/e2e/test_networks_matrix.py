@@ -86,7 +86,7 @@ def test_a_foreign_bridge_keeps_switching_and_routing(
         lab.route(ns, "default", "10.99.0.254")
     ruleset = fw.ruleset_text(host, firewall)  # nft, plus the variant's iptables-save
     nft_backend = firewall == "nftables"
-    assert ("table ip boxnet" in ruleset) == nft_backend
+    assert ("table inet boxnet" in ruleset) == nft_backend
     if not nft_backend:  # the iptables backend: its chains, and still nothing about br0
         assert "BOXNET" in fw.iptables_save(host, firewall)
     assert "br0" not in ruleset
@@ -101,6 +101,8 @@ def test_a_foreign_bridge_keeps_switching_and_routing(
     if not nft_backend:
         assert "-P FORWARD ACCEPT" in fw.ipt(host, firewall, "-S", "FORWARD")
         return
-    policy = json.loads(host.run(["nft", "-j", "list", "chain", "ip", "boxnet", "forward"]).stdout)
+    policy = json.loads(
+        host.run(["nft", "-j", "list", "chain", "inet", "boxnet", "forward"]).stdout
+    )
     chain = next(x["chain"] for x in policy["nftables"] if "chain" in x)
     assert chain["policy"] == "accept"

@@ -239,7 +239,7 @@ def published(env: Env) -> set[tuple[str, int, str]]:
     runs: nftables' map elements or iptables' (or iptables-legacy's) BOXNET chain."""
     if env.firewall == "nftables":
         data = json.loads(
-            env.host.run(["nft", "-j", "list", "map", "ip", "boxnet", "pub_any"]).stdout
+            env.host.run(["nft", "-j", "list", "map", "inet", "boxnet", "pub_any"]).stdout
         )
         elems = next(x["map"] for x in data["nftables"] if "map" in x).get("elem", [])
         return {

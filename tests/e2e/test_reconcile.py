@@ -30,7 +30,7 @@ def test_flushed_ruleset_is_rebuilt_and_reload_works(lab: Lab) -> None:
     assert table_exists(basic.host), "boxnet's rules were not rebuilt within 10 s"
     out = d.cli("exec", "c1", "wget", "-qO-", "http://203.0.113.1/").stdout
     assert json.loads(out)["client"] == "203.0.113.2"
-    basic.host.run(["nft", "delete", "table", "ip", "boxnet"])
+    basic.host.run(["nft", "delete", "table", "inet", "boxnet"])
     d.cli("system", "reload")
     assert table_exists(basic.host)
 

@@ -83,6 +83,12 @@ def test_user_and_workdir(d: Daemon) -> None:
     d.cli("create", "--name", "uw", "-u", "nobody", "-w", "/srv", "busybox")
     config = inspect(d, "uw")["Config"]
     assert (config["User"], config["WorkingDir"]) == ("nobody", "/srv")
+    # exec runs as the container's user, in its working directory, unless told otherwise.
+    d.cli("run", "-d", "--name", "ux", "-u", "nobody", "-w", "/srv", "busybox", "sleep", "1000")
+    assert d.cli("exec", "ux", "sh", "-c", "id -u; pwd").stdout == "65534\n/srv\n"
+    assert d.cli("exec", "-u", "0:0", "-w", "/", "ux", "sh", "-c", "id -u; pwd").stdout == "0\n/\n"
+    bad_exec = d.cli("exec", "-u", "nosuch", "ux", "true", check=False)
+    assert bad_exec.returncode != 0 and "unable to find user nosuch" in bad_exec.stderr
 
 
 def test_read_only_root(d: Daemon) -> None:
@@ -212,21 +218,3 @@ def test_network_names_with_spaces_and_networks_of_stopped_containers(d: Daemon)
         d.remove_all_containers()
         d.cli("network", "rm", "my net")
     assert "my net" not in d.cli("network", "ls").stdout
-
-
-def test_wait_on_a_created_container_waits_for_its_exit(d: Daemon) -> None:
-    import subprocess
-
-    from boxnet.lab import venv_bin
-
-    d.cli("create", "--name", "later", "busybox", "sh", "-c", "exit 7")
-    argv = [str(venv_bin() / "boxnet"), "-H", f"unix://{d.socket}", "wait", "later"]
-    waiter = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    try:
-        d.cli("start", "later")
-        out, _ = waiter.communicate(timeout=60)
-    finally:
-        if waiter.poll() is None:
-            waiter.kill()
-            waiter.wait()
-    assert out == "7\n"  # not the 0 of a container that never ran

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from boxnet.firewall.base import BridgeIntent, DnatIntent, FirewallModel
 
 DEFAULT = BridgeIntent("boxnet0", IPv4Network("172.17.0.0/16"), True, False, True)
 INTERNAL = BridgeIntent("bx-1a2b3c4d5e6f", IPv4Network("172.18.0.0/16"), True, True, True)
 NO_ICC = BridgeIntent("bx-0f9e8d7c6b5a", IPv4Network("172.19.0.0/16"), True, False, False)
+# IPv6 subnets (one per network beside its IPv4 one, the bridge the same): dual stack.
+DEFAULT_V6 = BridgeIntent("boxnet0", IPv6Network("2001:db8:17::/64"), True, False, True)
+NO_ICC_V6 = BridgeIntent("bx-0f9e8d7c6b5a", IPv6Network("2001:db8:19::/64"), True, False, False)
 
 
 def _dnat(host: str, proto: str, port: int, ip: str, cport: int) -> DnatIntent:
@@ -16,6 +19,10 @@ def _dnat(host: str, proto: str, port: int, ip: str, cport: int) -> DnatIntent:
 
 
 MODELS: dict[str, FirewallModel] = {
+    "dual-stack": FirewallModel(
+        bridges=(DEFAULT, DEFAULT_V6, INTERNAL, NO_ICC, NO_ICC_V6),
+        dnats=(_dnat("0.0.0.0", "tcp", 8080, "172.17.0.2", 80),),
+    ),
     "default-bridge": FirewallModel(bridges=(DEFAULT,), dnats=()),
     "user-networks": FirewallModel(bridges=(DEFAULT, INTERNAL, NO_ICC), dnats=()),
     "published-ports": FirewallModel(

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from boxnet.core.faults import ALL_STEPS
-from boxnet.core.txn import Undo
+from boxnet.drivers import all_steps
+from boxnet.faults import ALL_STEPS
 from boxnet.store.db import Store
 from boxnet.store.intents import Intents
+from boxnet.txn import Undo
 
 SRC = Path(__file__).parents[2] / "src" / "boxnet"
 
@@ -52,5 +53,6 @@ def test_always_runs_after_the_rollback() -> None:
 def test_every_fault_step_is_a_point_in_the_code() -> None:
     text = "\n".join(p.read_text() for p in SRC.rglob("*.py"))
     named = set(re.findall(r'point\("([a-z.-]+)"\)', text))
-    assert set(ALL_STEPS) == named
-    assert len(ALL_STEPS) == len(set(ALL_STEPS))
+    steps = ALL_STEPS + all_steps()  # core's and the LAN's, and every driver's
+    assert set(steps) == named
+    assert len(steps) == len(set(steps))

@@ -30,9 +30,16 @@ def check_golden(name: str, text: str) -> None:
 
 def render_iptables(case: str) -> str:
     model = MODELS[case]
+    ipv6 = iptables_rules.family_model(model, 6)
     return (
         "# iptables-restore --noflush input on a host without rules\n"
-        + iptables_rules.render_rebuild(model)
+        + iptables_rules.render_rebuild(iptables_rules.family_model(model, 4))
+        + (
+            "# ip6tables-restore --noflush input on a host without rules\n"
+            + iptables_rules.render_rebuild(ipv6, family=6)
+            if ipv6.bridges
+            else ""
+        )
         + "# nft: bridge family table (ICC)\n"
         + iptables_rules.render_icc(model.bridges)
     )

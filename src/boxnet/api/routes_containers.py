@@ -6,7 +6,6 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from boxnet.api import streams
 from boxnet.api.logs import logs_response
 from boxnet.api.server import Request, Response, Router
 from boxnet.api.views import container_inspect, container_summary
@@ -26,13 +25,6 @@ def register(r: Router, ctl: Controller) -> None:
         spec = parse_create(req.json())
         created = c.create(spec, req.query.get("name") or None)
         return Response(201, {"Id": created.id, "Warnings": []})
-
-    def start(req: Request) -> Response:
-        try:
-            c.start(req.params["id"])
-        except NotModified:
-            return Response(304)
-        return Response(204)
 
     def attach_start(req: Request) -> Response:
         target = c.find(req.params["id"])  # 404 before the 100 Continue
@@ -60,9 +52,6 @@ def register(r: Router, ctl: Controller) -> None:
     def kill(req: Request) -> Response:
         c.kill(req.params["id"], req.query.get("signal") or "SIGKILL")
         return Response(204)
-
-    def wait(req: Request) -> Response:
-        return Response(200, {"StatusCode": c.wait(req.params["id"]), "Error": None})
 
     def remove(req: Request) -> Response:
         c.remove(req.params["id"], req.flag("force"))
@@ -98,8 +87,10 @@ def register(r: Router, ctl: Controller) -> None:
             req.params["id"],
             body["Cmd"].strings(nul_free=True),
             body["Env"].strings(nul_free=True),
-            body["WorkingDir"].text(default="/", nul_free=True),
+            body["WorkingDir"].text(nul_free=True),  # "": the container's
             body["Tty"].flag(),
+            stdin=body["AttachStdin"].flag(),
+            user=_exec_user(body["User"].text(nul_free=True)),
         )
         return Response(201, {"Id": exec_id})
 
@@ -113,41 +104,6 @@ def register(r: Router, ctl: Controller) -> None:
             for fd in fds:
                 os.close(fd)
         return Response(200, {"ExitCode": code})
-
-    def exec_start(req: Request) -> Response:
-        """Docker's exec start: detached, or the output streamed (framed unless Tty) until the
-        process exits, then the connection closes (what the Docker SDK's exec_run reads)."""
-        import threading
-
-        exec_id = req.params["id"]
-        pending = c.execs.get(exec_id)
-        if pending is None:
-            raise NotFound(f"No such exec instance: {exec_id}")
-        if Field(req.json())["Detach"].flag():
-            threading.Thread(target=c.exec_start, args=(exec_id, None), daemon=True).start()
-            return Response(200, {})
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        null = os.open(os.devnull, os.O_RDONLY)
-
-        def run() -> None:
-            try:
-                c.exec_results[exec_id] = c.exec_start(exec_id, (null, out_w, err_w))
-                while len(c.exec_results) > 1000:  # keep the newest
-                    c.exec_results.pop(next(iter(c.exec_results)))
-            finally:
-                for fd in (null, out_w, err_w):
-                    os.close(fd)
-
-        threading.Thread(target=run, daemon=True).start()
-        req.handler.close_connection = True
-        content_type = streams.RAW if pending.tty else streams.MULTIPLEXED
-        return Response(
-            200,
-            stream=streams.pump_pipes(out_r, err_r, pending.tty),
-            content_type=content_type,
-            raw_stream=True,
-        )
 
     def exec_inspect(req: Request) -> Response:
         exec_id = req.params["id"]
@@ -165,17 +121,14 @@ def register(r: Router, ctl: Controller) -> None:
     r.add("POST", "/containers/create", create)
     r.add("GET", "/containers/json", listing)
     r.add("GET", "/containers/{id}/json", inspect)
-    r.add("POST", "/containers/{id}/start", start)
     r.add("POST", "/boxnet/containers/{id}/attach-start", attach_start)
     r.add("POST", "/containers/{id}/stop", stop)
     r.add("POST", "/containers/{id}/restart", restart)
     r.add("POST", "/containers/{id}/kill", kill)
-    r.add("POST", "/containers/{id}/wait", wait)
     r.add("DELETE", "/containers/{id}", remove)
     r.add("GET", "/containers/{id}/logs", logs)
     r.add("POST", "/containers/{id}/exec", exec_create)
     r.add("POST", "/boxnet/exec/{id}/attach-start", exec_attach_start)
-    r.add("POST", "/exec/{id}/start", exec_start)
     r.add("GET", "/exec/{id}/json", exec_inspect)
 
 
@@ -191,3 +144,9 @@ def stop_timeout(req: Request) -> float | None:
     if not -1 <= seconds <= 86400 * 365:  # also refuses nan and inf
         raise InvalidArgument(f"invalid t {text!r}: expected -1 to a year of seconds")
     return seconds
+
+
+def _exec_user(text: str) -> str:
+    from boxnet.parsing.runflags import parse_user
+
+    return parse_user(text) if text else ""

@@ -27,9 +27,9 @@ def register(r: Router, ctl: Controller) -> None:
 
     def network_create(req: Request) -> Response:
         with ctl.lock:
-            net = ctl.networks.create(parse_network_request(req.json()))
-            warning = ctl.networks.last_warning
-        return Response(201, {"Id": net.id, "Warning": warning})
+            created = ctl.networks.create(parse_network_request(req.json()))
+        # The warnings are this create's own (returned with it, never left in shared state).
+        return Response(201, {"Id": created.network.id, "Warning": "; ".join(created.warnings)})
 
     def network_remove(req: Request) -> Response:
         with ctl.lock:

@@ -18,9 +18,6 @@ if TYPE_CHECKING:
 
 
 def register(r: Router, ctl: Controller) -> None:
-    def ping(_req: Request) -> Response:
-        return Response(200, "OK", content_type="text/plain")
-
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
     def version(_req: Request) -> Response:
@@ -98,10 +95,8 @@ def register(r: Router, ctl: Controller) -> None:
         )
 
     def system_gc(_req: Request) -> Response:
-        from boxnet.core.reconcile import collect_garbage
-
         with ctl.lock:
-            return Response(200, collect_garbage(ctl).to_json())
+            return Response(200, ctl.reconciler.collect_garbage().to_json())
 
     def system_reload(_req: Request) -> Response:
         with ctl.lock:
@@ -116,8 +111,6 @@ def register(r: Router, ctl: Controller) -> None:
     r.add("GET", "/boxnet/metrics", metrics_get)
     r.add("POST", "/boxnet/system/gc", system_gc)
     r.add("POST", "/boxnet/system/reload", system_reload)
-    r.add("GET", "/_ping", ping)
-    r.add("HEAD", "/_ping", ping)
     r.add("GET", "/version", version)
     r.add("GET", "/info", info)
 

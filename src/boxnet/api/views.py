@@ -5,8 +5,9 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from boxnet.core.clock import ZERO_TIME, parse_rfc3339
-from boxnet.model import Container, Endpoint, EndpointRequest, Network, State
+from boxnet.clock import ZERO_TIME, parse_rfc3339
+from boxnet.drivers.bridge import BRIDGE_PREFIX
+from boxnet.model import OPT_BRIDGE_NAME, Container, Endpoint, EndpointRequest, Network, State
 
 if TYPE_CHECKING:
     from boxnet.core.controller import Controller
@@ -245,18 +246,18 @@ def network_inspect(ctl: Controller, net: Network) -> dict[str, Any]:
             "IPv6Address": "",
         }
     config = []
-    if net.subnet is not None:
-        entry = {"Subnet": str(net.subnet), "Gateway": str(net.gateway or "")}
-        if net.ip_range is not None:
-            entry["IPRange"] = str(net.ip_range)
-        if net.aux_addresses:
-            entry["AuxiliaryAddresses"] = dict(net.aux_addresses)  # type: ignore[assignment]
+    for cfg in net.ipam:
+        entry: dict[str, Any] = {"Subnet": str(cfg.subnet), "Gateway": str(cfg.gateway or "")}
+        if cfg.ip_range is not None:
+            entry["IPRange"] = str(cfg.ip_range)
+        if cfg.aux_addresses:
+            entry["AuxiliaryAddresses"] = dict(cfg.aux_addresses)
         config.append(entry)
     options = dict(net.options)
-    if net.bridge and net.driver == "bridge" and net.predefined:
-        # Only the default bridge's, as Docker: a user network shows the options it was given
-        # (compose compares them with its own and would recreate a network on any extra one).
-        options.setdefault("com.docker.network.bridge.name", net.bridge)
+    if not net.predefined and options.get(OPT_BRIDGE_NAME) == f"{BRIDGE_PREFIX}{net.id[:12]}":
+        # The driver's own choice, not the user's: Docker does not show it, and compose, which
+        # compares a network's options with its own, would otherwise recreate the network.
+        del options[OPT_BRIDGE_NAME]
     return {
         "Name": net.name,
         "Id": net.id,

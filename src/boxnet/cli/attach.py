@@ -127,14 +127,15 @@ def _raw_terminal(enabled: bool) -> Iterator[None]:
         termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
 
-def relay(master: int, until: socket.socket, interactive: bool) -> None:
-    """Copy our stdin to the pty and the pty to our stdout until `until` becomes readable."""
+def relay(master: int, until: socket.socket | None, interactive: bool) -> None:
+    """Copy our stdin to the pty and the pty to our stdout until `until` becomes readable
+    (None: until every holder of the pty's slave has closed it)."""
     raw = interactive and os.isatty(0)
     old_winch = signal.signal(signal.SIGWINCH, lambda *_: copy_window_size(master))
     try:
         with _raw_terminal(raw):
-            watch: list[Any] = [master, until] + ([0] if interactive else [])
-            while True:
+            watch: list[Any] = [master] + ([until] if until else []) + ([0] if interactive else [])
+            while master in watch:
                 readable = select.select(watch, [], [])[0]
                 if master in readable and not _pump(master, 1):
                     watch.remove(master)  # every slave is closed: nothing more will come
@@ -203,8 +204,10 @@ def run_container(client: Client, cid: str, *, tty: bool, interactive: bool) -> 
             _signal_proxy(client, cid),
             client.send("POST", f"/containers/{quote(cid)}/wait") as waiter,
         ):
+            # Until the pty closes: the daemon answers `wait` with its head at once (Docker's
+            # way), so the socket turns readable long before the exit.
             if stdio.master is not None:
-                relay(stdio.master, waiter.sock, interactive)
+                relay(stdio.master, None, interactive)
             result = waiter.read_response().json() or {}
     finally:
         stdio.close()

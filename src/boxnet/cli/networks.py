@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
     _, net = group_parser(sub, "network")
     p = net.add_parser("create", help="create a network (prints its id)", allow_abbrev=False)
     add = p.add_argument
-    add("-d", "--driver", default="bridge", help="bridge (default), macvlan or overlay")
+    add("-d", "--driver", default="bridge", help="bridge (default) or macvlan")
     add("--subnet", action="append", default=[], metavar="CIDR", help="subnet, e.g. 172.20.0.0/16")
     add("--gateway", action="append", default=[], metavar="IP", help="gateway of a subnet")
     add("--ip-range", action="append", default=[], metavar="CIDR", help="allocate from this range")
@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
         help="address the allocator must not hand out")  # fmt: skip
     add("--internal", action="store_true", help="no access to or from outside")
     add("--attachable", action="store_true", help="containers may connect (overlay)")
-    add("--ipv6", action="store_true", help="enable IPv6")
+    add("--ipv6", action="store_true", help="enable IPv6 (not supported yet: refused)")
     add("-o", "--opt", action="append", default=[], metavar="KEY=VALUE", help="driver option")
     add("--label", action="append", default=[], metavar="KEY=VALUE", help="metadata")
     add("name", metavar="NETWORK")

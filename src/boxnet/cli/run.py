@@ -79,6 +79,7 @@ def register(sub: Any) -> None:
     parser.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
     parser.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]")
     parser.add_argument("-w", "--workdir", default="", help="working directory")
+    parser.add_argument("-u", "--user", default="", help="UID[:GID] or NAME[:GROUP]")
     parser.add_argument("container", metavar="CONTAINER")
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     parser.set_defaults(func=cmd_exec)
@@ -273,6 +274,8 @@ def _add_process_flags(
 
 
 def build_exec(args: argparse.Namespace) -> dict[str, Any]:
+    from boxnet.parsing.runflags import parse_user
+
     if not args.command:
         raise InvalidArgument("exec needs a command to run", "e.g. boxnet exec -it CONTAINER sh")
     return {
@@ -281,6 +284,7 @@ def build_exec(args: argparse.Namespace) -> dict[str, Any]:
         "Tty": args.tty,
         "AttachStdin": args.interactive,
         "WorkingDir": args.workdir,
+        **({"User": parse_user(args.user)} if args.user else {}),
     }
 
 

@@ -1,7 +1,7 @@
-"""Container lifecycle: create, start, stop, kill, restart, rm, wait, exec, and exit handling.
+"""Container lifecycle: create, start, stop, kill, restart, rm, exec, and exit handling.
 
-One daemon-wide lock serialises changes (each takes a few ms); waiting (stop timeouts, `wait`)
-happens on a Condition over that lock, so waiting never blocks other work.
+One daemon-wide lock serialises changes (each takes a few ms); waiting (stop timeouts, and
+`wait` in core/waiting.py) happens on a Condition over that lock, so it never blocks other work.
 """
 
 from __future__ import annotations
@@ -18,18 +18,19 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from boxnet.core import faults, metrics
-from boxnet.core.clock import ZERO_TIME, now_rfc3339
+from boxnet import faults
+from boxnet.clock import ZERO_TIME, now_rfc3339
+from boxnet.core import metrics
 from boxnet.core.etcfiles import etc_paths, write_etc_files
 from boxnet.core.legacylinks import link_entries
 from boxnet.core.procs import is_shim_of, signal_number
 from boxnet.core.restarts import Restarts
 from boxnet.core.sandbox import mode_kind
-from boxnet.core.txn import Undo
 from boxnet.core.watcher import ShimWatcher
 from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
 from boxnet.model import Container, ContainerSpec, Endpoint, State
 from boxnet.runtime import images, launcher
+from boxnet.txn import Undo
 
 if TYPE_CHECKING:
     from boxnet.config import DaemonConfig
@@ -52,6 +53,8 @@ class ExecRequest:
     env: tuple[str, ...]
     workdir: str
     tty: bool
+    stdin: bool = False  # Docker's AttachStdin: the client's input, else /dev/null
+    user: str = ""  # UID[:GID] or NAME[:GROUP] ("" = root)
 
 
 class Containers:
@@ -171,7 +174,7 @@ class Containers:
                     hint="valid --net values: bridge, none, host, container:NAME, or the name of"
                     " a network (boxnet network ls)",
                 ) from exc
-            if net.driver in ("host", "null"):
+            if not self.networks.driver_of(net).joinable:
                 raise InvalidArgument(f"cannot use network {net.name} this way")
             for req in spec.endpoints:
                 self.networks.find(req.network)
@@ -290,8 +293,9 @@ class Containers:
 
     def _host_gateway(self) -> IPv4Address | None:
         for net in self.networks.all():
-            if net.name == "bridge":
-                return net.gateway
+            cfg = net.family(4) if net.name == "bridge" else None
+            if cfg is not None and isinstance(cfg.gateway, IPv4Address):
+                return cfg.gateway  # host-gateway in /etc/hosts: IPv4 like Docker's
         return None
 
     # -- exit -----------------------------------------------------------------------------------
@@ -369,25 +373,6 @@ class Containers:
                 return False
             self.changed.wait(min(left, 0.5))
 
-    def wait(self, ref: str) -> int:
-        with self.changed:
-            try:
-                c = self.find(ref)
-            except NotFound:
-                recent = self.recent_exits.get(ref)
-                if recent is not None:
-                    return recent[0]
-                raise
-            done = {State.EXITED} if c.state == State.CREATED else {State.EXITED, State.CREATED}
-            while True:
-                current = self.records.container(c.id)
-                if current is None:
-                    recent = self.recent_exits.get(c.id)
-                    return recent[0] if recent else 0
-                if current.state in done:  # created: not run yet, wait for its first exit
-                    return current.exit_code
-                self.changed.wait(1.0)
-
     # -- remove ---------------------------------------------------------------------------------
     def remove(self, ref: str, force: bool) -> None:
         with self.changed:
@@ -428,7 +413,14 @@ class Containers:
 
     # -- exec -----------------------------------------------------------------------------------
     def exec_create(
-        self, ref: str, argv: tuple[str, ...], env: tuple[str, ...], workdir: str, tty: bool
+        self,
+        ref: str,
+        argv: tuple[str, ...],
+        env: tuple[str, ...],
+        workdir: str,
+        tty: bool,
+        stdin: bool = False,
+        user: str = "",
     ) -> str:
         with self.lock:
             c = self.find(ref)
@@ -437,7 +429,11 @@ class Containers:
             if not argv:
                 raise InvalidArgument("exec needs a command")
             exec_id = secrets.token_hex(32)
-            self.execs[exec_id] = ExecRequest(c.id, argv, env, workdir or "/", tty)
+            # The container's user and working directory unless the exec names its own (Docker).
+            workdir = workdir or c.spec.workdir or "/"
+            self.execs[exec_id] = ExecRequest(
+                c.id, argv, env, workdir, tty, stdin, user or c.spec.user
+            )
             return exec_id
 
     def exec_start(self, exec_id: str, stdio_fds: tuple[int, int, int] | None) -> int:
@@ -452,10 +448,11 @@ class Containers:
         return launcher.exec_in(
             pid,
             list(req.argv),
-            env_dict(req.env, tty=req.tty),
+            env_dict((*c.spec.env, *req.env), tty=req.tty),  # the container's, then exec -e
             req.workdir,
             req.tty,
             stdio_fds,
+            req.user,
         )
 
     # -- restart of the daemon -------------------------------------------------------------------

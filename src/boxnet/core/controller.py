@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 
 from boxnet.core.containers import Containers
 from boxnet.core.networks import Networks
-from boxnet.core.reconcile import FirewallGuard, GcReport, collect_garbage, resolve_intents
+from boxnet.core.reconcile import FirewallGuard, GcReport, Reconciler
 from boxnet.core.sandbox import Sandboxes
+from boxnet.drivers import DriverEnv, Drivers
 from boxnet.kernel import links
+from boxnet.lan import Lan
 from boxnet.store.db import Store
 from boxnet.store.records import Records
 
@@ -47,15 +49,15 @@ class Controller:
         self.records = Records(self.store)
         self.ipr: IPRoute = OwnedIPRoute()  # type: ignore[assignment]  # duck-typed
         self.firewall = make_firewall(config)
-        self.networks = Networks(self.records, self.ipr, self.firewall, config)
+        self.drivers = Drivers(DriverEnv(self.ipr, route_localnet=config.iptables))
+        self.networks = Networks(self.records, self.ipr, self.firewall, config, self.drivers)
         self.sandboxes = Sandboxes(paths, self.records, self.networks, self.ipr, self.firewall)
         self.containers = Containers(
             paths, self.records, self.networks, self.sandboxes, config, self.lock
         )
-        self.firewall_guard = FirewallGuard(self)
-        from boxnet.lan import Lan
-
+        self.firewall_guard = FirewallGuard(self.networks, self.firewall, self.lock)
         self.lan = Lan(self.ipr, self.store, paths, self.records.intents)
+        self.reconciler = Reconciler(self.records, self.networks, self.lan, paths, self.ipr)
         self.sandboxes.pipework = self.lan.pipework
         from boxnet.core.dnshook import NameService
 
@@ -74,7 +76,7 @@ class Controller:
                 purge_other_backend(self.firewall)
             # Changes a crash cut short first: a half-moved host bridge must be whole again
             # before it is re-applied or anything reads the host's addresses.
-            resolve_intents(self, GcReport())
+            self.reconciler.resolve_intents(GcReport())
             self.lan.hostbridges.reapply()  # before anything reads the host's addresses
             self.networks.ensure_predefined()
             self.networks.sync_firewall()
@@ -83,7 +85,7 @@ class Controller:
             self.dns.adopt()  # the resolver's sockets died with the previous daemon
             if adopted or ended:
                 log.info("restart: adopted %d running containers, %d had ended", adopted, ended)
-            collect_garbage(self)
+            self.reconciler.collect_garbage()
         self.firewall_guard.start()
 
     def close(self) -> None:

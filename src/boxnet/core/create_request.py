@@ -199,7 +199,8 @@ def parse_create(raw: object) -> ContainerSpec:
         hosts.parse_add_host(entry)
 
     endpoints = [
-        parse_endpoint_config(cfg, net_name)
+        # The docker CLI 28 names the NetworkMode network "default".
+        parse_endpoint_config(cfg, mode if net_name == "default" else net_name)
         for net_name, cfg in body["NetworkingConfig"]["EndpointsConfig"].entries()
     ]
 

@@ -20,8 +20,8 @@ from boxnet.model import Container, Endpoint, State
 
 if TYPE_CHECKING:
     from boxnet.config import DaemonConfig
-    from boxnet.core.txn import Undo
     from boxnet.store.records import Records
+    from boxnet.txn import Undo
 
 log = logging.getLogger("boxnet.dns")
 

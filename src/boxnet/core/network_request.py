@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
 from boxnet.core.create_request import parse_endpoint_config
-from boxnet.core.networks import NetworkRequest
 from boxnet.errors import InvalidArgument
-from boxnet.model import EndpointRequest
+from boxnet.model import EndpointRequest, NetworkRequest
 from boxnet.parsing.body import Field
 
 

@@ -14,7 +14,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from boxnet.core.clock import parse_rfc3339
+from boxnet.clock import parse_rfc3339
 from boxnet.model import Container, State
 
 if TYPE_CHECKING:

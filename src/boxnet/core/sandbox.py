@@ -1,8 +1,9 @@
 """A container's network sandbox: its namespace, endpoints and published ports, per network mode.
 
 Modes: `host` (the daemon's namespace, nothing to build), `none` (a namespace with lo only),
-`container:X` (X's namespace, shared, never deleted by us), a bridge network (a namespace, one veth
-per attached network, `eth0`, `eth1`, ...; ports published on the first).
+`container:X` (X's namespace, shared, never deleted by us), a network of any joinable driver (a
+namespace, one endpoint per attached network, `eth0`, `eth1`, ...; ports published on the first).
+Core addresses each endpoint (IPAM) and the network's driver plugs it in (drivers/).
 """
 
 from __future__ import annotations
@@ -11,27 +12,31 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, ip_address, ip_interface
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from boxnet.core import faults, metrics
+from boxnet import faults
+from boxnet.core import metrics
 from boxnet.core.ports import PortAllocator, port_windows
-from boxnet.core.txn import Undo
 from boxnet.errors import Conflict, Forbidden, InvalidArgument
 from boxnet.firewall.base import ANY_IP, DnatIntent
 from boxnet.ipam.allocator import check_static_address, pick_address, reserved_addresses
 from boxnet.kernel import links, netns
 from boxnet.model import (
+    OPT_ENDPOINT_GATEWAY,
     Container,
-    Driver,
     Endpoint,
     EndpointRequest,
+    IPAddress,
+    IPAMConfig,
+    IPInterface,
     Network,
     PortBinding,
     PortRequest,
     mac_for_ip,
 )
+from boxnet.txn import Undo
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
@@ -75,7 +80,6 @@ class Sandboxes:
         self.ipr = ipr
         self.firewall = firewall
         self.ports = PortAllocator()
-        self._bridge_indexes: dict[str, int] = {}
         # boxnet.lan's pipework attachments, re-applied into every new namespace (controller).
         self.pipework: Pipework | None = None
 
@@ -131,68 +135,45 @@ class Sandboxes:
         path: Path,
         undo: Undo,
     ) -> Endpoint:
-        if net.driver == Driver.MACVLAN:
-            from boxnet.lan import macvlan
-
-            return macvlan.attach(self, c, net, req, ifname, primary, path, undo)
-        if net.driver != Driver.BRIDGE or net.subnet is None or net.bridge is None:
+        """Address an endpoint (IPAM is core's) and let the network's driver plug it in."""
+        driver = self.networks.driver_of(net)
+        if not driver.joinable or not net.ipam:
             raise InvalidArgument(f"cannot attach a container to network {net.name}")
-        ip = self._lease(c, net, req.ipv4, undo)
-        gateway = net.gateway
-        if net.options.get("boxnet.default_gateway"):
-            gateway = IPv4Address(net.options["boxnet.default_gateway"])
-        endpoint_id = secrets.token_hex(32)
+        addresses: list[IPInterface] = []
+        gateways: list[IPAddress] = []
+        for cfg in net.ipam:  # one address (and next hop) per address family
+            wanted = req.ipv4 if cfg.version == 4 else None
+            ip = self._lease(c, net, cfg, wanted, undo)
+            addresses.append(ip_interface(f"{ip}/{cfg.subnet.prefixlen}"))
+            gateway = cfg.gateway
+            if cfg.version == 4 and net.options.get(OPT_ENDPOINT_GATEWAY):
+                gateway = ip_address(net.options[OPT_ENDPOINT_GATEWAY])  # `default-gateway`
+            if gateway is not None and not net.internal:
+                gateways.append(gateway)
+        first = addresses[0].ip
         endpoint = Endpoint(
-            id=endpoint_id,
+            id=secrets.token_hex(32),
             container_id=c.id,
             network_id=net.id,
             ifname=ifname,
-            ip=ip,
-            prefixlen=net.subnet.prefixlen,
-            gateway=None if net.internal else gateway,
-            mac=c.spec.mac_address if (primary and c.spec.mac_address) else mac_for_ip(ip),
-            host_veth="veth" + endpoint_id[:7],
+            addresses=tuple(addresses),
+            gateways=tuple(gateways),
+            mac=c.spec.mac_address if (primary and c.spec.mac_address) else mac_for_ip(first),
+            host_veth="",
             aliases=req.aliases,
         )
-        plan = links.VethPlan(
-            host_ifname=endpoint.host_veth,
-            container_ifname=ifname,
-            mac=endpoint.mac,
-            mtu=net.mtu,
-            bridge_index=self._bridge_index(net),
-            address=endpoint.interface,
-            gateway=endpoint.gateway,
-            default_route=primary and not net.internal,
-        )
-        try:
-            links.add_veth_into(self.ipr, path, plan)
-        except Exception:
-            self._bridge_indexes.pop(net.id, None)  # maybe stale: look it up next time
-            raise
-        undo.push("delete veth", lambda: links.delete_link(self.ipr, endpoint.host_veth))
-        faults.point("container.start.veth")
+        endpoint = driver.join(net, endpoint, primary, path, undo)
         self.records.put_endpoint(endpoint)
-        undo.push("forget endpoint", lambda: self.records.delete_endpoint(endpoint_id))
+        undo.push("forget endpoint", lambda: self.records.delete_endpoint(endpoint.id))
         return endpoint
 
-    def _bridge_index(self, net: Network) -> int:
-        """The bridge's ifindex, cached: a netlink lookup costs ~1 ms on every attach."""
-        assert net.bridge is not None
-        # Keyed by network id: a re-created network (even with the same bridge name) misses.
-        index = self._bridge_indexes.get(net.id)
-        if index is None:
-            bridge = links.link_info(self.ipr, net.bridge)
-            if bridge is None:
-                raise Conflict(f"bridge {net.bridge} of network {net.name} is missing")
-            index = self._bridge_indexes[net.id] = bridge.index
-        return index
-
     def _lease(
-        self, c: Container, net: Network, wanted: IPv4Address | None, undo: Undo
-    ) -> IPv4Address:
-        assert net.subnet is not None
+        self, c: Container, net: Network, cfg: IPAMConfig, wanted: IPAddress | None, undo: Undo
+    ) -> IPAddress:
+        """An address of cfg's family for c on net: the one asked for (`--ip`), or the lowest
+        free one of the dynamic range."""
         if wanted is not None:
-            check_static_address(wanted, net.subnet, net.gateway, net.aux_addresses.values())
+            check_static_address(wanted, cfg.subnet, cfg.gateway, cfg.aux_addresses.values())
             if not self.records.lease(net.id, wanted, c.id, static=True):
                 raise Conflict(
                     f"Address already in use: {wanted} is taken on network {net.name}",
@@ -200,10 +181,10 @@ class Sandboxes:
                 )
             return wanted
         taken = self.records.leased_ips(net.id) | reserved_addresses(
-            net.subnet, net.gateway, net.aux_addresses.values()
+            cfg.subnet, cfg.gateway, cfg.aux_addresses.values()
         )
         while True:
-            ip = pick_address(net.subnet, net.ip_range, taken)
+            ip = pick_address(cfg.subnet, cfg.ip_range, taken)
             if self.records.lease(net.id, ip, c.id, static=False):
                 undo.push("release lease", lambda: self.records.release_leases(c.id, net.id))
                 return ip
@@ -251,10 +232,8 @@ class Sandboxes:
         if self.firewall is not None:
             self.firewall.add_dnats(dnats)
             undo.push("unpublish", lambda: self._unpublish(dnats))
-        if net is not None and net.driver == Driver.BRIDGE:
-            # Hairpin to itself: where br_netfilter NATs bridged frames, the container's own
-            # request to host:port comes back out of the port it went in (Docker does the same).
-            links.set_hairpin(self.ipr, endpoint.host_veth)
+        if net is not None:
+            self.networks.driver_of(net).published(net, endpoint)
         # GET /boxnet/metrics "publish": allocation + records + one nft batch (bench/ports.py).
         metrics.record("publish", time.perf_counter() - began)
         faults.point("container.start.ports")
@@ -295,7 +274,7 @@ class Sandboxes:
     def connect(self, c: Container, net: Network, req: EndpointRequest) -> Endpoint | None:
         """Attach c to net: recorded in its spec (kept for every later start) and, when it
         runs, realised now as the next free ethN. Returns the live endpoint, if any."""
-        _check_connectable(c, net)
+        _check_connectable(c, net, self.networks.driver_of(net).joinable)
         if req.ipv4 is not None and net.predefined:
             raise InvalidArgument(
                 "user specified IP address is supported only when connecting to networks with"
@@ -323,9 +302,10 @@ class Sandboxes:
         return endpoint
 
     def disconnect(self, c: Container, net: Network, force: bool = False) -> None:
-        """Detach c from net: its ethN goes away now (the peer dies with the host veth), its
+        """Detach c from net: its ethN goes away now (the network's driver unplugs it), its
         address is released, and the spec no longer asks for the network."""
-        if net.driver in (Driver.HOST, Driver.NULL):
+        driver = self.networks.driver_of(net)
+        if not driver.joinable:
             raise Forbidden(
                 "container cannot be disconnected from host network or connected to host network"
             )
@@ -341,10 +321,7 @@ class Sandboxes:
         intent = self.records.intents.begin("network.disconnect", c.id, {"network": net.id})
         for endpoint in live:
             try:
-                if c.netns_path:  # by its name inside: a veth's peer or a macvlan alike
-                    links.delete_link_in(c.netns_path, endpoint.ifname)
-                else:
-                    links.delete_link(self.ipr, endpoint.host_veth)
+                driver.leave(net, endpoint, c.netns_path)
             except Exception:
                 if not force:
                     raise
@@ -365,8 +342,9 @@ class Sandboxes:
             if e.container_id.startswith(container_ref)
             and self.records.container(e.container_id) is None
         ]
+        driver = self.networks.driver_of(net)
         for endpoint in stale:
-            links.delete_link(self.ipr, endpoint.host_veth)
+            driver.leave(net, endpoint, "")
             self.records.delete_endpoint(endpoint.id)
             self.records.release_leases(endpoint.container_id, net.id)
         return len(stale)
@@ -375,8 +353,8 @@ class Sandboxes:
         return ref in (net.name, net.id) or (len(ref) >= 12 and net.id.startswith(ref))
 
 
-def _check_connectable(c: Container, net: Network) -> None:
-    if net.driver in (Driver.HOST, Driver.NULL) or mode_kind(c.spec.network_mode) == "host":
+def _check_connectable(c: Container, net: Network, joinable: bool) -> None:
+    if not joinable or mode_kind(c.spec.network_mode) == "host":
         raise Forbidden(
             "container cannot be disconnected from host network or connected to host network"
         )

@@ -102,7 +102,7 @@ def tutorial_3_1(d: Daemon, host: Netns) -> None:
     boxnet(d, "exec", "tomcat-lamp", "ping", "-c1", "-W1", HOST_IP)
     boxnet(d, "exec", "tomcat-lnmp", "ping", "-c1", "-W1", OUTSIDE_IP)
     note("the isolation is boxnet's forward chain, which only drops traffic into its own bridges")
-    rules = host.run(["nft", "list", "chain", "ip", "boxnet", "forward"]).stdout
+    rules = host.run(["nft", "list", "chain", "inet", "boxnet", "forward"]).stdout
     print(rules.rstrip())
     note("network connect: tomcat-lamp gets eth1 on lnmp, and then it can reach tomcat-lnmp")
     boxnet(d, "network", "connect", "lnmp", "tomcat-lamp")

@@ -46,7 +46,7 @@ def tutorial_1_3(d: Daemon, host: Netns, outside: Netns) -> None:
     _wait_ready(host, "http://127.0.0.1:8080/")
     boxnet(d, "port", "web")
     note("no proxy process: one element in an nftables map per published port")
-    on(host, ["nft", "list", "map", "ip", "boxnet", "pub_any"])
+    on(host, ["nft", "list", "map", "inet", "boxnet", "pub_any"])
     note("from the outside machine: the container sees the real client address")
     seen = _curl(outside, f"http://{HOST_IP}:8080/")
     note(f"the container saw the client {seen} (outside's own address: no masquerade)")

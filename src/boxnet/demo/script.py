@@ -35,7 +35,7 @@ def tutorial_1(d: Daemon, host_ns: object, outside_ns: object) -> None:
 
     section("1.2 Container to outside: masquerade (SNAT)")
     note("the nftables rule (the tutorial's iptables rule, in its correct `! -o` form):")
-    rules = host_ns.run(["nft", "list", "chain", "ip", "boxnet", "nat_postrouting"]).stdout
+    rules = host_ns.run(["nft", "list", "chain", "inet", "boxnet", "nat_postrouting"]).stdout
     print("\n".join(line for line in rules.splitlines() if "172.17.0.0" in line).strip())
     result = boxnet(d, "exec", "tomcat1", "wget", "-qO-", "http://203.0.113.1/")
     seen = json.loads(result.stdout)["client"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Protocol
 
 ANY_IP = IPv4Address("0.0.0.0")
@@ -19,7 +19,7 @@ class BridgeIntent:
     """One bridge network as the firewall sees it."""
 
     bridge: str
-    subnet: IPv4Network
+    subnet: IPv4Network | IPv6Network  # either family
     masquerade: bool
     internal: bool
     icc: bool

@@ -38,9 +38,11 @@ _KERNEL_PART = {
 _PROBE = "".join(f"*{table}\nCOMMIT\n" for table in rules.TABLES)
 
 
-def _binary(variant: str, tool: str) -> str:
-    """`iptables-restore` (auto), or `iptables-nft-restore` / `iptables-legacy-restore`."""
-    return f"iptables-{variant}-{tool}" if variant in VARIANTS else f"iptables-{tool}"
+def _binary(variant: str, tool: str, family: int = 4) -> str:
+    """`iptables-restore` (auto), or `iptables-nft-restore` / `iptables-legacy-restore`; the
+    ip6tables ones for family 6."""
+    base = "iptables" if family == 4 else "ip6tables"
+    return f"{base}-{variant}-{tool}" if variant in VARIANTS else f"{base}-{tool}"
 
 
 def _exec(argv: list[str], stdin: str = "") -> str:
@@ -56,12 +58,16 @@ def _exec(argv: list[str], stdin: str = "") -> str:
 
 
 class Iptables:
-    """The two execs this backend makes: save (read) and restore --noflush (one batch)."""
+    """The two execs this backend makes: save (read) and restore --noflush (one batch), of
+    iptables (family 4) or ip6tables (family 6)."""
 
-    def __init__(self, variant: str = "auto") -> None:
+    def __init__(self, variant: str = "auto", family: int = 4) -> None:
         self.variant = variant  # as configured: auto, nft or legacy
-        self.save_argv = [_binary(variant, "save")]
-        self.restore_argv = [_binary(variant, "restore"), "--noflush", "-w", LOCK_WAIT_SECONDS]
+        self.family = family
+        self.save_argv = [_binary(variant, "save", family)]
+        self.restore_argv = [
+            _binary(variant, "restore", family), "--noflush", "-w", LOCK_WAIT_SECONDS,
+        ]  # fmt: skip
 
     def missing(self) -> list[str]:
         return [a[0] for a in (self.restore_argv, self.save_argv) if shutil.which(a[0]) is None]
@@ -113,9 +119,10 @@ def _check_usable(ipt: Iptables) -> str:
 
 
 def purge_iptables(variants: tuple[str, ...] = VARIANTS) -> None:
-    """Remove boxnet's iptables chains and jumps in these variants (another firewall is active)."""
-    for variant in variants:
-        ipt = Iptables(variant)
+    """Remove boxnet's iptables and ip6tables chains and jumps in these variants (another
+    firewall is active)."""
+    for variant, family in ((v, f) for v in variants for f in (4, 6)):
+        ipt = Iptables(variant, family)
         if not ipt.available():
             continue
         try:
@@ -133,6 +140,8 @@ class IptablesBackend:
 
         self.ipt = Iptables(variant)
         self.kind = _check_usable(self.ipt)  # nft or legacy, resolved once
+        # ip6tables, proven usable the first time a network has an IPv6 subnet.
+        self.ip6t: Iptables | None = None
         self._nft = nftables.Nftables()
         self._lock = threading.Lock()
         self._published = Published()
@@ -149,9 +158,21 @@ class IptablesBackend:
         if rc != 0:
             raise KernelError(f"nftables transaction failed: {err.strip() or out.strip()}")
 
+    def _ip6tables(self) -> Iptables:
+        if self.ip6t is None:
+            ip6t = Iptables(self.ipt.variant, family=6)
+            _check_usable(ip6t)
+            self.ip6t = ip6t
+        return self.ip6t
+
     def rebuild(self, model: FirewallModel) -> None:
         with self._lock:
-            self.ipt.restore(rules.render_rebuild(model, self.ipt.save()))
+            ipv4 = rules.family_model(model, 4)
+            self.ipt.restore(rules.render_rebuild(ipv4, self.ipt.save()))
+            ipv6 = rules.family_model(model, 6)
+            if ipv6.bridges or self.ip6t is not None:  # once used, kept in step (emptied)
+                ip6t = self._ip6tables()
+                ip6t.restore(rules.render_rebuild(ipv6, ip6t.save(), family=6))
             self._nft_run(rules.render_icc(model.bridges))
             self._published.reset(model.dnats)
             self._counts = rules.rule_counts(self.ipt.save())
@@ -192,6 +213,8 @@ class IptablesBackend:
     def teardown(self) -> None:
         with self._lock:
             self.ipt.restore(rules.render_purge(self.ipt.save()))
+            if self.ip6t is not None:
+                self.ip6t.restore(rules.render_purge(self.ip6t.save()))
             self._nft_run("table bridge boxnet\ndelete table bridge boxnet\n")
 
     def purge_other_backend(self) -> None:
@@ -199,7 +222,9 @@ class IptablesBackend:
         restart that switched backend or variant): only this variant's BOXNET chains remain."""
         with self._lock:
             self._nft_run(
-                "".join(f"table {f} boxnet\ndelete table {f} boxnet\n" for f in ("ip", "bridge"))
+                "".join(
+                    f"table {f} boxnet\ndelete table {f} boxnet\n" for f in ("ip", "inet", "bridge")
+                )
             )
         purge_iptables(tuple(v for v in VARIANTS if v != self.kind))
 

@@ -43,6 +43,8 @@ FWD_CHAIN = "BOXNET-FORWARD"
 ISO1 = "BOXNET-ISOLATION-STAGE-1"
 ISO2 = "BOXNET-ISOLATION-STAGE-2"
 LOOPBACK_NET = "127.0.0.0/8"
+# The loopback net per address family: the same rules serve iptables (4) and ip6tables (6).
+LOOPBACK = {4: LOOPBACK_NET, 6: "::1/128"}
 TABLES = ("raw", "nat", "filter")
 
 # Our chains per table (declaring one in a --noflush restore flushes it: that is the rebuild).
@@ -67,14 +69,16 @@ class Jump:
         return f"-A {self.chain} {self.spec}"
 
 
-JUMPS: tuple[Jump, ...] = (
-    Jump("raw", "PREROUTING", f"-j {RAW_CHAIN}"),
-    Jump("nat", "PREROUTING", f"! -d {LOOPBACK_NET} -m addrtype --dst-type LOCAL -j {NAT_CHAIN}"),
-    Jump("nat", "OUTPUT", f"-m addrtype --dst-type LOCAL -j {NAT_CHAIN}"),
-    Jump("nat", "POSTROUTING", f"-j {POST_CHAIN}"),
-    Jump("filter", "FORWARD", f"-j {USER_CHAIN}", top=1),
-    Jump("filter", "FORWARD", f"-j {FWD_CHAIN}", top=2),
-)
+def jumps(family: int = 4) -> tuple[Jump, ...]:
+    loopback = LOOPBACK[family]
+    return (
+        Jump("raw", "PREROUTING", f"-j {RAW_CHAIN}"),
+        Jump("nat", "PREROUTING", f"! -d {loopback} -m addrtype --dst-type LOCAL -j {NAT_CHAIN}"),
+        Jump("nat", "OUTPUT", f"-m addrtype --dst-type LOCAL -j {NAT_CHAIN}"),
+        Jump("nat", "POSTROUTING", f"-j {POST_CHAIN}"),
+        Jump("filter", "FORWARD", f"-j {USER_CHAIN}", top=1),
+        Jump("filter", "FORWARD", f"-j {FWD_CHAIN}", top=2),
+    )
 
 
 @dataclass
@@ -127,12 +131,12 @@ def _sorted_dnats(dnats: Iterable[DnatIntent]) -> list[DnatIntent]:
     return sorted(dnats, key=lambda d: d.host_ip == ANY_IP)
 
 
-def nat_rules(model: FirewallModel) -> list[str]:
+def nat_rules(model: FirewallModel, family: int = 4) -> list[str]:
     lines = [f"-A {NAT_CHAIN} {dnat_spec(d)}" for d in _sorted_dnats(model.dnats)]
     for b in model.bridges:
         if b.internal:
             continue
-        lines.append(f"-A {POST_CHAIN} -s {LOOPBACK_NET} -o {b.bridge} -j MASQUERADE")
+        lines.append(f"-A {POST_CHAIN} -s {LOOPBACK[family]} -o {b.bridge} -j MASQUERADE")
         lines.append(f"-A {POST_CHAIN} -s {b.subnet} -m conntrack --ctstate DNAT -j MASQUERADE")
         if b.masquerade:
             lines.append(f"-A {POST_CHAIN} -s {b.subnet} ! -o {b.bridge} -j MASQUERADE")
@@ -163,15 +167,15 @@ def filter_rules(bridges: tuple[BridgeIntent, ...]) -> list[str]:
     return lines
 
 
-def raw_rules(bridges: tuple[BridgeIntent, ...]) -> list[str]:
-    return [f"-A {RAW_CHAIN} -d {LOOPBACK_NET} -i {b.bridge} -j DROP" for b in bridges]
+def raw_rules(bridges: tuple[BridgeIntent, ...], family: int = 4) -> list[str]:
+    return [f"-A {RAW_CHAIN} -d {LOOPBACK[family]} -i {b.bridge} -j DROP" for b in bridges]
 
 
-def _jump_fixes(table: str, current: TableState) -> tuple[list[str], list[str]]:
-    """(deletions, insertions) making our jumps in `table`'s built-in chains exactly JUMPS."""
+def _jump_fixes(table: str, current: TableState, family: int) -> tuple[list[str], list[str]]:
+    """(deletions, insertions) making our jumps in `table`'s built-in chains exactly jumps()."""
     deletes: list[str] = []
     inserts: list[str] = []
-    wanted = [j for j in JUMPS if j.table == table]
+    wanted = [j for j in jumps(family) if j.table == table]
     for chain in dict.fromkeys(j.chain for j in wanted):
         mine = [j for j in wanted if j.chain == chain]
         rules = current.rules.get(chain, [])
@@ -187,8 +191,17 @@ def _jump_fixes(table: str, current: TableState) -> tuple[list[str], list[str]]:
     return deletes, inserts
 
 
-def render_rebuild(model: FirewallModel, current: SaveState | None = None) -> str:
+def family_model(model: FirewallModel, family: int) -> FirewallModel:
+    """The part of model for iptables (4) or ip6tables (6): its bridges of that family, and the
+    DNATs (IPv4 until published ports learn IPv6)."""
+    bridges = tuple(b for b in model.bridges if b.subnet.version == family)
+    return FirewallModel(bridges=bridges, dnats=model.dnats if family == 4 else ())
+
+
+def render_rebuild(model: FirewallModel, current: SaveState | None = None, family: int = 4) -> str:
     """One restore input: flush and refill our chains, fix the jumps, create BOXNET-USER once.
+    `model` holds one family's intents (family_model): iptables-restore (4) or ip6tables-restore
+    (6) reads it.
 
     `current` is the parsed iptables-save of the host (None: a host without any rules). A chain
     whose rules already read exactly as rendered is left alone (with 300 published ports, a
@@ -197,14 +210,14 @@ def render_rebuild(model: FirewallModel, current: SaveState | None = None) -> st
     """
     current = current or {}
     body = {
-        "raw": raw_rules(model.bridges),
-        "nat": nat_rules(model),
+        "raw": raw_rules(model.bridges, family),
+        "nat": nat_rules(model, family),
         "filter": filter_rules(model.bridges),
     }
     out: list[str] = []
     for table in TABLES:
         state = current.get(table, TableState())
-        deletes, inserts = _jump_fixes(table, state)
+        deletes, inserts = _jump_fixes(table, state, family)
         stale = [
             c
             for c in OWN_CHAINS[table]
@@ -266,13 +279,13 @@ def present_dnats(current: SaveState, dnats: list[DnatIntent]) -> list[DnatInten
     return [d for d in dnats if f"-A {NAT_CHAIN} {dnat_spec(d)}" in have]
 
 
-def missing_pieces(current: SaveState) -> list[str]:
+def missing_pieces(current: SaveState, family: int = 4) -> list[str]:
     """What of boxnet's skeleton is absent (empty: intact)."""
     missing = []
     for table, chains in OWN_CHAINS.items():
         state = current.get(table, TableState())
         missing += [f"{table} chain {c}" for c in chains if c not in state.chains]
-    for j in JUMPS:
+    for j in jumps(family):
         if j.line not in current.get(j.table, TableState()).rules.get(j.chain, []):
             missing.append(f"{j.table} {j.line}")
     return missing
@@ -292,7 +305,10 @@ def rule_counts(current: SaveState) -> dict[str, int]:
 def render_icc(bridges: tuple[BridgeIntent, ...]) -> str:
     """The `bridge boxnet` nftables table: ICC off is enforced where frames are bridged."""
     drops = "".join(
-        f"\t\tip saddr {b.subnet} ip daddr {b.subnet} drop\n" for b in bridges if not b.icc
+        f"\t\t{ip} saddr {b.subnet} {ip} daddr {b.subnet} drop\n"
+        for b in bridges
+        if not b.icc
+        for ip in ["ip" if b.subnet.version == 4 else "ip6"]
     )
     return (
         "table bridge boxnet\ndelete table bridge boxnet\ntable bridge boxnet {\n"

@@ -1,4 +1,9 @@
-"""The nftables backend: table `ip boxnet` (and `bridge boxnet` for ICC), one transaction a change.
+"""The nftables backend: table `inet boxnet` (and `bridge boxnet` for ICC), one transaction each.
+
+One `inet` table serves both address families: rules that are IPv4 by nature (127.0.0.0/8, the
+DNAT maps of published ports, which are IPv4 until ports learn IPv6) say `ip`, the per-network
+ones follow each subnet's family (`ip saddr` / `ip6 saddr`), and the forward isolation holds for
+both families alike.
 
 Design, in the order a packet meets it:
 - raw prerouting: a packet arriving on one of our bridges for 127.0.0.0/8 is dropped. Our bridges
@@ -32,7 +37,7 @@ import threading
 from typing import Any
 
 from boxnet.errors import KernelError
-from boxnet.firewall.base import ANY_IP, DnatIntent, FirewallModel, Published
+from boxnet.firewall.base import ANY_IP, BridgeIntent, DnatIntent, FirewallModel, Published
 
 TABLE = "boxnet"
 # Map key and value types: (proto, port) or (address, proto, port) -> (container ip, port).
@@ -69,19 +74,22 @@ def _group_elements(dnats: list[DnatIntent]) -> dict[str, list[str]]:
 
 def render_ruleset(model: FirewallModel) -> str:
     """The whole of boxnet's tables for `model`, as one nft script (delete + recreate)."""
-    bridges = [b for b in model.bridges]
-    names = [_q(b.bridge) for b in bridges]
-    internal = [_q(b.bridge) for b in bridges if b.internal]
-    same = [f"{_q(b.bridge)} . {_q(b.bridge)}" for b in bridges]
-    subnets = sorted({str(b.subnet) for b in bridges})
-    # ICC off: same-subnet IPv4 between two ports of that bridge is dropped where it is bridged.
-    # (`meta ibrname` would be neater but this kernel lacks nft_meta_bridge.)
+    bridges = [b for b in model.bridges]  # one per (bridge, subnet): dual stack has two
+    names = list(dict.fromkeys(_q(b.bridge) for b in bridges))
+    internal = list(dict.fromkeys(_q(b.bridge) for b in bridges if b.internal))
+    same = [f"{name} . {name}" for name in names]
+    subnets = sorted({str(b.subnet) for b in bridges if b.subnet.version == 4})
+    subnets6 = sorted({str(b.subnet) for b in bridges if b.subnet.version == 6})
+    # ICC off: same-subnet traffic between two ports of that bridge is dropped where it is
+    # bridged. (`meta ibrname` would be neater but this kernel lacks nft_meta_bridge.)
     no_icc = "\n".join(
-        f"\t\tip saddr {b.subnet} ip daddr {b.subnet} drop" for b in bridges if not b.icc
+        f"\t\t{_ip(b)} saddr {b.subnet} {_ip(b)} daddr {b.subnet} drop"
+        for b in bridges
+        if not b.icc
     )
     elements = _group_elements(list(model.dnats))
     masq_rules = "\n".join(
-        f"\t\tip saddr {b.subnet} oifname != {_q(b.bridge)} masquerade"
+        f"\t\t{_ip(b)} saddr {b.subnet} oifname != {_q(b.bridge)} masquerade"
         for b in bridges
         if b.masquerade and not b.internal
     )
@@ -89,20 +97,25 @@ def render_ruleset(model: FirewallModel) -> str:
     def map_elems(name: str) -> str:
         return _set_elements(elements[name])
 
+    # `table ip boxnet` is where boxnet < 0.2 kept its rules: gone on the first rebuild.
     return f"""
 table ip {TABLE}
 delete table ip {TABLE}
-table ip {TABLE} {{
+table inet {TABLE}
+delete table inet {TABLE}
+table inet {TABLE} {{
 	set bridges {{ type ifname; {_set_elements(names)} }}
 	set internal {{ type ifname; {_set_elements(internal)} }}
 	set same_bridge {{ type ifname . ifname; {_set_elements(same)} }}
 	set subnets {{ type ipv4_addr; flags interval; auto-merge; {_set_elements(subnets)} }}
+	set subnets6 {{ type ipv6_addr; flags interval; auto-merge; {_set_elements(subnets6)} }}
 	map pub_any {{ type {ANY_KEY} : {TARGET}; {map_elems("pub_any")} }}
 	map pub_addr {{ type {ADDR_KEY} : {TARGET}; {map_elems("pub_addr")} }}
 	map pub_lo {{ type {ADDR_KEY} : {TARGET}; {map_elems("pub_lo")} }}
 	chain raw_prerouting {{
 		type filter hook prerouting priority raw; policy accept;
 		iifname @bridges ip daddr 127.0.0.0/8 drop
+		iifname @bridges ip6 daddr ::1 drop
 	}}
 	chain nat_prerouting {{
 		type nat hook prerouting priority dstnat; policy accept;
@@ -124,6 +137,7 @@ table ip {TABLE} {{
 		type nat hook postrouting priority srcnat; policy accept;
 		oifname @bridges ip saddr 127.0.0.0/8 masquerade
 		oifname @bridges ct status dnat ip saddr @subnets masquerade
+		oifname @bridges ct status dnat ip6 saddr @subnets6 masquerade
 {masq_rules}
 	}}
 	chain forward {{
@@ -146,9 +160,17 @@ table bridge {TABLE} {{
 """
 
 
+def _ip(b: BridgeIntent) -> str:
+    """The nft payload keyword of the bridge's subnet family."""
+    return "ip" if b.subnet.version == 4 else "ip6"
+
+
 def render_teardown() -> str:
-    # "table X" first makes the delete succeed whether or not the table exists.
-    return "".join(f"table {fam} {TABLE}\ndelete table {fam} {TABLE}\n" for fam in ("ip", "bridge"))
+    # "table X" first makes the delete succeed whether or not the table exists; `ip` is the
+    # table of boxnet < 0.2.
+    return "".join(
+        f"table {fam} {TABLE}\ndelete table {fam} {TABLE}\n" for fam in ("ip", "inet", "bridge")
+    )
 
 
 def render_dnat_change(verb: str, dnats: list[DnatIntent]) -> str:
@@ -157,7 +179,7 @@ def render_dnat_change(verb: str, dnats: list[DnatIntent]) -> str:
         for start in range(0, len(elements), 1000):
             chunk = elements[start : start + 1000]
             if chunk:
-                lines.append(f"{verb} element ip {TABLE} {map_name} {{ {', '.join(chunk)} }}")
+                lines.append(f"{verb} element inet {TABLE} {map_name} {{ {', '.join(chunk)} }}")
     return "\n".join(lines) + "\n"
 
 
@@ -177,7 +199,7 @@ class NftablesBackend:
         self._shape: dict[str, int] | None = None  # what the last rebuild left (is_intact)
 
     def details(self) -> list[tuple[str, str]]:
-        return [("Tables", f"ip {TABLE}, bridge {TABLE}")]
+        return [("Tables", f"inet {TABLE}, bridge {TABLE}")]
 
     def run(self, script: str) -> str:
         with self._lock:
@@ -210,7 +232,7 @@ class NftablesBackend:
             self._nft.set_json_output(True)
             self._nft.set_terse_output(True)
             try:
-                for family in ("ip", "bridge"):
+                for family in ("inet", "bridge"):
                     rc, out, _err = self._nft.cmd(f"list table {family} {TABLE}")
                     if rc != 0:
                         return None
@@ -256,7 +278,7 @@ class NftablesBackend:
         map_name, element = _dnat_key_value(probe)
         with self._lock:
             rc, _out, _err = self._nft.cmd(
-                f"get element ip {TABLE} {map_name} {{ {element.split(' : ')[0]} }}"
+                f"get element inet {TABLE} {map_name} {{ {element.split(' : ')[0]} }}"
             )
         return rc == 0
 

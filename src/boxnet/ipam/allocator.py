@@ -1,4 +1,7 @@
-"""Address management: subnets for new networks, addresses for endpoints. Pure functions.
+"""Address management: subnets for new networks, addresses for endpoints. Pure functions, generic
+over the address family (ipaddress.ip_network): IPv4 and IPv6 subnets, ranges, gateways and
+auxiliary addresses follow the same rules, except what differs by nature (an IPv4 subnet's
+broadcast address is reserved; IPv6 has none).
 
 Reservations themselves live in the store (UNIQUE per network and address); these functions only
 choose, given what is taken.
@@ -8,10 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from boxnet.errors import Conflict, InvalidArgument
 
+IPNetwork = IPv4Network | IPv6Network
+IPAddress = IPv4Address | IPv6Address
+
+# Docker's default pools (IPv4 by nature: 172.17/16 is docker0's).
 DEFAULT_POOLS: tuple[tuple[IPv4Network, int], ...] = (
     (IPv4Network("172.17.0.0/16"), 16),
     (IPv4Network("172.18.0.0/16"), 16),
@@ -27,11 +34,11 @@ DEFAULT_POOLS: tuple[tuple[IPv4Network, int], ...] = (
 class Occupant:
     """Something that already uses address space: a network of ours or a host route/address."""
 
-    network: IPv4Network
+    network: IPNetwork
     what: str
 
 
-def candidate_subnets(pools: Iterable[tuple[IPv4Network, int]]) -> Iterator[IPv4Network]:
+def candidate_subnets(pools: Iterable[tuple[IPNetwork, int]]) -> Iterator[IPNetwork]:
     for base, size in pools:
         if size < base.prefixlen:
             yield base
@@ -39,28 +46,35 @@ def candidate_subnets(pools: Iterable[tuple[IPv4Network, int]]) -> Iterator[IPv4
             yield from base.subnets(new_prefix=size)
 
 
+def _overlap(a: IPNetwork, b: IPNetwork) -> bool:
+    return a.version == b.version and a.overlaps(b)  # type: ignore[arg-type]
+
+
 def pick_subnet(
-    pools: Iterable[tuple[IPv4Network, int]], occupied: list[Occupant]
-) -> tuple[IPv4Network, list[str]]:
+    pools: Iterable[tuple[IPNetwork, int]], occupied: list[Occupant]
+) -> tuple[IPNetwork, list[str]]:
     """First pool subnet that overlaps nothing; returns it and why earlier ones were skipped."""
     skipped: list[str] = []
+    families: set[int] = set()
     for subnet in candidate_subnets(pools):
-        clash = next((o for o in occupied if o.network.overlaps(subnet)), None)
+        families.add(subnet.version)
+        clash = next((o for o in occupied if _overlap(o.network, subnet)), None)
         if clash is None:
             return subnet, skipped
         if len(skipped) < 64:
             skipped.append(f"{subnet} overlaps {clash.what} ({clash.network})")
+    family = "IPv6" if families == {6} else "IPv4"
     raise Conflict(
-        "could not find an available, non-overlapping IPv4 address pool among the defaults"
+        f"could not find an available, non-overlapping {family} address pool among the defaults"
         " to assign to the network",
         hint="pass --subnet explicitly, remove unused networks (boxnet network prune), or add"
         " pools with default-address-pools in daemon.json",
     )
 
 
-def check_subnet_free(subnet: IPv4Network, occupied: list[Occupant]) -> None:
+def check_subnet_free(subnet: IPNetwork, occupied: list[Occupant]) -> None:
     for o in occupied:
-        if o.network.overlaps(subnet):
+        if _overlap(o.network, subnet):
             raise Conflict(
                 f"invalid pool request: Pool overlaps with other one on this address space:"
                 f" {subnet} overlaps {o.what} ({o.network})",
@@ -68,43 +82,77 @@ def check_subnet_free(subnet: IPv4Network, occupied: list[Occupant]) -> None:
             )
 
 
-def first_host(subnet: IPv4Network) -> IPv4Address:
+def check_pool(
+    subnet: IPNetwork, ip_range: IPNetwork | None, aux_addresses: dict[str, str]
+) -> None:
+    """The dynamic range and the auxiliary (reserved) addresses must lie inside the subnet."""
+    if ip_range is not None and not (
+        ip_range.version == subnet.version and ip_range.subnet_of(subnet)  # type: ignore[arg-type]
+    ):
+        raise InvalidArgument(f"invalid --ip-range {ip_range}: not inside {subnet}")
+    for name, addr in aux_addresses.items():
+        if ip_address(addr) not in subnet:
+            raise InvalidArgument(f"invalid --aux-address {name}={addr}: not inside {subnet}")
+
+
+def check_gateway(subnet: IPNetwork, gateway: IPAddress) -> None:
+    """A gateway is a host address of its subnet (not the network or broadcast address)."""
+    if gateway not in subnet or gateway in _unusable(subnet):
+        raise InvalidArgument(
+            f"invalid gateway {gateway}: it must be a host address inside {subnet}"
+        )
+
+
+def first_host(subnet: IPNetwork) -> IPAddress:
     return subnet.network_address + 1 if subnet.num_addresses > 2 else subnet.network_address
 
 
+def _unusable(subnet: IPNetwork) -> set[IPAddress]:
+    """What no endpoint may have: in IPv4 the network and broadcast addresses; in IPv6 the
+    subnet-router anycast address (the network address) unless the subnet is a /127 or /128."""
+    if subnet.version == 4:
+        return {subnet.network_address, subnet.broadcast_address}
+    return {subnet.network_address} if subnet.num_addresses > 2 else set()
+
+
 def reserved_addresses(
-    subnet: IPv4Network, gateway: IPv4Address | None, aux: Iterable[str]
-) -> set[IPv4Address]:
-    taken = {subnet.network_address, subnet.broadcast_address}
+    subnet: IPNetwork, gateway: IPAddress | None, aux: Iterable[str]
+) -> set[IPAddress]:
+    taken = _unusable(subnet)
     if gateway is not None:
         taken.add(gateway)
-    taken.update(IPv4Address(a) for a in aux)
+    taken.update(ip_address(a) for a in aux)
     return taken
 
 
 def pick_address(
-    subnet: IPv4Network,
-    ip_range: IPv4Network | None,
-    unavailable: set[IPv4Address],
-) -> IPv4Address:
+    subnet: IPNetwork,
+    ip_range: IPNetwork | None,
+    unavailable: set[IPAddress],
+) -> IPAddress:
     """Lowest free address of the dynamic range (the whole subnet without --ip-range)."""
     pool = ip_range or subnet
     start = int(pool.network_address)
     end = int(pool.broadcast_address)
     if pool.num_addresses > 2 or pool == subnet:
         start += 1 if pool.network_address == subnet.network_address else 0
-    for value in range(start, end + 1):
-        candidate = IPv4Address(value)
-        if candidate not in unavailable and candidate != subnet.broadcast_address:
+    last = subnet.broadcast_address if subnet.version == 4 else None
+    make = type(subnet.network_address)
+    # Bounded by the pool and by what is taken, whatever the size of an IPv6 range: the first
+    # free address is at most len(unavailable) + 2 steps in (+1 for the IPv4 broadcast).
+    for value in range(start, min(end, start + len(unavailable) + 2) + 1):
+        candidate = make(value)
+        if candidate not in unavailable and candidate != last:
             return candidate
+    family = f"IPv{subnet.version}"
     raise Conflict(
-        f"no available IPv4 addresses on this network's address pools: {pool} is exhausted",
+        f"no available {family} addresses on this network's address pools: {pool} is exhausted",
         hint="remove stopped containers or create the network with a larger --subnet/--ip-range",
     )
 
 
 def check_static_address(
-    ip: IPv4Address, subnet: IPv4Network, gateway: IPv4Address | None, aux: Iterable[str]
+    ip: IPAddress, subnet: IPNetwork, gateway: IPAddress | None, aux: Iterable[str]
 ) -> None:
     if ip not in subnet:
         raise InvalidArgument(

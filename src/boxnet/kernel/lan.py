@@ -10,8 +10,9 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,13 @@ def create_vlan(ipr: IPRoute, name: str, parent: int, vlan_id: int) -> int:
     return index
 
 
+def set_alias(ipr: IPRoute, index: int, alias: str) -> None:
+    try:
+        ipr.link("set", index=index, ifalias=alias)
+    except NetlinkError as exc:
+        raise _fail(f"set the alias of link {index}", exc) from exc
+
+
 def add_macvlan(
     ipr: IPRoute,
     name: str,
@@ -282,26 +290,31 @@ def add_veth_to_bridge(
 def configure_inside(
     netns_path: str | Path,
     ifname: str,
-    address: IPv4Interface | None,
-    gateway: IPv4Address | None,
+    addresses: Sequence[IPv4Interface | IPv6Interface],
+    gateways: Sequence[IPv4Address | IPv6Address],
 ) -> None:
-    """Bring ifname up in the namespace, add the address, and make gateway the default route."""
+    """Bring ifname up in the namespace, add the addresses, and make the gateways (one per
+    family) the default routes."""
     with ipr_in(netns_path) as inner:
         index = inner.link_lookup(ifname=ifname)[0]
         inner.link("set", index=index, state="up")
         lo = inner.link_lookup(ifname="lo")
         if lo:
             inner.link("set", index=lo[0], state="up")
-        if address is not None:
+        for address in addresses:
+            extra = {}
+            if address.version == 4:
+                extra["broadcast"] = str(address.network.broadcast_address)
             inner.addr(
                 "add",
                 index=index,
                 address=str(address.ip),
                 prefixlen=address.network.prefixlen,
-                broadcast=str(address.network.broadcast_address),
+                **extra,
             )
-        if gateway is not None:
-            inner.route("replace", dst="0.0.0.0/0", gateway=str(gateway), oif=index)
+        for gateway in gateways:
+            default = "0.0.0.0/0" if gateway.version == 4 else "::/0"
+            inner.route("replace", dst=default, gateway=str(gateway), oif=index)
 
 
 def link_exists_in(netns_path: str | Path, ifname: str) -> bool:

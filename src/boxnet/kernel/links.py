@@ -12,7 +12,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface
 from pathlib import Path
 
 from pyroute2 import IPRoute
@@ -28,6 +28,15 @@ from boxnet.kernel.netns import netlink_socket_in
 
 # rtnetlink constants (linux/rtnetlink.h) for the routes built by hand in _address_and_route.
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
+# IFA_F_NODAD (linux/if_addr.h): a container's IPv6 address is usable at once, as Docker's is.
+IFA_F_NODAD = 0x02
+
+IPInterface = IPv4Interface | IPv6Interface
+IPAddress = IPv4Address | IPv6Address
+
+
+def _family(version: int) -> int:
+    return socket.AF_INET if version == 4 else socket.AF_INET6
 
 
 def _fail(what: str, exc: NetlinkError) -> KernelError:
@@ -53,6 +62,7 @@ class LinkInfo:
     master: int | None
     up: bool
     mac: str
+    alias: str = ""  # IFLA_IFALIAS: how boxnet tags links it made under a name not its own
 
 
 def link_info(ipr: IPRoute, ifname: str) -> LinkInfo | None:
@@ -72,6 +82,7 @@ def link_info(ipr: IPRoute, ifname: str) -> LinkInfo | None:
         master=msg.get_attr("IFLA_MASTER"),
         up=bool(msg["flags"] & 1),
         mac=msg.get_attr("IFLA_ADDRESS") or "",
+        alias=msg.get_attr("IFLA_IFALIAS") or "",
     )
 
 
@@ -88,6 +99,7 @@ def list_links(ipr: IPRoute) -> list[LinkInfo]:
                 master=msg.get_attr("IFLA_MASTER"),
                 up=bool(msg["flags"] & 1),
                 mac=msg.get_attr("IFLA_ADDRESS") or "",
+                alias=msg.get_attr("IFLA_IFALIAS") or "",
             )
         )
     return out
@@ -148,21 +160,22 @@ def addresses(ipr: IPRoute, index: int) -> list[IPv4Interface]:
     return out
 
 
-def ensure_address(ipr: IPRoute, index: int, iface: IPv4Interface) -> None:
+def ensure_address(ipr: IPRoute, index: int, iface: IPInterface) -> None:
+    extra = {"broadcast": str(iface.network.broadcast_address)} if iface.version == 4 else {}
     try:
         ipr.addr(
             "add",
             index=index,
             address=str(iface.ip),
             prefixlen=iface.network.prefixlen,
-            broadcast=str(iface.network.broadcast_address),
+            **extra,
         )
     except NetlinkError as exc:
         if exc.code != errno.EEXIST:
             raise _fail(f"add address {iface}", exc) from exc
 
 
-def remove_address(ipr: IPRoute, index: int, iface: IPv4Interface) -> None:
+def remove_address(ipr: IPRoute, index: int, iface: IPInterface) -> None:
     try:
         ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
     except NetlinkError as exc:
@@ -212,29 +225,36 @@ class VethPlan:
     mac: str
     mtu: int
     bridge_index: int
-    address: IPv4Interface
-    gateway: IPv4Address | None
-    default_route: bool
+    addresses: tuple[IPInterface, ...]  # one per family
+    gateways: tuple[IPAddress, ...]  # default routes via these, per family (() = none)
 
 
-def _address_and_route(index: int, plan: VethPlan) -> list[ifaddrmsg | rtmsg]:
-    """The peer's address and default route as two requests for one netlink batch (one round
-    trip instead of two: what `ip addr add` and `ip route add default via` send)."""
+def _address_and_route(
+    index: int, addresses: tuple[IPInterface, ...], gateways: tuple[IPAddress, ...]
+) -> list[ifaddrmsg | rtmsg]:
+    """The addresses and default routes of an interface as requests for one netlink batch (one
+    round trip instead of one per request: what `ip addr add` and `ip route add default via`
+    send), in each address's own family."""
     flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
-    addr = ifaddrmsg()
-    addr["family"], addr["index"] = socket.AF_INET, index
-    addr["prefixlen"] = plan.address.network.prefixlen
-    ip = str(plan.address.ip)
-    broadcast = str(plan.address.network.broadcast_address)
-    addr["attrs"] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip), ("IFA_BROADCAST", broadcast)]
-    addr["header"]["type"], addr["header"]["flags"] = RTM_NEWADDR, flags
-    messages: list[ifaddrmsg | rtmsg] = [addr]
-    if plan.default_route and plan.gateway is not None:
+    messages: list[ifaddrmsg | rtmsg] = []
+    for address in addresses:
+        addr = ifaddrmsg()
+        addr["family"], addr["index"] = _family(address.version), index
+        addr["prefixlen"] = address.network.prefixlen
+        ip = str(address.ip)
+        addr["attrs"] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
+        if address.version == 4:
+            addr["attrs"].append(("IFA_BROADCAST", str(address.network.broadcast_address)))
+        else:
+            addr["flags"] = IFA_F_NODAD
+        addr["header"]["type"], addr["header"]["flags"] = RTM_NEWADDR, flags
+        messages.append(addr)
+    for gateway in gateways:
         route = rtmsg()
-        route["family"], route["dst_len"] = socket.AF_INET, 0
+        route["family"], route["dst_len"] = _family(gateway.version), 0
         route["table"], route["proto"] = RT_TABLE_MAIN, RTPROT_BOOT
         route["scope"], route["type"] = RT_SCOPE_UNIVERSE, RTN_UNICAST
-        route["attrs"] = [("RTA_GATEWAY", str(plan.gateway))]
+        route["attrs"] = [("RTA_GATEWAY", str(gateway))]
         route["header"]["type"], route["header"]["flags"] = RTM_NEWROUTE, flags
         messages.append(route)
     return messages
@@ -277,7 +297,7 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
         ifctl.set_up(sock.fileno(), plan.container_ifname)
         inner = IPRoute(fileno=sock.detach())
         try:
-            inner.nlm_request_batch(_address_and_route(index, plan))
+            inner.nlm_request_batch(_address_and_route(index, plan.addresses, plan.gateways))
         finally:
             inner.close()
     except (NetlinkError, OSError) as exc:

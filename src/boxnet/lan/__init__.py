@@ -1,4 +1,5 @@
-"""LAN attachment (issue 6, tutorial §3.2): host bridges on a NIC, pipework, the macvlan driver."""
+"""LAN attachment (issue 6, tutorial §3.2): host bridges on a NIC and pipework (the macvlan driver
+is in drivers/)."""
 
 from __future__ import annotations
 

@@ -14,12 +14,12 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from boxnet.core import faults
-from boxnet.core.clock import now_rfc3339
-from boxnet.core.txn import Undo
+from boxnet import faults
+from boxnet.clock import now_rfc3339
 from boxnet.errors import Conflict, InvalidArgument, NotFound
 from boxnet.kernel import lan as klan
 from boxnet.kernel import links
+from boxnet.txn import Undo
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -16,8 +16,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from boxnet.core import faults
-from boxnet.core.txn import Undo
+from boxnet import faults
 from boxnet.errors import Conflict, InvalidArgument, NotFound
 from boxnet.kernel import lan as klan
 from boxnet.kernel import links
@@ -25,6 +24,7 @@ from boxnet.lan import dhcp
 from boxnet.model import Container, State
 from boxnet.parsing.body import Field
 from boxnet.parsing.names import is_unicast_mac
+from boxnet.txn import Undo
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
@@ -197,7 +197,7 @@ class Pipework:
                 kind = "macvlan"
             undo.push("delete interface", lambda: klan.delete_link_in(netns_path, att.ifname))
             point("pipework.attach.link")
-            klan.configure_inside(netns_path, att.ifname, None, None)
+            klan.configure_inside(netns_path, att.ifname, (), ())
             address, gateway = att.address, att.gateway
             if att.dhcp:
                 lease = dhcp.request(netns_path, att.ifname, att.dhcp, self.state_dir)
@@ -211,7 +211,7 @@ class Pipework:
                         hint="choose a free address",
                     )
             klan.configure_inside(
-                netns_path, att.ifname, iface, IPv4Address(gateway) if gateway else None
+                netns_path, att.ifname, (iface,), (IPv4Address(gateway),) if gateway else ()
             )
             point("pipework.attach.address")
             klan.gratuitous_arp(netns_path, att.ifname, att.mac, iface.ip)

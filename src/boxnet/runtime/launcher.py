@@ -379,6 +379,7 @@ def spawn_exec(
     workdir: str | None = None,
     tty: bool = False,
     stdio_fds: tuple[int, int, int] | None = None,
+    user: str = "",
 ) -> ExecProcess:
     """Run argv in every namespace (net, uts, ipc, pid, mnt) and the root of a running container."""
     if not argv:
@@ -394,6 +395,7 @@ def spawn_exec(
         stdio=stdio_fds is not None,
         mode="exec",
         target_pid=target_pid,
+        user=user,
     )
     parent_sock, child_sock = socket.socketpair()
     with parent_sock, tempfile.TemporaryDirectory(prefix="boxnet-exec-") as tmp:
@@ -426,9 +428,10 @@ def exec_in(
     workdir: str | None = None,
     tty: bool = False,
     stdio_fds: tuple[int, int, int] | None = None,
+    user: str = "",
 ) -> int:
     """Run argv inside a container and wait: its exit code (127 not found, 126 not executable)."""
-    return spawn_exec(target_pid, argv, env, workdir, tty, stdio_fds).wait()
+    return spawn_exec(target_pid, argv, env, workdir, tty, stdio_fds, user).wait()
 
 
 def read_exit(state_dir: Path | str) -> ExitStatus | None:

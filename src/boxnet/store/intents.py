@@ -23,7 +23,7 @@ from boxnet.store.db import Store
 
 
 class Closer(Protocol):
-    """core.txn.Undo, seen from here (the store does not import core)."""
+    """txn.Undo, seen from here (the store imports nothing above it)."""
 
     def always(self, description: str, fn: Callable[[], object]) -> None: ...
 

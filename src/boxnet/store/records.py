@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import asdict, replace
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, ip_address, ip_interface, ip_network
 from typing import Any
 
 from boxnet.errors import Conflict
@@ -13,9 +13,10 @@ from boxnet.model import (
     BindMount,
     Container,
     ContainerSpec,
-    Driver,
     Endpoint,
     EndpointRequest,
+    IPAddress,
+    IPAMConfig,
     Network,
     PortBinding,
     PortRequest,
@@ -25,20 +26,42 @@ from boxnet.store.db import Store
 from boxnet.store.intents import Intents
 
 
-def _network_doc(net: Network) -> str:
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def network_doc(net: Network) -> str:
     doc = asdict(net)
-    for key in ("subnet", "gateway", "ip_range", "host_binding"):
-        doc[key] = None if doc[key] is None else str(doc[key])
+    doc["ipam"] = [
+        {
+            "subnet": str(cfg.subnet),
+            "gateway": _text(cfg.gateway),
+            "ip_range": _text(cfg.ip_range),
+            "aux_addresses": dict(cfg.aux_addresses),
+        }
+        for cfg in net.ipam
+    ]
+    doc["host_binding"] = str(net.host_binding)
     doc["driver"] = str(net.driver)
     return json.dumps(doc)
 
 
-def _network_from(doc: str) -> Network:
+def _ipam_from(d: dict[str, Any]) -> IPAMConfig:
+    return IPAMConfig(
+        subnet=ip_network(d["subnet"]),
+        gateway=ip_address(d["gateway"]) if d.get("gateway") else None,
+        ip_range=ip_network(d["ip_range"]) if d.get("ip_range") else None,
+        aux_addresses=dict(d.get("aux_addresses") or {}),
+    )
+
+
+def network_from_doc(doc: str) -> Network:
     d: dict[str, Any] = json.loads(doc)
-    d["driver"] = Driver(d["driver"])
-    d["subnet"] = IPv4Network(d["subnet"]) if d["subnet"] else None
-    d["gateway"] = IPv4Address(d["gateway"]) if d["gateway"] else None
-    d["ip_range"] = IPv4Network(d["ip_range"]) if d["ip_range"] else None
+    if "ipam" in d:
+        d["ipam"] = tuple(_ipam_from(cfg) for cfg in d["ipam"])
+    else:  # a record from before address families: one IPv4 configuration, inline
+        old = {k: d.pop(k, None) for k in ("subnet", "gateway", "ip_range", "aux_addresses")}
+        d["ipam"] = (_ipam_from(old),) if old["subnet"] else ()
     d["host_binding"] = IPv4Address(d["host_binding"])
     return Network(**d)
 
@@ -90,15 +113,18 @@ def _container_from(doc: str) -> Container:
 
 def _endpoint_doc(e: Endpoint) -> str:
     doc = asdict(e)
-    doc["ip"] = str(e.ip)
-    doc["gateway"] = str(e.gateway) if e.gateway else None
+    doc["addresses"] = [str(a) for a in e.addresses]
+    doc["gateways"] = [str(g) for g in e.gateways]
     return json.dumps(doc)
 
 
 def _endpoint_from(doc: str) -> Endpoint:
     d: dict[str, Any] = json.loads(doc)
-    d["ip"] = IPv4Address(d["ip"])
-    d["gateway"] = IPv4Address(d["gateway"]) if d["gateway"] else None
+    if "addresses" not in d:  # a record from before address families: one IPv4 address
+        ip, prefixlen, gateway = d.pop("ip"), d.pop("prefixlen"), d.pop("gateway")
+        d["addresses"], d["gateways"] = [f"{ip}/{prefixlen}"], [gateway] if gateway else []
+    d["addresses"] = tuple(ip_interface(a) for a in d["addresses"])
+    d["gateways"] = tuple(ip_address(g) for g in d["gateways"])
     d["aliases"] = tuple(d["aliases"])
     return Endpoint(**d)
 
@@ -113,7 +139,7 @@ class Records:
         # the releases: re-reading every lease on each start grew with the population (~1 ms
         # at 300 containers). Only a hint: lease() still checks the row, so a stale entry
         # costs a retry or skips an address, never a double lease.
-        self._leased: dict[str, set[IPv4Address]] = {}
+        self._leased: dict[str, set[IPAddress]] = {}
         # protocol -> host port -> host ips reserved on it: the same kind of hint for the port
         # allocator (reading a window of every published port grew with the population too).
         self._host_ports: dict[str, dict[int, set[str]]] | None = None
@@ -122,14 +148,14 @@ class Records:
     def put_network(self, net: Network) -> None:
         self.store.execute(
             "INSERT OR REPLACE INTO networks (id, name, doc) VALUES (?, ?, ?)",
-            (net.id, net.name, _network_doc(net)),
+            (net.id, net.name, network_doc(net)),
         )
 
     def delete_network(self, network_id: str) -> None:
         self.store.execute("DELETE FROM networks WHERE id = ?", (network_id,))
 
     def networks(self) -> list[Network]:
-        return [_network_from(r["doc"]) for r in self.store.query("SELECT doc FROM networks")]
+        return [network_from_doc(r["doc"]) for r in self.store.query("SELECT doc FROM networks")]
 
     # -- containers -----------------------------------------------------------------------------
     def put_container(self, c: Container) -> None:
@@ -180,21 +206,26 @@ class Records:
         return _container_from(rows[0]["doc"]) if rows else None
 
     # -- leases (IP reservations) ---------------------------------------------------------------
-    def leased_ips(self, network_id: str) -> set[IPv4Address]:
+    def lease_holders(self) -> list[str]:
+        """The containers holding at least one lease."""
+        rows = self.store.query("SELECT DISTINCT container_id FROM leases")
+        return [str(r["container_id"]) for r in rows]
+
+    def leased_ips(self, network_id: str) -> set[IPAddress]:
         """A copy (callers add to it) of the addresses leased on the network."""
         cached = self._leased.get(network_id)
         if cached is None:
             rows = self.store.query("SELECT ip FROM leases WHERE network_id = ?", (network_id,))
-            cached = self._leased[network_id] = {IPv4Address(r["ip"]) for r in rows}
+            cached = self._leased[network_id] = {ip_address(r["ip"]) for r in rows}
         return set(cached)
 
     def _forget_leases(self, rows: list[sqlite3.Row]) -> None:
         for row in rows:
             cached = self._leased.get(row["network_id"])
             if cached is not None:
-                cached.discard(IPv4Address(row["ip"]))
+                cached.discard(ip_address(row["ip"]))
 
-    def lease(self, network_id: str, ip: IPv4Address, container_id: str, static: bool) -> bool:
+    def lease(self, network_id: str, ip: IPAddress, container_id: str, static: bool) -> bool:
         """Reserve one address; False when somebody else holds it."""
         with self.store.transaction() as conn:
             row = conn.execute(

@@ -1,0 +1,1 @@
+"""HTTP API: the Docker Engine API paths and JSON shapes, on a unix socket."""

@@ -1,0 +1,1 @@
+"""The controller: networks, containers, sandboxes, reconcile; generic over network drivers."""

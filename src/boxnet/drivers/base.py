@@ -1,0 +1,141 @@
+"""The network driver interface: what core asks of a driver, and what a driver may know.
+
+A driver owns one kind of network (bridge, macvlan, host, null) end to end: it validates a create
+request into a planned Network, makes and removes that network's kernel objects, plugs an endpoint
+(already addressed by core's IPAM) into a container's namespace and unplugs it, declares its
+firewall intents, repairs what vanished under a running container and collects the kernel objects
+of its own prefix that no record owns.
+
+Compared with libnetwork's driver API (CreateNetwork/CreateEndpoint/Join/Leave/...) and netavark's
+driver trait (validate/setup/teardown): validation is split from the kernel work and sees only a
+PlanContext of plain data, so it is testable without root; every kernel step takes the change's
+Rollback, so a failure undoes exactly what was made; and repair and garbage collection are part of
+the contract, so nothing a driver makes can leak past a crash (core/reconcile drives them).
+
+Drivers import only what lies below them (model, errors, faults, ipam, firewall.base, kernel);
+never core, api or lan (checked by the import contracts in pyproject.toml).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from boxnet.errors import InvalidArgument
+from boxnet.firewall.base import BridgeIntent
+from boxnet.ipam.allocator import Occupant
+from boxnet.model import Endpoint, Network, NetworkRequest
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+
+class Rollback(Protocol):
+    """txn.Undo as a driver sees it: push the inverse of each step just made."""
+
+    def push(self, description: str, fn: Callable[[], object]) -> None: ...
+
+
+@dataclass(frozen=True)
+class DriverEnv:
+    """What every driver is built with (drivers.Drivers builds one instance of each)."""
+
+    ipr: IPRoute  # the daemon's netlink socket (kernel.iproute.OwnedIPRoute)
+    # With the firewall on: lets the host's own 127.0.0.1 -> published-port traffic be routed
+    # out of a bridge (the firewall drops 127/8 arriving *from* the bridge).
+    route_localnet: bool = False
+
+
+@dataclass(frozen=True)
+class HostLink:
+    """A host interface as validation needs it (kernel.links.LinkInfo has these fields)."""
+
+    index: int
+    ifname: str
+    kind: str
+    master: int | None
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """Everything a driver may consult to validate a request: plain data and two lookups, so
+    tests build one without root or a daemon."""
+
+    networks: tuple[Network, ...] = ()  # the networks that exist
+    pools: tuple[tuple[IPv4Network, int], ...] = ()  # default-address-pools
+    # Address space in use (our networks, the host's addresses and routes): read on demand, it
+    # costs a netlink dump that only subnet picking needs.
+    occupied: Callable[[], list[Occupant]] = list
+    link: Callable[[str], HostLink | None] = lambda _name: None  # a host interface by name
+    mtu: int = 1500  # the daemon's default MTU
+    host_binding: IPv4Address = IPv4Address("0.0.0.0")  # default host IP for published ports
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated request: the network to create and what the user should be told."""
+
+    network: Network
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+class NetworkDriver(ABC):
+    """One kind of network. Core holds one instance per driver name (drivers.build)."""
+
+    name: ClassVar[str]
+    # False for host and null: a container uses them as its network mode, never as an endpoint.
+    joinable: ClassVar[bool] = True
+    # Fault points this driver's changes pass (faults.point), for the crash tests.
+    steps: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, env: DriverEnv) -> None:
+        self.ipr = env.ipr
+        self.env = env
+
+    # -- networks -------------------------------------------------------------------------------
+    @abstractmethod
+    def validate(self, req: NetworkRequest, base: Network, ctx: PlanContext) -> Plan:
+        """Check req and plan the network. `base` carries what every network has (id, name,
+        created, labels, ...); the plan fills in the rest. No kernel changes."""
+
+    def create(self, net: Network, undo: Rollback) -> Network:
+        """Make the network's kernel objects; returns the network as realised."""
+        return net
+
+    def delete(self, net: Network) -> None:
+        """Remove the network's kernel objects. Idempotent: a crash may have removed some."""
+        return None  # nothing to do for drivers without such objects
+
+    # -- endpoints ------------------------------------------------------------------------------
+    def join(
+        self, net: Network, endpoint: Endpoint, primary: bool, netns_path: Path, undo: Rollback
+    ) -> Endpoint:
+        """Plug an addressed endpoint into the namespace as endpoint.ifname; the primary one
+        carries the default route. Returns the endpoint as realised (its MAC, host interface)."""
+        raise InvalidArgument(f"cannot attach a container to network {net.name}")
+
+    def leave(self, net: Network, endpoint: Endpoint, netns_path: str) -> None:
+        """Unplug it ("" = its namespace is gone). Idempotent."""
+        return None  # nothing to do for drivers without such objects
+
+    def published(self, net: Network, endpoint: Endpoint) -> None:
+        """Ports were just published on this endpoint (the bridge turns on hairpin here)."""
+        return None  # nothing to do for drivers without such objects
+
+    # -- firewall, repair, garbage collection ---------------------------------------------------
+    def firewall(self, net: Network) -> tuple[BridgeIntent, ...]:
+        """The neutral firewall intents of this network (firewall/base.py)."""
+        return ()
+
+    def repair(self, net: Network, endpoint: Endpoint, netns_path: str, present: set[str]) -> str:
+        """A running container's endpoint lost a kernel object (present: the host's link
+        names): make it again. Returns what was done ("" = nothing was missing)."""
+        return ""
+
+    def collect(self, networks: Sequence[Network], endpoints: Sequence[Endpoint]) -> list[str]:
+        """Delete kernel objects of this driver's prefixes that no record owns; returns them."""
+        return []

@@ -1,0 +1,319 @@
+"""The `bridge` driver: a Linux bridge per network (`br-<id12>`, or `boxnet0` for the default
+network), one veth pair per endpoint (`veth<id7>` on the host, ethN inside), NAT and isolation by
+the firewall intents. Docker's default and most common driver.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from boxnet import faults
+from boxnet.drivers.base import DriverEnv, NetworkDriver, Plan, PlanContext, Rollback
+from boxnet.errors import Conflict, InvalidArgument, NotFound
+from boxnet.firewall.base import BridgeIntent
+from boxnet.ipam.allocator import (
+    check_gateway,
+    check_pool,
+    check_subnet_free,
+    first_host,
+    pick_subnet,
+)
+from boxnet.kernel import links
+from boxnet.model import (
+    DEFAULT_BRIDGE_NAME,
+    OPT_BRIDGE_NAME,
+    OPT_ENDPOINT_GATEWAY,
+    OPT_HOST_BINDING,
+    OPT_ICC,
+    OPT_MASQ,
+    OPT_MTU,
+    Endpoint,
+    IPAMConfig,
+    IPNetwork,
+    Network,
+    NetworkRequest,
+)
+from boxnet.parsing.names import validate_ifname
+
+if TYPE_CHECKING:
+    from boxnet.config import DaemonConfig
+
+log = logging.getLogger("boxnet.drivers.bridge")
+
+KNOWN_OPTIONS = {OPT_BRIDGE_NAME, OPT_ICC, OPT_MASQ, OPT_HOST_BINDING, OPT_MTU}
+BRIDGE_PREFIX = "br-"  # + 12 hex digits of the network id
+VETH_PREFIX = "veth"  # + 7 hex digits of the endpoint id
+
+
+def bool_option(options: dict[str, str], key: str, default: bool) -> bool:
+    value = options.get(key)
+    if value is None:
+        return default
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise InvalidArgument(f"invalid value {value!r} for option {key}: expected true or false")
+
+
+def validate_bridge_name(bridge: str) -> None:
+    # A user-chosen name reaches the kernel and nft rules: validate it before either.
+    validate_ifname(bridge)
+    if not all(ch.isalnum() or ch in "_.-" for ch in bridge) or not bridge[0].isalnum():
+        raise InvalidArgument(
+            f"invalid bridge name {bridge!r}: use letters, digits, '_', '.' and '-'",
+            hint="e.g. -o com.docker.network.bridge.name=br-lan0",
+        )
+
+
+class BridgeDriver(NetworkDriver):
+    name = "bridge"
+    steps = ("bridge.join.veth",)
+
+    def __init__(self, env: DriverEnv) -> None:
+        super().__init__(env)
+        # network id -> its bridge's ifindex: a netlink lookup costs ~1 ms on every attach.
+        # Keyed by id, so a re-created network (even with the same bridge name) misses.
+        self._indexes: dict[str, int] = {}
+
+    # -- networks -------------------------------------------------------------------------------
+    def validate(self, req: NetworkRequest, base: Network, ctx: PlanContext) -> Plan:
+        unknown = set(req.options) - KNOWN_OPTIONS
+        if unknown:
+            raise InvalidArgument(
+                f"unknown bridge option {sorted(unknown)[0]!r}",
+                hint="known options: " + ", ".join(sorted(KNOWN_OPTIONS)),
+            )
+        warnings: tuple[str, ...] = ()
+        occupied = ctx.occupied()
+        subnet: IPNetwork
+        if req.subnet is not None:
+            check_subnet_free(req.subnet, occupied)
+            subnet = req.subnet
+        else:
+            subnet, skipped = pick_subnet(ctx.pools, occupied)
+            if skipped:
+                log.info("network %s: skipped %s", req.name, "; ".join(skipped[:5]))
+            # Subnets skipped for the host's own routes/addresses are worth telling the user
+            # (they explain a surprising subnet); skipping our own networks is routine.
+            foreign = [s for s in skipped if "overlaps network " not in s]
+            if foreign:
+                warnings = ("skipped " + "; ".join(foreign[:3]),)
+        gateway = req.gateway or first_host(subnet)
+        check_gateway(subnet, gateway)
+        check_pool(subnet, req.ip_range, req.aux_addresses)
+        bridge = req.options.get(OPT_BRIDGE_NAME) or f"{BRIDGE_PREFIX}{base.id[:12]}"
+        validate_bridge_name(bridge)
+        if any(n.bridge == bridge for n in ctx.networks):
+            raise Conflict(f"bridge name {bridge} is already used by another network")
+        try:
+            mtu = int(req.options.get(OPT_MTU, ctx.mtu))
+        except ValueError:
+            raise InvalidArgument(f"invalid MTU {req.options[OPT_MTU]!r}: not a number") from None
+        if not 68 <= mtu <= 65535:
+            raise InvalidArgument(f"invalid MTU {mtu}: must be between 68 and 65535")
+        try:
+            host_binding = IPv4Address(req.options.get(OPT_HOST_BINDING, str(ctx.host_binding)))
+        except ValueError as exc:
+            raise InvalidArgument(f"invalid {OPT_HOST_BINDING}: {exc}") from None
+        net = replace(
+            base,
+            ipam=(IPAMConfig(subnet, gateway, req.ip_range, dict(req.aux_addresses)),),
+            bridge=bridge,
+            managed_bridge=True,
+            icc=bool_option(req.options, OPT_ICC, True),
+            masquerade=bool_option(req.options, OPT_MASQ, True),
+            mtu=mtu,
+            host_binding=host_binding,
+            # inspect shows the bridge's name among the options, as Docker does
+            options={OPT_BRIDGE_NAME: bridge, **req.options},
+        )
+        return Plan(net, warnings)
+
+    def default_network(
+        self, base: Network, config: DaemonConfig, old: Network | None, ctx: PlanContext
+    ) -> Network:
+        """The predefined `bridge` network as the daemon's configuration says (`--bridge`,
+        `--bip`, `--fixed-cidr`, ...)."""
+        options = {OPT_BRIDGE_NAME: config.bridge or DEFAULT_BRIDGE_NAME}
+        if config.default_gateway is not None:
+            options[OPT_ENDPOINT_GATEWAY] = str(config.default_gateway)
+        net = replace(
+            base,
+            icc=config.icc,
+            masquerade=config.ip_masq,
+            mtu=config.mtu,
+            host_binding=config.ip,
+            options=options,
+        )
+        if config.bridge:
+            # A user's bridge: use the address it already has; never create or delete it.
+            info = links.link_info(self.ipr, config.bridge)
+            if info is None:
+                raise NotFound(
+                    f"bridge {config.bridge} (from --bridge) does not exist",
+                    hint=f"create it first (ip link add {config.bridge} type bridge) and give it"
+                    " an address, or drop the bridge option",
+                )
+            addrs = links.addresses(self.ipr, info.index)
+            if not addrs:
+                raise InvalidArgument(
+                    f"bridge {config.bridge} (from --bridge) has no IPv4 address",
+                    hint=f"add one: ip addr add 10.10.10.1/24 dev {config.bridge}",
+                )
+            iface = addrs[0]
+            ipam = IPAMConfig(iface.network, iface.ip, config.fixed_cidr)
+            return replace(net, ipam=(ipam,), bridge=config.bridge, managed_bridge=False)
+        iface = config.bip if config.bip is not None else self._free_default_bip(old, ctx)
+        ipam = IPAMConfig(iface.network, iface.ip, config.fixed_cidr)
+        return replace(net, ipam=(ipam,), bridge=DEFAULT_BRIDGE_NAME)
+
+    @staticmethod
+    def _free_default_bip(old: Network | None, ctx: PlanContext) -> IPv4Interface:
+        preferred = IPv4Interface("172.17.0.1/16")  # Docker's, IPv4 by nature
+        occupied = ctx.occupied()
+        if not any(o.network.overlaps(preferred.network) for o in occupied):
+            return preferred
+        previous = old.family(4) if old is not None else None
+        if previous is not None and isinstance(previous.gateway, IPv4Address):
+            iface = IPv4Interface(f"{previous.gateway}/{previous.subnet.prefixlen}")
+            if not any(o.network.overlaps(iface.network) for o in occupied):
+                return iface
+        subnet, skipped = pick_subnet(ctx.pools, occupied)
+        assert isinstance(subnet, IPv4Network)  # the pools are IPv4
+        log.warning(
+            "default bridge: 172.17.0.0/16 is in use (%s); using %s instead",
+            "; ".join(skipped[:3]),
+            subnet,
+        )
+        return IPv4Interface(f"{first_host(subnet)}/{subnet.prefixlen}")
+
+    def create(self, net: Network, undo: Rollback) -> Network:
+        """Make (or bring in line: idempotent) the bridge and its gateway address."""
+        assert net.bridge is not None
+        if net.managed_bridge:
+            index = links.ensure_bridge(self.ipr, net.bridge, net.mtu)
+            undo.push("delete bridge", lambda: links.delete_link(self.ipr, net.bridge or ""))
+            wanted = [cfg.gateway_interface for cfg in net.ipam if cfg.gateway_interface]
+            for iface in links.addresses(self.ipr, index):
+                if iface not in wanted:  # a stale bip from an earlier configuration
+                    links.remove_address(self.ipr, index, iface)
+            for gateway in wanted:
+                links.ensure_address(self.ipr, index, gateway)
+        if self.env.route_localnet:
+            links.set_sysctl(f"net/ipv4/conf/{net.bridge}/route_localnet", "1")
+        return net
+
+    def delete(self, net: Network) -> None:
+        self._indexes.pop(net.id, None)
+        if net.bridge and net.managed_bridge:
+            links.delete_link(self.ipr, net.bridge)
+
+    # -- endpoints ------------------------------------------------------------------------------
+    def join(
+        self, net: Network, endpoint: Endpoint, primary: bool, netns_path: Path, undo: Rollback
+    ) -> Endpoint:
+        if net.bridge is None:
+            raise InvalidArgument(f"cannot attach a container to network {net.name}")
+        endpoint = replace(endpoint, host_veth=VETH_PREFIX + endpoint.id[:7])
+        try:
+            links.add_veth_into(
+                self.ipr,
+                netns_path,
+                self._veth_plan(net, endpoint, self._bridge_index(net), primary),
+            )
+        except Exception:
+            self._indexes.pop(net.id, None)  # maybe stale: look it up next time
+            raise
+        undo.push("delete veth", lambda: links.delete_link(self.ipr, endpoint.host_veth))
+        faults.point("bridge.join.veth")
+        return endpoint
+
+    @staticmethod
+    def _veth_plan(
+        net: Network, endpoint: Endpoint, bridge_index: int, primary: bool
+    ) -> links.VethPlan:
+        return links.VethPlan(
+            host_ifname=endpoint.host_veth,
+            container_ifname=endpoint.ifname,
+            mac=endpoint.mac,
+            mtu=net.mtu,
+            bridge_index=bridge_index,
+            addresses=endpoint.addresses,
+            gateways=endpoint.gateways if primary else (),
+        )
+
+    def _bridge_index(self, net: Network) -> int:
+        index = self._indexes.get(net.id)
+        if index is None:
+            assert net.bridge is not None
+            bridge = links.link_info(self.ipr, net.bridge)
+            if bridge is None:
+                raise Conflict(f"bridge {net.bridge} of network {net.name} is missing")
+            index = self._indexes[net.id] = bridge.index
+        return index
+
+    def leave(self, net: Network, endpoint: Endpoint, netns_path: str) -> None:
+        if netns_path:  # by its name inside: the host end goes with it
+            links.delete_link_in(netns_path, endpoint.ifname)
+        else:
+            links.delete_link(self.ipr, endpoint.host_veth)
+
+    def published(self, net: Network, endpoint: Endpoint) -> None:
+        # Hairpin to itself: where br_netfilter NATs bridged frames, the container's own
+        # request to host:port comes back out of the port it went in (Docker does the same).
+        links.set_hairpin(self.ipr, endpoint.host_veth)
+
+    # -- firewall, repair, garbage collection ---------------------------------------------------
+    def firewall(self, net: Network) -> tuple[BridgeIntent, ...]:
+        if not net.bridge:
+            return ()
+        return tuple(
+            BridgeIntent(
+                bridge=net.bridge,
+                subnet=cfg.subnet,
+                masquerade=net.masquerade,
+                internal=net.internal,
+                icc=net.icc,
+            )
+            for cfg in net.ipam  # one per address family: both firewall backends take both
+        )
+
+    def repair(self, net: Network, endpoint: Endpoint, netns_path: str, present: set[str]) -> str:
+        if endpoint.host_veth in present or not net.bridge or not netns_path:
+            return ""
+        bridge = links.link_info(self.ipr, net.bridge)
+        if bridge is None:
+            raise Conflict(f"bridge {net.bridge} of network {net.name} is missing")
+        plan = self._veth_plan(net, endpoint, bridge.index, endpoint.ifname == "eth0")
+        links.add_veth_into(self.ipr, Path(netns_path), plan)
+        return f"veth {endpoint.host_veth}"
+
+    def collect(self, networks: Sequence[Network], endpoints: Sequence[Endpoint]) -> list[str]:
+        bridges = {n.bridge for n in networks if n.bridge}
+        owned_veths = {e.host_veth for e in endpoints}
+        present = links.list_links(self.ipr)
+        bridge_index = {info.index for info in present if info.ifname in bridges}
+        removed = []
+        for info in present:
+            if (
+                info.ifname.startswith(VETH_PREFIX)
+                and info.master in bridge_index
+                and info.ifname not in owned_veths
+            ):
+                links.delete_link(self.ipr, info.ifname)
+                removed.append(f"veth {info.ifname}")
+            elif (
+                info.kind == "bridge"
+                and info.ifname.startswith(BRIDGE_PREFIX)
+                and len(info.ifname) == len(BRIDGE_PREFIX) + 12
+                and info.ifname not in bridges
+            ):
+                links.delete_link(self.ipr, info.ifname)
+                removed.append(f"bridge {info.ifname}")
+        return removed

@@ -1,0 +1,1 @@
+"""Firewall backends: neutral intents (base.py) rendered for nftables or iptables."""

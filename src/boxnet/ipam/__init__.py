@@ -1,0 +1,1 @@
+"""Address management: pure functions over subnets, ranges and taken addresses."""

@@ -1,0 +1,1 @@
+"""The only modules that talk to the kernel (pyroute2, libnftables, mounts, ioctls)."""

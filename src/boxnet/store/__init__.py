@@ -1,0 +1,1 @@
+"""SQLite state: records, the intent journal, LAN records."""
