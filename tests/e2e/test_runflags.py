@@ -171,6 +171,13 @@ def test_the_daemon_refuses_what_the_cli_would(d: Daemon) -> None:
         with pytest.raises(docker.errors.APIError) as err:
             client.containers.create("busybox", ["true"], **kwargs)
         assert err.value.status_code == 400 and message in str(err.value)
+    aliased = client.api.create_endpoint_config(aliases=["web"])
+    with pytest.raises(docker.errors.APIError, match="network-scoped alias is supported only"):
+        client.api.create_container(
+            "busybox",
+            ["true"],
+            networking_config=client.api.create_networking_config({"bridge": aliased}),
+        )
     endpoint = client.api.create_endpoint_config(ipv4_address="172.17.0.50")
     with pytest.raises(docker.errors.APIError, match="supported on user defined networks only"):
         client.api.create_container(
