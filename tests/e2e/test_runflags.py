@@ -118,6 +118,28 @@ def test_link_on_the_default_bridge(d: Daemon) -> None:
     line = next(x for x in hosts.splitlines() if "database" in x.split())
     assert line.split()[0] == db_ip and "db" in line.split()
     assert "1 packets received" in out(d, "--link", "db", "busybox", "ping", "-c1", "-W2", "db")
+    # On a user network the linked name answers too (Docker: an alias of that network).
+    d.cli("network", "create", "linknet")
+    d.cli("network", "connect", "linknet", "db")
+    script = "ping -c1 -W2 dbl >/dev/null && grep -w dbl /etc/hosts"
+    line = out(d, "--net", "linknet", "--link", "db:dbl", "busybox", "sh", "-c", script)
+    db_on_net = inspect(d, "db")["NetworkSettings"]["Networks"]["linknet"]["IPAddress"]
+    assert line.split()[0] == db_on_net
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=f"unix://{d.socket}")
+    config = client.api.create_networking_config(
+        {"linknet": client.api.create_endpoint_config(links={"db": "viaendpoint"})}
+    )
+    host_config = client.api.create_host_config(network_mode="linknet")
+    made = client.api.create_container(
+        "busybox", ["cat", "/etc/hosts"], networking_config=config, host_config=host_config
+    )
+    client.api.start(made["Id"])
+    assert client.api.wait(made["Id"])["StatusCode"] == 0
+    assert b"viaendpoint" in client.api.logs(made["Id"])
+    client.api.remove_container(made["Id"])
+    d.cli("network", "disconnect", "linknet", "db")
+    d.cli("network", "rm", "linknet")
     missing = d.cli("run", "--rm", "--link", "nosuch:x", "busybox", "true", check=False)
     assert missing.returncode == 125 and "could not get container for nosuch" in missing.stderr
     d.cli("stop", "-t", "0", "db")

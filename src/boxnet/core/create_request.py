@@ -113,7 +113,11 @@ def parse_process_flags(body: Field) -> dict[str, Any]:
             hint="--rm and --restart do not go together: drop one",
         )
     links = []
-    for text in host_config["Links"].strings():
+    texts = list(host_config["Links"].strings())
+    for _net, cfg in body["NetworkingConfig"]["EndpointsConfig"].entries():
+        if isinstance(cfg.value, dict):  # P10: {"<net>": null} happens
+            texts += cfg["Links"].strings()  # links on a user network: the same hosts lines
+    for text in texts:
         # The API's form is "/target:/container/alias"; users type "target:alias".
         name, _, alias = text.partition(":")
         links.append(runflags.parse_link(f"{name}:{alias.rsplit('/', 1)[-1]}" if alias else name))
