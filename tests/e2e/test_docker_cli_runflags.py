@@ -1,4 +1,4 @@
-"""Issue 17 with the real docker CLI (Debian's 20.10 at /usr/bin/docker) against boxnetd: run
+"""Issue 17 with the real docker CLIs (Debian's 20.10 and the 28 one) against boxnetd: run
 flags observed from inside the container and from the host, filters, inspect fields, refusals,
 synchronous kill, network names with spaces and disconnecting from the creation network."""
 
@@ -14,23 +14,22 @@ import pytest
 
 from boxnet.lab import Daemon, Lab, basic_lab
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not os.path.exists("/usr/bin/docker"), reason="needs the docker CLI"),
-]
+pytestmark = pytest.mark.e2e
 
-DOCKER = "/usr/bin/docker"
+CLIS = [c for c in ("/usr/bin/docker", "/usr/local/bin/docker") if os.path.exists(c)]
 
 
 class Cli:
-    def __init__(self, d: Daemon, config_dir: Path) -> None:
-        self.d = d
+    def __init__(self, binary: str, d: Daemon, config_dir: Path) -> None:
+        self.binary, self.d = binary, d
         self.environ = {**os.environ, "DOCKER_HOST": f"unix://{d.socket}",
                         "DOCKER_CONFIG": str(config_dir)}  # fmt: skip
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([DOCKER, *args], env=self.environ, capture_output=True, text=True,
-                              timeout=60, check=False)  # fmt: skip
+        argv = [self.binary, *args]
+        return subprocess.run(
+            argv, env=self.environ, capture_output=True, text=True, timeout=60, check=False
+        )
 
     def ok(self, *args: str) -> str:
         res = self.run(*args)
@@ -38,12 +37,14 @@ class Cli:
         return res.stdout
 
 
-@pytest.fixture(scope="module")
-def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+@pytest.fixture(scope="module", params=CLIS or [pytest.param("", marks=pytest.mark.skip("no CLI"))])
+def docker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cli]:
     lab = Lab("dockerflags")
     try:
         d = lab.boxnetd(basic_lab(lab).host)
-        yield Cli(d, tmp_path_factory.mktemp("docker-config"))
+        yield Cli(request.param, d, tmp_path_factory.mktemp("docker-config"))
     finally:
         lab.close()
 
