@@ -247,3 +247,19 @@ def test_network_names_with_spaces_and_networks_of_stopped_containers(d: Daemon)
         d.remove_all_containers()
         d.cli("network", "rm", "my net")
     assert "my net" not in d.cli("network", "ls").stdout
+
+
+def test_stop_signal_and_stop_timeout(d: Daemon) -> None:
+    script = "trap 'echo got-usr1; exit 0' USR1; while :; do sleep 0.1; done"
+    d.cli("run", "-d", "--name", "usr1", "--stop-signal", "SIGUSR1", "--stop-timeout", "30",
+          "busybox", "sh", "-c", script)  # fmt: skip
+    d.cli("stop", "usr1")
+    info = inspect(d, "usr1")
+    assert info["State"]["ExitCode"] == 0 and "got-usr1" in d.cli("logs", "usr1").stdout
+    assert (info["Config"]["StopSignal"], info["Config"]["StopTimeout"]) == ("SIGUSR1", 30)
+    # PID 1 ignores a SIGTERM it has no handler for: after --stop-timeout comes SIGKILL.
+    d.cli("run", "-d", "--name", "deaf", "--stop-timeout", "0", "busybox", "sleep", "1000")
+    d.cli("stop", "deaf")
+    assert inspect(d, "deaf")["State"]["ExitCode"] == 137
+    bad = d.cli("run", "-d", "--stop-signal", "SIGNOPE", "busybox", "true", check=False)
+    assert bad.returncode == 125 and "invalid signal: SIGNOPE" in bad.stderr

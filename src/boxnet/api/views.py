@@ -158,6 +158,8 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
             "User": spec.user,
             "WorkingDir": spec.workdir,
             "Labels": dict(spec.labels),
+            **({"StopSignal": spec.stop_signal} if spec.stop_signal else {}),
+            **({"StopTimeout": spec.stop_timeout} if spec.stop_timeout is not None else {}),
             "Env": list(c.spec.env),
             "Cmd": list(c.spec.cmd),
             "Image": c.spec.image,

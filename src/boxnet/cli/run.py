@@ -61,6 +61,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="no, on-failure[:N], always, unless-stopped")  # fmt: skip
     add("--link", action="append", default=[], metavar="NAME[:ALIAS]",
         help="add a link to another container")  # fmt: skip
+    add("--stop-signal", metavar="SIGNAL", help="signal that stops the container (SIGTERM)")
+    add("--stop-timeout", type=int, metavar="SECONDS", help="seconds before SIGKILL (10)")
     add("image", metavar="IMAGE")
     # REMAINDER: everything after IMAGE belongs to the container (`run busybox ls -l`).
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
@@ -271,6 +273,10 @@ def _add_process_flags(
         body["Domainname"] = names.validate_dns_name(args.domainname, kind="domain name")
     if args.label:
         body["Labels"] = dict(runflags.parse_label(x) for x in args.label)
+    if args.stop_signal:
+        body["StopSignal"] = args.stop_signal
+    if args.stop_timeout is not None:
+        body["StopTimeout"] = args.stop_timeout
 
 
 def build_exec(args: argparse.Namespace) -> dict[str, Any]:

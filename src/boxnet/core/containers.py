@@ -336,8 +336,10 @@ class Containers:
             if c.state != State.RUNNING:
                 raise NotModified(f"container {c.name} is not running")
             c = self.records.update_container(c, manual_stop=True)
-            launcher.send_signal(c.pid, signal.SIGTERM)
-            grace = 10.0 if timeout is None else max(0.0, timeout)
+            launcher.send_signal(c.pid, signal_number(c.spec.stop_signal or "SIGTERM"))
+            if timeout is None:  # the container's --stop-timeout, else Docker's 10 s
+                timeout = 10.0 if c.spec.stop_timeout is None else c.spec.stop_timeout
+            grace = 1e9 if timeout < 0 else timeout  # -1: wait as long as it takes (Docker)
             if not self._wait_stopped(c.id, grace):
                 launcher.send_signal(c.pid, signal.SIGKILL)
                 self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL)

@@ -121,7 +121,15 @@ def parse_process_flags(body: Field) -> dict[str, Any]:
         # The API's form is "/target:/container/alias"; users type "target:alias".
         name, _, alias = text.partition(":")
         links.append(runflags.parse_link(f"{name}:{alias.rsplit('/', 1)[-1]}" if alias else name))
+    stop_signal = body["StopSignal"].text()
+    if stop_signal:
+        from boxnet.core.procs import signal_number
+
+        signal_number(stop_signal)  # an unknown name is a 400 now, not at stop
+    timeout = body["StopTimeout"]
     return {
+        "stop_signal": stop_signal,
+        "stop_timeout": None if timeout.absent else timeout.integer(-1, 86400 * 365, 10),
         "binds": tuple(binds),
         "user": runflags.parse_user(user) if user else "",
         "workdir": runflags.parse_workdir(workdir) if workdir else "",
