@@ -188,6 +188,11 @@ def test_the_daemon_refuses_what_the_cli_would(d: Daemon) -> None:
         ({"pid_mode": "host"}, "HostConfig.PidMode is not supported"),
         ({"volumes": ["/anon"]}, "anonymous volumes are not supported"),
         ({"healthcheck": {"test": ["CMD", "true"]}}, "Healthcheck is not supported"),
+        ({"group_add": ["10"]}, "HostConfig.GroupAdd is not supported"),
+        ({"shm_size": "1g"}, "HostConfig.ShmSize is not supported"),
+        ({"pids_limit": 10}, "HostConfig.PidsLimit is not supported"),
+        ({"runtime": "kata"}, "HostConfig.Runtime 'kata' is not supported"),
+        ({"network_disabled": True}, "NetworkDisabled is not supported"),
     ]
     for kwargs, message in cases:
         with pytest.raises(docker.errors.APIError) as err:

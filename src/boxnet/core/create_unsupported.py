@@ -9,6 +9,7 @@ from __future__ import annotations
 from boxnet.errors import InvalidArgument
 from boxnet.parsing.body import Field
 
+_LIMITS = "resource limits need cgroups, which boxnet does not manage"
 # HostConfig keys whose non-zero value asks for a feature boxnet lacks, and why it lacks it.
 _HOST_CONFIG = {
     "Privileged": "containers run without extra privileges",
@@ -23,15 +24,26 @@ _HOST_CONFIG = {
     "SecurityOpt": "security options are not configurable",
     "Tmpfs": "only bind mounts are supported (-v /HOST/PATH:/PATH)",
     "VolumeDriver": "volumes are not supported; use a bind mount",
-    "Memory": "resource limits need cgroups, which boxnet does not manage",
-    "MemoryReservation": "resource limits need cgroups, which boxnet does not manage",
-    "NanoCpus": "resource limits need cgroups, which boxnet does not manage",
-    "CpuShares": "resource limits need cgroups, which boxnet does not manage",
-    "CpuQuota": "resource limits need cgroups, which boxnet does not manage",
-    "CpusetCpus": "resource limits need cgroups, which boxnet does not manage",
-    "BlkioWeight": "resource limits need cgroups, which boxnet does not manage",
+    "Memory": _LIMITS,
+    "MemoryReservation": _LIMITS,
+    "NanoCpus": _LIMITS,
+    "CpuShares": _LIMITS,
+    "CpuQuota": _LIMITS,
+    "CpusetCpus": _LIMITS,
+    "BlkioWeight": _LIMITS,
     "Ulimits": "resource limits are not configurable",
     "Init": "the command runs as the container's PID 1 (no init process)",
+    "GroupAdd": "supplementary groups come from the image's /etc/group (-u NAME)",
+    "ShmSize": "/dev/shm is a tmpfs of the default size",
+    "CgroupParent": "cgroups are not managed",
+    "DeviceCgroupRules": "cgroups are not managed",
+    "MemorySwap": _LIMITS,
+    "KernelMemory": _LIMITS,
+    "CpuPeriod": _LIMITS,
+    "CpusetMems": _LIMITS,
+    "PidsLimit": _LIMITS,
+    "OomKillDisable": _LIMITS,
+    "OomScoreAdj": "the OOM score is not configurable",
 }
 _IPC_MODES = ("", "private", "shareable")
 
@@ -67,6 +79,17 @@ def refuse_unsupported(body: Field) -> None:
                 f"Volumes[{path!r}]: anonymous volumes are not supported",
                 hint=f"use a bind mount: -v /HOST/PATH:{path}",
             )
+    runtime = host_config["Runtime"].value
+    if runtime not in (None, "", "runc", "boxnet"):
+        raise InvalidArgument(
+            f"HostConfig.Runtime {runtime!r} is not supported by boxnet: its shim is the only"
+            " runtime",
+            hint="leave it unset",
+        )
+    if body["NetworkDisabled"].flag():
+        raise InvalidArgument(
+            "NetworkDisabled is not supported by boxnet", hint="use --network none (NetworkMode)"
+        )
     test = body["Healthcheck"]["Test"].strings()
     if test and test[0] != "NONE":
         raise InvalidArgument("Healthcheck is not supported by boxnet", hint="leave it unset")
