@@ -227,6 +227,7 @@ class ContainerSpec:
     links: tuple[tuple[str, str], ...] = ()  # (container name, alias) legacy links
     # Disconnected from the network of --network (Docker allows it): no implicit endpoint there.
     primary_detached: bool = False
+    tmpfs: dict[str, str] = field(default_factory=dict)  # --tmpfs: container path -> options
     stop_signal: str = ""  # --stop-signal ("" = SIGTERM)
     stop_timeout: int | None = None  # --stop-timeout seconds (None = 10, or stop's -t)
     # The create request as received, for `inspect` (Config / HostConfig shapes).

@@ -98,6 +98,16 @@ def test_read_only_root(d: Daemon) -> None:
     script = "touch /tmp/ok /dev/shm/ok && pwd && ! touch /srv/w/x 2>/dev/null && echo ro"
     assert out(d, "--read-only", "-w", "/srv/w", "busybox", "sh", "-c", script) == "/srv/w\nro\n"
     assert out(d, "busybox", "sh", "-c", "touch /x && echo rw") == "rw\n"
+    # --tmpfs: a writable tmpfs in a read-only root, noexec/nosuid/nodev unless told otherwise.
+    script = "echo x > /run/f && grep ' /run ' /proc/mounts && grep ' /cache ' /proc/mounts"
+    mounts = out(d, "--read-only", "--tmpfs", "/run:size=1m", "--tmpfs", "/cache:exec,mode=700",
+                 "busybox", "sh", "-c", script).splitlines()  # fmt: skip
+    run_opts, cache_opts = (line.split()[3].split(",") for line in mounts)
+    assert mounts[0].split()[2] == "tmpfs" and "size=1024k" in run_opts
+    assert {"rw", "nosuid", "nodev", "noexec"} <= set(run_opts)
+    assert "noexec" not in cache_opts and "mode=700" in cache_opts
+    bad = d.cli("run", "--rm", "--tmpfs", "/x:bogus", "busybox", "true", check=False)
+    assert bad.returncode == 125 and "invalid tmpfs option 'bogus'" in bad.stderr
     d.cli("create", "--name", "ro", "--read-only", "busybox")
     assert inspect(d, "ro")["HostConfig"]["ReadonlyRootfs"] is True
 
@@ -184,7 +194,6 @@ def test_the_daemon_refuses_what_the_cli_would(d: Daemon) -> None:
         ({"privileged": True}, "HostConfig.Privileged is not supported"),
         ({"mem_limit": "64m"}, "HostConfig.Memory is not supported"),
         ({"cap_add": ["NET_ADMIN"]}, "HostConfig.CapAdd is not supported"),
-        ({"tmpfs": {"/run": ""}}, "HostConfig.Tmpfs is not supported"),
         ({"pid_mode": "host"}, "HostConfig.PidMode is not supported"),
         ({"volumes": ["/anon"]}, "anonymous volumes are not supported"),
         ({"healthcheck": {"test": ["CMD", "true"]}}, "Healthcheck is not supported"),

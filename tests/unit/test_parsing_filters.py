@@ -116,3 +116,12 @@ def test_restart_user_link_workdir() -> None:
     assert runflags.parse_link("/my_db:dbalias") == ("my_db", "dbalias")
     with pytest.raises(InvalidArgument, match="working directory 'w' is invalid"):
         runflags.parse_workdir("w")
+
+
+def test_tmpfs_options() -> None:
+    assert runflags.parse_tmpfs("/run/", "rw,size=64m") == ("/run", "rw,size=64m")
+    assert runflags.parse_tmpfs("/x", "") == ("/x", "")
+    with pytest.raises(InvalidArgument, match="invalid tmpfs option 'bogus'"):
+        runflags.parse_tmpfs("/x", "bogus")
+    with pytest.raises(InvalidArgument, match="must be absolute"):
+        runflags.parse_tmpfs("x", "")

@@ -120,6 +120,7 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
         "MaximumRetryCount": spec.restart_max,
     }
     host_config["ReadonlyRootfs"] = spec.read_only
+    host_config["Tmpfs"] = dict(spec.tmpfs) or None
     host_config["Links"] = [f"/{n}:/{c.name}/{a}" for n, a in spec.links] or None
     host_config.setdefault("AutoRemove", spec.auto_remove)
     running = c.state == State.RUNNING

@@ -61,6 +61,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="no, on-failure[:N], always, unless-stopped")  # fmt: skip
     add("--link", action="append", default=[], metavar="NAME[:ALIAS]",
         help="add a link to another container")  # fmt: skip
+    add("--tmpfs", action="append", default=[], metavar="PATH[:OPTIONS]",
+        help="mount a tmpfs, e.g. /run:rw,size=64m")  # fmt: skip
     add("--stop-signal", metavar="SIGNAL", help="signal that stops the container (SIGTERM)")
     add("--stop-timeout", type=int, metavar="SECONDS", help="seconds before SIGKILL (10)")
     add("image", metavar="IMAGE")
@@ -273,6 +275,10 @@ def _add_process_flags(
         body["Domainname"] = names.validate_dns_name(args.domainname, kind="domain name")
     if args.label:
         body["Labels"] = dict(runflags.parse_label(x) for x in args.label)
+    if args.tmpfs:
+        host_config["Tmpfs"] = dict(
+            runflags.parse_tmpfs(t.partition(":")[0], t.partition(":")[2]) for t in args.tmpfs
+        )
     if args.stop_signal:
         body["StopSignal"] = args.stop_signal
     if args.stop_timeout is not None:

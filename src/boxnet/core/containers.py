@@ -211,6 +211,7 @@ class Containers:
                     user=c.spec.user,
                     read_only=c.spec.read_only,
                     domainname=c.spec.domainname,
+                    tmpfs=c.spec.tmpfs,
                     rootfs=str(rootfs) if rootfs is not None else None,
                     upper_dir=str(state_dir / "upper") if rootfs is not None else None,
                     work_dir=str(state_dir / "work") if rootfs is not None else None,

@@ -127,7 +127,13 @@ def parse_process_flags(body: Field) -> dict[str, Any]:
 
         signal_number(stop_signal)  # an unknown name is a 400 now, not at stop
     timeout = body["StopTimeout"]
+    tmpfs = dict(
+        runflags.parse_tmpfs(target, item.text()) for target, item in host_config["Tmpfs"].entries()
+    )
+    if set(tmpfs) & set(targets):
+        raise InvalidArgument(f"Duplicate mount point: {sorted(set(tmpfs) & set(targets))[0]}")
     return {
+        "tmpfs": tmpfs,
         "stop_signal": stop_signal,
         "stop_timeout": None if timeout.absent else timeout.integer(-1, 86400 * 365, 10),
         "binds": tuple(binds),

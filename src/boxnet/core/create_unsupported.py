@@ -22,7 +22,6 @@ _HOST_CONFIG = {
     "UsernsMode": "user namespaces are not used",
     "Sysctls": "sysctls are not configurable",
     "SecurityOpt": "security options are not configurable",
-    "Tmpfs": "only bind mounts are supported (-v /HOST/PATH:/PATH)",
     "VolumeDriver": "volumes are not supported; use a bind mount",
     "Memory": _LIMITS,
     "MemoryReservation": _LIMITS,

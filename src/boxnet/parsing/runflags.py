@@ -102,6 +102,23 @@ def mount_to_bind(kind: str, source: str, target: str, read_only: bool) -> BindM
     return BindMount(source=source, target=_check_target(target, target), read_only=read_only)
 
 
+_TMPFS_FLAGS = frozenset(["ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev"])
+_TMPFS_DATA = frozenset(["size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"])
+
+
+def parse_tmpfs(target: str, options: str) -> tuple[str, str]:
+    """`--tmpfs /run[:OPTIONS]` (HostConfig.Tmpfs): an absolute path, mount(8)-style options."""
+    path = _check_target(target, target)
+    for option in filter(None, options.split(",")):
+        key = option.split("=", 1)[0]
+        if key not in _TMPFS_FLAGS and key not in _TMPFS_DATA:
+            raise InvalidArgument(
+                f"invalid tmpfs option {option!r} for {target}",
+                hint="e.g. --tmpfs /run:rw,noexec,size=64m",
+            )
+    return path, options
+
+
 def parse_restart(text: str) -> tuple[str, int]:
     """`--restart` value: no | always | unless-stopped | on-failure[:N]."""
     name, sep, count = text.partition(":")

@@ -80,12 +80,14 @@ class ProcessSpec:
     user: str = ""  # UID[:GID] or NAME[:GROUP], resolved in the container (shimroot.py)
     read_only: bool = False  # the root file system read-only
     domainname: str = ""
+    tmpfs: Mapping[str, str] = field(default_factory=dict)  # container path -> mount options
     target_pid: int | None = None  # exec: the container's PID 1 (host PID)
 
     def to_json(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data.update(argv=list(self.argv), env=dict(self.env), etc_files=dict(self.etc_files))
         data["binds"] = [list(b) for b in self.binds]
+        data["tmpfs"] = dict(self.tmpfs)
         return data
 
     @classmethod

@@ -239,7 +239,7 @@ def build_root(spec: dict[str, Any]) -> str:
         path = mount_point(root, target, writable, is_dir=False)
         if path is not None:  # a read-only image without the file keeps its own (or none)
             mount(source, path, None, MS_BIND)
-    shimroot.bind_mounts(root, spec, writable, globals())  # they mount with our functions
+    shimroot.bind_mounts(root, spec, writable, globals())  # -v, --tmpfs: with our functions
     shimroot.make_root_readonly(root, spec, globals())
     return root
 

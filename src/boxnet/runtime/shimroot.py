@@ -14,7 +14,12 @@ MYPY = False
 if MYPY:
     from typing import Any
 
-MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC = 1, 32, 4096, 16384
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC = 32, 4096, 16384
+# --tmpfs flags as mount(2) bits: (set, clear); other options go to tmpfs as data.
+TMPFS_FLAGS = {"ro": (MS_RDONLY, 0), "rw": (0, MS_RDONLY), "noexec": (MS_NOEXEC, 0)}
+TMPFS_FLAGS.update({"exec": (0, MS_NOEXEC), "nosuid": (MS_NOSUID, 0), "suid": (0, MS_NOSUID)})
+TMPFS_FLAGS.update({"nodev": (MS_NODEV, 0), "dev": (0, MS_NODEV)})
 
 
 class UserError(Exception):
@@ -37,6 +42,22 @@ def bind_mounts(root: str, spec: dict[str, Any], writable: bool, shim: dict[str,
         shim["mount"](source, path, None, MS_BIND | MS_REC)
         if read_only:
             shim["make_readonly"](path, recursive=True)
+    tmpfs_mounts(root, spec, writable, shim)
+
+
+def tmpfs_mounts(root: str, spec: dict[str, Any], writable: bool, shim: dict[str, Any]) -> None:
+    """--tmpfs PATH[:OPTIONS]: a tmpfs, noexec/nosuid/nodev by default as Docker's."""
+    for target, options in (spec.get("tmpfs") or {}).items():
+        flags, data = MS_NOEXEC | MS_NOSUID | MS_NODEV, []
+        for option in filter(None, str(options).split(",")):
+            if option in TMPFS_FLAGS:
+                flags = (flags | TMPFS_FLAGS[option][0]) & ~TMPFS_FLAGS[option][1]
+            else:
+                data.append(option)
+        path = shim["mount_point"](root, target, writable)
+        if path is None:
+            raise OSError(2, f"cannot create mount point {target}: the root is read-only")
+        shim["mount"]("tmpfs", path, "tmpfs", flags, ",".join(data) or None)
 
 
 def make_root_readonly(root: str, spec: dict[str, Any], shim: dict[str, Any]) -> None:
