@@ -148,6 +148,18 @@ def test_link_on_the_default_bridge(d: Daemon) -> None:
     assert client.api.wait(made["Id"])["StatusCode"] == 0
     assert b"viaendpoint" in client.api.logs(made["Id"])
     client.api.remove_container(made["Id"])
+    # Links given at connect time too.
+    d.cli("run", "-d", "--name", "joiner", "busybox", "sleep", "1000")
+    client.api.connect_container_to_network("joiner", "linknet", links=[("db", "viaconnect")])
+    hosts = d.cli("exec", "joiner", "cat", "/etc/hosts").stdout
+    db_ips = {n["IPAddress"] for n in inspect(d, "db")["NetworkSettings"]["Networks"].values()}
+    assert any(x.split()[0] in db_ips and "viaconnect" in x.split() for x in hosts.splitlines())
+    assert (
+        "1 packets received" in d.cli("exec", "joiner", "ping", "-c1", "-W2", "viaconnect").stdout
+    )
+    with pytest.raises(docker.errors.NotFound, match="could not get container for ghost"):
+        client.api.connect_container_to_network("joiner", "bridge", links=[("ghost", "g")])
+    d.cli("rm", "-f", "joiner")
     d.cli("network", "disconnect", "linknet", "db")
     d.cli("network", "rm", "linknet")
     missing = d.cli("run", "--rm", "--link", "nosuch:x", "busybox", "true", check=False)
