@@ -84,6 +84,12 @@ def serve(argv: list[str]) -> int:
     controller = Controller(paths, config)
     controller.start()
     server = Server(paths.socket, build_router(controller))
+    ui = None
+    if config.ui is not None:
+        from boxnet.api import ui_server
+
+        ui = ui_server.start(controller, config.ui)
+        controller.ui_url = ui.url
 
     def shutdown(signum: int, _frame: object) -> None:
         log.info("signal %d: shutting down (containers keep running)", signum)
@@ -96,6 +102,9 @@ def serve(argv: list[str]) -> int:
         server.serve_forever(poll_interval=0.5)
     finally:
         server.server_close()
+        if ui is not None:
+            ui.shutdown()
+            ui.server_close()
         paths.socket.unlink(missing_ok=True)
         controller.close()
         for fh in locks:

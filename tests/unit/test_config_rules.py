@@ -188,7 +188,7 @@ def test_unknown_keys(env: Env) -> None:
          "remove it: boxnet refuses options it would silently ignore"),
         ("zzz", "unknown key", "known keys: bip, bridge, data-root, debug, default-address-pools,"
          " default-gateway, dns, dns-opts, dns-search, exec-root, firewall-backend, fixed-cidr,"
-         " hosts, icc, ip, ip-forward, ip-masq, iptables, iptables-variant, mtu"),
+         " hosts, icc, ip, ip-forward, ip-masq, iptables, iptables-variant, mtu, ui"),
     ]  # fmt: skip
 
 

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from boxnet.api import attach, routes_containers, routes_lan, routes_networks, routes_system
+from boxnet.api import (
+    attach,
+    routes_containers,
+    routes_lan,
+    routes_networks,
+    routes_system,
+    routes_topology,
+)
 from boxnet.api.server import Router
 
 if TYPE_CHECKING:
@@ -18,6 +25,13 @@ if TYPE_CHECKING:
 def build_router(ctl: Controller) -> Router:
     r = Router()
     # attach first: its ping, start, wait and exec start (hijacked) answer before any other.
-    for module in (attach, routes_system, routes_containers, routes_networks, routes_lan):
+    for module in (
+        attach,
+        routes_system,
+        routes_containers,
+        routes_networks,
+        routes_lan,
+        routes_topology,
+    ):
         module.register(r, ctl)
     return r

@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("system", "Show the client and daemon versions"),
     "info": ("system", "Show daemon-wide information"),
     "system": ("system", "Manage boxnetd (gc, reload)"),
+    "topology": ("topology", "Show the live network topology (page address, or svg/dot/json)"),
+    "explain": ("topology", "Tell whether traffic from SRC to DST passes, and why"),
 }
 ALL = "*"  # build_parser(ALL): every verb (tests, completeness checks)
 

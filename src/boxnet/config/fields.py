@@ -76,6 +76,8 @@ FIELDS: tuple[Field, ...] = (
           tv.parse_iptables_variant, "auto|nft|legacy",
           "iptables backend binaries: auto = the system's iptables-restore alternative (default),"
           " nft = iptables-nft-*, legacy = iptables-legacy-*"),
+    Field("ui", "ui", ("--ui",), Kind.STR, nv.parse_ui_address, "[ADDR:]PORT",
+          "also serve the read-only topology page over TCP (address 127.0.0.1 by default)"),
     Field("default-address-pools", "default_address_pools", ("--default-address-pool",), Kind.POOLS,
           nv.parse_pool_text, "base=CIDR,size=N", "pool for new networks (repeatable)"),
 )  # fmt: skip

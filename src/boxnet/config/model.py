@@ -70,6 +70,7 @@ class DaemonConfig:
     iptables: bool = True  # manage the firewall at all
     firewall_backend: FirewallBackend = "nftables"
     iptables_variant: IptablesVariant = "auto"
+    ui: tuple[IPv4Address, int] | None = None  # --ui: the topology page's TCP address
     default_address_pools: tuple[tuple[IPv4Network, int], ...] = DEFAULT_ADDRESS_POOLS
     # daemon.json key -> "flag --bip" | "/etc/boxnet/daemon.json:3:1" | "default" | "env ...";
     # excluded from equality/hash: two configs with the same values behave the same.

@@ -56,6 +56,15 @@ def parse_ipv4_address(text: str) -> IPv4Address:
         ) from None
 
 
+def parse_ui_address(text: str) -> tuple[IPv4Address, int]:
+    """`boxnetd --ui [ADDR:]PORT`: where the read-only topology page listens (127.0.0.1 when no
+    address is given: the page shows the host's layout, not something to publish by accident)."""
+    addr, sep, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadValue(f"{q(text)} has no port", "write ADDR:PORT or PORT, e.g. 127.0.0.1:8480")
+    return (parse_ipv4_address(addr) if sep and addr else IPv4Address("127.0.0.1")), int(port)
+
+
 def parse_ip_address(text: str) -> IPv4Address | IPv6Address:
     try:
         return ip_address(text)

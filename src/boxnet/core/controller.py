@@ -63,6 +63,7 @@ class Controller:
 
         self.dns = NameService(self.records, config)
         self.containers.dns = self.dns
+        self.ui_url = ""  # the topology page's address when boxnetd runs with --ui
 
     def start(self) -> None:
         """Bring the kernel in line with the configuration and the records."""

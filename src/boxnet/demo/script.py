@@ -15,6 +15,7 @@ from boxnet.demo.dns import dns_section
 from boxnet.demo.networks import networks_sections
 from boxnet.demo.ports import ports_sections
 from boxnet.demo.show import boxnet, note, on, section
+from boxnet.demo.topology import topology_section
 from boxnet.lab import Daemon, Lab, basic_lab
 
 
@@ -70,13 +71,14 @@ def main() -> int:
     with Lab("demo") as lab:
         basic = basic_lab(lab)
         section("A throwaway lab: host 203.0.113.2 <-> outside 203.0.113.1 (web server)")
-        d = lab.boxnetd(basic.host)
+        d = lab.boxnetd(basic.host, "--ui", "127.0.0.1:8480")
         note(f"boxnetd runs inside the lab's host namespace (pid {d.pid})")
         tutorial_1(d, basic.host, basic.outside)
         ports_sections(d, basic.host, basic.outside)
         tutorial_2_2(d)
         networks_sections(lab, d, basic.host)
         dns_section(lab, d, basic.outside)
+        topology_section(d, basic.host)
         section("Clean-up: containers, daemon, namespaces")
     from boxnet.demo.lan import tutorial_3_2
 
