@@ -106,6 +106,9 @@ def test_read_only_root(d: Daemon) -> None:
     assert mounts[0].split()[2] == "tmpfs" and "size=1024k" in run_opts
     assert {"rw", "nosuid", "nodev", "noexec"} <= set(run_opts)
     assert "noexec" not in cache_opts and "mode=700" in cache_opts
+    spec = "type=tmpfs,target=/scratch,tmpfs-size=2m,tmpfs-mode=1770"
+    line = out(d, "--mount", spec, "busybox", "grep", " /scratch ", "/proc/mounts").split()
+    assert line[2] == "tmpfs" and {"size=2048k", "mode=1770"} <= set(line[3].split(","))
     bad = d.cli("run", "--rm", "--tmpfs", "/x:bogus", "busybox", "true", check=False)
     assert bad.returncode == 125 and "invalid tmpfs option 'bogus'" in bad.stderr
     d.cli("create", "--name", "ro", "--read-only", "busybox")

@@ -125,3 +125,11 @@ def test_tmpfs_options() -> None:
         runflags.parse_tmpfs("/x", "bogus")
     with pytest.raises(InvalidArgument, match="must be absolute"):
         runflags.parse_tmpfs("x", "")
+
+
+def test_tmpfs_mount_flag() -> None:
+    mount = runflags.parse_mount_flag("type=tmpfs,target=/t,tmpfs-size=1g,tmpfs-mode=700")
+    assert mount["TmpfsOptions"] == {"SizeBytes": 1 << 30, "Mode": 0o700}
+    for bad, message in (("tmpfs-size=lots", "invalid size"), ("tmpfs-mode=9", "invalid mode")):
+        with pytest.raises(InvalidArgument, match=message):
+            runflags.parse_mount_flag(f"type=tmpfs,target=/t,{bad}")

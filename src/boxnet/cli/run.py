@@ -251,7 +251,8 @@ def _add_process_flags(
     binds = [runflags.parse_bind(v) for v in args.volume]
     mounts = [runflags.parse_mount_flag(m) for m in args.mount]
     for m in mounts:
-        runflags.mount_to_bind(str(m["Type"]), str(m["Source"]), str(m["Target"]), False)
+        if m["Type"] != "tmpfs":  # the daemon checks tmpfs options
+            runflags.mount_to_bind(str(m["Type"]), str(m["Source"]), str(m["Target"]), False)
     if binds:
         host_config["Binds"] = [
             f"{b.source}:{b.target}" + (":ro" if b.read_only else "") for b in binds

@@ -76,6 +76,16 @@ def conflicting_options(mode: str, spec: ContainerSpec) -> None:
         raise InvalidArgument("conflicting options: mac-address and the network mode")
 
 
+def tmpfs_options(mount: Field) -> str:
+    """A Mounts entry of Type tmpfs as --tmpfs options: ro, size=BYTES, mode=OCTAL."""
+    size = mount["TmpfsOptions"]["SizeBytes"].integer(0, 1 << 50, 0)
+    mode = mount["TmpfsOptions"]["Mode"].integer(0, 0o7777, 0)
+    options = ["ro"] if mount["ReadOnly"].flag() else []
+    options += [f"size={size}"] if size else []
+    options += [f"mode={mode:o}"] if mode else []
+    return ",".join(options)
+
+
 def parse_process_flags(body: Field) -> dict[str, Any]:
     """The ContainerSpec fields of `-v/--mount`, `-u`, `-w`, `--read-only`, `--domainname`,
     `--label`, `--restart` and `--link` (Config.* and HostConfig.*), validated."""
@@ -83,7 +93,14 @@ def parse_process_flags(body: Field) -> dict[str, Any]:
 
     host_config = body["HostConfig"]
     binds = [runflags.parse_bind(b) for b in host_config["Binds"].strings(nul_free=True)]
+    mounted_tmpfs = {}
     for item in host_config["Mounts"].items():
+        if item["Type"].text() == "tmpfs":  # {"Target", "TmpfsOptions": {"SizeBytes", "Mode"}}
+            path, text = runflags.parse_tmpfs(
+                item["Target"].text(nul_free=True), tmpfs_options(item)
+            )
+            mounted_tmpfs[path] = text
+            continue
         binds.append(
             runflags.mount_to_bind(
                 item["Type"].text(default="volume"),
@@ -130,6 +147,7 @@ def parse_process_flags(body: Field) -> dict[str, Any]:
     tmpfs = dict(
         runflags.parse_tmpfs(target, item.text()) for target, item in host_config["Tmpfs"].entries()
     )
+    tmpfs.update(mounted_tmpfs)
     if set(tmpfs) & set(targets):
         raise InvalidArgument(f"Duplicate mount point: {sorted(set(tmpfs) & set(targets))[0]}")
     return {

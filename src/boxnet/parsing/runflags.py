@@ -79,11 +79,30 @@ def parse_mount_flag(text: str) -> dict[str, object]:
         "Source": fields.pop("source", ""),
         "Target": fields.pop("target", ""),
     }
+    if kind == "tmpfs":
+        size, mode = fields.pop("tmpfs-size", "0"), fields.pop("tmpfs-mode", "0")
+        mount["TmpfsOptions"] = {"SizeBytes": _bytes(size), "Mode": _octal(mode)}
     mount["ReadOnly"] = read_only
     fields.pop("bind-propagation", None)
     if fields:
         raise InvalidArgument(f"unexpected key '{next(iter(fields))}' in '{text}'")
     return mount
+
+
+def _bytes(text: str) -> int:
+    """`64m`, `1g`, `4096` -> bytes (Docker's RAMInBytes, binary units)."""
+    units = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    number, unit = text.rstrip("bBkKmMgG"), text[len(text.rstrip("bBkKmMgG")) :].lower()
+    if not number.isdigit() or unit.rstrip("b") not in units:
+        raise InvalidArgument(f"invalid size {text!r}", hint="e.g. 64m")
+    return int(number) * units[unit.rstrip("b")]
+
+
+def _octal(text: str) -> int:
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise InvalidArgument(f"invalid mode {text!r}", hint="octal, e.g. 1777") from None
 
 
 def mount_to_bind(kind: str, source: str, target: str, read_only: bool) -> BindMount:
