@@ -204,6 +204,8 @@ def build_create(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, An
             "user specified IP address is supported on user defined networks only",
             hint="create a network (boxnet network create --subnet ...) and use --network",
         )
+    for alias in args.network_alias:  # what is wrong with the value first
+        names.validate_dns_name(alias, kind="network alias")
     if mode in ("bridge", "default") and args.network_alias:
         raise InvalidArgument(
             "network-scoped alias is supported only for containers in user defined networks",
