@@ -216,9 +216,10 @@ class ContainerSpec:
     auto_remove: bool = False
     log_max_size: int = 10 * 1024 * 1024  # bytes before rotation, 0 = never (parsing/logopts.py)
     log_max_files: int = 3
+    image_id: str = ""  # sha256:<hex> the image name meant at create ("" in older records)
     binds: tuple[BindMount, ...] = ()
     user: str = ""  # UID[:GID] or NAME[:GROUP], resolved in the container's /etc/passwd
-    workdir: str = ""  # "" = the image's (/)
+    workdir: str = ""  # the process's working directory ("" = /): -w, else the image's
     read_only: bool = False
     domainname: str = ""
     labels: dict[str, str] = field(default_factory=dict)

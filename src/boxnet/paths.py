@@ -32,9 +32,6 @@ class Paths:
     def images(self) -> Path:
         return self.data_root / "images"
 
-    def image_rootfs(self, name: str) -> Path:
-        return self.images / name / "rootfs"
-
     @property
     def containers(self) -> Path:
         return self.data_root / "containers"
@@ -49,6 +46,11 @@ class Paths:
 
     def netns_path(self, container_id: str) -> Path:
         return self.netns_dir / container_id[:12]
+
+    @property
+    def dns_ports_dir(self) -> Path:
+        """Each running container's resolver ports, for the next daemon (dns.sockets)."""
+        return self.exec_root / "dns"
 
     @property
     def lock_file(self) -> Path:

@@ -69,6 +69,12 @@ def in_netns(d: Daemon, container: str) -> list[str]:
     return ["nsenter", f"--net={netns}", "--", sys.executable]
 
 
+# Holds a UDP port on 127.0.0.11 in a namespace, as anything in the container could.
+SQUAT = (
+    "import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+    "s.bind(('127.0.0.11', %d)); print('bound', flush=True); time.sleep(120)"
+)
+
 SERVER_ANSWER = "192.0.2.42"
 # A DNS server run by the container itself: 0.0.0.0:53 and [::]:53, UDP and TCP; every A query
 # answered with SERVER_ANSWER. Stdlib only: it runs on the host image's system python3 -I.
@@ -282,10 +288,27 @@ def test_the_redirect_follows_the_resolver_across_restarts_and_reconnects(env: E
         d.cli("network", "connect", "later", "kept")
         assert resolver_ports(d, "kept") == before and redirect_ports(d, "kept") == before
         resolves_kept2()
-        # A daemon restart: new sockets with new ports; the same one table now points at them.
+        # A daemon restart: the ports are remembered and bound again; the table is left alone.
         d.restart()
+        assert resolver_ports(d, "kept") == before and redirect_ports(d, "kept") == before
+        resolves_kept2()
+        # A remembered port taken meanwhile: new ports, and the one table re-pointed at them.
+        netns = inspect(d, "kept")["NetworkSettings"]["SandboxKey"]
+        d.stop()
+        squat = SQUAT % before["udp"]
+        squatter = subprocess.Popen(
+            ["nsenter", f"--net={netns}", "--", sys.executable, "-c", squat],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert squatter.stdout is not None and squatter.stdout.readline() == "bound\n"
+            d.start()
+        finally:
+            squatter.kill()
+            squatter.wait()
         after = resolver_ports(d, "kept")
-        assert after != before and redirect_ports(d, "kept") == after
+        assert after["udp"] != before["udp"] and redirect_ports(d, "kept") == after
         resolves_kept2()
         # A container restart: a new namespace, its own sockets and table.
         d.cli("restart", "-t", "0", "kept")

@@ -206,7 +206,8 @@ def test_writes_land_in_the_upper_dir_not_in_the_image(
     assert box.run("sh", "-c", "echo data > /www/index.html && rm /etc/group")[0] == 0
     upper = box.dir / "upper"
     assert (upper / "www/index.html").read_text() == "data\n"
-    image = store.paths.image_rootfs("busybox")
+    image = store.resolve("busybox")
+    assert image is not None
     assert not (image / "www/index.html").exists()
     assert (image / "etc/group").exists()
     assert box.run("cat", "/etc/group")[0] == 1

@@ -188,7 +188,8 @@ def test_unknown_keys(env: Env) -> None:
          "remove it: boxnet refuses options it would silently ignore"),
         ("zzz", "unknown key", "known keys: bip, bridge, data-root, debug, default-address-pools,"
          " default-gateway, dns, dns-opts, dns-search, exec-root, firewall-backend, fixed-cidr,"
-         " hosts, icc, ip, ip-forward, ip-masq, iptables, iptables-variant, mtu, ui"),
+         " hosts, icc, insecure-registries, ip, ip-forward, ip-masq, iptables, iptables-variant,"
+         " mtu, ui"),
     ]  # fmt: skip
 
 
@@ -215,3 +216,13 @@ def test_duplicate_keys_join_the_other_problems(env: Env) -> None:
         "key given twice, first on line 2: JSON keeps only the last one",
         '"x" has no prefix length',
     ]
+
+
+def test_insecure_registries(env: Env) -> None:
+    assert env.ok("--insecure-registry", "localhost:5000").insecure_registries == (
+        "localhost:5000",
+    )
+    problem = env.bad_one("--insecure-registry", "http://x:5000")
+    assert "not a registry" in problem.message
+    assert env.file({"insecure-registries": ["203.0.113.1:5000", "10.0.0.0/8"]}).ok(
+    ).insecure_registries == ("203.0.113.1:5000", "10.0.0.0/8")  # fmt: skip

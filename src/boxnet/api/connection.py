@@ -169,9 +169,20 @@ class HttpConnection(socketserver.BaseRequestHandler):
     # -- request bodies ------------------------------------------------------------------------
     def read_body(self, limit: int = BODY_LIMIT) -> bytes:
         """The request body, read in full (sends `100 Continue` if the client waits for it)."""
+        return b"".join(self.body_chunks(limit))
+
+    def read_body_into(self, out: Any, limit: int) -> int:
+        """The request body written to a file as it arrives (image tarballs: too big for
+        memory); its size."""
+        size = 0
+        for chunk in self.body_chunks(limit):
+            out.write(chunk)
+            size += len(chunk)
+        return size
+
+    def body_chunks(self, limit: int) -> Iterator[bytes]:
         if self.h11.they_are_waiting_for_100_continue:
             self._send(h11.InformationalResponse(status_code=100, headers=[]))
-        chunks: list[bytes] = []
         size = 0
         while True:
             try:
@@ -184,11 +195,11 @@ class HttpConnection(socketserver.BaseRequestHandler):
                 if size > limit:
                     self.close_connection = True
                     raise PayloadTooLarge(f"request body larger than {limit} bytes")
-                chunks.append(bytes(event.data))
+                yield bytes(event.data)
             elif isinstance(event, h11.EndOfMessage):
-                return b"".join(chunks)
+                return
             elif event is h11.PAUSED:
-                return b"".join(chunks)  # an Upgrade request: h11 waits for our answer
+                return  # an Upgrade request: h11 waits for our answer
             else:
                 raise ClientGone()
 

@@ -1,6 +1,6 @@
 """Docker Engine API routes (and boxnet's extensions), mapped onto the controller.
 
-Each resource registers its own routes: system and images, containers and execs, networks,
+Each resource registers its own routes: system, images, containers and execs, networks,
 and the LAN extension. Request bodies are read through boxnet.parsing.body (one accessor layer).
 """
 
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from boxnet.api import (
     attach,
     routes_containers,
+    routes_images,
     routes_lan,
     routes_networks,
     routes_system,
@@ -28,6 +29,7 @@ def build_router(ctl: Controller) -> Router:
     for module in (
         attach,
         routes_system,
+        routes_images,
         routes_containers,
         routes_networks,
         routes_lan,

@@ -1,4 +1,4 @@
-"""System and image routes: ping, version, info, metrics, gc, reload, image list/import."""
+"""System routes: ping, version, info, metrics, gc, reload."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING
 
 from boxnet import API_VERSION, __version__
 from boxnet.api.server import Request, Response, Router
-from boxnet.errors import InvalidArgument
 from boxnet.model import State
-from boxnet.parsing.body import Field
 
 if TYPE_CHECKING:
     from boxnet.core.controller import Controller
@@ -113,41 +111,3 @@ def register(r: Router, ctl: Controller) -> None:
     r.add("POST", "/boxnet/system/reload", system_reload)
     r.add("GET", "/version", version)
     r.add("GET", "/info", info)
-
-    # -- images ---------------------------------------------------------------------------------
-    def image_list(_req: Request) -> Response:
-        from boxnet.runtime import images
-
-        out = []
-        for img in images.list_images(ctl.paths):
-            out.append(
-                {
-                    "Id": "sha256:" + img.name,
-                    "RepoTags": [f"{img.name}:latest"],
-                    "Created": int(img.created),
-                    "Size": img.size_bytes,
-                }
-            )
-        return Response(200, out)
-
-    def image_import(req: Request) -> Response:
-        from pathlib import Path
-
-        from boxnet.runtime import images
-
-        body = Field(req.json())
-        source, name = body["Source"].text(), body["Name"].text()
-        if not source or not name:
-            raise InvalidArgument("import needs Source (a path) and Name")
-        if not source.startswith("/"):
-            # the daemon's working directory means nothing to a client (`boxnet import` sends
-            # an absolute path)
-            raise InvalidArgument(
-                f"Source: {source!r} is not an absolute path", hint="e.g. /tmp/rootfs.tar"
-            )
-        with ctl.lock:
-            images.import_image(ctl.paths, Path(source), name)
-        return Response(200, {"Name": name})
-
-    r.add("GET", "/images/json", image_list)
-    r.add("POST", "/boxnet/images/import", image_import)

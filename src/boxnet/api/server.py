@@ -49,6 +49,7 @@ class Request:
     handler: HttpConnection
     headers: dict[str, str] = field(default_factory=dict)
     _body: bytes | None = None
+    query_all: dict[str, list[str]] = field(default_factory=dict)  # repeated keys (names=a&names=b)
 
     @property
     def body(self) -> bytes:
@@ -95,7 +96,9 @@ class Router:
         self.routes: list[Route] = []
 
     def add(self, method: str, pattern: str, fn: Handler) -> None:
-        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+        # {name} is one path segment; {name:path} may hold slashes (registry/repo:tag images)
+        text = re.sub(r"\{(\w+):path\}", r"(?P<\1>.+)", pattern)
+        regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", text) + "$")
         self.routes.append((method, regex, fn))
 
     def match(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
@@ -140,7 +143,8 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         method = event.method.decode("latin-1")
         parts = urlsplit(event.target.decode("latin-1"))
         path = VERSION_PREFIX.sub("", parts.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        query_all = parse_qs(parts.query, keep_blank_values=True)
+        query = {k: v[-1] for k, v in query_all.items()}
         fn, params, known = self.router.match(method, path)
         try:
             if fn is None:
@@ -148,7 +152,9 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
                 return Response(status, {"message": f"page not found: {method} {path}"})
             for name, value in (*params.items(), *query.items()):
                 parsing_body.check_parameter(name, value)  # the edge: no control characters
-            return fn(Request(method, path, params, query, conn, conn.request_headers))
+            request = Request(method, path, params, query, conn, conn.request_headers)
+            request.query_all = query_all
+            return fn(request)
         except BoxnetError as exc:
             return Response(exc.status, exc.to_json())
         except Exception as exc:

@@ -143,7 +143,7 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
             "StartedAt": c.started_at or ZERO_TIME,
             "FinishedAt": c.finished_at or ZERO_TIME,
         },
-        "Image": c.spec.image,
+        "Image": c.spec.image_id or c.spec.image,  # sha256:<id>, as Docker
         "ResolvConfPath": str(ctl.paths.container_dir(c.id) / "etc" / "resolv.conf"),
         "HostnamePath": str(ctl.paths.container_dir(c.id) / "etc" / "hostname"),
         "HostsPath": str(ctl.paths.container_dir(c.id) / "etc" / "hosts"),
@@ -163,7 +163,7 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
             **({"StopTimeout": spec.stop_timeout} if spec.stop_timeout is not None else {}),
             "Env": list(c.spec.env),
             "Cmd": list(c.spec.cmd),
-            "Image": c.spec.image,
+            "Image": c.spec.raw.get("Image") or c.spec.image,  # as given
             "Tty": c.spec.tty,
             "OpenStdin": c.spec.open_stdin,
             "ExposedPorts": {f"{p}/{proto}": {} for p, proto in c.spec.exposed} or None,
@@ -224,7 +224,8 @@ def container_summary(ctl: Controller, c: Container, now: float) -> dict[str, An
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
-        "Image": c.spec.image,
+        "Image": c.spec.raw.get("Image") or c.spec.image,
+        "ImageID": c.spec.image_id,
         "Command": shlex.join(c.spec.cmd),
         "Created": int(parse_rfc3339(c.created)),
         "Ports": ports,

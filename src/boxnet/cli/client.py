@@ -104,7 +104,13 @@ class Connection:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send_request(self, method: str, target: str, body: bytes | None) -> None:
+    def send_request(
+        self,
+        method: str,
+        target: str,
+        body: bytes | None,
+        content_type: str = "application/json",
+    ) -> None:
         lines = [
             f"{method} {target} HTTP/1.1",
             "Host: boxnet",
@@ -113,7 +119,7 @@ class Connection:
             f"Content-Length: {len(body or b'')}",
         ]
         if body:
-            lines.append("Content-Type: application/json")
+            lines.append(f"Content-Type: {content_type}")
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
 
     def _fill(self) -> bool:
@@ -235,16 +241,18 @@ class Client:
         path: str,
         body: Any = None,
         query: Mapping[str, object] | None = None,
+        raw: bytes | None = None,
     ) -> Connection:
-        """Open a connection and send a request; the caller reads the response."""
-        payload = None
+        """Open a connection and send a request (a JSON `body`, or `raw` bytes: a tarball);
+        the caller reads the response."""
+        payload, content_type = raw, "application/x-tar"
         if body is not None:
             import json
 
-            payload = json.dumps(body).encode("utf-8")
+            payload, content_type = json.dumps(body).encode("utf-8"), "application/json"
         conn = self.connect()
         try:
-            conn.send_request(method, path + encode_query(query), payload)
+            conn.send_request(method, path + encode_query(query), payload, content_type)
         except OSError as err:
             conn.close()
             raise BoxnetError(f"sending {method} {path} to the boxnet daemon: {err}") from None
@@ -276,10 +284,11 @@ class Client:
         path: str,
         query: Mapping[str, object] | None = None,
         headers_out: dict[str, str] | None = None,
+        raw: bytes | None = None,
     ) -> Iterator[bytes]:
         """Yield the body as it arrives (logs -f); raises ApiError before the first chunk.
         `headers_out`, if given, receives the response headers (lower-cased names)."""
-        with self.send(method, path, None, query) as conn:
+        with self.send(method, path, None, query, raw=raw) as conn:
             head = conn.read_head()
             while 100 <= head.status < 200:
                 head = conn.read_head()

@@ -63,7 +63,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_logs)
     p = verb(sub, "inspect")
     p.add_argument("-f", "--format", help='"json" or a Go template, e.g. {{.State.Pid}}')
-    p.add_argument("--type", choices=("container", "network"), help="only look for this type")
+    p.add_argument(
+        "--type", choices=("container", "image", "network"), help="only look for this type"
+    )
     p.add_argument("names", nargs="+", metavar="NAME|ID")
     p.set_defaults(func=cmd_inspect)
     p = verb(sub, "port")
@@ -245,10 +247,15 @@ def cmd_logs(ctx: Any, args: argparse.Namespace) -> int:
 
 
 def lookup(ctx: Any, name: str, kind: str | None) -> Any:
-    """Docker's `inspect` lookup: a container, else a network; NotFound names the object."""
+    """Docker's `inspect` lookup: a container, else an image, else a network; NotFound names
+    the object."""
     from boxnet.cli.client import ApiError, quote
 
-    paths = {"container": _path(name, "/json"), "network": f"/networks/{quote(name)}"}
+    paths = {
+        "container": _path(name, "/json"),
+        "image": f"/images/{quote(name)}/json",
+        "network": f"/networks/{quote(name)}",
+    }
     for what, path in paths.items():
         if kind in (None, what):
             try:

@@ -29,6 +29,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     add("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
     add("--rm", action="store_true", help="remove the container when it exits")
     add("--name", help="container name")
+    add("--entrypoint", metavar="CMD", help='the image\'s ENTRYPOINT instead ("" = none)')
     add("-h", "--hostname", help="container host name")
     add("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]", help="set a variable")
     add("--net", "--network", dest="network", action="append", default=[], metavar="MODE",
@@ -241,6 +242,8 @@ def build_create(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, An
     })  # fmt: skip
     if args.mac_address:
         body["MacAddress"] = parse_mac(args.mac_address)
+    if args.entrypoint is not None:  # Docker's encoding: [""] resets the image's entrypoint
+        body["Entrypoint"] = [args.entrypoint]
     return ({"name": name} if name else {}), body
 
 

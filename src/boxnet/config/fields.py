@@ -80,6 +80,9 @@ FIELDS: tuple[Field, ...] = (
           "also serve the read-only topology page over TCP (address 127.0.0.1 by default)"),
     Field("default-address-pools", "default_address_pools", ("--default-address-pool",), Kind.POOLS,
           nv.parse_pool_text, "base=CIDR,size=N", "pool for new networks (repeatable)"),
+    Field("insecure-registries", "insecure_registries", ("--insecure-registry",), Kind.LIST,
+          tv.parse_registry, "HOST[:PORT]|CIDR",
+          "registry to pull from over plain HTTP (repeatable)"),
 )  # fmt: skip
 
 BY_KEY = {f.key: f for f in FIELDS}
@@ -102,7 +105,6 @@ DOCKER_ONLY_KEYS = frozenset(
         "storage-driver",
         "storage-opts",
         "registry-mirrors",
-        "insecure-registries",
         "max-concurrent-downloads",
         "default-runtime",
         "runtimes",

@@ -72,6 +72,7 @@ class DaemonConfig:
     iptables_variant: IptablesVariant = "auto"
     ui: tuple[IPv4Address, int] | None = None  # --ui: the topology page's TCP address
     default_address_pools: tuple[tuple[IPv4Network, int], ...] = DEFAULT_ADDRESS_POOLS
+    insecure_registries: tuple[str, ...] = ()  # host[:port] or CIDR: pulls over plain HTTP
     # daemon.json key -> "flag --bip" | "/etc/boxnet/daemon.json:3:1" | "default" | "env ...";
     # excluded from equality/hash: two configs with the same values behave the same.
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)

@@ -140,3 +140,25 @@ def parse_host(text: str) -> str:
         return str(parse_abs_path(rest if sep else text))
     except BadValue as err:
         raise BadValue(f"{q(text)} is not a socket path: {err.message}", err.hint) from None
+
+
+_REGISTRY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?")
+
+
+def parse_registry(text: str) -> str:
+    """An insecure registry as Docker names them: host[:port] or a CIDR (no scheme)."""
+    import ipaddress
+
+    if "/" in text:
+        try:
+            return str(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            pass
+        raise BadValue(
+            f"{q(text)} is not a registry: expected HOST[:PORT] or a CIDR (no http://)",
+            "e.g. 203.0.113.1:5000 or 10.0.0.0/8",
+        )
+    if not _REGISTRY.fullmatch(text):
+        raise BadValue(f"{q(text)} is not a registry: expected HOST[:PORT] or a CIDR",
+                       "e.g. 203.0.113.1:5000")  # fmt: skip
+    return text

@@ -22,8 +22,9 @@ from boxnet import faults
 from boxnet.clock import ZERO_TIME, now_rfc3339
 from boxnet.core import metrics
 from boxnet.core.etcfiles import etc_paths, write_etc_files
+from boxnet.core.image_defaults import apply_image
 from boxnet.core.legacylinks import link_entries
-from boxnet.core.procs import is_shim_of, signal_number
+from boxnet.core.procs import env_dict, generated_name, is_shim_of, signal_number
 from boxnet.core.restarts import Restarts
 from boxnet.core.sandbox import mode_kind
 from boxnet.core.watcher import ShimWatcher
@@ -112,19 +113,22 @@ class Containers:
         from boxnet.parsing.names import validate_container_name
 
         with self.lock:
-            images.resolve(self.paths, spec.image)  # unknown image: NotFound, nothing created
-            self._check_network_mode(spec)
-            for target, _alias in spec.links:
-                try:
+            image = images.lookup(self.paths, spec.image)  # unknown: NotFound, nothing created
+            spec = apply_image(spec, image, spec.raw.get("Image") or spec.image)
+            try:
+                self._check_network_mode(spec)
+                for target, _alias in spec.links:
                     self.find(target)
-                except NotFound:
-                    raise NotFound(
-                        f"could not get container for {target}",
-                        hint="--link names an existing container: NAME[:ALIAS]",
-                    ) from None
+            except NotFound as exc:
+                # Not a 404: Docker clients take any 404 from create for "no such image" and
+                # go pulling (docs/API.md).
+                message = exc.message
+                if message.startswith("No such container"):  # a --link target
+                    message = f"could not get container for {message.split(': ', 1)[-1]}"
+                raise InvalidArgument(message, hint=exc.hint) from exc
             container_id = secrets.token_hex(32)
             if name is None:
-                name = self._generated_name()
+                name = generated_name({c.name for c in self.records.containers()})
             else:
                 name = validate_container_name(name.lstrip("/"))
             c = Container(id=container_id, name=name, spec=spec, created=now_rfc3339())
@@ -135,18 +139,6 @@ class Containers:
                 self.records.delete_container(container_id)
                 raise
             return c
-
-    def _generated_name(self) -> str:
-        taken = {c.name for c in self.records.containers()}
-        adjectives = ("brave", "calm", "eager", "fervent", "gentle", "happy", "keen", "lucid")
-        nouns = ("turing", "hopper", "lovelace", "ritchie", "thompson", "knuth", "dijkstra")
-        while True:
-            name = (
-                f"{adjectives[secrets.randbelow(len(adjectives))]}_"
-                f"{nouns[secrets.randbelow(len(nouns))]}{secrets.randbelow(100)}"
-            )
-            if name not in taken:
-                return name
 
     def _check_network_mode(self, spec: ContainerSpec) -> None:
         kind = mode_kind(spec.network_mode)
@@ -189,7 +181,7 @@ class Containers:
                 raise NotModified(f"container {c.name} is already running")
             if not by_policy:
                 self.restarts.cancel(c.id)
-            rootfs = images.resolve(self.paths, c.spec.image)
+            rootfs = self._rootfs(c)
             joined, etc_dir = self._joined_namespace(c)
             with Undo(f"start {c.short_id}") as undo:
                 self.records.intents.begin("container.start", c.id, {"name": c.name}, undo)
@@ -247,6 +239,19 @@ class Containers:
                 threading.Thread(target=self._on_shim_exit, args=(c.id,), daemon=True).start()
             self.changed.notify_all()
             return c
+
+    def _rootfs(self, c: Container) -> Path | None:
+        """The image the container was created from (by id: a tag may have moved since)."""
+        if c.spec.image_id:
+            try:
+                return images.ImageStore(self.paths).rootfs_of(c.spec.image_id)
+            except NotFound:
+                raise NotFound(
+                    f"the image of container {c.name} ({c.spec.image}, {c.spec.image_id[:19]})"
+                    " is gone",
+                    hint=f"boxnet rm {c.name}, then create it again",
+                ) from None
+        return images.resolve(self.paths, c.spec.image)  # records from before image ids
 
     def _joined_namespace(self, c: Container) -> tuple[str, Path | None]:
         """For container:X, X's namespace path ('' = X runs in host mode) and its /etc dir."""
@@ -485,14 +490,3 @@ class Containers:
                 self._on_shim_exit(c.id)
                 ended += 1
         return adopted, ended
-
-
-def env_dict(env: tuple[str, ...], tty: bool = False) -> dict[str, str]:
-    """["K=V", "FLAG"] -> {"K": "V", "FLAG": ""}; TERM=xterm with a terminal, as Docker does."""
-    out: dict[str, str] = {}
-    for item in env:
-        key, _, value = item.partition("=")
-        out[key] = value
-    if tty:
-        out.setdefault("TERM", "xterm")
-    return out

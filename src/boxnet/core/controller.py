@@ -61,7 +61,7 @@ class Controller:
         self.sandboxes.pipework = self.lan.pipework
         from boxnet.core.dnshook import NameService
 
-        self.dns = NameService(self.records, config)
+        self.dns = NameService(self.records, config, paths.dns_ports_dir)
         self.containers.dns = self.dns
         self.ui_url = ""  # the topology page's address when boxnetd runs with --ui
 

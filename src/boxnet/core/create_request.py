@@ -174,7 +174,7 @@ def parse_create(raw: object) -> ContainerSpec:
     body.obj()  # the root must be an object
     refuse_unsupported(body)
     image = body["Image"].text(required=True)
-    image = image.split(":", 1)[0] if image.endswith(":latest") else image
+    image = image.removesuffix(":latest")  # not split(":"): "registry:5000/x:latest"
     argv = body["Entrypoint"].strings(True, nul_free=True) + body["Cmd"].strings(
         True, nul_free=True
     )

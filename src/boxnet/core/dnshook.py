@@ -19,6 +19,8 @@ from boxnet.dns import NameEntry, NameTable, Resolver
 from boxnet.model import Container, Endpoint, State
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from boxnet.config import DaemonConfig
     from boxnet.store.records import Records
     from boxnet.txn import Undo
@@ -33,10 +35,10 @@ def uses_resolver(c: Container) -> bool:
 
 
 class NameService:
-    def __init__(self, records: Records, config: DaemonConfig) -> None:
+    def __init__(self, records: Records, config: DaemonConfig, ports_dir: Path | None) -> None:
         self.records = records
         self.config = config
-        self.resolver = Resolver()
+        self.resolver = Resolver(ports_dir)
         self._table = NameTable()  # what the resolver serves; endpoints exist while c runs
 
     def upstreams(self, c: Container) -> tuple[str, ...]:
@@ -92,7 +94,7 @@ class NameService:
         undo.push("stop serving DNS", lambda: self.detach(c.id))
 
     def detach(self, container_id: str) -> None:
-        self.resolver.remove(container_id)
+        self.resolver.forget(container_id)
         self._publish(self._table.without_container(container_id))
 
     def adopt(self) -> int:

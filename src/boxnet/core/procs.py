@@ -1,8 +1,9 @@
-"""Process helpers of the container lifecycle: signal names as users give them, and telling a
-container's PID 1 from a recycled PID."""
+"""Helpers of the container lifecycle: signal names as users give them, telling a container's
+PID 1 from a recycled PID, the process environment, generated names."""
 
 from __future__ import annotations
 
+import secrets
 import signal
 from pathlib import Path
 
@@ -37,3 +38,27 @@ def signal_number(sig: str | int) -> int:
         return int(signal.Signals[text])
     except KeyError as exc:
         raise InvalidArgument(f"invalid signal: {sig}") from exc
+
+
+def env_dict(env: tuple[str, ...], tty: bool = False) -> dict[str, str]:
+    """["K=V", "FLAG"] -> {"K": "V", "FLAG": ""}; TERM=xterm with a terminal, as Docker does."""
+    out: dict[str, str] = {}
+    for item in env:
+        key, _, value = item.partition("=")
+        out[key] = value
+    if tty:
+        out.setdefault("TERM", "xterm")
+    return out
+
+
+def generated_name(taken: set[str]) -> str:
+    """A free container name in Docker's adjective_noun style, for a create without --name."""
+    adjectives = ("brave", "calm", "eager", "fervent", "gentle", "happy", "keen", "lucid")
+    nouns = ("turing", "hopper", "lovelace", "ritchie", "thompson", "knuth", "dijkstra")
+    while True:
+        name = (
+            f"{adjectives[secrets.randbelow(len(adjectives))]}_"
+            f"{nouns[secrets.randbelow(len(nouns))]}{secrets.randbelow(100)}"
+        )
+        if name not in taken:
+            return name

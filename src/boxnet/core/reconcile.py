@@ -143,6 +143,10 @@ class Reconciler:
                         report.removed.append(f"netns {path.name}")
                     except Exception as exc:
                         report.problems.append(f"netns {path.name}: {exc}")
+        if self.paths.dns_ports_dir.is_dir():  # resolver ports of containers that are gone
+            for path in self.paths.dns_ports_dir.iterdir():
+                if path.name not in owned_netns:
+                    path.unlink(missing_ok=True)
         try:
             self.networks.sync_firewall()
         except Exception as exc:

@@ -27,10 +27,10 @@ from typing import Any
 from boxnet.dns import redirect
 from boxnet.dns.answer import FORWARD, Answerer
 from boxnet.dns.forward import Forwarder
+from boxnet.dns.sockets import forget, open_sockets
 from boxnet.dns.table import NameTable
 from boxnet.dns.tcp import serve_tcp_connection
 from boxnet.errors import KernelError
-from boxnet.kernel import netns
 
 log = logging.getLogger("boxnet.dns")
 
@@ -54,39 +54,10 @@ class Slot:
         self.tcp.close()
 
 
-def open_sockets(netns_path: str | Path) -> tuple[socket.socket, socket.socket]:
-    """UDP and TCP sockets on 127.0.0.11 (ephemeral ports) inside the namespace at netns_path,
-    with 127.0.0.11:53 redirected to them there."""
-    udp = netns.socket_in(netns_path, socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        tcp = netns.socket_in(netns_path, socket.AF_INET, socket.SOCK_STREAM)
-    except BaseException:
-        udp.close()
-        raise
-    try:
-        udp.bind((RESOLVER_IP, 0))
-        tcp.bind((RESOLVER_IP, 0))
-        tcp.listen(64)
-        udp.setblocking(False)
-        tcp.setblocking(False)
-    except OSError as exc:
-        udp.close()
-        tcp.close()
-        raise KernelError(
-            f"open DNS sockets on {RESOLVER_IP} in {netns_path}: {exc.strerror}",
-            hint="is the container's loopback up?",
-        ) from exc
-    try:
-        redirect.install(netns_path, udp.getsockname()[1], tcp.getsockname()[1])
-    except BaseException:
-        udp.close()
-        tcp.close()
-        raise
-    return udp, tcp
-
-
 class Resolver:
-    def __init__(self) -> None:
+    def __init__(self, ports_dir: Path | None = None) -> None:
+        # Where each container's resolver ports are remembered for the next daemon (dns.sockets).
+        self._ports_dir = ports_dir
         self._selector = selectors.DefaultSelector()
         self._answerer = Answerer(NameTable())
         self._forwarder = Forwarder(self._selector)
@@ -109,7 +80,7 @@ class Resolver:
     def add(self, container_id: str, netns_path: str | Path, upstreams: tuple[str, ...]) -> None:
         """Serve the container: open its sockets now, so its first process can resolve."""
         self.remove(container_id)
-        udp, tcp = open_sockets(netns_path)
+        udp, tcp = open_sockets(netns_path, self._ports_file(container_id))
         slot = Slot(container_id, udp, tcp, upstreams)
 
         def register() -> None:
@@ -130,6 +101,14 @@ class Resolver:
                 slot.close()
 
         self._call(unregister)
+
+    def forget(self, container_id: str) -> None:
+        """Stop serving the container for good: its namespace is gone or going."""
+        self.remove(container_id)
+        forget(self._ports_file(container_id))
+
+    def _ports_file(self, container_id: str) -> Path | None:
+        return self._ports_dir / container_id[:12] if self._ports_dir is not None else None
 
     def served(self) -> set[str]:
         return set(self._slots)

@@ -177,15 +177,35 @@ def _enter(path: str | Path) -> None:
 def socket_in(path: str | Path, family: int, type: int, proto: int = 0) -> socket.socket:
     """A socket of (family, type, proto) that lives in the namespace at `path`: a socket stays
     in the namespace it was created in, whichever thread later binds or uses it."""
-    spare = _take_spare(path, (family, type, proto))
-    if spare is not None:
-        return spare
+    return sockets_in(path, [(family, type, proto)])[0]
 
-    def work() -> socket.socket:
-        _enter(path)
-        return socket.socket(family, type, proto)
 
-    try:
-        return _in_thread(work)
-    except OSError as exc:
-        raise KernelError(f"enter network namespace {path}: {exc.strerror or exc}") from exc
+def sockets_in(path: str | Path, kinds: Sequence[SocketKind]) -> list[socket.socket]:
+    """Sockets of the given kinds in the namespace at `path`: the spares made with it, and
+    the rest made in one throwaway thread (one namespace switch, not one per socket)."""
+    found = [_take_spare(path, kind) for kind in kinds]
+    missing = [i for i, sock in enumerate(found) if sock is None]
+    if missing:
+
+        def work() -> list[socket.socket]:
+            _enter(path)
+            made: list[socket.socket] = []
+            try:
+                for i in missing:
+                    made.append(socket.socket(*kinds[i]))
+            except BaseException:
+                for sock in made:
+                    sock.close()
+                raise
+            return made
+
+        try:
+            made = _in_thread(work)
+        except OSError as exc:
+            for sock in found:
+                if sock is not None:
+                    sock.close()
+            raise KernelError(f"enter network namespace {path}: {exc.strerror or exc}") from exc
+        for i, sock in zip(missing, made, strict=True):
+            found[i] = sock
+    return [sock for sock in found if sock is not None]

@@ -7,13 +7,11 @@ imported here, nor `shimio.py`, which the shim loads (its output relay and json-
 
 from boxnet.runtime.images import (
     HOST_IMAGE,
-    ImageInfo,
+    Image,
     ImageStore,
-    import_image,
     list_images,
-    remove_image,
+    lookup,
     resolve,
-    validate_name,
 )
 from boxnet.runtime.launcher import (
     ExecProcess,
@@ -37,7 +35,7 @@ __all__ = [
     "HOST_IMAGE",
     "ExecProcess",
     "ExitStatus",
-    "ImageInfo",
+    "Image",
     "ImageStore",
     "PidFd",
     "ProcessSpec",
@@ -45,16 +43,14 @@ __all__ = [
     "StartFailed",
     "Started",
     "exec_in",
-    "import_image",
     "is_alive",
     "list_images",
+    "lookup",
     "open_pidfd",
     "read_exit",
     "read_pid",
-    "remove_image",
     "resolve",
     "send_signal",
     "spawn_exec",
     "start",
-    "validate_name",
 ]

@@ -1,299 +1,311 @@
-"""Container images: plain root file system trees under `<data-root>/images/<name>/rootfs`.
+"""Container images for the daemon layers: look up, import, tag, remove (boxnet.image does the
+storing; this module adds the built-ins, the reserved names and the data-root migration).
 
 Built-ins: `host` (no rootfs: the shim binds the host's / read-only) and `busybox` (built on first
-use from the host's static busybox). `import_image` adds a tarball or a directory. Every image is
-built in a temporary directory next to its final place and renamed into place, so a crashed or
-concurrent build never leaves a half image behind.
+use from the host's static busybox). Images imported before the content-addressed store
+(`images/<name>/rootfs`) are adopted on first use as `<name>:latest`.
 """
 
 from __future__ import annotations
 
-import json
+import bz2
+import gzip
+import lzma
 import os
-import re
 import shutil
-import stat
-import subprocess
-import tarfile
 import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from typing import IO, cast
 
-from boxnet.errors import Conflict, InvalidArgument, NotFound, Unavailable
+from boxnet.errors import Conflict, InvalidArgument, NotFound
+from boxnet.image import builtin, reference
+from boxnet.image.builtin import BUSYBOX_BINARY, BUSYBOX_IMAGE, HOST_IMAGE, TAR_MEDIA_TYPE
+from boxnet.image.changes import apply_changes
+from boxnet.image.config import canonical_bytes, new_config, rfc3339
+from boxnet.image.layers import tar_tree, unsafe_member_reason
+from boxnet.image.store import TMP_PREFIX, Image, Layer, Store
 from boxnet.paths import Paths
 
-HOST_IMAGE = "host"
-BUSYBOX_IMAGE = "busybox"
-BUILTIN_IMAGES = (HOST_IMAGE, BUSYBOX_IMAGE)
-BUSYBOX_BINARY = Path("/bin/busybox")
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,127}")
-_TMP_PREFIX = ".tmp-"
-_META = "image.json"
-
-BUSYBOX_DIRS = [
-    "bin",
-    "sbin",
-    "usr/bin",
-    "usr/sbin",
-    "etc",
-    "proc",
-    "sys",
-    "dev",
-    "tmp",
-    "root",
-    "var",
-    "var/tmp",
-    "run",
-    "home",
-    "www",
+__all__ = [
+    "BUSYBOX_BINARY",
+    "BUSYBOX_IMAGE",
+    "HOST_IMAGE",
+    "Image",
+    "ImageStore",
+    "unsafe_member_reason",
 ]
-BUSYBOX_FILES = {
-    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n"
-    "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    "etc/group": "root:x:0:\nnobody:x:65534:\n",
-    # Empty placeholders: the shim bind-mounts the container's own files over them.
-    "etc/hosts": "",
-    "etc/resolv.conf": "",
-    "etc/hostname": "",
-}
 
-
-@dataclass(frozen=True)
-class ImageInfo:
-    name: str
-    size_bytes: int
-    created: float  # Unix time, as Docker's API reports it
-
-
-def validate_name(name: str) -> str:
-    if not NAME_RE.fullmatch(name):
-        raise InvalidArgument(
-            f"invalid image name {name!r}",
-            hint="use 1-128 characters: lower-case letters, digits, '_', '.', '-' "
-            "(starting with a letter or digit)",
-        )
-    return name
-
-
-def unsafe_member_reason(member: tarfile.TarInfo) -> str | None:
-    """Why a tar member must not be extracted as is, or None when it is safe."""
-    name = PurePosixPath(member.name)
-    if name.is_absolute():
-        return "absolute path"
-    if ".." in name.parts:
-        return "'..' in path"
-    if member.islnk():
-        target = PurePosixPath(member.linkname)
-        if target.is_absolute() or ".." in target.parts:
-            return "hard link out of the image"
-    return None
-
-
-def _no_symlink_on_the_way(dest: Path, rel: PurePosixPath) -> None:
-    """Refuse a member whose parent directories inside dest include a symlink: tarfile would
-    follow it and write outside the image (e.g. `etc -> /` then `etc/passwd`)."""
-    current = dest
-    for part in rel.parts[:-1]:
-        current = current / part
-        if current.is_symlink():
-            raise InvalidArgument(f"unsafe tar member {str(rel)!r}: its parent {part!r} is a link")
-
-
-def _tar_filter(dest: Path) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo | None]:
-    def check(member: tarfile.TarInfo, _path: str) -> tarfile.TarInfo | None:
-        reason = unsafe_member_reason(member)
-        if reason:
-            raise InvalidArgument(f"unsafe tar member {member.name!r}: {reason}")
-        if member.isdev():  # device nodes and fifos: /dev is the shim's own tmpfs anyway
-            return None
-        rel = PurePosixPath(os.path.normpath(member.name))
-        if str(rel) == ".":
-            return None
-        _no_symlink_on_the_way(dest, rel)
-        if member.islnk():
-            _no_symlink_on_the_way(dest, PurePosixPath(member.linkname) / "x")
-        target = dest / rel
-        if target.is_symlink() and not member.issym():  # tarfile would write through it
-            target.unlink()
-        return member.replace(name=str(rel), deep=False)
-
-    return check
-
-
-def _copy_tree(source: Path, dest: Path) -> None:
-    """Copy a directory with owners, modes and symlinks; skip device nodes, fifos and sockets."""
-
-    def special(directory: str, names: list[str]) -> list[str]:
-        skip = []
-        for name in names:
-            mode = os.lstat(os.path.join(directory, name)).st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
-                skip.append(name)
-        return skip
-
-    shutil.copytree(source, dest, symlinks=True, ignore=special)
-    for src_dir, _dirs, files in os.walk(source):
-        rel = os.path.relpath(src_dir, source)
-        for name in [".", *files]:  # every directory comes up once as "."
-            src, dst = os.path.join(src_dir, name), os.path.join(dest, rel, name)
-            if os.path.lexists(dst):
-                st = os.lstat(src)
-                os.lchown(dst, st.st_uid, st.st_gid)
-
-
-def _tree_size(root: Path) -> int:
-    total = 0
-    for directory, _dirs, files in os.walk(root):
-        for name in files:
-            total += os.lstat(os.path.join(directory, name)).st_size
-    return total
+_STORE_ENTRIES = {"blobs", "by-id", "repositories.json"}
 
 
 class ImageStore:
-    """The images of one data root."""
+    """The images of one data root, with the built-ins."""
 
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
+        self.store = Store(paths)
+        self.store.remove_stale_temporaries()
+        self._adopt_legacy()
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def lookup(self, name: str) -> Image:
+        """The image a name, tag, id or id prefix means (building a built-in on first use)."""
+        try:
+            ref = reference.parse_tagged(name)
+        except InvalidArgument:
+            ref = None
+        if ref is not None:
+            builtin_name = builtin.RESERVED_TAGS.get(str(ref))
+            if builtin_name == HOST_IMAGE:
+                builtin.ensure_host(self.store)
+            elif builtin_name == BUSYBOX_IMAGE:
+                builtin.ensure_busybox(self.store)
+        return self.store.get(self.store.lookup(name))
 
     def resolve(self, name: str) -> Path | None:
-        """The rootfs of an image; None for the host image. Builds busybox on first use."""
-        if name == HOST_IMAGE:
-            return None
-        if name == BUSYBOX_IMAGE:
-            return self.ensure_busybox()
-        rootfs = self.paths.image_rootfs(name)
-        if not NAME_RE.fullmatch(name) or not rootfs.is_dir():
-            raise NotFound(
-                f"No such image: {name}",
-                hint="boxnet images lists the images; boxnet import TARBALL NAME adds one",
-            )
-        return rootfs
+        """The rootfs of an image; None for the host image."""
+        return self.lookup(name).rootfs
 
-    def list_images(self) -> list[ImageInfo]:
-        self.ensure_busybox()
-        infos = [ImageInfo(HOST_IMAGE, 0, 0.0)]
-        for entry in sorted(self.paths.images.iterdir()):
-            if entry.name.startswith(_TMP_PREFIX) or not (entry / "rootfs").is_dir():
-                continue
-            infos.append(self._info(entry))
-        return infos
+    def rootfs_of(self, image_id: str) -> Path | None:
+        return self.store.get(image_id).rootfs
 
-    def import_image(self, source: Path, name: str) -> ImageInfo:
-        validate_name(name)
-        if name in BUILTIN_IMAGES:
-            raise Conflict(f"image {name!r} is built in and cannot be replaced")
-        if self.paths.image_rootfs(name).exists():
-            raise Conflict(
-                f"image {name!r} already exists",
-                hint=f"boxnet image rm {name} first, or pick a name",
-            )
-        if not source.exists():
+    def list_images(self) -> list[Image]:
+        builtin.ensure_host(self.store)
+        builtin.ensure_busybox(self.store)
+        return [self.store.get(i) for i in self.store.ids()]
+
+    # -- changes --------------------------------------------------------------------------------
+    def import_image(
+        self,
+        source: Path | IO[bytes],
+        name: str | None,
+        comment: str = "",
+        move_tree: bool = False,
+        changes: list[str] | None = None,
+    ) -> Image:
+        """A root file system (tarball: plain, gz, bz2, xz; or a directory) as a one-layer image,
+        tagged `name` (`NAME` = `NAME:latest`) when given. `move_tree`: a directory becomes the
+        image's rootfs by a rename (its inodes stay: an overlay using it keeps working)."""
+        ref = reference.parse_tagged(name) if name else None
+        if ref is not None:
+            builtin.check_not_reserved(ref)
+        if changes:
+            apply_changes({}, changes)  # refused before anything is read or stored
+        if isinstance(source, Path) and not source.exists():
             raise NotFound(f"cannot import {source}: no such file or directory")
-
-        def fill(rootfs: Path) -> None:
-            if source.is_dir():
-                _copy_tree(source, rootfs)
-                return
-            try:
-                with tarfile.open(source, "r:*") as tar:
-                    rootfs.mkdir()
-                    tar.extractall(rootfs, filter=_tar_filter(rootfs), numeric_owner=True)
-            except tarfile.TarError as e:
-                raise InvalidArgument(f"cannot import {source}: not a readable tarball: {e}") from e
-
-        return self._build(name, fill)
-
-    def remove_image(self, name: str) -> None:
-        """Remove an imported image (the caller checks that no container uses it)."""
-        validate_name(name)
-        if name in BUILTIN_IMAGES:
-            raise Conflict(f"image {name!r} is built in and cannot be removed")
-        image_dir = self.paths.images / name
-        if not image_dir.is_dir():
-            raise NotFound(f"No such image: {name}")
-        # Rename first so the name disappears atomically, then delete at leisure.
-        trash = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}rm-", dir=self.paths.images))
-        os.rename(image_dir, trash / name)
-        shutil.rmtree(trash)
-
-    def ensure_busybox(self) -> Path:
-        rootfs = self.paths.image_rootfs(BUSYBOX_IMAGE)
-        if rootfs.is_dir():
-            return rootfs
-        if not BUSYBOX_BINARY.is_file():
-            raise Unavailable(
-                f"cannot build the busybox image: {BUSYBOX_BINARY} is missing",
-                hint="apt-get install busybox-static",
-            )
-        self._build(BUSYBOX_IMAGE, _fill_busybox)
-        return rootfs
-
-    def _build(self, name: str, fill: Callable[[Path], None]) -> ImageInfo:
         self.paths.images.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_builds()
-        work = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=self.paths.images))
+        work = Path(
+            tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-imp-", dir=self.paths.images)
+        )
         try:
-            fill(work / "rootfs")
-            meta = {"name": name, "created": time.time(), "size": _tree_size(work / "rootfs")}
-            (work / _META).write_text(json.dumps(meta) + "\n")
+            layer_path = work / "layer.tar"
+            if isinstance(source, Path) and source.is_dir():
+                diff_id, size = tar_tree(source, layer_path)
+            else:
+                diff_id, size = _decompress_to(source, layer_path)
+            with layer_path.open("rb") as f:
+                self.store.put_blob_file(f, diff_id)
+            shown = str(source) if isinstance(source, Path) else "-"
+            config = new_config(
+                [diff_id],
+                rfc3339(os.path.getmtime(layer_path)),
+                comment=comment or f"Imported from {shown}",
+            )
+            apply_changes(config, changes or [])
+            fill = None
+            if move_tree and isinstance(source, Path):
+                tree = source
+
+                def fill(rootfs: Path) -> None:
+                    rootfs.rmdir()
+                    os.rename(tree, rootfs)
+
             try:
-                os.rename(work, self.paths.images / name)
-            except OSError as e:  # someone else finished the same image first: keep theirs
-                if not (self.paths.images / name / "rootfs").is_dir():
-                    raise Conflict(f"cannot create image {name!r}: {e.strerror}") from e
+                image_id = self.store.add(
+                    canonical_bytes(config),
+                    [Layer(diff_id, TAR_MEDIA_TYPE, size, diff_id)],
+                    fill=fill,
+                )
+            except BaseException:
+                if not any(
+                    diff_id in (x.digest for x in self.store.get(i).layers)
+                    for i in self.store.ids()
+                ):
+                    self.store.blob_path(diff_id).unlink(missing_ok=True)
+                raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        return self._info(self.paths.images / name)
+        if ref is not None:
+            self.store.set_tag(ref, image_id)
+        return self.store.get(image_id)
 
-    def _remove_stale_builds(self) -> None:
-        """Temporary directories left by builders that died (their PID is in the name)."""
-        for entry in self.paths.images.glob(f"{_TMP_PREFIX}*-*"):
-            pid = entry.name[len(_TMP_PREFIX) :].split("-", 1)[0]
-            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-                shutil.rmtree(entry, ignore_errors=True)
+    def tag(self, source: str, target: str) -> None:
+        image = self.lookup(source)
+        ref = reference.parse(target)
+        if ref.digest is not None:
+            raise InvalidArgument(f"cannot tag with a digest reference: {target}")
+        builtin.check_not_reserved(ref)
+        self.store.set_tag(ref, image.id)
 
-    def _info(self, image_dir: Path) -> ImageInfo:
+    def remove(
+        self, name: str, force: bool, users: Callable[[str], list[str]]
+    ) -> list[dict[str, str]]:
+        """Docker's `rmi`: untag a tag; delete the image when no tag is left. `users(id)` names
+        the containers that use an image: then only untag with force, else 409."""
+        image = self.lookup(name)
         try:
-            meta = json.loads((image_dir / _META).read_text())
-            return ImageInfo(image_dir.name, int(meta["size"]), float(meta["created"]))
-        except (OSError, ValueError, KeyError):
-            created = image_dir.stat().st_mtime
-            return ImageInfo(image_dir.name, _tree_size(image_dir / "rootfs"), created)
+            ref = reference.parse_tagged(name)
+        except InvalidArgument:
+            ref = None
+        by_tag = ref is not None and str(ref) in image.tags
+        if image.id in builtin.builtin_ids(self.store):
+            if ref is None or not by_tag or str(ref) in builtin.RESERVED_TAGS:
+                raise Conflict(f"image {name!r} is built in and cannot be removed")
+            self.store.remove_tag(ref)  # another tag of a built-in: only that tag goes
+            return [{"Untagged": ref.familiar()}]
+        out: list[dict[str, str]] = []
+        in_use = users(image.id)
+        if by_tag and ref is not None and (len(image.tags) > 1 or (in_use and force)):
+            self.store.remove_tag(ref)  # other tags left, or forced while in use: untag only
+            return [{"Untagged": ref.familiar()}]
+        if in_use and not force:
+            what = f'repository reference "{name}"' if by_tag else image.hex[:12]
+            raise Conflict(
+                f"conflict: unable to remove {what} (must force) - container {in_use[0][:12]}"
+                f" is using its referenced image {image.hex[:12]}",
+                hint=f"boxnet rm {in_use[0][:12]} first, or boxnet rmi -f",
+            )
+        if not by_tag and len(image.tags) > 1 and not force:
+            raise Conflict(
+                f"conflict: unable to delete {image.hex[:12]} (must be forced) - image is"
+                " referenced in multiple repositories",
+                hint="remove the tags one by one, or boxnet rmi -f",
+            )
+        for tag in image.tags:
+            self.store.remove_tag(reference.parse(tag))
+            out.append({"Untagged": reference.familiar(tag)})
+        if in_use:  # forced: the tags go, the image stays for its containers (dangling)
+            return out
+        self.store.delete(image.id)
+        out.append({"Deleted": image.id})
+        return out
+
+    def tag_loaded(self, name: str, image_id: str, only_check: bool = False) -> None:
+        """A name carried by a loaded archive (a built-in's name only for its own id)."""
+        ref = reference.parse_tagged(name)
+        builtin_name = builtin.RESERVED_TAGS.get(str(ref))
+        if builtin_name is not None and self.lookup(builtin_name).id != image_id:
+            builtin.check_not_reserved(ref)
+        if not only_check:
+            self.store.set_tag(ref, image_id)
+
+    def for_save(self, names: list[str]) -> list[tuple[str, list[str]]]:
+        """(id, familiar tags) per name: a tag saves that tag, an id every tag of the image."""
+        chosen: dict[str, list[str]] = {}
+        for name in names:
+            image = self.lookup(name)
+            if image.rootfs is None:
+                raise InvalidArgument(f"image {name} has no layers to save (the host's own /)")
+            try:
+                ref = reference.parse_tagged(name)
+            except InvalidArgument:
+                ref = None
+            tags = chosen.setdefault(image.id, [])
+            if ref is not None and str(ref) in image.tags:
+                picked = [ref.familiar()]
+            else:
+                picked = [reference.familiar(t) for t in image.tags]
+            tags.extend(t for t in picked if t not in tags)
+        return list(chosen.items())
+
+    def prune(self, everything: bool, users: Callable[[str], list[str]]) -> dict[str, object]:
+        """Docker's image prune: dangling images (all unused with everything), not in use."""
+        keep = builtin.builtin_ids(self.store)
+        deleted: list[dict[str, str]] = []
+        reclaimed = 0
+        for image_id in self.store.ids():
+            image = self.store.get(image_id)
+            if image_id in keep or users(image_id) or (image.tags and not everything):
+                continue
+            for tag in image.tags:
+                self.store.remove_tag(reference.parse(tag))
+                deleted.append({"Untagged": reference.familiar(tag)})
+            self.store.delete(image_id)
+            deleted.append({"Deleted": image_id})
+            reclaimed += image.size
+        return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    # -- migration ------------------------------------------------------------------------------
+    def _adopt_legacy(self) -> None:
+        """`images/<name>/rootfs` from before the content-addressed store: adopted as
+        `<name>:latest`, its rootfs moved (not copied, never deleted) into the store, so a
+        container still running on it from before the upgrade keeps its files. The old busybox
+        stays where it is (such a container may use it; the built-in is rebuilt beside it)."""
+        root = self.paths.images
+        if not root.is_dir():
+            return
+        for entry in root.iterdir():
+            if entry.name.startswith(TMP_PREFIX):  # a temporary: see remove_stale_temporaries
+                continue
+            if entry.name in _STORE_ENTRIES or entry.name.startswith("."):
+                continue
+            if entry.name in (BUSYBOX_IMAGE, HOST_IMAGE) or not (entry / "rootfs").is_dir():
+                continue
+            try:
+                self.import_image(
+                    entry / "rootfs",
+                    entry.name,
+                    comment="adopted from an older boxnet",
+                    move_tree=True,
+                )
+            except (InvalidArgument, Conflict):
+                continue  # keep it where it is: nothing lost, a person can look at it
+            shutil.rmtree(entry, ignore_errors=True)  # its rootfs moved out: only image.json
 
 
-def _fill_busybox(rootfs: Path) -> None:
-    for d in BUSYBOX_DIRS:
-        (rootfs / d).mkdir(parents=True, exist_ok=True)
-    (rootfs / "tmp").chmod(0o1777)
-    (rootfs / "root").chmod(0o700)
-    shutil.copy2(BUSYBOX_BINARY, rootfs / "bin/busybox")
-    applets = subprocess.run(
-        [str(BUSYBOX_BINARY), "--list-full"], check=True, capture_output=True, text=True
-    ).stdout.split()
-    for applet in applets:
-        link = rootfs / applet
-        if applet == "bin/busybox" or link.exists() or ".." in applet or applet.startswith("/"):
-            continue
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to("/bin/busybox")
-    for rel, text in BUSYBOX_FILES.items():
-        (rootfs / rel).write_text(text)
+def _decompress_to(source: Path | IO[bytes], out_path: Path) -> tuple[str, int]:
+    """The uncompressed tar of a plain, gzip, bzip2 or xz tarball: (sha256 diff id, size)."""
+    import hashlib
+    import tarfile
+
+    raw: IO[bytes] = source.open("rb") if isinstance(source, Path) else source
+    try:
+        head = raw.read(6)
+        raw.seek(0)  # a file or a BytesIO of the request body
+        stream: IO[bytes] = raw
+        if head.startswith(b"\x1f\x8b"):
+            stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw))
+        elif head.startswith(b"BZh"):
+            stream = cast(IO[bytes], bz2.BZ2File(raw))
+        elif head.startswith(b"\xfd7zXZ"):
+            stream = cast(IO[bytes], lzma.LZMAFile(raw))
+        sha, size = hashlib.sha256(), 0
+        try:
+            with out_path.open("wb") as out:
+                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                    sha.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            with tarfile.open(out_path, "r:") as tar:  # readable as a tarball at all?
+                tar.next()
+        except (OSError, EOFError, lzma.LZMAError, tarfile.TarError) as e:
+            shown = source if isinstance(source, Path) else "the request body"
+            raise InvalidArgument(f"cannot import {shown}: not a readable tarball: {e}") from e
+        return "sha256:" + sha.hexdigest(), size
+    finally:
+        if isinstance(source, Path):
+            raw.close()
 
 
-# Module-level entry points for the daemon layers (one store per call is cheap: it holds no state).
+# Module-level entry points for the daemon layers (a store per call is cheap: it holds no state).
+def lookup(paths: Paths, name: str) -> Image:
+    return ImageStore(paths).lookup(name)
+
+
 def resolve(paths: Paths, name: str) -> Path | None:
     return ImageStore(paths).resolve(name)
 
 
-def list_images(paths: Paths) -> list[ImageInfo]:
+def list_images(paths: Paths) -> list[Image]:
     return ImageStore(paths).list_images()
-
-
-def import_image(paths: Paths, source: Path, name: str) -> ImageInfo:
-    return ImageStore(paths).import_image(source, name)
-
-
-def remove_image(paths: Paths, name: str) -> None:
-    ImageStore(paths).remove_image(name)

@@ -1,0 +1,1 @@
+"""Images: references, configs, layers, the content-addressed store, archives and registries."""
