@@ -253,6 +253,7 @@ class Container:
     # Stopped or killed by a user: a restart policy leaves it stopped (unless-stopped also
     # across daemon restarts).
     manual_stop: bool = False
+    paused: bool = False  # every process SIGSTOPped (core/containerops.py: no cgroup freezer)
 
     @property
     def short_id(self) -> str:

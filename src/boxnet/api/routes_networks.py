@@ -28,12 +28,16 @@ def register(r: Router, ctl: Controller) -> None:
     def network_create(req: Request) -> Response:
         with ctl.lock:
             created = ctl.networks.create(parse_network_request(req.json()))
+            net = created.network
+            ctl.events.publish("network", "create", net.id, {"name": net.name, "type": net.driver})
         # The warnings are this create's own (returned with it, never left in shared state).
         return Response(201, {"Id": created.network.id, "Warning": "; ".join(created.warnings)})
 
     def network_remove(req: Request) -> Response:
         with ctl.lock:
-            ctl.networks.remove(req.params["id"])
+            net = ctl.networks.find(req.params["id"])
+            ctl.networks.remove(net.id)
+            ctl.events.publish("network", "destroy", net.id, {"name": net.name, "type": net.driver})
         return Response(204)
 
     def network_prune(_req: Request) -> Response:
@@ -49,6 +53,9 @@ def register(r: Router, ctl: Controller) -> None:
                 ):
                     continue
                 ctl.networks.remove(net.id)
+                ctl.events.publish(
+                    "network", "destroy", net.id, {"name": net.name, "type": net.driver}
+                )
                 deleted.append(net.name)
         return Response(200, {"NetworksDeleted": deleted})
 
@@ -74,6 +81,7 @@ def register(r: Router, ctl: Controller) -> None:
                 current = ctl.records.container(target.id) or target
                 spec = replace(current.spec, links=(*current.spec.links, *links))
                 ctl.records.update_container(current, spec=spec)
+            c.network_event("connect", net.id, target)
             c.refresh_etc(target)  # /etc/hosts and the resolver's names
         return Response(200, {})
 
@@ -89,6 +97,7 @@ def register(r: Router, ctl: Controller) -> None:
                     return Response(200, {})
                 raise
             ctl.sandboxes.disconnect(target, net, body.force)
+            c.network_event("disconnect", net.id, target)
             c.refresh_etc(target)
         return Response(200, {})
 

@@ -131,9 +131,13 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
         "Path": c.spec.cmd[0] if c.spec.cmd else "",
         "Args": list(c.spec.cmd[1:]),
         "State": {
-            "Status": "restarting" if restarting else str(c.state),
+            "Status": "restarting"
+            if restarting
+            else "paused"
+            if c.paused and running
+            else str(c.state),
             "Running": running,
-            "Paused": False,
+            "Paused": c.paused and running,
             "Restarting": restarting,
             "OOMKilled": False,
             "Dead": False,
@@ -231,8 +235,12 @@ def container_summary(ctl: Controller, c: Container, now: float) -> dict[str, An
         "Ports": ports,
         "Labels": dict(c.spec.labels),
         "Mounts": _mounts(c),
-        "State": "restarting" if restarting else str(c.state),
-        "Status": _status_text(c, now, restarting),
+        "State": "restarting"
+        if restarting
+        else "paused"
+        if c.paused and c.state == State.RUNNING
+        else str(c.state),
+        "Status": _status_text(c, now, restarting) + (" (Paused)" if c.paused else ""),
         "HostConfig": {"NetworkMode": c.spec.network_mode},
         "NetworkSettings": {"Networks": inspect["NetworkSettings"]["Networks"]},
     }

@@ -22,15 +22,16 @@ from boxnet import faults
 from boxnet.clock import ZERO_TIME, now_rfc3339
 from boxnet.core import metrics
 from boxnet.core.etcfiles import etc_paths, write_etc_files
+from boxnet.core.events import EventBus, container_attributes
 from boxnet.core.image_defaults import apply_image
 from boxnet.core.legacylinks import link_entries
-from boxnet.core.procs import env_dict, generated_name, is_shim_of, signal_number
+from boxnet.core.procs import env_dict, generated_name, signal_number
 from boxnet.core.restarts import Restarts
 from boxnet.core.sandbox import mode_kind
 from boxnet.core.watcher import ShimWatcher
 from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
 from boxnet.model import Container, ContainerSpec, Endpoint, State
-from boxnet.runtime import images, launcher
+from boxnet.runtime import images, launcher, procfs
 from boxnet.txn import Undo
 
 if TYPE_CHECKING:
@@ -84,6 +85,16 @@ class Containers:
         # The embedded resolver's hooks (core/dnshook.py), set by the controller.
         self.dns: NameService | None = None
         self.restarts = Restarts(self)  # --restart policies
+        self.events = EventBus()  # GET /events (core/events.py)
+
+    def event(self, c: Container, action: str, **extra: str) -> None:
+        self.events.publish("container", action, c.id, container_attributes(c, extra))
+
+    def network_event(self, action: str, network_id: str, c: Container) -> None:
+        net = self.networks.by_id(network_id)
+        name, driver = (net.name, net.driver) if net else ("", "")
+        attrs = {"container": c.id, "name": name, "type": driver}
+        self.events.publish("network", action, network_id, attrs)
 
     # -- lookup ---------------------------------------------------------------------------------
     def find(self, ref: str) -> Container:
@@ -138,6 +149,7 @@ class Containers:
             except OSError:
                 self.records.delete_container(container_id)
                 raise
+            self.event(c, "create")
             return c
 
     def _check_network_mode(self, spec: ContainerSpec) -> None:
@@ -231,8 +243,12 @@ class Containers:
                 error="",
                 manual_stop=False,
                 restart_count=c.restart_count + 1 if by_policy else 0,
+                paused=False,
             )
             faults.point("container.start.recorded")
+            for endpoint in result.endpoints:
+                self.network_event("connect", endpoint.network_id, c)
+            self.event(c, "start")
             pidfd = started.shim_pidfd.detach() if started.shim_pidfd is not None else None
             if not self.watcher.watch(c.id, started.shim_pid, pidfd):
                 # It already ended (a very short command): handle it now.
@@ -313,6 +329,8 @@ class Containers:
             status = launcher.read_exit(Path(self.state_dir(c.id)))
             intent = self.records.intents.begin("container.stop", c.id, {"name": c.name})
             faults.point("container.exit.teardown")
+            for endpoint in self.records.endpoints(container_id=c.id):
+                self.network_event("disconnect", endpoint.network_id, c)
             with metrics.timed("teardown"):
                 self.sandboxes.teardown(c)
             if self.dns is not None:
@@ -326,6 +344,7 @@ class Containers:
                 shim_pid=0,
             )
             self.records.intents.done(intent)
+            self.event(c, "die", exitCode=str(c.exit_code))
             if c.spec.auto_remove:
                 self.recent_exits[c.id] = (c.exit_code, time.monotonic())
                 self._delete(c)
@@ -342,13 +361,19 @@ class Containers:
             if c.state != State.RUNNING:
                 raise NotModified(f"container {c.name} is not running")
             c = self.records.update_container(c, manual_stop=True)
-            launcher.send_signal(c.pid, signal_number(c.spec.stop_signal or "SIGTERM"))
+            stop_signal = signal_number(c.spec.stop_signal or "SIGTERM")
+            launcher.send_signal(c.pid, stop_signal)
+            if c.paused:  # stopped processes see the signal once they run again
+                procfs.signal_namespace(c.pid, signal.SIGCONT)
             if timeout is None:  # the container's --stop-timeout, else Docker's 10 s
                 timeout = 10.0 if c.spec.stop_timeout is None else c.spec.stop_timeout
             grace = 1e9 if timeout < 0 else timeout  # -1: wait as long as it takes (Docker)
+            self.event(c, "kill", signal=str(stop_signal))
             if not self._wait_stopped(c.id, grace):
                 launcher.send_signal(c.pid, signal.SIGKILL)
+                self.event(c, "kill", signal=str(int(signal.SIGKILL)))
                 self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL)
+            self.event(c, "stop")
 
     def kill(self, ref: str, sig: str | int = "SIGKILL") -> None:
         with self.changed:
@@ -360,6 +385,7 @@ class Containers:
                 raise Conflict(f"Cannot kill container: {c.name}: container is not running")
             c = self.records.update_container(c, manual_stop=True)  # no restart policy after it
             launcher.send_signal(c.pid, number)
+            self.event(c, "kill", signal=str(number))
             if number == signal.SIGKILL:  # Docker answers once the container is down
                 self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL)
 
@@ -368,7 +394,7 @@ class Containers:
             c = self.find(ref)
             if c.state == State.RUNNING:
                 self.stop(c.id, timeout)
-            self.start(c.id)
+            self.event(self.start(c.id), "restart")
 
     def _wait_stopped(self, container_id: str, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -393,6 +419,7 @@ class Containers:
                         hint=f"boxnet rm -f {c.name}",
                     )
                 launcher.send_signal(c.pid, signal.SIGKILL)
+                self.event(c, "kill", signal=str(int(signal.SIGKILL)))
                 if not self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL):
                     raise Conflict(f"container {c.name} did not stop after SIGKILL")
                 c = self.records.container(c.id) or c
@@ -411,6 +438,7 @@ class Containers:
         self.records.delete_container(c.id)
         shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
         self.records.intents.done(intent)
+        self.event(c, "destroy")
         self._expire_recent()
 
     def _expire_recent(self) -> None:
@@ -434,6 +462,8 @@ class Containers:
             c = self.find(ref)
             if c.state != State.RUNNING:
                 raise Conflict(f"Container {c.id} is not running", hint=f"boxnet start {c.name}")
+            if c.paused:
+                raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
             if not argv:
                 raise InvalidArgument("exec needs a command")
             exec_id = secrets.token_hex(32)
@@ -442,6 +472,7 @@ class Containers:
             self.execs[exec_id] = ExecRequest(
                 c.id, argv, env, workdir, tty, stdin, user or c.spec.user
             )
+            self.event(c, "exec_create: " + " ".join(argv), execID=exec_id)
             return exec_id
 
     def exec_start(self, exec_id: str, stdio_fds: tuple[int, int, int] | None) -> int:
@@ -453,7 +484,8 @@ class Containers:
             if c is None or c.state != State.RUNNING:
                 raise Conflict("container is not running")
             pid = c.pid
-        return launcher.exec_in(
+            self.event(c, "exec_start: " + " ".join(req.argv), execID=exec_id)
+        code = launcher.exec_in(
             pid,
             list(req.argv),
             env_dict((*c.spec.env, *req.env), tty=req.tty),  # the container's, then exec -e
@@ -462,31 +494,5 @@ class Containers:
             stdio_fds,
             req.user,
         )
-
-    # -- restart of the daemon -------------------------------------------------------------------
-    def _kill_unrecorded_process(self, c: Container) -> None:
-        """A daemon that died between starting a shim and recording it left a container running
-        that no record owns: undo that start (the container's PID 1 dies, its shim follows)."""
-        pid = launcher.read_pid(self.state_dir(c.id))
-        if pid and launcher.is_alive(pid) and is_shim_of(pid, c.id):
-            log.warning("container %s was started by a daemon that died: stopping it", c.short_id)
-            launcher.send_signal(pid, signal.SIGKILL)
-
-    def adopt(self) -> tuple[int, int]:
-        """Watch the shims of containers that kept running while the daemon was away; finish
-        the exit of those that ended meanwhile. Returns (adopted, ended)."""
-        adopted = ended = 0
-        for c in self.records.containers():
-            if c.state != State.RUNNING:
-                self._kill_unrecorded_process(c)
-                continue
-            if (
-                c.shim_pid
-                and launcher.is_alive(c.shim_pid)
-                and self.watcher.watch(c.id, c.shim_pid)
-            ):
-                adopted += 1
-            else:
-                self._on_shim_exit(c.id)
-                ended += 1
-        return adopted, ended
+        self.event(c, "exec_die", execID=exec_id, exitCode=str(code))
+        return code

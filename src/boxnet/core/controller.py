@@ -63,6 +63,7 @@ class Controller:
 
         self.dns = NameService(self.records, config, paths.dns_ports_dir)
         self.containers.dns = self.dns
+        self.events = self.containers.events  # the daemon's one event bus (core/events.py)
         self.ui_url = ""  # the topology page's address when boxnetd runs with --ui
 
     def start(self) -> None:
@@ -81,7 +82,9 @@ class Controller:
             self.lan.hostbridges.reapply()  # before anything reads the host's addresses
             self.networks.ensure_predefined()
             self.networks.sync_firewall()
-            adopted, ended = self.containers.adopt()
+            from boxnet.core.adoption import adopt
+
+            adopted, ended = adopt(self.containers)
             self.containers.restarts.on_daemon_start()
             self.dns.adopt()  # the resolver's sockets died with the previous daemon
             if adopted or ended:
