@@ -82,7 +82,10 @@ class Controller:
             self.lan.hostbridges.reapply()  # before anything reads the host's addresses
             self.networks.ensure_predefined()
             self.networks.sync_firewall()
-            adopted, ended = self.containers.adopt()
+            from boxnet.core.adoption import adopt
+
+            adopted, ended = adopt(self.containers)
+            self.containers.restarts.on_daemon_start()
             self.dns.adopt()  # the resolver's sockets died with the previous daemon
             if adopted or ended:
                 log.info("restart: adopted %d running containers, %d had ended", adopted, ended)
@@ -91,6 +94,7 @@ class Controller:
 
     def close(self) -> None:
         self.firewall_guard.stop()
+        self.containers.restarts.close()
         self.dns.close()
         self.ipr.close()
         self.store.close()
