@@ -1,0 +1,147 @@
+"""Issue 16, step 1-2: a real etcd (Debian's etcd-server 3.4) in lab namespaces, and boxnet's
+cluster store client (boxnet.cluster.EtcdStore, v3 API over the JSON gateway) against it.
+
+The client runs inside a lab namespace (the venv's python under nsenter), since etcd listens on
+lab addresses only. Observers: etcdctl (Debian's etcd-client) reads back what the client wrote,
+writes what the client must see, and lists leases; a killed member must not stop the client.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+
+from boxnet.lab import LanLab, lan_lab
+from boxnet.lab.daemon import venv_bin
+from boxnet.lab.etcd import EtcdCluster, start_etcd, start_etcd_cluster
+from boxnet.lab.netns import Netns
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def lan() -> Iterator[LanLab]:
+    lan = lan_lab(3)
+    try:
+        yield lan
+    finally:
+        lan.lab.close()
+
+
+def run_client(ns: Netns, endpoints: str, body: str) -> dict[str, object]:
+    """Run body with `store` = EtcdStore(endpoints) inside ns; it fills `out`, printed as JSON."""
+    script = (
+        "import json\n"
+        "from boxnet.cluster import EtcdStore, ClusterStoreError, ClusterStoreUnavailable\n"
+        "from boxnet.config.clustervalues import parse_cluster_store\n"
+        f"store = EtcdStore(parse_cluster_store({endpoints!r}), attempts=3, timeout=1.0)\n"
+        "out = {}\n" + textwrap.dedent(body) + "\nprint(json.dumps(out))\n"
+    )
+    done = ns.run([str(venv_bin() / "python"), "-c", script], timeout=60)
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_one_member_keys_txn_lease_watch(lan: LanLab) -> None:
+    etcd = start_etcd(lan.lab, lan.gateway, "192.168.198.2")
+    client = lan.workstation
+    assert etcd.store_url == "etcd://192.168.198.2:2379"
+    etcd.etcdctl("put", "/boxnet/from-etcdctl", "seen")
+    out = run_client(
+        client,
+        etcd.store_url,
+        """
+        rev = store.put("/boxnet/networks/a", b"alpha")
+        out["rev"] = rev
+        out["get"] = store.get("/boxnet/networks/a").value.decode()
+        out["other"] = store.get("/boxnet/from-etcdctl").value.decode()
+        out["missing"] = store.get("/boxnet/nothing") is None
+        out["create_first"] = store.create("/boxnet/vni/4097", b"a")
+        out["create_again"] = store.create("/boxnet/vni/4097", b"b")
+        kv = store.get("/boxnet/networks/a")
+        out["cas_stale"] = store.compare_and_put("/boxnet/networks/a", kv.mod_revision - 1, b"x")
+        out["cas_ok"] = store.compare_and_put("/boxnet/networks/a", kv.mod_revision, b"beta")
+        kvs, read_at = store.get_prefix("/boxnet/networks/")
+        out["prefix"] = [(k.key, k.value.decode()) for k in kvs]
+        lease = store.grant_lease(30)
+        store.put("/boxnet/endpoints/e1", b"mac", lease=lease)
+        out["lease_ttl"] = store.keep_alive(lease)
+        out["lease"] = lease
+        store.put("/boxnet/networks/b", b"bee")
+        store.delete("/boxnet/networks/a")
+        events = store.watch("/boxnet/networks/", read_at + 1)
+        out["events"] = [(e.kind, e.key, e.value.decode()) for e in (next(events), next(events))]
+        out["unknown_lease_ttl"] = store.keep_alive(12345)  # etcd: TTL 0, no error
+        try:
+            store.revoke_lease(12345)
+        except ClusterStoreError as err:
+            out["bad_lease"] = err.message
+        """,
+    )
+    assert out["get"] == "alpha" and out["other"] == "seen" and out["missing"] is True
+    assert (out["create_first"], out["create_again"]) == (True, False)
+    assert (out["cas_stale"], out["cas_ok"]) == (False, True)
+    assert out["prefix"] == [["/boxnet/networks/a", "beta"]]
+    assert out["events"] == [
+        ["put", "/boxnet/networks/b", "bee"],
+        ["delete", "/boxnet/networks/a", ""],
+    ]
+    assert isinstance(out["lease_ttl"], int) and 0 < out["lease_ttl"] <= 30
+    # Independent observer: etcdctl sees what the client wrote, and the key's lease.
+    assert etcd.etcdctl("get", "--print-value-only", "/boxnet/vni/4097").stdout.strip() == "a"
+    assert etcd.etcdctl("get", "--print-value-only", "/boxnet/networks/a").stdout.strip() == ""
+    leases = etcd.etcdctl("lease", "list").stdout
+    assert format(int(str(out["lease"])), "x") in leases
+    got = json.loads(etcd.etcdctl("get", "-w", "json", "/boxnet/endpoints/e1").stdout)
+    assert got["kvs"][0]["lease"] == out["lease"]
+    # A revoked lease takes its keys with it (how a departed host's endpoints disappear).
+    run_client(client, etcd.store_url, f"store.revoke_lease({out['lease']})")
+    assert "kvs" not in json.loads(etcd.etcdctl("get", "-w", "json", "/boxnet/endpoints/e1").stdout)
+    assert out["unknown_lease_ttl"] == 0
+    assert (
+        out["bad_lease"] == "etcd refused /v3/lease/revoke: etcdserver: requested lease not found"
+    )
+    for member in etcd.members:
+        member.stop()
+
+
+def test_unreachable_store_is_a_clear_error(lan: LanLab) -> None:
+    out = run_client(
+        lan.workstation,
+        "etcd://192.168.198.2:2379,192.168.198.143:2379",
+        """
+        try:
+            store.get("/boxnet/x")
+        except ClusterStoreUnavailable as err:
+            out["message"], out["hint"] = err.message, err.hint
+        """,
+    )
+    message = str(out["message"])
+    assert message.startswith("the cluster store does not answer (192.168.198.2:2379: ")
+    assert "192.168.198.143:2379: " in message and "tried 3 times" in message
+    assert "Connection refused" in message
+    assert "--cluster-store" in str(out["hint"])
+
+
+def test_three_members_one_down(lan: LanLab) -> None:
+    cluster: EtcdCluster = start_etcd_cluster(
+        lan.lab, [(host, f"192.168.198.{142 + i}") for i, host in enumerate(lan.hosts)]
+    )
+    members = json.loads(cluster.etcdctl("member", "list", "-w", "json").stdout)["members"]
+    assert len(members) == 3
+    cluster.members[0].stop()  # the first endpoint the client tries is dead
+    out = run_client(
+        lan.workstation,
+        cluster.store_url,
+        """
+        out["create"] = store.create("/boxnet/subnets/10.0.1.0-24", b"ov")
+        out["get"] = store.get("/boxnet/subnets/10.0.1.0-24").value.decode()
+        """,
+    )
+    assert out == {"create": True, "get": "ov"}
+    observer = cluster.etcdctl  # etcdctl against the members still up
+    got = observer("get", "--print-value-only", "/boxnet/subnets/10.0.1.0-24", ns=lan.workstation)
+    assert got.stdout.strip() == "ov"
