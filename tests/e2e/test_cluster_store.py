@@ -9,8 +9,10 @@ writes what the client must see, and lists leases; a killed member must not stop
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
 from collections.abc import Iterator
+from ipaddress import IPv4Network
 
 import pytest
 
@@ -145,3 +147,67 @@ def test_three_members_one_down(lan: LanLab) -> None:
     observer = cluster.etcdctl  # etcdctl against the members still up
     got = observer("get", "--print-value-only", "/boxnet/subnets/10.0.1.0-24", ns=lan.workstation)
     assert got.stdout.strip() == "ov"
+
+
+CLAIMS = """
+import json, sys
+from ipaddress import IPv4Network
+from boxnet.cluster import EtcdStore
+from boxnet.cluster import allocate
+from boxnet.config.clustervalues import parse_cluster_store
+store = EtcdStore(parse_cluster_store(sys.argv[1]), attempts=3, timeout=2.0)
+me = sys.argv[2]
+pools = [(IPv4Network("10.99.0.0/16"), 24)]
+subnets = [str(allocate.claim_subnet(store, f"{me}-{i}", pools)) for i in range(6)]
+vnis = [allocate.claim_vni(store, f"{me}-{i}") for i in range(6)]
+subnet = IPv4Network("10.99.200.0/24")
+ips = [str(allocate.claim_address(store, "net1", subnet, f"{me}-{i}")) for i in range(10)]
+print(json.dumps({"subnets": subnets, "vnis": vnis, "ips": ips}))
+"""
+
+
+def test_two_hosts_claiming_at_once_never_collide(lan: LanLab) -> None:
+    etcd = start_etcd(lan.lab, lan.gateway, "192.168.198.2")
+    try:
+        argv = [str(venv_bin() / "python"), "-c", CLAIMS, etcd.store_url]
+        procs = [
+            host.popen([*argv, host.role], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for host in lan.hosts
+        ]
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err.decode()
+            results.append(json.loads(out))
+        subnets = [IPv4Network(s) for r in results for s in r["subnets"]]
+        assert len(subnets) == 18
+        for i, a in enumerate(subnets):
+            assert a.prefixlen == 24 and a.subnet_of(IPv4Network("10.99.0.0/16"))
+            assert not any(a.overlaps(b) for b in subnets[:i]), a
+        vnis = [v for r in results for v in r["vnis"]]
+        assert sorted(vnis) == list(range(4096, 4096 + 18))
+        ips = [ip for r in results for ip in r["ips"]]
+        assert len(set(ips)) == 30 and "10.99.200.1" not in ips  # .1: the gateway
+        # Independent observer: etcdctl reads the claims as stored.
+        stored = json.loads(etcd.etcdctl("get", "--print-value-only", "/boxnet/subnets").stdout)
+        assert sorted(stored) == sorted(str(s) for s in subnets)
+        keys = etcd.etcdctl("get", "--prefix", "--keys-only", "/boxnet/vni/").stdout.split()
+        assert len(keys) == 18
+        # A requested subnet that overlaps a claimed one is refused, naming its owner.
+        out = run_client(
+            lan.workstation,
+            etcd.store_url,
+            """
+            from ipaddress import IPv4Network
+            from boxnet.cluster import allocate
+            from boxnet.errors import Conflict
+            try:
+                allocate.claim_subnet(store, "late", [], IPv4Network("10.99.0.0/23"))
+            except Conflict as err:
+                out["message"] = err.message
+            """,
+        )
+        assert str(out["message"]).startswith("subnet 10.99.0.0/23 overlaps 10.99.0.0/24 of")
+    finally:
+        for member in etcd.members:
+            member.stop()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from boxnet.lab.core import Lab
 from boxnet.lab.netns import Netns
@@ -31,6 +33,7 @@ class EtcdMember:
     address: str
     name: str
     proc: subprocess.Popen[bytes]
+    root: Path  # data dir and log, in the lab's temp dir
 
     @property
     def client_url(self) -> str:
@@ -91,8 +94,8 @@ def start_etcd_cluster(lab: Lab, where: Sequence[tuple[Netns, str]]) -> EtcdClus
 def _start_member(
     lab: Lab, ns: Netns, address: str, name: str, initial_cluster: str, token: str
 ) -> EtcdMember:
-    root = lab.tmpdir / f"etcd-{ns.role}-{name}"
-    root.mkdir(parents=True)
+    # A fresh dir per start: a test may start another etcd in the same namespace later.
+    root = Path(tempfile.mkdtemp(prefix=f"etcd-{ns.role}-{name}-", dir=lab.tmpdir))
     argv = [
         tool("etcd"),
         f"--name={name}",
@@ -109,7 +112,7 @@ def _start_member(
     ]
     with (root / "etcd.log").open("ab") as log:
         proc = ns.popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    return EtcdMember(ns, address, name, proc)
+    return EtcdMember(ns, address, name, proc, root)
 
 
 def _wait_healthy(cluster: EtcdCluster) -> None:
@@ -131,6 +134,6 @@ def _wait_healthy(cluster: EtcdCluster) -> None:
             pending.pop(0)
             continue
         if member.proc.poll() is not None or time.monotonic() > deadline:
-            log = member.ns.lab.tmpdir / f"etcd-{member.ns.role}-{member.name}" / "etcd.log"
+            log = member.root / "etcd.log"
             raise LabError(f"etcd member {member.name} did not start:\n{log.read_text()[-2000:]}")
         time.sleep(0.1)
