@@ -211,3 +211,103 @@ def test_two_hosts_claiming_at_once_never_collide(lan: LanLab) -> None:
     finally:
         for member in etcd.members:
             member.stop()
+
+
+WATCH = """
+import json, sys, threading
+from boxnet.cluster import EtcdStore
+from boxnet.cluster.networks import NetworkWatcher
+from boxnet.config.clustervalues import parse_cluster_store
+store = EtcdStore(parse_cluster_store(sys.argv[1]), attempts=3, timeout=2.0)
+seen = threading.Event()
+def changed(view):
+    print(json.dumps(sorted((n.name, n.vni, n.subnet) for n in view.values())), flush=True)
+    if sorted(view) == ["ov1", "ov2"]:
+        seen.set()
+watcher = NetworkWatcher(store, changed)
+watcher.start()
+print("ready", flush=True)
+seen.wait(30)
+"""
+
+CREATE_SAME_NAME = """
+import json, sys
+from ipaddress import IPv4Network
+from boxnet.cluster import EtcdStore
+from boxnet.cluster.networks import create_network
+from boxnet.config.clustervalues import parse_cluster_store
+from boxnet.errors import Conflict
+store = EtcdStore(parse_cluster_store(sys.argv[1]), attempts=3, timeout=2.0)
+pools = [(IPv4Network("10.99.0.0/16"), 24)]
+results = []
+for i in range(5):
+    try:
+        net = create_network(store, f"{sys.argv[2]}-{i}", f"race{i}", sys.argv[2], pools)
+        results.append(["won", net.vni, net.subnet])
+    except Conflict as err:
+        results.append(["lost", err.message])
+print(json.dumps(results))
+"""
+
+
+def test_overlay_networks_are_seen_by_other_hosts_and_names_are_unique(lan: LanLab) -> None:
+    etcd = start_etcd(lan.lab, lan.gateway, "192.168.198.2")
+    try:
+        python = str(venv_bin() / "python")
+        h1, h2, h3 = lan.hosts
+        watcher = h2.popen([python, "-c", WATCH, etcd.store_url], stdout=subprocess.PIPE, text=True)
+        assert watcher.stdout is not None
+        assert watcher.stdout.readline().strip() == "ready"
+        out = run_client(
+            h1,
+            etcd.store_url,
+            """
+            from ipaddress import IPv4Network
+            from boxnet.cluster.networks import create_network, remove_network
+            from boxnet.errors import Conflict
+            pools = [(IPv4Network("10.99.0.0/16"), 24)]
+            one = create_network(store, "id1", "ov1", "192.168.198.142", pools)
+            two = create_network(store, "id2", "ov2", "192.168.198.142", pools,
+                                 IPv4Network("10.99.100.0/24"))
+            out["one"] = [one.vni, one.subnet, one.gateway]
+            out["two"] = [two.vni, two.subnet, two.gateway]
+            try:
+                create_network(store, "id3", "ov1", "192.168.198.142", pools)
+            except Conflict as err:
+                out["dup"] = err.message
+            tmp = create_network(store, "id4", "tmp", "192.168.198.142", pools)
+            remove_network(store, "tmp")
+            out["tmp_vni"] = tmp.vni
+            """,
+        )
+        assert out["one"] == [4096, "10.99.0.0/24", "10.99.0.1"]
+        assert out["two"] == [4097, "10.99.100.0/24", "10.99.100.1"]
+        assert out["dup"] == "network with name ov1 already exists in the cluster"
+        stdout, _ = watcher.communicate(timeout=40)
+        views = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+        assert views[-1] == [["ov1", 4096, "10.99.0.0/24"], ["ov2", 4097, "10.99.100.0/24"]]
+        # The removed network gave back its VNI and subnet (etcdctl observes the store).
+        vnis = etcd.etcdctl("get", "--prefix", "--keys-only", "/boxnet/vni/").stdout.split()
+        assert vnis == ["/boxnet/vni/4096", "/boxnet/vni/4097"]
+        subnets = json.loads(etcd.etcdctl("get", "--print-value-only", "/boxnet/subnets").stdout)
+        assert sorted(subnets) == ["10.99.0.0/24", "10.99.100.0/24"]
+        # Two hosts create the same five names at once: each name is won exactly once, and the
+        # losers' VNIs and subnets are given back.
+        argv = [python, "-c", CREATE_SAME_NAME, etcd.store_url]
+        racers = [h.popen([*argv, h.role], stdout=subprocess.PIPE) for h in (h1, h3)]
+        results = [json.loads(p.communicate(timeout=60)[0]) for p in racers]
+        for i in range(5):
+            outcomes = sorted(r[i][0] for r in results)
+            assert outcomes == ["lost", "won"], (i, results)
+        names = etcd.etcdctl("get", "--prefix", "--keys-only", "/boxnet/networks/").stdout.split()
+        assert sorted(names) == sorted(
+            ["/boxnet/networks/ov1", "/boxnet/networks/ov2"]
+            + [f"/boxnet/networks/race{i}" for i in range(5)]
+        )
+        vnis = etcd.etcdctl("get", "--prefix", "--keys-only", "/boxnet/vni/").stdout.split()
+        assert len(vnis) == 7
+        subnets = json.loads(etcd.etcdctl("get", "--print-value-only", "/boxnet/subnets").stdout)
+        assert len(subnets) == 7
+    finally:
+        for member in etcd.members:
+            member.stop()
