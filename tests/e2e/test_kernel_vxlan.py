@@ -3,14 +3,17 @@
 Each host gets a bridge, a VXLAN device vx-<vni> made by the verbs (nolearning, proxy, dstport
 4789, local = the host's underlay address, MTU = underlay MTU - 50) and "containers" (lab
 namespaces with a veth in the bridge); the remote endpoints are programmed by the verbs (FDB and
-permanent neighbour entries), as the overlay driver will do from the cluster store's watches.
-Observers: `ip -j -d link`, `bridge -j fdb`, `ip -j neigh`, ping (with -M do at full size), HTTP.
+permanent neighbour entries). The last test does it from a real etcd: an agent per host (the
+venv's python in the host's namespace) publishes its endpoint under a lease and programs the
+others' from boxnet.cluster.endpoints.EndpointWatcher, as the overlay driver will. Observers: `ip -j -d link`, `bridge -j fdb`, `ip -j neigh`, ping (with -M do at full size), HTTP.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -19,6 +22,8 @@ import pytest
 from boxnet.kernel import vxlan
 from boxnet.kernel.links import ensure_bridge, ipr_in, link_info
 from boxnet.lab import LanLab, lan_lab
+from boxnet.lab.daemon import venv_bin
+from boxnet.lab.etcd import start_etcd
 from boxnet.lab.netns import Netns
 from boxnet.lab.proc import tool
 
@@ -159,3 +164,86 @@ def test_a_removed_remote_endpoint_is_no_longer_reached(env: Env) -> None:
     fdb = json.loads(h1.run([tool("bridge"), "-j", "fdb", "show", "dev", "vx-4098"]).stdout)
     # The VXLAN device's own entries carry a dst; the bridge's learned ones (master) do not.
     assert b2.mac not in {e["mac"] for e in fdb if "dst" in e}
+
+
+AGENT = """
+import sys, threading, time
+from ipaddress import IPv4Address
+from pyroute2 import IPRoute
+from boxnet.cluster import EtcdStore
+from boxnet.cluster.endpoints import EndpointRecord, EndpointWatcher, publish_endpoint
+from boxnet.config.clustervalues import parse_cluster_store
+from boxnet.kernel import vxlan
+from boxnet.kernel.links import link_info
+url, me, vni, ip, mac = sys.argv[1:6]
+store = EtcdStore(parse_cluster_store(url), attempts=3, timeout=2.0)
+ipr = IPRoute()  # this host's namespace: the agent runs inside it
+vx = link_info(ipr, vxlan.vxlan_name(int(vni))).index
+def add(rec):
+    vxlan.add_remote_host(ipr, vx, IPv4Address(rec.host))
+    vxlan.add_remote_endpoint(ipr, vx, rec.mac, IPv4Address(rec.ip), IPv4Address(rec.host))
+def remove(rec):  # one endpoint per host here, so its host goes with it
+    vxlan.remove_remote_endpoint(ipr, vx, rec.mac, IPv4Address(rec.ip), IPv4Address(rec.host))
+    vxlan.remove_remote_host(ipr, vx, IPv4Address(rec.host))
+lease = store.grant_lease(3)
+publish_endpoint(store, EndpointRecord("net1", me, int(vni), ip, mac, me), lease)
+EndpointWatcher(store, me, add, remove).start()
+for _ in range(600):
+    time.sleep(0.5)
+    store.keep_alive(lease)
+"""
+
+
+def remote_entries(host: Netns, vni: int) -> tuple[list[str], list[str]]:
+    """(neighbour IPs, FDB destinations) programmed on host's vx-<vni>."""
+    neigh = [n["dst"] for n in host.ip_json("neigh", "show", "dev", f"vx-{vni}")]
+    out = host.run([tool("bridge"), "-j", "fdb", "show", "dev", f"vx-{vni}"]).stdout
+    return neigh, sorted({e["dst"] for e in json.loads(out) if "dst" in e})
+
+
+def fresh_ping(box: Box, dest: IPv4Address) -> bool:
+    """Ping after forgetting box's neighbour cache: an earlier probe's failed resolution is kept
+    by the kernel for a while and would make this one fail too."""
+    box.ns.ip("neigh", "flush", "dev", "eth0")
+    return box.ns.ping(str(dest))
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_endpoints_from_the_store_program_remote_hosts_and_expire_with_them() -> None:
+    lan = lan_lab(2)
+    try:
+        h1, h2 = lan.hosts
+        etcd = start_etcd(lan.lab, lan.gateway, "192.168.198.2")
+        for host in (h1, h2):
+            make_segment(host, 4099)
+        c1 = plug(lan, h1, "br-vx4099", "c1", "10.99.9.2")
+        c2 = plug(lan, h2, "br-vx4099", "c2", "10.99.9.3")
+        assert not c1.ns.ping(str(c2.ip))  # nothing programmed yet
+
+        def agent(host: Netns, box: Box) -> subprocess.Popen[bytes]:
+            argv = [str(venv_bin() / "python"), "-c", AGENT, etcd.store_url]
+            argv += [str(underlay(host)), "4099", str(box.ip), box.mac]
+            return host.popen(argv, stdin=subprocess.DEVNULL)
+
+        agent(h1, c1)
+        a2 = agent(h2, c2)
+        wait_until(lambda: remote_entries(h1, 4099) == (["10.99.9.3"], ["192.168.198.143"]), "h1")
+        wait_until(lambda: remote_entries(h2, 4099) == (["10.99.9.2"], ["192.168.198.142"]), "h2")
+        assert fresh_ping(c1, c2.ip) and fresh_ping(c2, c1.ip)
+        # host2's agent dies: its lease expires (3 s) and host1 forgets its endpoint and itself.
+        a2.kill()
+        a2.wait(10)
+        wait_until(lambda: remote_entries(h1, 4099) == ([], []), "the expiry on h1")
+        assert not fresh_ping(c1, c2.ip)
+        # It comes back: host1 programs it again from the store.
+        agent(h2, c2)
+        wait_until(lambda: remote_entries(h1, 4099) == (["10.99.9.3"], ["192.168.198.143"]), "h1")
+        assert fresh_ping(c1, c2.ip)
+    finally:
+        lan.lab.close()
