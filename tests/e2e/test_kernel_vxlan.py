@@ -5,7 +5,8 @@ Each host gets a bridge, a VXLAN device vx-<vni> made by the verbs (nolearning, 
 namespaces with a veth in the bridge); the remote endpoints are programmed by the verbs (FDB and
 permanent neighbour entries). The last test does it from a real etcd: an agent per host (the
 venv's python in the host's namespace) publishes its endpoint under a lease and programs the
-others' from boxnet.cluster.endpoints.EndpointWatcher, as the overlay driver will. Observers: `ip -j -d link`, `bridge -j fdb`, `ip -j neigh`, ping (with -M do at full size), HTTP.
+others' from boxnet.cluster.endpoints.EndpointWatcher, as the overlay driver will.
+Observers: `ip -j -d link`, `bridge -j fdb`, `ip -j neigh`, ping (with -M do at full size), HTTP.
 """
 
 from __future__ import annotations
