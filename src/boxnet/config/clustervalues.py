@@ -83,7 +83,7 @@ def _parse_endpoint(text: str, part: str) -> Endpoint:
         raise BadValue(f"{q(part)} in {q(text)} has an empty port", "e.g. :2379, or leave it out")
     port = DEFAULT_ETCD_PORT
     if port_text:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        if not re.fullmatch(r"[0-9]{1,5}", port_text, re.ASCII) or not 1 <= int(port_text) <= 65535:
             raise BadValue(f"{q(port_text)} in {q(text)} is not a port (1-65535)", "etcd's is 2379")
         port = int(port_text)
     return host, port
