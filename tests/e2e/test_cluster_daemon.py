@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from boxnet.lab import LanLab, lan_lab
-from boxnet.lab.etcd import EtcdCluster, start_etcd
+from boxnet.lab.etcd import EtcdCluster, make_certs, start_etcd
 
 pytestmark = pytest.mark.e2e
 
@@ -91,3 +91,19 @@ def test_an_etcd_that_does_not_answer_leaves_local_networks_working(lan: LanLab)
     etcd = start_etcd(lan.lab, lan.gateway, ETCD_ADDRESS)
     wait_for(lambda: "/boxnet/hosts/192.168.198.142" in hosts_in_store(etcd), "the late join")
     assert "cluster store answers again" in d1.log_path.read_text()
+
+
+def test_the_daemon_joins_over_tls(lan: LanLab) -> None:
+    certs = make_certs(lan.lab, [ETCD_ADDRESS])
+    etcd = start_etcd(lan.lab, lan.gateway, ETCD_ADDRESS, certs)
+    opts = [
+        f"kv.cacertfile={certs.ca}",
+        f"kv.certfile={certs.client_cert}",
+        f"kv.keyfile={certs.client_key}",
+    ]
+    argv = ["--cluster-store", STORE, "--cluster-advertise", "192.168.198.142"]
+    for opt in opts:
+        argv += ["--cluster-store-opt", opt]
+    d1 = lan.lab.boxnetd(lan.hosts[0], *argv)
+    wait_for(lambda: "/boxnet/hosts/192.168.198.142" in hosts_in_store(etcd), "the TLS join")
+    assert f"cluster store: https://{ETCD_ADDRESS}:2379" in d1.log_path.read_text()

@@ -18,7 +18,7 @@ import pytest
 
 from boxnet.lab import LanLab, lan_lab
 from boxnet.lab.daemon import venv_bin
-from boxnet.lab.etcd import EtcdCluster, start_etcd, start_etcd_cluster
+from boxnet.lab.etcd import EtcdCluster, make_certs, start_etcd, start_etcd_cluster
 from boxnet.lab.netns import Netns
 
 pytestmark = pytest.mark.e2e
@@ -308,6 +308,42 @@ def test_overlay_networks_are_seen_by_other_hosts_and_names_are_unique(lan: LanL
         assert len(vnis) == 7
         subnets = json.loads(etcd.etcdctl("get", "--print-value-only", "/boxnet/subnets").stdout)
         assert len(subnets) == 7
+    finally:
+        for member in etcd.members:
+            member.stop()
+
+
+def test_tls_with_client_certificates(lan: LanLab) -> None:
+    certs = make_certs(lan.lab, ["192.168.198.2"])
+    etcd = start_etcd(lan.lab, lan.gateway, "192.168.198.2", certs)
+    try:
+        tls = f"TlsFiles({str(certs.ca)!r}, {str(certs.client_cert)!r}, {str(certs.client_key)!r})"
+        out = run_client(
+            lan.workstation,
+            etcd.store_url,
+            f"""
+            from boxnet.cluster import TlsFiles
+            secure = EtcdStore(store.endpoints, {tls}, attempts=2, timeout=2.0)
+            secure.put("/boxnet/tls", b"yes")
+            out["get"] = secure.get("/boxnet/tls").value.decode()
+            no_cert = EtcdStore(store.endpoints, TlsFiles({str(certs.ca)!r}), attempts=2)
+            try:
+                no_cert.get("/boxnet/tls")
+            except ClusterStoreUnavailable as err:
+                out["no_cert"] = err.message
+            try:
+                store.get("/boxnet/tls")  # plain HTTP to a TLS port
+            except ClusterStoreUnavailable as err:
+                out["plain"], out["plain_hint"] = err.message, err.hint
+            """,
+        )
+        assert out["get"] == "yes"
+        assert etcd.etcdctl("get", "--print-value-only", "/boxnet/tls").stdout.strip() == "yes"
+        assert "192.168.198.2:2379: " in str(out["no_cert"])
+        # etcd with client-cert-auth hangs up on plain HTTP; the hint names the TLS option.
+        assert str(out["plain"]).startswith("the cluster store does not answer (192.168.198.2")
+        assert "--cluster-store-opt kv.cacertfile=PATH" in str(out["plain_hint"])
+        assert "SSL" in str(out["no_cert"]) or "certificate" in str(out["no_cert"]), out["no_cert"]
     finally:
         for member in etcd.members:
             member.stop()

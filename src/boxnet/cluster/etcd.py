@@ -142,9 +142,11 @@ class EtcdStore:
                     raise ClusterStoreError(f"etcd refused {path}: {message}")
                 return reply
         detail = "; ".join(f"{name}: {why}" for name, why in failures.items())
+        hint = "check that etcd runs and that this host reaches it (--cluster-store)"
+        if self.tls is None:
+            hint += "; if etcd serves TLS, give --cluster-store-opt kv.cacertfile=PATH"
         raise ClusterStoreUnavailable(
-            f"the cluster store does not answer ({detail}), tried {self.attempts} times",
-            "check that etcd runs and that this host reaches it (--cluster-store)",
+            f"the cluster store does not answer ({detail}), tried {self.attempts} times", hint
         )
 
     def _post(self, index: int, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -155,9 +157,14 @@ class EtcdStore:
             data = response.read()
         finally:
             conn.close()
-        reply = json.loads(data) if data.strip() else {}
+        try:
+            reply = json.loads(data) if data.strip() else {}
+        except ValueError:
+            reply = None
         if not isinstance(reply, dict):
-            raise ValueError(f"unexpected reply from etcd: {data[:200]!r}")
+            # Not etcd's gateway (e.g. plain HTTP to a TLS port): say what answered instead.
+            text = data[:120].decode(errors="replace").strip()
+            raise ValueError(f"not an etcd answer (HTTP {response.status}: {text})")
         # Stream endpoints (lease keepalive) answer {"result": {...}} lines; one request, one line.
         if "result" in reply and isinstance(reply["result"], dict):
             reply = reply["result"]
