@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import time
 from collections.abc import Iterator
 
@@ -87,6 +88,12 @@ def test_an_etcd_that_does_not_answer_leaves_local_networks_working(lan: LanLab)
     assert f"{ETCD_ADDRESS}:2379: " in log and "local networks keep working, retrying" in log
     d1.cli("network", "create", "--subnet", "10.99.3.0/24", "local1")
     assert "local1" in d1.cli("network", "ls", "--format", "{{.Name}}").stdout.split()
+    # A daemon in an outage still stops on SIGTERM by itself (it does not wait for etcd).
+    d2 = lan.lab.boxnetd(lan.hosts[1], "--cluster-store", STORE, "--cluster-advertise",
+                         "192.168.198.143")  # fmt: skip
+    wait_for(lambda: "local networks keep working" in d2.log_path.read_text(), "d2's outage")
+    d2.kill(signal.SIGTERM)
+    assert d2.wait(8) == 0
     # etcd comes up: the daemon joins without a restart.
     etcd = start_etcd(lan.lab, lan.gateway, ETCD_ADDRESS)
     wait_for(lambda: "/boxnet/hosts/192.168.198.142" in hosts_in_store(etcd), "the late join")

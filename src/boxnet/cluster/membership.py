@@ -35,6 +35,7 @@ class HostMembership:
         self.key = f"{HOSTS_PREFIX}{advertise}"
         self.lease = 0
         self.joined = threading.Event()  # set while the key is known to be in the store
+        self.outage = False  # the last call to the store failed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cluster-membership", daemon=True)
 
@@ -44,8 +45,9 @@ class HostMembership:
     def stop(self) -> None:
         """Leave the cluster: stop refreshing and revoke the lease (its key goes with it)."""
         self._stop.set()
-        self._thread.join(timeout=10)
-        if self.lease:
+        self._thread.join(timeout=1)
+        # During an outage a revoke would only wait for retries: the lease expires by itself.
+        if self.lease and not self.outage:
             try:
                 self.store.revoke_lease(self.lease)
             except (Unavailable, ClusterStoreError) as err:
@@ -64,7 +66,6 @@ class HostMembership:
 
     def _run(self) -> None:
         delay = 0.2
-        outage = False
         while not self._stop.is_set():
             try:
                 if not self.joined.is_set():
@@ -74,15 +75,15 @@ class HostMembership:
                     self.joined.clear()
                     self.lease = 0
                     continue
-                if outage:
+                if self.outage:
                     log.info("cluster store answers again")
-                outage, delay = False, 0.2
+                self.outage, delay = False, 0.2
                 self._stop.wait(self.ttl / 3)
             except (Unavailable, ClusterStoreError) as err:
-                if not outage:
+                if not self.outage:
                     log.warning(
                         "cluster store: %s; local networks keep working, retrying", err.message
                     )
-                outage = True
+                self.outage = True
                 self._stop.wait(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY)
