@@ -126,17 +126,18 @@ class Containers:
         with self.lock:
             image = images.lookup(self.paths, spec.image)  # unknown: NotFound, nothing created
             spec = apply_image(spec, image, spec.raw.get("Image") or spec.image)
+            # Not 404s: Docker clients take any 404 from create for "no such image" and go
+            # pulling (docs/API.md).
             try:
                 self._check_network_mode(spec)
-                for target, _alias in spec.links:
-                    self.find(target)
             except NotFound as exc:
-                # Not a 404: Docker clients take any 404 from create for "no such image" and
-                # go pulling (docs/API.md).
-                message = exc.message
-                if message.startswith("No such container"):  # a --link target
-                    message = f"could not get container for {message.split(': ', 1)[-1]}"
-                raise InvalidArgument(message, hint=exc.hint) from exc
+                raise InvalidArgument(exc.message, hint=exc.hint) from exc
+            for target, _alias in spec.links:
+                try:
+                    self.find(target)
+                except NotFound as exc:  # Docker's words for a --link target
+                    message = f"could not get container for {target}"
+                    raise InvalidArgument(message, hint=exc.hint) from exc
             container_id = secrets.token_hex(32)
             if name is None:
                 name = generated_name({c.name for c in self.records.containers()})
