@@ -25,6 +25,17 @@ def _ports_map(ctl: Controller, c: Container) -> dict[str, list[dict[str, str]] 
     return ports
 
 
+def _ipv6_fields(e: Endpoint | None) -> dict[str, Any]:
+    """Docker's IPv6 fields of an endpoint (empty when it has no IPv6)."""
+    iface = e.interface6 if e is not None else None
+    gateway = e.gateway6 if e is not None else None
+    return {
+        "IPv6Gateway": str(gateway) if gateway else "",
+        "GlobalIPv6Address": str(iface.ip) if iface else "",
+        "GlobalIPv6PrefixLen": iface.network.prefixlen if iface else 0,
+    }
+
+
 def _endpoint_settings(net: Network | None, e: Endpoint) -> dict[str, Any]:
     return {
         "IPAMConfig": None,
@@ -35,9 +46,7 @@ def _endpoint_settings(net: Network | None, e: Endpoint) -> dict[str, Any]:
         "Gateway": str(e.gateway) if e.gateway else "",
         "IPAddress": str(e.ip),
         "IPPrefixLen": e.prefixlen,
-        "IPv6Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        **_ipv6_fields(e),
         "MacAddress": e.mac,
         "DriverOpts": None,
         "InterfaceName": e.ifname,
@@ -115,6 +124,7 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
             "Gateway": str(primary.gateway or "") if primary else "",
             "IPAddress": str(primary.ip) if primary else "",
             "IPPrefixLen": primary.prefixlen if primary else 0,
+            **_ipv6_fields(primary),
             "MacAddress": primary.mac if primary else "",
             "Networks": networks,
         },
@@ -182,7 +192,7 @@ def network_inspect(ctl: Controller, net: Network) -> dict[str, Any]:
             "EndpointID": e.id,
             "MacAddress": e.mac,
             "IPv4Address": f"{e.ip}/{e.prefixlen}",
-            "IPv6Address": "",
+            "IPv6Address": str(e.interface6 or ""),
         }
     config = []
     for cfg in net.ipam:

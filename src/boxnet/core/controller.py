@@ -80,6 +80,8 @@ class Controller:
             self.reconciler.resolve_intents(GcReport())
             self.lan.hostbridges.reapply()  # before anything reads the host's addresses
             self.networks.ensure_predefined()
+            if any(n.family(6) for n in self.networks.all()):
+                self.networks.enable_ipv6_forwarding()
             self.networks.sync_firewall()
             adopted, ended = self.containers.adopt()
             self.dns.adopt()  # the resolver's sockets died with the previous daemon

@@ -5,7 +5,7 @@ This is the daemon's boundary: the CLI validates too, but any HTTP client may se
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from boxnet.errors import InvalidArgument
 from boxnet.model import ContainerSpec, EndpointRequest, PortRequest
@@ -27,10 +27,18 @@ def parse_endpoint_config(cfg: Field, network: str = "") -> EndpointRequest:
         raise InvalidArgument(
             f"{address.path}: invalid IPv4 address {text!r}", hint="for example 172.20.0.10"
         ) from exc
+    address6 = cfg["IPAMConfig"]["IPv6Address"]
+    text6 = address6.text()
+    try:
+        ipv6 = IPv6Address(text6) if text6 else None
+    except ValueError as exc:
+        raise InvalidArgument(
+            f"{address6.path}: invalid IPv6 address {text6!r}", hint="for example 2001:db8:1::10"
+        ) from exc
     aliases = tuple(
         names.validate_dns_name(a, kind="network alias") for a in cfg["Aliases"].strings()
     )
-    return EndpointRequest(network=network, ipv4=ipv4, aliases=aliases)
+    return EndpointRequest(network=network, ipv4=ipv4, ipv6=ipv6, aliases=aliases)
 
 
 def conflicting_options(mode: str, spec: ContainerSpec) -> None:
@@ -158,7 +166,7 @@ def parse_create(raw: object) -> ContainerSpec:
         log_max_files=log_max_files,
         raw=dict(body.obj()),
     )
-    if any(e.ipv4 for e in endpoints) and mode in ("bridge",):
+    if any(e.ipv4 or e.ipv6 for e in endpoints) and mode in ("bridge",):
         raise InvalidArgument(
             "user specified IP address is supported only when connecting to networks with user"
             " configured subnets",
