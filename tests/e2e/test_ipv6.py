@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from boxnet.lab import BasicLab, Daemon, Lab, basic_lab
+from boxnet.lab.topologies import HOST_IPV6, OUTSIDE_IPV6
 
 pytestmark = pytest.mark.e2e
 
@@ -178,6 +179,41 @@ def test_ipv6_networks_are_isolated(env: Env) -> None:
     assert ping6(d, "u2", u1["IPv6Gateway"], tries=3)
     assert not ping6(d, "u2", u1["GlobalIPv6Address"], tries=3)
     assert not ping6(d, "a6", u1["GlobalIPv6Address"], tries=3)
+
+
+def test_outbound_ipv6_is_masqueraded(env: Env) -> None:
+    """NAT66: a container on a documentation-prefix network and one on a unique local one reach
+    the lab's outside over IPv6, seen there with the host's own IPv6 address."""
+    basic, d = env
+    assert OUTSIDE_IPV6 in {
+        a["local"] for link in basic.outside.ip_json("-6", "addr") for a in link["addr_info"]
+    }
+    # (the `host` image's wget: busybox wget crashes on a bracketed IPv6 URL)
+    d.cli("run", "-d", "--name", "uh", "--network", "ula1", "host", "sleep", "1000")
+    for name in ("a6", "uh"):
+        out = fetch(d, name, f"http://[{OUTSIDE_IPV6}]/")
+        assert json.loads(out)["client"] == HOST_IPV6, (name, out)
+
+
+def test_internal_ipv6_network_stays_internal(env: Env) -> None:
+    """An internal dual-stack network: its containers talk to each other over IPv6 but have no
+    IPv6 default route and reach nothing outside, even with a route put in by hand."""
+    basic, d = env
+    d.cli("network", "create", "--internal", "--ipv6", "--subnet", "2001:db8:3::/64", "in6")
+    d.cli("run", "-d", "--name", "i1", "--network", "in6", "host", "sleep", "1000")
+    d.cli("run", "-d", "--name", "i2", "--network", "in6", "busybox", "sleep", "1000")
+    assert ip6_in(d, "i1", "route", "show", "default") == []
+    i2 = inspect(d, "inspect", "i2")["NetworkSettings"]["Networks"]["in6"]["GlobalIPv6Address"]
+    assert ping6(d, "i1", i2, tries=3)
+    # The firewall, not a missing route, keeps it in: with routes both ways (the container's
+    # by hand, the outside's back to the subnet via the host) nothing still gets through.
+    d.cli("exec", "i1", "ip", "-6", "route", "add", "default", "via", "2001:db8:3::1")
+    basic.outside.ip("-6", "route", "add", "2001:db8:3::/64", "via", HOST_IPV6)
+    try:
+        assert not ping6(d, "i1", OUTSIDE_IPV6, tries=3)
+    finally:
+        basic.outside.ip("-6", "route", "del", "2001:db8:3::/64", "via", HOST_IPV6)
+    assert not ping6(d, "i1", inspect(d, "inspect", "u1")["NetworkSettings"]["GlobalIPv6Address"])
 
 
 def test_ipv6_refusals(env: Env) -> None:
