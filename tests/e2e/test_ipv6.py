@@ -216,6 +216,53 @@ def test_internal_ipv6_network_stays_internal(env: Env) -> None:
     assert not ping6(d, "i1", inspect(d, "inspect", "u1")["NetworkSettings"]["GlobalIPv6Address"])
 
 
+def test_icc_false_holds_over_ipv6(env: Env) -> None:
+    """enable_icc=false on a dual-stack network: its containers cannot reach each other over
+    IPv6 either, while each still reaches the gateway (the control)."""
+    _basic, d = env
+    d.cli("network", "create", "--ipv6", "--subnet", "2001:db8:4::/64",
+          "-o", "com.docker.network.bridge.enable_icc=false", "noicc6")  # fmt: skip
+    d.cli("run", "-d", "--name", "n1", "--network", "noicc6", "busybox", "sleep", "1000")
+    d.cli("run", "-d", "--name", "n2", "--network", "noicc6", "busybox", "sleep", "1000")
+    n2 = inspect(d, "inspect", "n2")["NetworkSettings"]["Networks"]["noicc6"]
+    assert ping6(d, "n1", n2["IPv6Gateway"], tries=3)
+    assert not ping6(d, "n1", n2["GlobalIPv6Address"], tries=3)
+
+
+def test_names_resolve_to_ipv6_on_dual_stack_networks(env: Env) -> None:
+    """The embedded resolver answers AAAA for a container's name and alias on an IPv6 network
+    (and A as before); a name on an IPv4-only network has no AAAA. /etc/hosts lists the
+    container's own IPv6 address too."""
+    _basic, d = env
+    d.cli("network", "connect", "--alias", "web6", "v6net", "plain4")
+    b6 = inspect(d, "inspect", "b6")["NetworkSettings"]["Networks"]["v6net"]
+    for name in ("b6", "web6"):
+        target = "b6" if name == "b6" else "plain4"
+        ep = inspect(d, "inspect", target)["NetworkSettings"]["Networks"]["v6net"]
+        out = d.cli("exec", "b6", "nslookup", "-type=aaaa", name).stdout
+        assert ep["GlobalIPv6Address"] in out, (name, out)
+        out = d.cli("exec", "b6", "nslookup", "-type=a", name).stdout
+        assert ep["IPAddress"] in out and ep["GlobalIPv6Address"] not in out, (name, out)
+    # ping by name over IPv6 from a dual-stack peer
+    assert d.cli("exec", "b6", "ping", "-6", "-c1", "-W2", "web6").returncode == 0
+    # On an IPv4-only network: A answered, AAAA empty (NOERROR, not forwarded).
+    d.cli("run", "-d", "--name", "q4", "--network", "v4only", "busybox", "sleep", "1000")
+    v4 = inspect(d, "inspect", "q4")["NetworkSettings"]["Networks"]["v4only"]["IPAddress"]
+    assert v4 in d.cli("exec", "q4", "nslookup", "-type=a", "q4").stdout
+    out = d.cli("exec", "q4", "nslookup", "-type=aaaa", "q4", check=False)
+    answers = [ln for ln in out.stdout.splitlines() if ln.startswith("Address") and "#" not in ln
+               and "127.0.0.11" not in ln]  # fmt: skip
+    assert out.returncode == 0 and answers == [], out
+    assert "NXDOMAIN" not in out.stdout + out.stderr, out
+    hosts = d.cli("exec", "b6", "cat", "/etc/hosts").stdout
+    assert any(
+        line.split()[0] == b6["GlobalIPv6Address"] for line in hosts.splitlines() if line.strip()
+    ), hosts
+    assert any(line.split()[0] == b6["IPAddress"] for line in hosts.splitlines() if line.strip()), (
+        hosts
+    )
+
+
 def test_ipv6_refusals(env: Env) -> None:
     """What is not done yet is refused with the reason; nothing is left behind."""
     basic, d = env
