@@ -237,6 +237,7 @@ class Container:
     finished_at: str = ""
     netns_path: str = ""
     error: str = ""
+    paused: bool = False  # every process SIGSTOPped (core/containerops.py: no cgroup freezer)
 
     @property
     def short_id(self) -> str:

@@ -235,15 +235,20 @@ def test_partly_flushed_rules_come_back(env: Env) -> None:
             return env.basic.host.run(["nft", "list", "table", "inet", "boxnet"]).stdout
         return "\n".join(env.ipt("-t", "nat", "-S"))
 
+    def rebuilds() -> int:  # the guard says so in the daemon's log each time
+        return env.d.log_path.read_text().count("firewall rules were removed: rebuilding")
+
     before = ruleset()
     for flush in PARTIAL_FLUSHES[env.backend]:
+        seen = rebuilds()
         if env.backend == "nftables":
             env.basic.host.run(flush)
         else:
             env.ipt(*flush)
-        assert ruleset() != before  # the flush took something away
-        # Not detected, it would stay away and wait_for would time out. (A connection begun
-        # in the meantime keeps its un-NATed conntrack entry: traffic is checked afterwards.)
+        # Detected and rebuilt. (A `ruleset() != before` check here would race the guard, whose
+        # rebuild can come before a separate listing.) A connection begun in the meantime keeps
+        # its un-NATed conntrack entry: traffic is checked afterwards.
+        assert wait_for(lambda seen=seen: rebuilds() > seen, timeout=8), f"missed {flush}"
         assert wait_for(lambda: ruleset() == before, timeout=8), f"not rebuilt after {flush}"
         assert env.outside_curl(url)
         out = env.d.cli("run", "--rm", "busybox", "wget", "-qO-", f"http://{OUTSIDE_IP}/").stdout

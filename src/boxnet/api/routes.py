@@ -11,9 +11,13 @@ from typing import TYPE_CHECKING
 from boxnet.api import (
     attach,
     routes_containers,
+    routes_events,
+    routes_files,
     routes_images,
     routes_lan,
+    routes_manage,
     routes_networks,
+    routes_observe,
     routes_system,
     routes_topology,
 )
@@ -33,6 +37,10 @@ def build_router(ctl: Controller) -> Router:
         routes_containers,
         routes_networks,
         routes_lan,
+        routes_events,
+        routes_observe,
+        routes_manage,
+        routes_files,
         routes_topology,
     ):
         module.register(r, ctl)

@@ -140,12 +140,21 @@ def register(r: Router, ctl: Controller) -> None:
         repo, tag = req.query.get("repo", ""), req.query.get("tag", "")
         if not repo:
             raise InvalidArgument("tag: repo is required", hint="e.g. ?repo=myimage&tag=v1")
-        store().tag(req.params["name"], f"{repo}:{tag}" if tag else repo)
+        images = store()
+        target = f"{repo}:{tag}" if tag else repo
+        images.tag(req.params["name"], target)
+        image = images.lookup(target)
+        ctl.events.publish("image", "tag", image.id, {"name": target})
         return Response(201, None, content_type="text/plain")
 
     def image_delete(req: Request) -> Response:
         with ctl.lock:  # no container may start using it meanwhile
-            return Response(200, store().remove(req.params["name"], req.flag("force"), users))
+            removed = store().remove(req.params["name"], req.flag("force"), users)
+        for item in removed:  # Docker's events: untag per name, delete per image
+            for key, action in (("Untagged", "untag"), ("Deleted", "delete")):
+                if item.get(key):
+                    ctl.events.publish("image", action, item[key], {"name": req.params["name"]})
+        return Response(200, removed)
 
     def image_create(req: Request) -> Response:
         if req.query.get("fromSrc"):
@@ -166,6 +175,7 @@ def register(r: Router, ctl: Controller) -> None:
         images = store()
         with body_file(req, images) as body:
             image = images.import_image(body, name, req.query.get("message", ""), changes=changes)
+        ctl.events.publish("image", "import", image.id, {"name": name or image.id})
         return Response(200, None, stream=iter([progress({"status": image.id})]))
 
     def _pull(req: Request) -> Response:
@@ -192,6 +202,8 @@ def register(r: Router, ctl: Controller) -> None:
                 yield progress(line)
         except BoxnetError as e:
             yield progress({"errorDetail": {"message": e.message}, "error": e.message})
+            return
+        ctl.events.publish("image", "pull", puller.text, {"name": puller.text})
 
     def image_load(req: Request) -> Response:
         from boxnet.image import archive

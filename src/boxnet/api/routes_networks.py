@@ -25,12 +25,16 @@ def register(r: Router, ctl: Controller) -> None:
     def network_create(req: Request) -> Response:
         with ctl.lock:
             created = ctl.networks.create(parse_network_request(req.json()))
+            net = created.network
+            ctl.events.publish("network", "create", net.id, {"name": net.name, "type": net.driver})
         # The warnings are this create's own (returned with it, never left in shared state).
         return Response(201, {"Id": created.network.id, "Warning": "; ".join(created.warnings)})
 
     def network_remove(req: Request) -> Response:
         with ctl.lock:
-            ctl.networks.remove(req.params["id"])
+            net = ctl.networks.find(req.params["id"])
+            ctl.networks.remove(net.id)
+            ctl.events.publish("network", "destroy", net.id, {"name": net.name, "type": net.driver})
         return Response(204)
 
     def network_prune(_req: Request) -> Response:
@@ -46,6 +50,9 @@ def register(r: Router, ctl: Controller) -> None:
                 ):
                     continue
                 ctl.networks.remove(net.id)
+                ctl.events.publish(
+                    "network", "destroy", net.id, {"name": net.name, "type": net.driver}
+                )
                 deleted.append(net.name)
         return Response(200, {"NetworksDeleted": deleted})
 
@@ -55,6 +62,7 @@ def register(r: Router, ctl: Controller) -> None:
             net = ctl.networks.find(req.params["id"])
             target = c.find(body.container)
             ctl.sandboxes.connect(target, net, body.endpoint)
+            c.network_event("connect", net.id, target)
             c.refresh_etc(target)  # /etc/hosts and the resolver's names
         return Response(200, {})
 
@@ -70,6 +78,7 @@ def register(r: Router, ctl: Controller) -> None:
                     return Response(200, {})
                 raise
             ctl.sandboxes.disconnect(target, net, body.force)
+            c.network_event("disconnect", net.id, target)
             c.refresh_etc(target)
         return Response(200, {})
 

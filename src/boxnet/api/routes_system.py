@@ -34,6 +34,7 @@ def register(r: Router, ctl: Controller) -> None:
     def info(_req: Request) -> Response:
         all_c = ctl.records.containers()
         running = sum(1 for x in all_c if x.state == State.RUNNING)
+        paused = sum(1 for x in all_c if x.state == State.RUNNING and x.paused)
         from boxnet.runtime import images
 
         return Response(
@@ -41,8 +42,8 @@ def register(r: Router, ctl: Controller) -> None:
             {
                 "ID": "",
                 "Containers": len(all_c),
-                "ContainersRunning": running,
-                "ContainersPaused": 0,
+                "ContainersRunning": running - paused,  # Docker counts paused apart
+                "ContainersPaused": paused,
                 "ContainersStopped": len(all_c) - running,
                 "Images": len(images.list_images(ctl.paths)),
                 "Name": socket.gethostname(),

@@ -86,9 +86,9 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
         "Path": c.spec.cmd[0] if c.spec.cmd else "",
         "Args": list(c.spec.cmd[1:]),
         "State": {
-            "Status": str(c.state),
+            "Status": "paused" if c.paused and running else str(c.state),
             "Running": running,
-            "Paused": False,
+            "Paused": c.paused and running,
             "Restarting": False,
             "OOMKilled": False,
             "Dead": False,
@@ -176,8 +176,8 @@ def container_summary(ctl: Controller, c: Container, now: float) -> dict[str, An
         "Created": int(parse_rfc3339(c.created)),
         "Ports": ports,
         "Labels": {},
-        "State": str(c.state),
-        "Status": _status_text(c, now),
+        "State": "paused" if c.paused and c.state == State.RUNNING else str(c.state),
+        "Status": _status_text(c, now) + (" (Paused)" if c.paused else ""),
         "HostConfig": {"NetworkMode": c.spec.network_mode},
         "NetworkSettings": {"Networks": inspect["NetworkSettings"]["Networks"]},
     }

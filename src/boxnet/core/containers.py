@@ -22,12 +22,13 @@ from boxnet import faults
 from boxnet.clock import ZERO_TIME, now_rfc3339
 from boxnet.core import metrics
 from boxnet.core.etcfiles import etc_paths, write_etc_files
+from boxnet.core.events import EventBus, container_attributes
 from boxnet.core.image_defaults import apply_image
 from boxnet.core.sandbox import mode_kind
 from boxnet.core.watcher import ShimWatcher
 from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
 from boxnet.model import Container, ContainerSpec, Endpoint, State
-from boxnet.runtime import images, launcher
+from boxnet.runtime import images, launcher, procfs
 from boxnet.txn import Undo
 
 if TYPE_CHECKING:
@@ -79,6 +80,16 @@ class Containers:
         self.watcher = ShimWatcher(self._on_shim_exit)
         # The embedded resolver's hooks (core/dnshook.py), set by the controller.
         self.dns: NameService | None = None
+        self.events = EventBus()  # GET /events (core/events.py)
+
+    def event(self, c: Container, action: str, **extra: str) -> None:
+        self.events.publish("container", action, c.id, container_attributes(c, extra))
+
+    def network_event(self, action: str, network_id: str, c: Container) -> None:
+        net = self.networks.by_id(network_id)
+        name, driver = (net.name, net.driver) if net else ("", "")
+        attrs = {"container": c.id, "name": name, "type": driver}
+        self.events.publish("network", action, network_id, attrs)
 
     # -- lookup ---------------------------------------------------------------------------------
     def find(self, ref: str) -> Container:
@@ -128,6 +139,7 @@ class Containers:
             except OSError:
                 self.records.delete_container(container_id)
                 raise
+            self.event(c, "create")
             return c
 
     def _generated_name(self) -> str:
@@ -222,8 +234,12 @@ class Containers:
                 finished_at=ZERO_TIME,
                 netns_path=result.netns_path,
                 error="",
+                paused=False,
             )
             faults.point("container.start.recorded")
+            for endpoint in result.endpoints:
+                self.network_event("connect", endpoint.network_id, c)
+            self.event(c, "start")
             pidfd = started.shim_pidfd.detach() if started.shim_pidfd is not None else None
             if not self.watcher.watch(c.id, started.shim_pid, pidfd):
                 # It already ended (a very short command): handle it now.
@@ -303,6 +319,8 @@ class Containers:
             status = launcher.read_exit(Path(self.state_dir(c.id)))
             intent = self.records.intents.begin("container.stop", c.id, {"name": c.name})
             faults.point("container.exit.teardown")
+            for endpoint in self.records.endpoints(container_id=c.id):
+                self.network_event("disconnect", endpoint.network_id, c)
             with metrics.timed("teardown"):
                 self.sandboxes.teardown(c)
             if self.dns is not None:
@@ -316,6 +334,7 @@ class Containers:
                 shim_pid=0,
             )
             self.records.intents.done(intent)
+            self.event(c, "die", exitCode=str(c.exit_code))
             if c.spec.auto_remove:
                 self.recent_exits[c.id] = (c.exit_code, time.monotonic())
                 self._delete(c)
@@ -328,24 +347,31 @@ class Containers:
             if c.state != State.RUNNING:
                 raise NotModified(f"container {c.name} is not running")
             launcher.send_signal(c.pid, signal.SIGTERM)
+            if c.paused:  # stopped processes see the SIGTERM once they run again
+                procfs.signal_namespace(c.pid, signal.SIGCONT)
             grace = 10.0 if timeout is None else max(0.0, timeout)
+            self.event(c, "kill", signal=str(int(signal.SIGTERM)))
             if not self._wait_stopped(c.id, grace):
                 launcher.send_signal(c.pid, signal.SIGKILL)
+                self.event(c, "kill", signal=str(int(signal.SIGKILL)))
                 self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL)
+            self.event(c, "stop")
 
     def kill(self, ref: str, sig: str | int = "SIGKILL") -> None:
         with self.lock:
             c = self.find(ref)
             if c.state != State.RUNNING:
                 raise Conflict(f"Cannot kill container: {c.name}: container is not running")
-            launcher.send_signal(c.pid, _signal_number(sig))
+            number = _signal_number(sig)
+            launcher.send_signal(c.pid, number)
+            self.event(c, "kill", signal=str(number))
 
     def restart(self, ref: str, timeout: float | None) -> None:
         with self.lock:
             c = self.find(ref)
             if c.state == State.RUNNING:
                 self.stop(c.id, timeout)
-            self.start(c.id)
+            self.event(self.start(c.id), "restart")
 
     def _wait_stopped(self, container_id: str, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -370,6 +396,7 @@ class Containers:
                         hint=f"boxnet rm -f {c.name}",
                     )
                 launcher.send_signal(c.pid, signal.SIGKILL)
+                self.event(c, "kill", signal=str(int(signal.SIGKILL)))
                 if not self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL):
                     raise Conflict(f"container {c.name} did not stop after SIGKILL")
                 c = self.records.container(c.id) or c
@@ -387,6 +414,7 @@ class Containers:
         self.records.delete_container(c.id)
         shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
         self.records.intents.done(intent)
+        self.event(c, "destroy")
         self._expire_recent()
 
     def _expire_recent(self) -> None:
@@ -409,10 +437,13 @@ class Containers:
             c = self.find(ref)
             if c.state != State.RUNNING:
                 raise Conflict(f"Container {c.id} is not running", hint=f"boxnet start {c.name}")
+            if c.paused:
+                raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
             if not argv:
                 raise InvalidArgument("exec needs a command")
             exec_id = secrets.token_hex(32)
             self.execs[exec_id] = ExecRequest(c.id, argv, env, workdir or "/", tty, stdin)
+            self.event(c, "exec_create: " + " ".join(argv), execID=exec_id)
             return exec_id
 
     def exec_start(self, exec_id: str, stdio_fds: tuple[int, int, int] | None) -> int:
@@ -424,7 +455,8 @@ class Containers:
             if c is None or c.state != State.RUNNING:
                 raise Conflict("container is not running")
             pid = c.pid
-        return launcher.exec_in(
+            self.event(c, "exec_start: " + " ".join(req.argv), execID=exec_id)
+        code = launcher.exec_in(
             pid,
             list(req.argv),
             env_dict((*c.spec.env, *req.env), tty=req.tty),  # the container's, then exec -e
@@ -432,6 +464,8 @@ class Containers:
             req.tty,
             stdio_fds,
         )
+        self.event(c, "exec_die", execID=exec_id, exitCode=str(code))
+        return code
 
     # -- restart of the daemon -------------------------------------------------------------------
     def _kill_unrecorded_process(self, c: Container) -> None:

@@ -63,6 +63,7 @@ class Controller:
 
         self.dns = NameService(self.records, config, paths.dns_ports_dir)
         self.containers.dns = self.dns
+        self.events = self.containers.events  # the daemon's one event bus (core/events.py)
         self.ui_url = ""  # the topology page's address when boxnetd runs with --ui
 
     def start(self) -> None:

@@ -1,0 +1,124 @@
+"""Container housekeeping (Docker Engine API): rename, pause/unpause, update, prune, system df,
+and the volume routes (boxnet has no volumes: the list is empty, creation refused)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from boxnet.api.server import Request, Response, Router
+from boxnet.api.views import container_summary
+from boxnet.core import containerops
+from boxnet.errors import InvalidArgument, NotFound
+from boxnet.parsing.body import Field
+
+if TYPE_CHECKING:
+    from boxnet.core.controller import Controller
+
+VOLUME_HINT = "volumes are not supported; use a bind mount: -v /ABSOLUTE/HOST/PATH:/PATH[:ro]"
+# update's resource fields: boxnet runs without cgroups, so none can be enforced.
+UPDATE_REFUSED = (
+    "BlkioWeight", "CpuShares", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime",
+    "CpusetCpus", "CpusetMems", "Memory", "MemoryReservation", "MemorySwap", "KernelMemory",
+    "NanoCpus", "PidsLimit", "RestartPolicy",
+)  # fmt: skip
+
+
+def register(r: Router, ctl: Controller) -> None:
+    c = ctl.containers
+
+    def rename(req: Request) -> Response:
+        containerops.rename(c, req.params["id"], req.query.get("name", ""))
+        return Response(204)
+
+    def pause(req: Request) -> Response:
+        containerops.pause(c, req.params["id"])
+        return Response(204)
+
+    def unpause(req: Request) -> Response:
+        containerops.unpause(c, req.params["id"])
+        return Response(204)
+
+    def update(req: Request) -> Response:
+        target = c.find(req.params["id"])
+        body = Field(req.json())
+        asked = [k for k in UPDATE_REFUSED if body[k].value not in (None, 0, "", {}, [])]
+        policy = body["RestartPolicy"].value
+        if isinstance(policy, dict) and not policy.get("Name"):
+            asked.remove("RestartPolicy")  # the CLI sends an empty one with other updates
+        if asked:
+            raise InvalidArgument(
+                f"cannot update {', '.join(asked)} of container {target.name}: boxnet runs"
+                " containers without cgroups (no resource limits), and keeps the restart"
+                " policy given at create",
+                hint="recreate the container with the settings it needs",
+            )
+        return Response(200, {"Warnings": []})
+
+    def container_prune(req: Request) -> Response:
+        if req.query.get("filters", "").strip() not in ("", "{}"):
+            raise InvalidArgument(
+                "container prune filters are not supported", hint="prune without --filter"
+            )
+        deleted, freed = containerops.prune(c)
+        return Response(200, {"ContainersDeleted": deleted, "SpaceReclaimed": freed})
+
+    def system_df(_req: Request) -> Response:
+        return Response(200, disk_usage(ctl))
+
+    def volume_list(_req: Request) -> Response:
+        return Response(200, {"Volumes": [], "Warnings": []})
+
+    def volume_get(req: Request) -> Response:
+        raise NotFound(f"get {req.params['name']}: no such volume", hint=VOLUME_HINT)
+
+    def volume_create(_req: Request) -> Response:
+        raise InvalidArgument(
+            "volumes are not supported: use a bind mount (-v /ABSOLUTE/HOST/PATH:/PATH[:ro])"
+        )
+
+    def volume_prune(_req: Request) -> Response:
+        return Response(200, {"VolumesDeleted": [], "SpaceReclaimed": 0})
+
+    def build_prune(_req: Request) -> Response:
+        # boxnet builds nothing: no cache to prune (`docker system prune` asks for it)
+        return Response(200, {"CachesDeleted": [], "SpaceReclaimed": 0})
+
+    r.add("POST", "/containers/{id}/rename", rename)
+    r.add("POST", "/containers/{id}/pause", pause)
+    r.add("POST", "/containers/{id}/unpause", unpause)
+    r.add("POST", "/containers/{id}/update", update)
+    r.add("POST", "/containers/prune", container_prune)
+    r.add("GET", "/system/df", system_df)
+    r.add("GET", "/volumes", volume_list)
+    r.add("POST", "/volumes/create", volume_create)
+    r.add("POST", "/volumes/prune", volume_prune)
+    r.add("GET", "/volumes/{name}", volume_get)
+    r.add("POST", "/build/prune", build_prune)
+    r.add("DELETE", "/volumes/{name}", volume_get)
+
+
+def disk_usage(ctl: Controller) -> dict[str, Any]:
+    """Docker's `GET /system/df`: images, containers with their writable layer's size."""
+    from boxnet.api.image_views import image_summary
+    from boxnet.runtime.images import ImageStore
+
+    now = time.time()
+    containers = []
+    users: dict[str, int] = {}
+    for x in ctl.containers.all():
+        users[x.spec.image_id] = users.get(x.spec.image_id, 0) + 1
+        summary = container_summary(ctl, x, now)
+        size = containerops.disk_usage(ctl.containers, x)
+        summary.update(SizeRw=size, SizeRootFs=size, Mounts=[])
+        containers.append(summary)
+    image_list = [
+        image_summary(img, users.get(img.id, 0)) for img in ImageStore(ctl.paths).list_images()
+    ]
+    return {
+        "LayersSize": sum(i["Size"] for i in image_list),
+        "Images": image_list,
+        "Containers": containers,
+        "Volumes": [],
+        "BuildCache": [],
+    }
