@@ -13,6 +13,7 @@ made, so it programs the namespace it was made in, from whichever thread later r
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -95,7 +96,8 @@ def create_netns(path: Path, prepare: Sequence[SocketKind] = (), nftables: bool 
             ifctl.set_up(probe.fileno(), "lo")  # every container has its loopback up
         # Interfaces are born without IPv6 (no link-local address, no router solicitation):
         # an endpoint on an IPv6 network turns it on for its own interface (enable_ipv6).
-        _write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")
+        with contextlib.suppress(FileNotFoundError):  # a kernel without IPv6: nothing to do
+            _write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")
         if nftables:
             nft.append(_new_nftables())
         return spares
