@@ -11,9 +11,13 @@ import socket
 import sys
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from boxnet.errors import BoxnetError, Conflict
+
+if TYPE_CHECKING:
+    from boxnet.cluster.membership import HostMembership
+    from boxnet.config import DaemonConfig
 
 log = logging.getLogger("boxnetd")
 
@@ -51,6 +55,21 @@ def _socket_in_use(path: Path) -> bool:
         except OSError:
             return False
     return True
+
+
+def _join_cluster(config: DaemonConfig) -> HostMembership | None:
+    """With --cluster-store: join the cluster in the background (an etcd that does not answer
+    is logged and retried; it never keeps the daemon from serving its local networks)."""
+    if not config.cluster_store or config.cluster_advertise is None:
+        return None
+    from boxnet.cluster import EtcdStore, TlsFiles
+    from boxnet.cluster.membership import HostMembership
+
+    store = EtcdStore(config.cluster_store, TlsFiles.from_opts(config.cluster_store_opts))
+    log.info("cluster store: %s, advertising %s", store.describe(), config.cluster_advertise)
+    membership = HostMembership(store, config.cluster_advertise)
+    membership.start()
+    return membership
 
 
 def serve(argv: list[str]) -> int:
@@ -91,6 +110,8 @@ def serve(argv: list[str]) -> int:
         ui = ui_server.start(controller, config.ui)
         controller.ui_url = ui.url
 
+    membership = _join_cluster(config)
+
     def shutdown(signum: int, _frame: object) -> None:
         log.info("signal %d: shutting down (containers keep running)", signum)
         threading.Thread(target=server.shutdown, daemon=True).start()
@@ -106,6 +127,8 @@ def serve(argv: list[str]) -> int:
             ui.shutdown()
             ui.server_close()
         paths.socket.unlink(missing_ok=True)
+        if membership is not None:
+            membership.stop()
         controller.close()
         for fh in locks:
             fh.close()

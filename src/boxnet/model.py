@@ -195,6 +195,18 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class BindMount:
+    """`-v HOST:CTR[:ro]` or `--mount type=bind`: a host path seen inside the container."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """Everything `create` recorded; immutable for the container's life (except networks)."""
 
@@ -218,7 +230,20 @@ class ContainerSpec:
     log_max_size: int = 10 * 1024 * 1024  # bytes before rotation, 0 = never (parsing/logopts.py)
     log_max_files: int = 3
     image_id: str = ""  # sha256:<hex> the image name meant at create ("" in older records)
-    workdir: str = ""  # the process's working directory ("" = /)
+    binds: tuple[BindMount, ...] = ()
+    user: str = ""  # UID[:GID] or NAME[:GROUP], resolved in the container's /etc/passwd
+    workdir: str = ""  # the process's working directory ("" = /): -w, else the image's
+    read_only: bool = False
+    domainname: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    restart_policy: str = "no"  # one of RESTART_POLICIES
+    restart_max: int = 0  # on-failure:N (0 = no limit)
+    links: tuple[tuple[str, str], ...] = ()  # (container name, alias) legacy links
+    # Disconnected from the network of --network (Docker allows it): no implicit endpoint there.
+    primary_detached: bool = False
+    tmpfs: dict[str, str] = field(default_factory=dict)  # --tmpfs: container path -> options
+    stop_signal: str = ""  # --stop-signal ("" = SIGTERM)
+    stop_timeout: int | None = None  # --stop-timeout seconds (None = 10, or stop's -t)
     # The create request as received, for `inspect` (Config / HostConfig shapes).
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -237,6 +262,10 @@ class Container:
     finished_at: str = ""
     netns_path: str = ""
     error: str = ""
+    restart_count: int = 0  # restarts by the restart policy since the last manual start
+    # Stopped or killed by a user: a restart policy leaves it stopped (unless-stopped also
+    # across daemon restarts).
+    manual_stop: bool = False
     paused: bool = False  # every process SIGSTOPped (core/containerops.py: no cgroup freezer)
 
     @property

@@ -76,7 +76,7 @@ def test_dual_stack_network(env: Env) -> None:
     assert set(configs) == {"10.98.0.0/24", SUBNET6}
     assert configs[SUBNET6]["Gateway"] == "2001:db8:1::1"
     assert configs[SUBNET6]["IPRange"] == "2001:db8:1::100/120"
-    bridge = net["Options"]["com.docker.network.bridge.name"]
+    bridge = f"br-{net['Id'][:12]}"
     [link] = basic.host.ip_json("-6", "addr", "show", "dev", bridge)
     assert any(a["local"] == "2001:db8:1::1" and a["prefixlen"] == 64 for a in link["addr_info"]), (
         link

@@ -316,7 +316,10 @@ def test_ps_quiet_and_json(daemon, capsys):
     assert capsys.readouterr().out == "abababababab\n"
     assert daemon.requests[-1].query == {"all": "1"}
     assert cli(daemon, "ps", "--format", "json") == 0
-    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == listing
+    # Docker's formatted fields (issue 17), not the raw API objects.
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 1 and rows[0]["Names"] == "w" and rows[0]["ID"] == "abababababab"
+    assert rows[0]["Ports"] == "" and rows[0]["Image"] == "busybox"
     assert cli(daemon, "ps", "--format", "{{.ID}} {{.Image}} {{.Names}} {{len .Ports}}") == 0
     assert capsys.readouterr().out == "abababababab busybox w 0\n"
 

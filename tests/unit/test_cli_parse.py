@@ -203,7 +203,7 @@ def test_container_network_mode_conflicts(flags, message, capsys):
         (["--dns-option", "ndot:2"], "invalid --dns-option"),
         (["--name", "a b"], "invalid container name"),
         (["-h", "bad_host"], "invalid hostname"),
-        (["--net", "bad net"], "invalid network name"),
+        (["--net", "bad/net"], "invalid network name"),
         (["--net", "a", "--net", "b"], "one network"),
         (["--ip", "300.1.1.1"], "invalid --ip"),
         (["--mac-address", "02:42"], "invalid MAC address"),

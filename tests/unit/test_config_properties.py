@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boxnet.config import ConfigErrors, DaemonConfig, resolve_config
+from boxnet.config import clustervalues as cv
 from boxnet.config import netvalues as nv
 from boxnet.config import textvalues as tv
 from boxnet.config.fields import FIELDS
@@ -22,6 +23,7 @@ EMPTY = str(Path(__file__).resolve().parent.parent / "data" / "daemon-json" / "e
 
 # Text that looks like what people type into these options, plus anything at all.
 _cidr_like = st.from_regex(r"\A[0-9./a-f:x ,=-]{0,24}\Z")
+_store_like = st.from_regex(r"\Aetcd://[0-9a-z.:\[\],/-]{0,30}\Z")
 # argv carries undecodable bytes as lone surrogates (PEP 383), so those are "text" too.
 _argv_chars = st.characters(codec="utf-8") | st.characters(
     min_codepoint=0xDC80, max_codepoint=0xDCFF
@@ -29,6 +31,7 @@ _argv_chars = st.characters(codec="utf-8") | st.characters(
 _any_text = (
     st.text(_argv_chars, max_size=40)
     | _cidr_like
+    | _store_like
     | st.from_regex(r"\Abase=[0-9./]{0,20},size=[0-9-]{0,4}\Z")
 )
 
@@ -48,6 +51,9 @@ PARSERS: list[Callable[[str], object]] = [
     tv.parse_iptables_variant,
     tv.parse_abs_path,
     tv.parse_host,
+    cv.parse_cluster_store,
+    cv.parse_cluster_advertise,
+    cv.parse_cluster_store_opt,
 ]
 
 

@@ -186,7 +186,8 @@ def test_unknown_keys(env: Env) -> None:
         ("dns-opt", "unknown key, did you mean 'dns-opts'?", 'rename "dns-opt" to "dns-opts"'),
         ("log-driver", "a Docker option that boxnet does not implement",
          "remove it: boxnet refuses options it would silently ignore"),
-        ("zzz", "unknown key", "known keys: bip, bridge, data-root, debug, default-address-pools,"
+        ("zzz", "unknown key", "known keys: bip, bridge, cluster-advertise, cluster-store,"
+         " cluster-store-opts, data-root, debug, default-address-pools,"
          " default-gateway, dns, dns-opts, dns-search, exec-root, firewall-backend, fixed-cidr,"
          " hosts, icc, insecure-registries, ip, ip-forward, ip-masq, iptables, iptables-variant,"
          " mtu, ui"),
@@ -226,3 +227,100 @@ def test_insecure_registries(env: Env) -> None:
     assert "not a registry" in problem.message
     assert env.file({"insecure-registries": ["203.0.113.1:5000", "10.0.0.0/8"]}).ok(
     ).insecure_registries == ("203.0.113.1:5000", "10.0.0.0/8")  # fmt: skip
+
+
+def test_cluster_store_options(env: Env) -> None:
+    config = env.ok(
+        "--cluster-store",
+        "etcd://192.168.198.2:2379,etcd1,[2001:db8::1]:2380",
+        "--cluster-advertise",
+        "192.168.198.142",
+    )
+    assert config.cluster_store == (
+        ("192.168.198.2", 2379),
+        ("etcd1", 2379),
+        ("2001:db8::1", 2380),
+    )
+    assert str(config.cluster_advertise) == "192.168.198.142"
+    assert config.cluster_store_opts == ()
+    from_file = env.file(
+        {
+            "cluster-store": "etcd://10.99.0.1:2379",
+            "cluster-advertise": "10.99.0.2",
+            "cluster-store-opts": ["kv.certfile=/etc/c.pem", "kv.keyfile=/etc/k.pem"],
+        }
+    ).ok()
+    assert from_file.cluster_store == (("10.99.0.1", 2379),)
+    assert from_file.cluster_store_opts == (
+        ("kv.certfile", "/etc/c.pem"),
+        ("kv.keyfile", "/etc/k.pem"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        ("consul://10.0.0.1:8500", "only etcd is supported as the cluster store"),
+        ("http://10.0.0.1:2379", "write the store as etcd://HOST:PORT"),
+        ("10.0.0.1:2379", "is not an etcd URL: it must start with etcd://"),
+        ("etcd://", "names no etcd endpoint"),
+        ("etcd://10.0.0.1:2379/boxnet", "no path, query or user"),
+        ("etcd://10.0.0.1:99999", '"99999" in "etcd://10.0.0.1:99999" is not a port (1-65535)'),
+        ("etcd://10.0.0.1:", "has an empty port"),
+        ("etcd://a,,b", "has an empty endpoint"),
+        ("etcd://2001:db8::1", "an IPv6 address goes in brackets"),
+        ("etcd://bad_host:2379", '"bad_host" in "etcd://bad_host:2379" is not a host name'),
+        ("etcd://a:1,a:1", 'names "a:1" twice'),
+    ],
+)
+def test_bad_cluster_store(env: Env, store: str, message: str) -> None:
+    problem = env.bad_one("--cluster-store", store, "--cluster-advertise", "10.0.0.2")
+    assert problem.key == "cluster-store"
+    assert message in problem.message
+    assert problem.hint
+
+
+@pytest.mark.parametrize(
+    ("advertise", "message", "hint"),
+    [
+        ("eth0:2376", "interface names are not supported", "give this host's address"),
+        ("10.0.0.2:2376", "advertises an address, not a port", "write 10.0.0.2"),
+        ("0.0.0.0", "cannot be advertised", "give this host's own address"),
+        ("2001:db8::2", "the overlay's underlay is IPv4 only", "give an IPv4 address"),
+    ],
+)
+def test_bad_cluster_advertise(env: Env, advertise: str, message: str, hint: str) -> None:
+    problem = env.bad_one("--cluster-store", "etcd://10.0.0.1", "--cluster-advertise", advertise)
+    assert problem.key == "cluster-advertise"
+    assert message in problem.message
+    assert problem.hint is not None and hint in problem.hint
+
+
+def test_cluster_options_need_each_other(env: Env) -> None:
+    problem = env.bad_one("--cluster-advertise", "10.0.0.2")
+    assert problem.message == "has no effect without cluster-store"
+    problem = env.bad_one("--cluster-store", "etcd://10.0.0.1")
+    assert problem.message.startswith("needs cluster-advertise")
+    problems = env.bad("--cluster-store-opt", "kv.cacertfile=/ca.pem")
+    assert [p.key for p in problems] == ["cluster-store-opts"]
+    assert problems[0].message == "has no effect without cluster-store"
+
+
+@pytest.mark.parametrize(
+    ("opts", "message", "hint"),
+    [
+        (["kv.cacert=/ca.pem"], 'unknown cluster store option "kv.cacert"', "kv.cacertfile"),
+        (["kv.cacertfile"], "is not KEY=VALUE", "kv.cacertfile=/"),
+        (["kv.cacertfile=ca.pem"], 'kv.cacertfile: "ca.pem" is a relative path', "write it"),
+        (["kv.certfile=/c.pem"], "kv.certfile needs kv.keyfile", "give both"),
+        (["kv.cacertfile=/a", "kv.cacertfile=/b"], "kv.cacertfile is given 2 times", "once"),
+    ],
+)
+def test_bad_cluster_store_opts(env: Env, opts: list[str], message: str, hint: str) -> None:
+    argv = ["--cluster-store", "etcd://10.0.0.1", "--cluster-advertise", "10.0.0.2"]
+    for opt in opts:
+        argv += ["--cluster-store-opt", opt]
+    problem = env.bad_one(*argv)
+    assert problem.key == "cluster-store-opts"
+    assert message in problem.message
+    assert problem.hint is not None and hint in problem.hint

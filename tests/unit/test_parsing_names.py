@@ -29,7 +29,8 @@ def test_network_name() -> None:
     assert names.validate_network_name("n") == "n"
     assert names.validate_network_name("my_net.v2-x") == "my_net.v2-x"
     names.validate_network_name("a" * 128)
-    for bad in ["", "a" * 129, "-net", "my net", "net/1", "net\n"]:
+    assert names.validate_network_name("my net") == "my net"  # Docker accepts spaces
+    for bad in ["", "a" * 129, "-net", "net/1", "net\n", " net", "net ", "n\x00"]:
         with pytest.raises(InvalidArgument, match="invalid network name"):
             names.validate_network_name(bad)
 

@@ -58,12 +58,16 @@ def register(r: Router, ctl: Controller) -> None:
         return Response(204)
 
     def listing(req: Request) -> Response:
+        from boxnet.core.listfilters import select_containers
+
         now = time.time()
-        show_all = req.flag("all")
-        out = [
-            container_summary(ctl, x, now) for x in c.all() if show_all or x.state == State.RUNNING
-        ]
-        return Response(200, out)
+        text = req.query.get("limit") or "-1"
+        try:
+            limit = int(text)
+        except ValueError:
+            raise InvalidArgument(f"invalid limit {text!r}: expected a number") from None
+        chosen = select_containers(ctl, req.query.get("filters"), req.flag("all"), limit)
+        return Response(200, [container_summary(ctl, x, now) for x in chosen])
 
     def inspect(req: Request) -> Response:
         return Response(200, container_inspect(ctl, c.find(req.params["id"])))
@@ -83,9 +87,10 @@ def register(r: Router, ctl: Controller) -> None:
             req.params["id"],
             body["Cmd"].strings(nul_free=True),
             body["Env"].strings(nul_free=True),
-            body["WorkingDir"].text(default="/", nul_free=True),
+            body["WorkingDir"].text(nul_free=True),  # "": the container's
             body["Tty"].flag(),
             stdin=body["AttachStdin"].flag(),
+            user=_exec_user(body["User"].text(nul_free=True)),
         )
         return Response(201, {"Id": exec_id})
 
@@ -139,3 +144,9 @@ def stop_timeout(req: Request) -> float | None:
     if not -1 <= seconds <= 86400 * 365:  # also refuses nan and inf
         raise InvalidArgument(f"invalid t {text!r}: expected -1 to a year of seconds")
     return seconds
+
+
+def _exec_user(text: str) -> str:
+    from boxnet.parsing.runflags import parse_user
+
+    return parse_user(text) if text else ""

@@ -16,8 +16,11 @@ if TYPE_CHECKING:
 def register(r: Router, ctl: Controller) -> None:
     c = ctl.containers
 
-    def network_list(_req: Request) -> Response:
-        return Response(200, [network_inspect(ctl, n) for n in ctl.networks.all()])
+    def network_list(req: Request) -> Response:
+        from boxnet.core.listfilters import select_networks
+
+        chosen = select_networks(ctl, req.query.get("filters"))
+        return Response(200, [network_inspect(ctl, n) for n in chosen])
 
     def network_get(req: Request) -> Response:
         return Response(200, network_inspect(ctl, ctl.networks.find(req.params["id"])))
@@ -57,11 +60,27 @@ def register(r: Router, ctl: Controller) -> None:
         return Response(200, {"NetworksDeleted": deleted})
 
     def network_connect(req: Request) -> Response:
-        body = parse_connect(req.json(), "connect")
+        from dataclasses import replace
+
+        from boxnet.parsing.body import Field
+        from boxnet.parsing.runflags import parse_link
+
+        raw = req.json()
+        body = parse_connect(raw, "connect")
+        links = [parse_link(x) for x in Field(raw)["EndpointConfig"]["Links"].strings()]
         with ctl.lock:
             net = ctl.networks.find(req.params["id"])
             target = c.find(body.container)
+            for name, _alias in links:  # before any change
+                try:
+                    c.find(name)
+                except NotFound:
+                    raise NotFound(f"could not get container for {name}") from None
             ctl.sandboxes.connect(target, net, body.endpoint)
+            if links:  # Docker's links on a user network: the names answer in this container
+                current = ctl.records.container(target.id) or target
+                spec = replace(current.spec, links=(*current.spec.links, *links))
+                ctl.records.update_container(current, spec=spec)
             c.network_event("connect", net.id, target)
             c.refresh_etc(target)  # /etc/hosts and the resolver's names
         return Response(200, {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 from typing import TYPE_CHECKING
@@ -15,19 +16,28 @@ if TYPE_CHECKING:
 
 
 def register(r: Router, ctl: Controller) -> None:
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
     def version(_req: Request) -> Response:
+        details = {
+            "ApiVersion": API_VERSION,
+            "MinAPIVersion": "1.24",
+            "GitCommit": "",
+            "GoVersion": "python" + platform.python_version(),
+            "Os": "linux",
+            "Arch": arch,
+            "KernelVersion": platform.release(),
+            "Experimental": "false",
+            "BuildTime": "",
+        }
         return Response(
             200,
             {
+                "Platform": {"Name": "boxnet"},
+                # The CLI prints the Engine block of Components.
+                "Components": [{"Name": "Engine", "Version": __version__, "Details": details}],
                 "Version": __version__,
-                "ApiVersion": API_VERSION,
-                "MinAPIVersion": "1.24",
-                "Os": "linux",
-                "Arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(
-                    platform.machine(), platform.machine()
-                ),
-                "KernelVersion": platform.release(),
-                "Components": [{"Name": "boxnetd", "Version": __version__}],
+                **{k: v for k, v in details.items() if k != "Experimental"},
             },
         )
 
@@ -59,7 +69,27 @@ def register(r: Router, ctl: Controller) -> None:
                 "BridgeNfIptables": False,
                 "KernelVersion": platform.release(),
                 "OperatingSystem": "linux",
+                "OSType": "linux",
+                "Architecture": platform.machine(),
+                "NCPU": os.cpu_count() or 1,
+                "Debug": False,
+                "ExperimentalBuild": False,
                 "IndexServerAddress": "https://index.docker.io/v1/",
+                "Driver": "overlay2",
+                "LoggingDriver": "json-file",
+                "CgroupDriver": "none",
+                "DefaultRuntime": "boxnet",
+                "Labels": [],
+                "SecurityOptions": [],
+                "Warnings": None,
+                "Swarm": {
+                    "NodeID": "",
+                    "NodeAddr": "",
+                    "LocalNodeState": "inactive",
+                    "ControlAvailable": False,
+                    "Error": "",
+                    "RemoteManagers": None,
+                },
             },
         )
 

@@ -6,7 +6,8 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from boxnet.clock import ZERO_TIME, parse_rfc3339
-from boxnet.model import Container, Endpoint, Network, State
+from boxnet.drivers.bridge import BRIDGE_PREFIX
+from boxnet.model import OPT_BRIDGE_NAME, Container, Endpoint, EndpointRequest, Network, State
 
 if TYPE_CHECKING:
     from boxnet.core.controller import Controller
@@ -36,41 +37,91 @@ def _ipv6_fields(e: Endpoint | None) -> dict[str, Any]:
     }
 
 
-def _endpoint_settings(net: Network | None, e: Endpoint) -> dict[str, Any]:
+def _ipam_config(req: EndpointRequest | None) -> dict[str, str] | None:
+    """The static addresses asked for (`--ip`, `--ip6`), as Docker's IPAMConfig."""
+    if req is None:
+        return None
+    out = {"IPv4Address": str(req.ipv4)} if req.ipv4 else {}
+    if req.ipv6:
+        out["IPv6Address"] = str(req.ipv6)
+    return out or None
+
+
+def _endpoint_settings(
+    net: Network | None, e: Endpoint | None, req: EndpointRequest | None, raw: Any
+) -> dict[str, Any]:
+    """Docker's EndpointSettings: e is the live endpoint (None while the container does not
+    run: configured, empty addresses, as Docker shows it); req and raw what was asked for."""
+    raw = raw if isinstance(raw, dict) else {}
+    aliases = list(e.aliases) if e is not None else list(req.aliases) if req else []
     return {
-        "IPAMConfig": None,
-        "Links": None,
-        "Aliases": list(e.aliases) or None,
-        "NetworkID": e.network_id,
-        "EndpointID": e.id,
-        "Gateway": str(e.gateway) if e.gateway else "",
-        "IPAddress": str(e.ip),
-        "IPPrefixLen": e.prefixlen,
+        "IPAMConfig": _ipam_config(req),
+        "Links": raw.get("Links") or None,
+        "Aliases": aliases or None,
+        "NetworkID": net.id if net else e.network_id if e else "",
+        "EndpointID": e.id if e else "",
+        "Gateway": str(e.gateway) if e and e.gateway else "",
+        "IPAddress": str(e.ip) if e else "",
+        "IPPrefixLen": e.prefixlen if e else 0,
         **_ipv6_fields(e),
-        "MacAddress": e.mac,
-        "DriverOpts": None,
-        "InterfaceName": e.ifname,
-        "HostInterfaceName": e.host_veth,
+        "MacAddress": e.mac if e else "",
+        "DriverOpts": raw.get("DriverOpts") or None,
+        **({"InterfaceName": e.ifname, "HostInterfaceName": e.host_veth} if e else {}),
     }
+
+
+def _networks(ctl: Controller, c: Container, endpoints: list[Endpoint]) -> dict[str, Any]:
+    """NetworkSettings.Networks: live endpoints, and the networks c is configured for but not
+    attached to (created or stopped containers)."""
+    from boxnet.core.sandbox import mode_kind
+
+    nets = {n.id: n for n in ctl.records.networks()}
+
+    def lookup(ref: str) -> Network | None:
+        ref = "bridge" if ref == "default" else ref
+        return next((n for n in nets.values() if ref in (n.name, n.id)), None)
+
+    requests: dict[str, EndpointRequest] = {}
+    if mode_kind(c.spec.network_mode) == "network":
+        for req in ctl.sandboxes.endpoint_requests(c):
+            found = lookup(req.network)
+            if found is not None:
+                requests[found.id] = req
+    raw_configs = (c.spec.raw.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    if not isinstance(raw_configs, dict):
+        raw_configs = {}
+
+    def raw_for(net: Network | None) -> Any:
+        if net is None:
+            return None
+        keys = (net.name, net.id) + (("default",) if net.name == "bridge" else ())
+        return next((raw_configs[k] for k in keys if k in raw_configs), None)
+
+    networks: dict[str, Any] = {}
+    for e in endpoints:
+        net = nets.get(e.network_id)
+        settings = _endpoint_settings(net, e, requests.get(e.network_id), raw_for(net))
+        networks[net.name if net else e.network_id] = settings
+    for net_id, req in requests.items():
+        net = nets[net_id]
+        networks.setdefault(net.name, _endpoint_settings(net, None, req, raw_for(net)))
+    if c.spec.network_mode in ("host", "none"):
+        net = lookup(c.spec.network_mode)
+        networks[c.spec.network_mode] = _endpoint_settings(net, None, None, None)
+    return networks
+
+
+def _mounts(c: Container) -> list[dict[str, Any]]:
+    return [
+        {"Type": "bind", "Source": b.source, "Destination": b.target,
+         "Mode": "ro" if b.read_only else "", "RW": not b.read_only, "Propagation": "rprivate"}
+        for b in c.spec.binds
+    ]  # fmt: skip
 
 
 def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
     endpoints = ctl.records.endpoints(container_id=c.id)
-    nets = {n.id: n for n in ctl.records.networks()}
-    networks: dict[str, Any] = {}
-    for e in endpoints:
-        net = nets.get(e.network_id)
-        networks[net.name if net else e.network_id] = _endpoint_settings(net, e)
-    if c.spec.network_mode in ("host", "none") and c.state == State.RUNNING:
-        net = next((n for n in nets.values() if n.name == c.spec.network_mode), None)
-        networks[c.spec.network_mode] = {
-            "NetworkID": net.id if net else "",
-            "EndpointID": "",
-            "Gateway": "",
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "MacAddress": "",
-        }
+    networks = _networks(ctl, c, endpoints)
     if c.state == State.RUNNING:  # pipework attachments, as "pipework:HOSTIF" (docs/API.md)
         networks.update(ctl.lan.pipework.inspect(c.id))
     primary = endpoints[0] if endpoints else None
@@ -79,17 +130,34 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
     host_config.setdefault("NetworkMode", c.spec.network_mode)
     # The Docker SDK reads this to decide whether it may fetch logs after `run`.
     host_config.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
+    spec = c.spec
+    host_config["Binds"] = [
+        f"{b.source}:{b.target}" + (":ro" if b.read_only else "") for b in spec.binds
+    ] or None
+    host_config["RestartPolicy"] = {
+        "Name": spec.restart_policy,
+        "MaximumRetryCount": spec.restart_max,
+    }
+    host_config["ReadonlyRootfs"] = spec.read_only
+    host_config["Tmpfs"] = dict(spec.tmpfs) or None
+    host_config["Links"] = [f"/{n}:/{c.name}/{a}" for n, a in spec.links] or None
+    host_config.setdefault("AutoRemove", spec.auto_remove)
     running = c.state == State.RUNNING
+    restarting = ctl.containers.restarts.pending(c.id)
     return {
         "Id": c.id,
         "Created": c.created,
         "Path": c.spec.cmd[0] if c.spec.cmd else "",
         "Args": list(c.spec.cmd[1:]),
         "State": {
-            "Status": "paused" if c.paused and running else str(c.state),
+            "Status": "restarting"
+            if restarting
+            else "paused"
+            if c.paused and running
+            else str(c.state),
             "Running": running,
             "Paused": c.paused and running,
-            "Restarting": False,
+            "Restarting": restarting,
             "OOMKilled": False,
             "Dead": False,
             "Pid": c.pid if running else 0,
@@ -104,10 +172,18 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
         "HostsPath": str(ctl.paths.container_dir(c.id) / "etc" / "hosts"),
         "LogPath": str(ctl.containers.log_path(c.id)),
         "Name": "/" + c.name,
+        "RestartCount": c.restart_count,
+        "Mounts": _mounts(c),
         "Driver": "overlay",
         "HostConfig": host_config,
         "Config": {
             "Hostname": c.hostname,
+            "Domainname": spec.domainname,
+            "User": spec.user,
+            "WorkingDir": spec.workdir,
+            "Labels": dict(spec.labels),
+            **({"StopSignal": spec.stop_signal} if spec.stop_signal else {}),
+            **({"StopTimeout": spec.stop_timeout} if spec.stop_timeout is not None else {}),
             "Env": list(c.spec.env),
             "Cmd": list(c.spec.cmd),
             "Image": c.spec.raw.get("Image") or c.spec.image,  # as given
@@ -131,12 +207,13 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
     }
 
 
-def _status_text(c: Container, now: float) -> str:
+def _status_text(c: Container, now: float, restarting: bool = False) -> str:
     if c.state == State.RUNNING:
         return "Up " + human_duration(now - parse_rfc3339(c.started_at))
     if c.state == State.CREATED:
         return "Created"
-    return f"Exited ({c.exit_code}) {human_duration(now - parse_rfc3339(c.finished_at))} ago"
+    word = "Restarting" if restarting else "Exited"
+    return f"{word} ({c.exit_code}) {human_duration(now - parse_rfc3339(c.finished_at))} ago"
 
 
 def human_duration(seconds: float) -> str:
@@ -167,6 +244,7 @@ def container_summary(ctl: Controller, c: Container, now: float) -> dict[str, An
                 }
             )
     inspect = container_inspect(ctl, c)
+    restarting = ctl.containers.restarts.pending(c.id)
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
@@ -175,9 +253,14 @@ def container_summary(ctl: Controller, c: Container, now: float) -> dict[str, An
         "Command": shlex.join(c.spec.cmd),
         "Created": int(parse_rfc3339(c.created)),
         "Ports": ports,
-        "Labels": {},
-        "State": "paused" if c.paused and c.state == State.RUNNING else str(c.state),
-        "Status": _status_text(c, now) + (" (Paused)" if c.paused else ""),
+        "Labels": dict(c.spec.labels),
+        "Mounts": _mounts(c),
+        "State": "restarting"
+        if restarting
+        else "paused"
+        if c.paused and c.state == State.RUNNING
+        else str(c.state),
+        "Status": _status_text(c, now, restarting) + (" (Paused)" if c.paused else ""),
         "HostConfig": {"NetworkMode": c.spec.network_mode},
         "NetworkSettings": {"Networks": inspect["NetworkSettings"]["Networks"]},
     }
@@ -203,6 +286,10 @@ def network_inspect(ctl: Controller, net: Network) -> dict[str, Any]:
             entry["AuxiliaryAddresses"] = dict(cfg.aux_addresses)
         config.append(entry)
     options = dict(net.options)
+    if not net.predefined and options.get(OPT_BRIDGE_NAME) == f"{BRIDGE_PREFIX}{net.id[:12]}":
+        # The driver's own choice, not the user's: Docker does not show it, and compose, which
+        # compares a network's options with its own, would otherwise recreate the network.
+        del options[OPT_BRIDGE_NAME]
     return {
         "Name": net.name,
         "Id": net.id,

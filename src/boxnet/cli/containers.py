@@ -47,6 +47,11 @@ def register(sub: Any) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="only ids")
     p.add_argument("--no-trunc", action="store_true", help="do not truncate output")
     p.add_argument("--format", help='"table", "json" or a Go template')
+    p.add_argument("-n", "--last", type=int, default=-1, metavar="N",
+                   help="the N last created containers (all states)")  # fmt: skip
+    p.add_argument("-l", "--latest", action="store_true", help="the last created container")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="e.g. status=exited, label=tier=front, name=web, network=NET")  # fmt: skip
     p.set_defaults(func=cmd_ps)
     p = verb(sub, "logs")
     p.add_argument("-f", "--follow", action="store_true", help="follow until the container stops")
@@ -157,6 +162,11 @@ def ps_fields(
         "Names": ",".join(str(n).lstrip("/") for n in c.get("Names") or []),
         "State": str(c.get("State", "")),
         "Networks": ",".join(sorted(networks)),
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())),
+        "CreatedAt": render.created_at(c.get("Created")),
+        "LocalVolumes": "0",
+        "Mounts": ",".join(str(m.get("Source", "")) for m in c.get("Mounts") or []),
+        "Size": "0B",
     }
 
 
@@ -171,12 +181,26 @@ def ps_table(
 
 
 def cmd_ps(ctx: Any, args: argparse.Namespace) -> int:
-    from boxnet.cli import render
+    import json
 
-    containers = ctx.client.call("GET", "/containers/json", query={"all": 1 if args.all else None})
+    from boxnet.cli import render
+    from boxnet.parsing.filters import from_cli
+
+    query: dict[str, object] = {"all": 1 if args.all else None}
+    limit = 1 if args.latest else args.last
+    if limit > 0:
+        query["limit"] = limit
+    if args.filter:
+        query["filters"] = json.dumps(from_cli(args.filter))
+    containers = ctx.client.call("GET", "/containers/json", query=query)
     if args.quiet:
         for c in containers:
             print(render.short_id(str(c.get("Id", "")), args.no_trunc))
+        return 0
+    if args.format == "json":  # Docker's `{{json .}}`: the display fields, one object a line
+        render.print_json_lines(
+            dict(sorted(ps_fields(c, args.no_trunc).items())) for c in containers
+        )
         return 0
     render.print_formatted(
         args.format,

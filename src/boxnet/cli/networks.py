@@ -37,6 +37,8 @@ def register(sub: Any) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="only ids")
     p.add_argument("--no-trunc", action="store_true", help="do not truncate ids")
     p.add_argument("--format", help='"table", "json" or a Go template')
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="name, id, driver, label, scope, type, dangling")  # fmt: skip
     p.set_defaults(func=cmd_ls)
     p = net.add_parser("inspect", help="low-level JSON of networks", allow_abbrev=False)
     p.add_argument("-f", "--format", help='"json" or a Go template, e.g. {{.IPAM.Config}}')
@@ -201,13 +203,38 @@ def ls_table(networks: list[dict[str, Any]], no_trunc: bool = False) -> str:
     return table(LS_HEADERS, rows)
 
 
-def cmd_ls(ctx: Any, args: argparse.Namespace) -> int:
-    from boxnet.cli.render import print_formatted, short_id
+def ls_fields(n: dict[str, Any], no_trunc: bool = False) -> dict[str, str]:
+    """The fields of Docker's network formatter."""
+    from boxnet.cli.render import created_at, short_id
 
-    networks = sorted(ctx.client.call("GET", "/networks"), key=lambda n: str(n.get("Name", "")))
+    labels = n.get("Labels") or {}
+    return {
+        "ID": short_id(str(n.get("Id", "")), no_trunc),
+        "Name": str(n.get("Name", "")),
+        "Driver": str(n.get("Driver", "")),
+        "Scope": str(n.get("Scope", "")),
+        "IPv6": str(bool(n.get("EnableIPv6"))).lower(),
+        "Internal": str(bool(n.get("Internal"))).lower(),
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        "CreatedAt": created_at(n.get("Created")),
+    }
+
+
+def cmd_ls(ctx: Any, args: argparse.Namespace) -> int:
+    import json
+
+    from boxnet.cli.render import print_formatted, print_json_lines, short_id
+    from boxnet.parsing.filters import from_cli
+
+    query = {"filters": json.dumps(from_cli(args.filter))} if args.filter else None
+    listed = ctx.client.call("GET", "/networks", query=query)
+    networks = sorted(listed, key=lambda n: str(n.get("Name", "")))
     if args.quiet:
         for n in networks:
             print(short_id(str(n.get("Id", "")), args.no_trunc))
+        return 0
+    if args.format == "json":  # Docker's `{{json .}}`: the display fields, one object a line
+        print_json_lines(dict(sorted(ls_fields(n, args.no_trunc).items())) for n in networks)
         return 0
     print_formatted(
         args.format,

@@ -88,6 +88,14 @@ def ago(value: object, now: float | None = None) -> str:
     return human_duration((time.time() if now is None else now) - ts) + " ago"
 
 
+def created_at(value: object) -> str:
+    """Docker's CreatedAt column: `2024-01-02 03:04:05 +0000 UTC`."""
+    ts = timestamp(value)
+    if ts is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(ts))
+
+
 def human_size(size: float) -> str:
     """go-units HumanSizeWithPrecision(size, 3): decimal units, 3 significant digits."""
     units = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
@@ -176,7 +184,7 @@ def print_json_lines(objects: Iterable[Any]) -> None:
     import json
 
     for obj in objects:
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
 def print_json_array(objects: list[Any]) -> None:

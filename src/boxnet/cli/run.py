@@ -50,6 +50,23 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     add("--log-driver", metavar="DRIVER", help="json-file (the only one: every log is one)")
     add("--log-opt", action="append", default=[], metavar="KEY=VALUE",
         help="log option: max-size=10m (default), max-file=3 (default)")  # fmt: skip
+    add("-v", "--volume", action="append", default=[], metavar="HOST:CTR[:ro]",
+        help="bind mount an absolute host path")  # fmt: skip
+    add("--mount", action="append", default=[], metavar="type=bind,source=..,target=..",
+        help="bind mount (type=bind only)")  # fmt: skip
+    add("-u", "--user", metavar="UID[:GID]", help="user (or NAME[:GROUP]) to run as")
+    add("-w", "--workdir", metavar="DIR", help="working directory (created if missing)")
+    add("--read-only", action="store_true", help="mount the root file system read-only")
+    add("--domainname", metavar="NAME", help="container NIS domain name")
+    add("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="set a label")
+    add("--restart", metavar="POLICY", default="no",
+        help="no, on-failure[:N], always, unless-stopped")  # fmt: skip
+    add("--link", action="append", default=[], metavar="NAME[:ALIAS]",
+        help="add a link to another container")  # fmt: skip
+    add("--tmpfs", action="append", default=[], metavar="PATH[:OPTIONS]",
+        help="mount a tmpfs, e.g. /run:rw,size=64m")  # fmt: skip
+    add("--stop-signal", metavar="SIGNAL", help="signal that stops the container (SIGTERM)")
+    add("--stop-timeout", type=int, metavar="SECONDS", help="seconds before SIGKILL (10)")
     add("image", metavar="IMAGE")
     # REMAINDER: everything after IMAGE belongs to the container (`run busybox ls -l`).
     add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
@@ -68,6 +85,7 @@ def register(sub: Any) -> None:
     parser.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
     parser.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]")
     parser.add_argument("-w", "--workdir", default="", help="working directory")
+    parser.add_argument("-u", "--user", default="", help="UID[:GID] or NAME[:GROUP]")
     parser.add_argument("container", metavar="CONTAINER")
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
     parser.set_defaults(func=cmd_exec)
@@ -202,6 +220,20 @@ def build_create(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, An
     if log_config is not None:
         host_config["LogConfig"] = log_config
     endpoints: dict[str, Any] = {}
+    if args.ip:
+        parse_ipv4(args.ip)
+    if mode in ("bridge", "default") and args.ip:
+        raise InvalidArgument(
+            "user specified IP address is supported on user defined networks only",
+            hint="create a network (boxnet network create --subnet ...) and use --network",
+        )
+    for alias in args.network_alias:  # what is wrong with the value first
+        names.validate_dns_name(alias, kind="network alias")
+    if mode in ("bridge", "default") and args.network_alias:
+        raise InvalidArgument(
+            "network-scoped alias is supported only for containers in user defined networks",
+            hint="create a network (boxnet network create NAME) and use --network NAME",
+        )
     if not mode.startswith("container:"):
         endpoint: dict[str, Any] = {}
         ipam = ipam_addresses(args.ip, args.ip6)
@@ -217,7 +249,9 @@ def build_create(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, An
             f"--ip and --network-alias do not apply to {mode}",
             "the container shares the other container's addresses and names",
         )
-    body: dict[str, Any] = {
+    body: dict[str, Any] = {}
+    _add_process_flags(args, body, host_config)
+    body.update({
         "Image": image,
         "Cmd": list(args.command) or None,  # None: the image's default command
         "Env": env_list(args.env),
@@ -228,7 +262,7 @@ def build_create(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, An
         "ExposedPorts": exposed,
         "HostConfig": host_config,
         "NetworkingConfig": {"EndpointsConfig": endpoints},
-    }
+    })  # fmt: skip
     if args.mac_address:
         body["MacAddress"] = parse_mac(args.mac_address)
     if args.entrypoint is not None:  # Docker's encoding: [""] resets the image's entrypoint
@@ -236,7 +270,53 @@ def build_create(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, An
     return ({"name": name} if name else {}), body
 
 
+def _add_process_flags(
+    args: argparse.Namespace, body: dict[str, Any], host_config: dict[str, Any]
+) -> None:
+    """-v/--mount, -u, -w, --read-only, --domainname, --label, --restart, --link."""
+    from boxnet.parsing import names, runflags
+
+    binds = [runflags.parse_bind(v) for v in args.volume]
+    mounts = [runflags.parse_mount_flag(m) for m in args.mount]
+    for m in mounts:
+        if m["Type"] != "tmpfs":  # the daemon checks tmpfs options
+            runflags.mount_to_bind(str(m["Type"]), str(m["Source"]), str(m["Target"]), False)
+    if binds:
+        host_config["Binds"] = [
+            f"{b.source}:{b.target}" + (":ro" if b.read_only else "") for b in binds
+        ]
+    if mounts:
+        host_config["Mounts"] = mounts
+    name, count = runflags.parse_restart(args.restart)
+    if name != "no" and args.rm:
+        raise InvalidArgument("Conflicting options: --restart and --rm", hint="drop one of them")
+    if name != "no":
+        host_config["RestartPolicy"] = {"Name": name, "MaximumRetryCount": count}
+    if args.read_only:
+        host_config["ReadonlyRootfs"] = True
+    if args.link:
+        host_config["Links"] = ["{}:{}".format(*runflags.parse_link(x)) for x in args.link]
+    if args.user is not None:
+        body["User"] = runflags.parse_user(args.user)
+    if args.workdir is not None:
+        body["WorkingDir"] = runflags.parse_workdir(args.workdir)
+    if args.domainname:
+        body["Domainname"] = names.validate_dns_name(args.domainname, kind="domain name")
+    if args.label:
+        body["Labels"] = dict(runflags.parse_label(x) for x in args.label)
+    if args.tmpfs:
+        host_config["Tmpfs"] = dict(
+            runflags.parse_tmpfs(t.partition(":")[0], t.partition(":")[2]) for t in args.tmpfs
+        )
+    if args.stop_signal:
+        body["StopSignal"] = args.stop_signal
+    if args.stop_timeout is not None:
+        body["StopTimeout"] = args.stop_timeout
+
+
 def build_exec(args: argparse.Namespace) -> dict[str, Any]:
+    from boxnet.parsing.runflags import parse_user
+
     if not args.command:
         raise InvalidArgument("exec needs a command to run", "e.g. boxnet exec -it CONTAINER sh")
     return {
@@ -245,6 +325,7 @@ def build_exec(args: argparse.Namespace) -> dict[str, Any]:
         "Tty": args.tty,
         "AttachStdin": args.interactive,
         "WorkingDir": args.workdir,
+        **({"User": parse_user(args.user)} if args.user else {}),
     }
 
 

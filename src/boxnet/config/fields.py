@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from boxnet.config import clustervalues as cv
 from boxnet.config import netvalues as nv
 from boxnet.config import textvalues as tv
 
@@ -83,6 +84,15 @@ FIELDS: tuple[Field, ...] = (
     Field("insecure-registries", "insecure_registries", ("--insecure-registry",), Kind.LIST,
           tv.parse_registry, "HOST[:PORT]|CIDR",
           "registry to pull from over plain HTTP (repeatable)"),
+    Field("cluster-store", "cluster_store", ("--cluster-store",), Kind.STR,
+          cv.parse_cluster_store, "etcd://HOST:PORT[,...]",
+          "etcd endpoints shared by the hosts of overlay networks"),
+    Field("cluster-advertise", "cluster_advertise", ("--cluster-advertise",), Kind.STR,
+          cv.parse_cluster_advertise, "ADDR",
+          "this host's IPv4 address on the underlay, as other hosts reach it"),
+    Field("cluster-store-opts", "cluster_store_opts", ("--cluster-store-opt",), Kind.LIST,
+          cv.parse_cluster_store_opt, "KEY=VALUE",
+          "TLS for etcd: kv.cacertfile, kv.certfile, kv.keyfile=PATH (repeatable)"),
 )  # fmt: skip
 
 BY_KEY = {f.key: f for f in FIELDS}

@@ -73,6 +73,11 @@ class DaemonConfig:
     ui: tuple[IPv4Address, int] | None = None  # --ui: the topology page's TCP address
     default_address_pools: tuple[tuple[IPv4Network, int], ...] = DEFAULT_ADDRESS_POOLS
     insecure_registries: tuple[str, ...] = ()  # host[:port] or CIDR: pulls over plain HTTP
+    # Overlay networks (SPEC §3b): etcd endpoints (host, port), this host's underlay address,
+    # TLS files for etcd ((kv.cacertfile|kv.certfile|kv.keyfile, path), ...).
+    cluster_store: tuple[tuple[str, int], ...] = ()
+    cluster_advertise: IPv4Address | None = None
+    cluster_store_opts: tuple[tuple[str, str], ...] = ()
     # daemon.json key -> "flag --bip" | "/etc/boxnet/daemon.json:3:1" | "default" | "env ...";
     # excluded from equality/hash: two configs with the same values behave the same.
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)

@@ -31,6 +31,7 @@ class Rules:
         self.firewall_switches()
         self.iptables_variant()
         self.pools_overlap()
+        self.cluster()
 
     def add(self, key: str, value: object, message: str, hint: str | None = None) -> None:
         self.report.add(key, self.sources[key], str(value), message, hint)
@@ -142,3 +143,41 @@ class Rules:
                 if isinstance(other, IPv4Network) and base.overlaps(other):
                     msg = f"pool {i + 1} ({base}) overlaps pool {j + 1} ({other})"
                     self.add("default-address-pools", base, msg, "make the pools disjoint")
+
+    def cluster(self) -> None:
+        """The three cluster options only make sense together (store + advertise, opts need a
+        store), and TLS needs both halves of the client certificate."""
+        store_given = "cluster-store" in self.given
+        if "cluster-advertise" in self.given and not store_given:
+            self.add(
+                "cluster-advertise",
+                self.values.get("cluster-advertise", "?"),
+                "has no effect without cluster-store",
+                "add cluster-store etcd://HOST:PORT, or remove cluster-advertise",
+            )
+        if store_given and "cluster-advertise" not in self.given:
+            self.add(
+                "cluster-store",
+                self.values.get("cluster-store", "?"),
+                "needs cluster-advertise: other hosts send overlay traffic to that address",
+                "add cluster-advertise with this host's address on the network the hosts share",
+            )
+        opts = self.values.get("cluster-store-opts")
+        if "cluster-store-opts" in self.given and not store_given:
+            self.add(
+                "cluster-store-opts",
+                opts if opts is not None else "?",
+                "has no effect without cluster-store",
+                "add cluster-store etcd://HOST:PORT, or remove cluster-store-opts",
+            )
+        if not isinstance(opts, tuple):
+            return
+        keys = [key for key, _ in opts]
+        for key in set(keys):
+            if keys.count(key) > 1:
+                self.add("cluster-store-opts", key, f"{key} is given {keys.count(key)} times",
+                         "give each option once")  # fmt: skip
+        if ("kv.certfile" in keys) != ("kv.keyfile" in keys):
+            have, missing = ("kv.certfile", "kv.keyfile")[:: 1 if "kv.certfile" in keys else -1]
+            self.add("cluster-store-opts", have, f"{have} needs {missing}",
+                     "a client certificate needs its key: give both")  # fmt: skip

@@ -24,6 +24,9 @@ from boxnet.core import metrics
 from boxnet.core.etcfiles import etc_paths, write_etc_files
 from boxnet.core.events import EventBus, container_attributes
 from boxnet.core.image_defaults import apply_image
+from boxnet.core.legacylinks import link_entries
+from boxnet.core.procs import env_dict, generated_name, signal_number
+from boxnet.core.restarts import Restarts
 from boxnet.core.sandbox import mode_kind
 from boxnet.core.watcher import ShimWatcher
 from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
@@ -53,6 +56,7 @@ class ExecRequest:
     workdir: str
     tty: bool
     stdin: bool = False  # Docker's AttachStdin: the client's input, else /dev/null
+    user: str = ""  # UID[:GID] or NAME[:GROUP] ("" = root)
 
 
 class Containers:
@@ -80,6 +84,7 @@ class Containers:
         self.watcher = ShimWatcher(self._on_shim_exit)
         # The embedded resolver's hooks (core/dnshook.py), set by the controller.
         self.dns: NameService | None = None
+        self.restarts = Restarts(self)  # --restart policies
         self.events = EventBus()  # GET /events (core/events.py)
 
     def event(self, c: Container, action: str, **extra: str) -> None:
@@ -123,13 +128,18 @@ class Containers:
             spec = apply_image(spec, image, spec.raw.get("Image") or spec.image)
             try:
                 self._check_network_mode(spec)
+                for target, _alias in spec.links:
+                    self.find(target)
             except NotFound as exc:
                 # Not a 404: Docker clients take any 404 from create for "no such image" and
                 # go pulling (docs/API.md).
-                raise InvalidArgument(exc.message, hint=exc.hint) from exc
+                message = exc.message
+                if message.startswith("No such container"):  # a --link target
+                    message = f"could not get container for {message.split(': ', 1)[-1]}"
+                raise InvalidArgument(message, hint=exc.hint) from exc
             container_id = secrets.token_hex(32)
             if name is None:
-                name = self._generated_name()
+                name = generated_name({c.name for c in self.records.containers()})
             else:
                 name = validate_container_name(name.lstrip("/"))
             c = Container(id=container_id, name=name, spec=spec, created=now_rfc3339())
@@ -141,18 +151,6 @@ class Containers:
                 raise
             self.event(c, "create")
             return c
-
-    def _generated_name(self) -> str:
-        taken = {c.name for c in self.records.containers()}
-        adjectives = ("brave", "calm", "eager", "fervent", "gentle", "happy", "keen", "lucid")
-        nouns = ("turing", "hopper", "lovelace", "ritchie", "thompson", "knuth", "dijkstra")
-        while True:
-            name = (
-                f"{adjectives[secrets.randbelow(len(adjectives))]}_"
-                f"{nouns[secrets.randbelow(len(nouns))]}{secrets.randbelow(100)}"
-            )
-            if name not in taken:
-                return name
 
     def _check_network_mode(self, spec: ContainerSpec) -> None:
         kind = mode_kind(spec.network_mode)
@@ -186,11 +184,15 @@ class Containers:
                 self.networks.find(req.network)
 
     # -- start ----------------------------------------------------------------------------------
-    def start(self, ref: str, stdio_fds: tuple[int, int, int] | None = None) -> Container:
+    def start(
+        self, ref: str, stdio_fds: tuple[int, int, int] | None = None, by_policy: bool = False
+    ) -> Container:
         with self.lock:
             c = self.find(ref)
             if c.state == State.RUNNING:
                 raise NotModified(f"container {c.name} is already running")
+            if not by_policy:
+                self.restarts.cancel(c.id)
             rootfs = self._rootfs(c)
             joined, etc_dir = self._joined_namespace(c)
             with Undo(f"start {c.short_id}") as undo:
@@ -209,6 +211,11 @@ class Containers:
                     env=env_dict(c.spec.env, tty=c.spec.tty),
                     hostname=c.hostname,
                     workdir=c.spec.workdir or "/",
+                    binds=tuple((b.source, b.target, b.read_only) for b in c.spec.binds),
+                    user=c.spec.user,
+                    read_only=c.spec.read_only,
+                    domainname=c.spec.domainname,
+                    tmpfs=c.spec.tmpfs,
                     rootfs=str(rootfs) if rootfs is not None else None,
                     upper_dir=str(state_dir / "upper") if rootfs is not None else None,
                     work_dir=str(state_dir / "work") if rootfs is not None else None,
@@ -234,6 +241,8 @@ class Containers:
                 finished_at=ZERO_TIME,
                 netns_path=result.netns_path,
                 error="",
+                manual_stop=False,
+                restart_count=c.restart_count + 1 if by_policy else 0,
                 paused=False,
             )
             faults.point("container.start.recorded")
@@ -290,6 +299,7 @@ class Containers:
             host_mode=mode_kind(c.spec.network_mode) == "host",
             embedded_dns=self.dns is not None and uses_resolver(c),
             in_place=in_place,
+            links=link_entries(self, c, strict=not in_place),
         )
 
     def refresh_etc(self, c: Container) -> None:
@@ -338,19 +348,27 @@ class Containers:
             if c.spec.auto_remove:
                 self.recent_exits[c.id] = (c.exit_code, time.monotonic())
                 self._delete(c)
+            else:
+                self.restarts.on_exit(c)
             self.changed.notify_all()
 
     # -- stop / kill / restart ------------------------------------------------------------------
     def stop(self, ref: str, timeout: float | None) -> None:
         with self.changed:
             c = self.find(ref)
+            if self.restarts.cancel(c.id):  # between two runs of its restart policy
+                self.records.update_container(c, manual_stop=True)
             if c.state != State.RUNNING:
                 raise NotModified(f"container {c.name} is not running")
-            launcher.send_signal(c.pid, signal.SIGTERM)
-            if c.paused:  # stopped processes see the SIGTERM once they run again
+            c = self.records.update_container(c, manual_stop=True)
+            stop_signal = signal_number(c.spec.stop_signal or "SIGTERM")
+            launcher.send_signal(c.pid, stop_signal)
+            if c.paused:  # stopped processes see the signal once they run again
                 procfs.signal_namespace(c.pid, signal.SIGCONT)
-            grace = 10.0 if timeout is None else max(0.0, timeout)
-            self.event(c, "kill", signal=str(int(signal.SIGTERM)))
+            if timeout is None:  # the container's --stop-timeout, else Docker's 10 s
+                timeout = 10.0 if c.spec.stop_timeout is None else c.spec.stop_timeout
+            grace = 1e9 if timeout < 0 else timeout  # -1: wait as long as it takes (Docker)
+            self.event(c, "kill", signal=str(stop_signal))
             if not self._wait_stopped(c.id, grace):
                 launcher.send_signal(c.pid, signal.SIGKILL)
                 self.event(c, "kill", signal=str(int(signal.SIGKILL)))
@@ -358,13 +376,18 @@ class Containers:
             self.event(c, "stop")
 
     def kill(self, ref: str, sig: str | int = "SIGKILL") -> None:
-        with self.lock:
+        with self.changed:
             c = self.find(ref)
+            number = signal_number(sig)
+            if self.restarts.cancel(c.id):
+                self.records.update_container(c, manual_stop=True)
             if c.state != State.RUNNING:
                 raise Conflict(f"Cannot kill container: {c.name}: container is not running")
-            number = _signal_number(sig)
+            c = self.records.update_container(c, manual_stop=True)  # no restart policy after it
             launcher.send_signal(c.pid, number)
             self.event(c, "kill", signal=str(number))
+            if number == signal.SIGKILL:  # Docker answers once the container is down
+                self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL)
 
     def restart(self, ref: str, timeout: float | None) -> None:
         with self.lock:
@@ -406,6 +429,7 @@ class Containers:
 
     def _delete(self, c: Container) -> None:
         # A row left by an exception or a crash is dropped at the next start; gc finishes the rm.
+        self.restarts.cancel(c.id)
         intent = self.records.intents.begin("container.rm", c.id, {"name": c.name})
         faults.point("container.rm.teardown")
         self.sandboxes.teardown(c)
@@ -432,6 +456,7 @@ class Containers:
         workdir: str,
         tty: bool,
         stdin: bool = False,
+        user: str = "",
     ) -> str:
         with self.lock:
             c = self.find(ref)
@@ -442,7 +467,11 @@ class Containers:
             if not argv:
                 raise InvalidArgument("exec needs a command")
             exec_id = secrets.token_hex(32)
-            self.execs[exec_id] = ExecRequest(c.id, argv, env, workdir or "/", tty, stdin)
+            # The container's user and working directory unless the exec names its own (Docker).
+            workdir = workdir or c.spec.workdir or "/"
+            self.execs[exec_id] = ExecRequest(
+                c.id, argv, env, workdir, tty, stdin, user or c.spec.user
+            )
             self.event(c, "exec_create: " + " ".join(argv), execID=exec_id)
             return exec_id
 
@@ -463,75 +492,7 @@ class Containers:
             req.workdir,
             req.tty,
             stdio_fds,
+            req.user,
         )
         self.event(c, "exec_die", execID=exec_id, exitCode=str(code))
         return code
-
-    # -- restart of the daemon -------------------------------------------------------------------
-    def _kill_unrecorded_process(self, c: Container) -> None:
-        """A daemon that died between starting a shim and recording it left a container running
-        that no record owns: undo that start (the container's PID 1 dies, its shim follows)."""
-        pid = launcher.read_pid(self.state_dir(c.id))
-        if pid and launcher.is_alive(pid) and _is_shim_of(pid, c.id):
-            log.warning("container %s was started by a daemon that died: stopping it", c.short_id)
-            launcher.send_signal(pid, signal.SIGKILL)
-
-    def adopt(self) -> tuple[int, int]:
-        """Watch the shims of containers that kept running while the daemon was away; finish
-        the exit of those that ended meanwhile. Returns (adopted, ended)."""
-        adopted = ended = 0
-        for c in self.records.containers():
-            if c.state != State.RUNNING:
-                self._kill_unrecorded_process(c)
-                continue
-            if (
-                c.shim_pid
-                and launcher.is_alive(c.shim_pid)
-                and self.watcher.watch(c.id, c.shim_pid)
-            ):
-                adopted += 1
-            else:
-                self._on_shim_exit(c.id)
-                ended += 1
-        return adopted, ended
-
-
-def _is_shim_of(pid: int, container_id: str) -> bool:
-    """True when pid's parent is the shim of this container (it names itself bx-<short id>,
-    see shim.serve), so a recycled PID is never killed by mistake."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        ppid = int(next(x for x in status.splitlines() if x.startswith("PPid:")).split()[1])
-        return Path(f"/proc/{ppid}/comm").read_text().strip() == "bx-" + container_id[:12]
-    except (OSError, StopIteration, ValueError):
-        return False
-
-
-def env_dict(env: tuple[str, ...], tty: bool = False) -> dict[str, str]:
-    """["K=V", "FLAG"] -> {"K": "V", "FLAG": ""}; TERM=xterm with a terminal, as Docker does."""
-    out: dict[str, str] = {}
-    for item in env:
-        key, _, value = item.partition("=")
-        out[key] = value
-    if tty:
-        out.setdefault("TERM", "xterm")
-    return out
-
-
-def _signal_number(sig: str | int) -> int:
-    if isinstance(sig, int):
-        return sig
-    text = sig.upper()
-    if text.isascii() and text.isdigit():
-        number = int(text)
-        if not 1 <= number <= signal.SIGRTMAX:
-            raise InvalidArgument(
-                f"invalid signal: {sig}", hint=f"a name like SIGTERM or 1-{int(signal.SIGRTMAX)}"
-            )
-        return number
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    try:
-        return int(signal.Signals[text])
-    except KeyError as exc:
-        raise InvalidArgument(f"invalid signal: {sig}") from exc

@@ -84,7 +84,10 @@ class Controller:
             if any(n.family(6) for n in self.networks.all()):
                 self.networks.enable_ipv6_forwarding()
             self.networks.sync_firewall()
-            adopted, ended = self.containers.adopt()
+            from boxnet.core.adoption import adopt
+
+            adopted, ended = adopt(self.containers)
+            self.containers.restarts.on_daemon_start()
             self.dns.adopt()  # the resolver's sockets died with the previous daemon
             if adopted or ended:
                 log.info("restart: adopted %d running containers, %d had ended", adopted, ended)
@@ -93,6 +96,7 @@ class Controller:
 
     def close(self) -> None:
         self.firewall_guard.stop()
+        self.containers.restarts.close()
         self.dns.close()
         self.ipr.close()
         self.store.close()

@@ -6,6 +6,7 @@ This is the daemon's boundary: the CLI validates too, but any HTTP client may se
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
 from boxnet.errors import InvalidArgument
 from boxnet.model import ContainerSpec, EndpointRequest, PortRequest
@@ -41,6 +42,12 @@ def parse_endpoint_config(cfg: Field, network: str = "") -> EndpointRequest:
     return EndpointRequest(network=network, ipv4=ipv4, ipv6=ipv6, aliases=aliases)
 
 
+def mode_kind_of(mode: str) -> str:
+    from boxnet.core.sandbox import mode_kind
+
+    return mode_kind(mode)
+
+
 def conflicting_options(mode: str, spec: ContainerSpec) -> None:
     """Docker's "conflicting options" errors for modes that share another namespace."""
     if mode.startswith("container:"):
@@ -59,6 +66,12 @@ def conflicting_options(mode: str, spec: ContainerSpec) -> None:
             raise InvalidArgument(
                 "conflicting options: custom host-to-IP mapping and the network mode"
             )
+    if spec.links and mode_kind_of(mode) != "network":
+        kind = "container" if mode.startswith("container:") else mode
+        raise InvalidArgument(
+            f"conflicting options: {kind} type networking can't be used with links."
+            " This would result in undefined behavior",
+        )
     if mode in ("host", "none") and (spec.ports or spec.publish_all):
         if mode == "host":
             # Docker ignores -p with --net host (with a warning); refusing is clearer.
@@ -71,11 +84,103 @@ def conflicting_options(mode: str, spec: ContainerSpec) -> None:
         raise InvalidArgument("conflicting options: mac-address and the network mode")
 
 
+def tmpfs_options(mount: Field) -> str:
+    """A Mounts entry of Type tmpfs as --tmpfs options: ro, size=BYTES, mode=OCTAL."""
+    size = mount["TmpfsOptions"]["SizeBytes"].integer(0, 1 << 50, 0)
+    mode = mount["TmpfsOptions"]["Mode"].integer(0, 0o7777, 0)
+    options = ["ro"] if mount["ReadOnly"].flag() else []
+    options += [f"size={size}"] if size else []
+    options += [f"mode={mode:o}"] if mode else []
+    return ",".join(options)
+
+
+def parse_process_flags(body: Field) -> dict[str, Any]:
+    """The ContainerSpec fields of `-v/--mount`, `-u`, `-w`, `--read-only`, `--domainname`,
+    `--label`, `--restart` and `--link` (Config.* and HostConfig.*), validated."""
+    from boxnet.parsing import names, runflags
+
+    host_config = body["HostConfig"]
+    binds = [runflags.parse_bind(b) for b in host_config["Binds"].strings(nul_free=True)]
+    mounted_tmpfs = {}
+    for item in host_config["Mounts"].items():
+        if item["Type"].text() == "tmpfs":  # {"Target", "TmpfsOptions": {"SizeBytes", "Mode"}}
+            path, text = runflags.parse_tmpfs(
+                item["Target"].text(nul_free=True), tmpfs_options(item)
+            )
+            mounted_tmpfs[path] = text
+            continue
+        binds.append(
+            runflags.mount_to_bind(
+                item["Type"].text(default="volume"),
+                item["Source"].text(nul_free=True),
+                item["Target"].text(nul_free=True),
+                item["ReadOnly"].flag(),
+            )
+        )
+    targets = [b.target for b in binds]
+    for target in targets:
+        if targets.count(target) > 1:
+            raise InvalidArgument(f"Duplicate mount point: {target}")
+    if host_config["VolumesFrom"].strings():
+        raise InvalidArgument("--volumes-from is not supported: boxnet has no volumes")
+    user = body["User"].text(nul_free=True)
+    workdir = body["WorkingDir"].text(nul_free=True)
+    domainname = body["Domainname"].text()
+    if domainname:
+        names.validate_dns_name(domainname, kind="domain name")
+    policy = host_config["RestartPolicy"]
+    restart = runflags.check_restart(
+        policy["Name"].text(default="no"), policy["MaximumRetryCount"].integer(0, 10**6, 0)
+    )
+    if restart[0] != "no" and host_config["AutoRemove"].flag():
+        raise InvalidArgument(
+            "can't create 'AutoRemove' container with restart policy",
+            hint="--rm and --restart do not go together: drop one",
+        )
+    links = []
+    texts = list(host_config["Links"].strings())
+    for _net, cfg in body["NetworkingConfig"]["EndpointsConfig"].entries():
+        if isinstance(cfg.value, dict):  # P10: {"<net>": null} happens
+            texts += cfg["Links"].strings()  # links on a user network: the same hosts lines
+    for text in texts:
+        # The API's form is "/target:/container/alias"; users type "target:alias".
+        name, _, alias = text.partition(":")
+        links.append(runflags.parse_link(f"{name}:{alias.rsplit('/', 1)[-1]}" if alias else name))
+    stop_signal = body["StopSignal"].text()
+    if stop_signal:
+        from boxnet.core.procs import signal_number
+
+        signal_number(stop_signal)  # an unknown name is a 400 now, not at stop
+    timeout = body["StopTimeout"]
+    tmpfs = dict(
+        runflags.parse_tmpfs(target, item.text()) for target, item in host_config["Tmpfs"].entries()
+    )
+    tmpfs.update(mounted_tmpfs)
+    if set(tmpfs) & set(targets):
+        raise InvalidArgument(f"Duplicate mount point: {sorted(set(tmpfs) & set(targets))[0]}")
+    return {
+        "tmpfs": tmpfs,
+        "stop_signal": stop_signal,
+        "stop_timeout": None if timeout.absent else timeout.integer(-1, 86400 * 365, 10),
+        "binds": tuple(binds),
+        "user": runflags.parse_user(user) if user else "",
+        "workdir": runflags.parse_workdir(workdir) if workdir else "",
+        "read_only": host_config["ReadonlyRootfs"].flag(),
+        "domainname": domainname,
+        "labels": body["Labels"].string_map(),
+        "restart_policy": restart[0],
+        "restart_max": restart[1],
+        "links": tuple(links),
+    }
+
+
 def parse_create(raw: object) -> ContainerSpec:
+    from boxnet.core.create_unsupported import refuse_unsupported
     from boxnet.parsing import dns, hosts, names, publish
 
     body = Field(raw)
     body.obj()  # the root must be an object
+    refuse_unsupported(body)
     image = body["Image"].text(required=True)
     image = image.removesuffix(":latest")  # not split(":"): "registry:5000/x:latest"
     argv = body["Entrypoint"].strings(True, nul_free=True) + body["Cmd"].strings(
@@ -165,12 +270,18 @@ def parse_create(raw: object) -> ContainerSpec:
         log_max_size=log_max_size,
         log_max_files=log_max_files,
         raw=dict(body.obj()),
+        **parse_process_flags(body),
     )
-    if any(e.ipv4 or e.ipv6 for e in endpoints) and mode in ("bridge",):
+    on_default = mode == "bridge" or any(e.network in ("bridge", "default") for e in endpoints)
+    if on_default and any(e.ipv4 or e.ipv6 for e in endpoints):
         raise InvalidArgument(
-            "user specified IP address is supported only when connecting to networks with user"
-            " configured subnets",
+            "user specified IP address is supported on user defined networks only",
             hint="create a network (boxnet network create --subnet ...) and use --network",
+        )
+    if on_default and any(e.aliases for e in endpoints):
+        raise InvalidArgument(
+            "network-scoped alias is supported only for containers in user defined networks",
+            hint="create a network (boxnet network create NAME) and use --network NAME",
         )
     conflicting_options(mode, spec)
     return spec

@@ -63,11 +63,13 @@ def write_etc_files(
     host_mode: bool,
     embedded_dns: bool = False,
     in_place: bool = False,
+    links: Sequence[tuple[str, Sequence[str]]] = (),
 ) -> dict[str, Path]:
     """Write the three files; returns {path in the container: file on the host}.
 
     embedded_dns: the daemon's resolver serves this container on 127.0.0.11 (boxnet.dns), so
     resolv.conf names it alone and the real servers only appear in a comment, as in Docker.
+    links: (address, names) lines of legacy `--link`s.
     in_place: rewrite the existing files (a running container sees them through bind mounts of
     their inodes, which a rename would leave behind).
     """
@@ -103,6 +105,8 @@ def write_etc_files(
             options = ["ndots:0", *options]
 
     own_names = [c.hostname] + ([c.name] if c.name != c.hostname else [])
+    if c.spec.domainname:  # Docker's line: "IP host.domain host"
+        own_names.insert(0, f"{c.hostname}.{c.spec.domainname}")
     entries: list[list[str]] = []
     if host_mode:
         entries.append(["127.0.1.1", *own_names])
@@ -111,6 +115,7 @@ def write_etc_files(
     if host_gateway is None:
         # No default bridge (boxnetd --bridge=none): the gateway of the first network.
         host_gateway = next((e.gateway for e in endpoints if e.gateway is not None), None)
+    entries.extend([addr, *names] for addr, names in links)  # --link: "IP alias id name"
     for item in c.spec.extra_hosts:
         name, addr = parse_add_host(item)
         if addr == "host-gateway":

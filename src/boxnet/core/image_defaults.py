@@ -1,8 +1,7 @@
 """What a new container takes from its image's config: Docker's merge at `create`.
 
 Entrypoint and Cmd (a request Entrypoint drops the image's Cmd), Env (the request's variables
-win by name), WorkingDir. The image's User is refused clearly: the runtime runs container
-processes as root only (yet).
+win by name), WorkingDir, User (resolved in the container's /etc/passwd at start, as `-u`).
 """
 
 from __future__ import annotations
@@ -33,18 +32,18 @@ def apply_image(spec: ContainerSpec, image: Image, name: str) -> ContainerSpec:
         raise InvalidArgument(
             f"the working directory {workdir!r} is invalid: it needs to be an absolute path"
         )
-    if body["User"].absent and defaults.user not in ROOT_USERS:
-        raise InvalidArgument(
-            f"image {name} runs as user {defaults.user!r}: boxnet runs container processes as"
-            " root only (yet)",
-            hint="use an image without a USER, or rebuild it with USER root",
-        )
+    user = spec.user
+    if not user and defaults.user not in ROOT_USERS:  # the image's USER, resolved like -u
+        from boxnet.parsing.runflags import parse_user
+
+        user = parse_user(defaults.user)
     return replace(
         spec,
         cmd=argv,
         env=merge_env(defaults.env, spec.env),
         image_id=image.id,
         workdir=workdir,
+        user=user,
     )
 
 

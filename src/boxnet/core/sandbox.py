@@ -121,7 +121,9 @@ class Sandboxes:
         reqs = list(c.spec.endpoints)
         primary = [r for r in reqs if r.network == c.spec.network_mode]
         rest = [r for r in reqs if r.network != c.spec.network_mode]
-        return (primary or [EndpointRequest(network=c.spec.network_mode)]) + rest
+        if not primary and not c.spec.primary_detached:
+            primary = [EndpointRequest(network=c.spec.network_mode)]
+        return primary + rest
 
     def _attach(
         self,
@@ -312,15 +314,11 @@ class Sandboxes:
             raise Forbidden(
                 "container cannot be disconnected from host network or connected to host network"
             )
-        if self._same_network(c.spec.network_mode, net):
-            raise Forbidden(
-                f"cannot disconnect container {c.name} from {net.name}: it is the network the"
-                " container was created with (--network)",
-                hint="connect it to another network first, or recreate it with that --network",
-            )
+        # The network of --network too (Docker allows it): it is no longer asked for after.
+        primary = self._same_network(c.spec.network_mode, net) and not c.spec.primary_detached
         live = [e for e in self.records.endpoints(container_id=c.id) if e.network_id == net.id]
         wanted = [r for r in c.spec.endpoints if self._same_network(r.network, net)]
-        if not live and not wanted:
+        if not live and not wanted and not primary:
             raise Conflict(
                 f"container {c.name} is not connected to network {net.name}",
                 hint="boxnet inspect CONTAINER shows its networks",
@@ -336,7 +334,9 @@ class Sandboxes:
             self.records.delete_endpoint(endpoint.id)
         self.records.release_leases(c.id, net.id)
         rest = tuple(r for r in c.spec.endpoints if not self._same_network(r.network, net))
-        self.records.update_container(c, spec=replace(c.spec, endpoints=rest))
+        detached = c.spec.primary_detached or self._same_network(c.spec.network_mode, net)
+        spec = replace(c.spec, endpoints=rest, primary_detached=detached)
+        self.records.update_container(c, spec=spec)
         self.records.intents.done(intent)
 
     def forget_endpoints(self, net: Network, container_ref: str) -> int:

@@ -46,6 +46,12 @@ class Drivers:
 
     def __getitem__(self, name: str) -> NetworkDriver:
         driver = self._by_name.get(name)
+        if driver is None and name == "overlay":
+            raise InvalidArgument(
+                "the overlay driver is not available yet: this boxnet has the cluster store"
+                " (--cluster-store etcd://HOST:PORT) but does not build overlay networks",
+                hint="use one of: " + ", ".join(CREATABLE),
+            )
         if driver is None:
             raise InvalidArgument(
                 f"network driver {name!r} is not supported",

@@ -32,6 +32,7 @@ from boxnet.errors import BoxnetError, InvalidArgument, KernelError, NotFound
 SHIM_PATH = Path(__file__).with_name("shim.py")
 ZYGOTE_PATH = Path(__file__).with_name("zygote.py")
 SHIMIO_PATH = Path(__file__).with_name("shimio.py")  # loaded by the shim, from its bytecode
+SHIMROOT_PATH = Path(__file__).with_name("shimroot.py")  # the same
 READY_TIMEOUT = 10.0
 SPEC_FILE = "spec.json"
 EXIT_FILE = "exit.json"
@@ -75,17 +76,25 @@ class ProcessSpec:
     tty: bool = False
     stdio: bool = False
     mode: str = "run"  # "run" | "exec"
+    binds: tuple[tuple[str, str, bool], ...] = ()  # (host source, container target, read-only)
+    user: str = ""  # UID[:GID] or NAME[:GROUP], resolved in the container (shimroot.py)
+    read_only: bool = False  # the root file system read-only
+    domainname: str = ""
+    tmpfs: Mapping[str, str] = field(default_factory=dict)  # container path -> mount options
     target_pid: int | None = None  # exec: the container's PID 1 (host PID)
 
     def to_json(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data.update(argv=list(self.argv), env=dict(self.env), etc_files=dict(self.etc_files))
+        data["binds"] = [list(b) for b in self.binds]
+        data["tmpfs"] = dict(self.tmpfs)
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProcessSpec:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["argv"] = tuple(known.get("argv", ()))
+        known["binds"] = tuple((str(a), str(b), bool(c)) for a, b, c in known.get("binds", ()))
         return cls(**known)
 
 
@@ -165,7 +174,7 @@ def _read_report(sock: socket.socket, deadline: float) -> dict[str, Any] | None:
 def _failure(report: dict[str, Any], what: str) -> BoxnetError:
     message = f"{what}: {report['error']}"
     code = int(report.get("exit_code", 125))
-    if report.get("stage") in ("exec", "workdir"):
+    if report.get("stage") in ("exec", "workdir", "user"):
         hint = "check the command name and the image's PATH" if code == 127 else None
         return StartFailed(message, code, hint)
     return SetupFailed(message, code)
@@ -184,7 +193,8 @@ def compiled(source: Path) -> str:
 
 
 def shim_program() -> str:
-    compiled(SHIMIO_PATH)  # the shim loads it from its bytecode when fresh
+    compiled(SHIMIO_PATH)  # the shim loads them from their bytecode when fresh
+    compiled(SHIMROOT_PATH)
     return compiled(SHIM_PATH)
 
 
@@ -220,6 +230,7 @@ class Zygote:
         self.close()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         compiled(SHIMIO_PATH)
+        compiled(SHIMROOT_PATH)
         with theirs, open(log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 # The log path is only a label: the shims the zygote forks share its command
@@ -370,6 +381,7 @@ def spawn_exec(
     workdir: str | None = None,
     tty: bool = False,
     stdio_fds: tuple[int, int, int] | None = None,
+    user: str = "",
 ) -> ExecProcess:
     """Run argv in every namespace (net, uts, ipc, pid, mnt) and the root of a running container."""
     if not argv:
@@ -385,6 +397,7 @@ def spawn_exec(
         stdio=stdio_fds is not None,
         mode="exec",
         target_pid=target_pid,
+        user=user,
     )
     parent_sock, child_sock = socket.socketpair()
     with parent_sock, tempfile.TemporaryDirectory(prefix="boxnet-exec-") as tmp:
@@ -417,9 +430,10 @@ def exec_in(
     workdir: str | None = None,
     tty: bool = False,
     stdio_fds: tuple[int, int, int] | None = None,
+    user: str = "",
 ) -> int:
     """Run argv inside a container and wait: its exit code (127 not found, 126 not executable)."""
-    return spawn_exec(target_pid, argv, env, workdir, tty, stdio_fds).wait()
+    return spawn_exec(target_pid, argv, env, workdir, tty, stdio_fds, user).wait()
 
 
 def read_exit(state_dir: Path | str) -> ExitStatus | None:

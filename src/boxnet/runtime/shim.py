@@ -71,9 +71,10 @@ def load_sibling(name: str) -> Any:
 
 
 if MYPY:
-    from boxnet.runtime import shimio
+    from boxnet.runtime import shimio, shimroot
 else:
     shimio = load_sibling("shimio")  # the container's output: relay and log
+    shimroot = load_sibling("shimroot")  # bind mounts, read-only root, user, domain name
 
 
 class SetupError(Exception):
@@ -238,6 +239,8 @@ def build_root(spec: dict[str, Any]) -> str:
         path = mount_point(root, target, writable, is_dir=False)
         if path is not None:  # a read-only image without the file keeps its own (or none)
             mount(source, path, None, MS_BIND)
+    shimroot.bind_mounts(root, spec, writable, globals())  # -v, --tmpfs: with our functions
+    shimroot.make_root_readonly(root, spec, globals())
     return root
 
 
@@ -306,6 +309,7 @@ def enter_run(spec: dict[str, Any]) -> str:
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # first: nothing may propagate to the host
     hostname = spec.get("hostname") or spec["container_id"][:12]
     _check(_libc.sethostname(hostname.encode(), len(hostname.encode())), "sethostname")
+    shimroot.set_domainname(spec, _libc)
     enter_root(build_root(spec))
     return str(hostname)
 
@@ -322,14 +326,14 @@ def child(spec: dict[str, Any], stdio: tuple[int, int, int] | None, enter: Any) 
     stage = "setup"
     try:
         _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl")  # dies with its shim
-        hostname = enter(spec)
+        env = command_env(spec, enter(spec))
+        stage = "user"
+        shimroot.switch_user(spec, env)  # before chdir: the directory must be the user's to enter
         stage = "workdir"
-        workdir = spec.get("workdir")
+        workdir = spec.get("workdir")  # a missing one was made with the root (shimroot)
         if workdir is None:  # exec without -w: where the container's PID 1 is
             os.fchdir(spec["_cwd_fd"])
         else:
-            if spec.get("_writable") and not os.path.isdir(workdir):
-                os.makedirs(workdir, exist_ok=True)  # Docker creates a missing working directory
             os.chdir(workdir)
         if stdio is not None:
             for target, fd in enumerate(stdio):
@@ -341,9 +345,11 @@ def child(spec: dict[str, Any], stdio: tuple[int, int, int] | None, enter: Any) 
             except OSError:  # already some session's terminal: run without job control
                 pass
         stage = "exec"
-        exec_command(list(spec["argv"]), command_env(spec, hostname))
+        exec_command(list(spec["argv"]), env)
     except OSError as e:
         raise failed(stage, e, spec) from e
+    except shimroot.UserError as e:
+        raise SetupError("user", 125, str(e)) from e
 
 
 def fork_child(target: Any, *args: Any) -> tuple[int, int]:

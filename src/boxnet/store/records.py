@@ -10,6 +10,7 @@ from typing import Any
 
 from boxnet.errors import Conflict
 from boxnet.model import (
+    BindMount,
     Container,
     ContainerSpec,
     Endpoint,
@@ -90,6 +91,8 @@ def _spec_from(d: dict[str, Any]) -> ContainerSpec:
         for p in d["ports"]
     )
     d["exposed"] = tuple((int(p), str(proto)) for p, proto in d["exposed"])
+    d["binds"] = tuple(BindMount(**b) for b in d.get("binds", ()))
+    d["links"] = tuple((str(n), str(a)) for n, a in d.get("links", ()))
     return ContainerSpec(**d)
 
 

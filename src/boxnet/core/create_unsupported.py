@@ -1,0 +1,94 @@
+"""Create-body settings boxnet does not implement: refused when set, never silently ignored.
+
+Docker's clients send every key, mostly with zero values (false, 0, "", null, [] or {}), so only a
+value that asks for something is refused, with the path of the field and what to do instead.
+"""
+
+from __future__ import annotations
+
+from boxnet.errors import InvalidArgument
+from boxnet.parsing.body import Field
+
+_LIMITS = "resource limits need cgroups, which boxnet does not manage"
+# HostConfig keys whose non-zero value asks for a feature boxnet lacks, and why it lacks it.
+_HOST_CONFIG = {
+    "Privileged": "containers run without extra privileges",
+    "CapAdd": "capabilities are not configurable",
+    "CapDrop": "capabilities are not configurable",
+    "Devices": "devices are not passed to containers",
+    "DeviceRequests": "devices are not passed to containers",
+    "PidMode": "every container has its own PID namespace",
+    "UTSMode": "every container has its own UTS namespace",
+    "UsernsMode": "user namespaces are not used",
+    "Sysctls": "sysctls are not configurable",
+    "SecurityOpt": "security options are not configurable",
+    "VolumeDriver": "volumes are not supported; use a bind mount",
+    "Memory": _LIMITS,
+    "MemoryReservation": _LIMITS,
+    "NanoCpus": _LIMITS,
+    "CpuShares": _LIMITS,
+    "CpuQuota": _LIMITS,
+    "CpusetCpus": _LIMITS,
+    "BlkioWeight": _LIMITS,
+    "Ulimits": "resource limits are not configurable",
+    "Init": "the command runs as the container's PID 1 (no init process)",
+    "GroupAdd": "supplementary groups come from the image's /etc/group (-u NAME)",
+    "ShmSize": "/dev/shm is a tmpfs of the default size",
+    "CgroupParent": "cgroups are not managed",
+    "DeviceCgroupRules": "cgroups are not managed",
+    "MemorySwap": _LIMITS,
+    "KernelMemory": _LIMITS,
+    "CpuPeriod": _LIMITS,
+    "CpusetMems": _LIMITS,
+    "PidsLimit": _LIMITS,
+    "OomKillDisable": _LIMITS,
+    "OomScoreAdj": "the OOM score is not configurable",
+}
+_IPC_MODES = ("", "private", "shareable")
+
+
+def _asks(value: object) -> bool:
+    """True unless value is one of the zero values clients send for "not set"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value > 0  # PidsLimit -1, MemorySwap -1: unlimited, i.e. not set
+    return bool(value)
+
+
+def refuse_unsupported(body: Field) -> None:
+    host_config = body["HostConfig"]
+    for key, why in _HOST_CONFIG.items():
+        if _asks(host_config[key].value):
+            raise InvalidArgument(
+                f"HostConfig.{key} is not supported by boxnet: {why}", hint="leave it unset"
+            )
+    ipc = host_config["IpcMode"].value
+    if ipc not in (None, *_IPC_MODES):
+        raise InvalidArgument(
+            f"HostConfig.IpcMode {ipc!r} is not supported by boxnet: every container has its"
+            " own IPC namespace",
+            hint="leave it unset",
+        )
+    binds = {b.split(":")[1] for b in host_config["Binds"].strings() if ":" in b}
+    binds |= {m["Target"].text() for m in host_config["Mounts"].items()}
+    for path in body["Volumes"].obj():
+        if path.rstrip("/") not in {b.rstrip("/") for b in binds}:
+            raise InvalidArgument(
+                f"Volumes[{path!r}]: anonymous volumes are not supported",
+                hint=f"use a bind mount: -v /HOST/PATH:{path}",
+            )
+    runtime = host_config["Runtime"].value
+    if runtime not in (None, "", "runc", "boxnet"):
+        raise InvalidArgument(
+            f"HostConfig.Runtime {runtime!r} is not supported by boxnet: its shim is the only"
+            " runtime",
+            hint="leave it unset",
+        )
+    if body["NetworkDisabled"].flag():
+        raise InvalidArgument(
+            "NetworkDisabled is not supported by boxnet", hint="use --network none (NetworkMode)"
+        )
+    test = body["Healthcheck"]["Test"].strings()
+    if test and test[0] != "NONE":
+        raise InvalidArgument("Healthcheck is not supported by boxnet", hint="leave it unset")
