@@ -109,6 +109,10 @@ class NetworkRequest:
     internal: bool = False
     attachable: bool = False
     ipv6: bool = False
+    ipv4: bool = True  # False (`--ipv4=false`): an IPv6-only network (refused so far)
+    # The IPv6 addressing asked for (its subnet, maybe gateway, range, aux addresses); None with
+    # --ipv6 means a subnet from the IPv6 pools. The fields above are the IPv4 family's.
+    ipam6: IPAMConfig | None = None
     options: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -144,6 +148,7 @@ class EndpointRequest:
 
     network: str
     ipv4: IPv4Address | None = None
+    ipv6: IPv6Address | None = None  # `--ip6`
     aliases: tuple[str, ...] = ()
 
 
@@ -162,8 +167,8 @@ class Endpoint:
     aliases: tuple[str, ...] = ()
 
     # The IPv4 address, for what is IPv4 by nature or until it learns IPv6 (DNS A records,
-    # /etc/hosts, DNAT, Docker's IPAddress fields). Every endpoint has one while networks are
-    # IPv4 (IPv6 is refused).
+    # /etc/hosts, DNAT, Docker's IPAddress fields). Every endpoint has one: IPv6-only networks
+    # (--ipv4=false) are refused.
     @property
     def interface(self) -> IPv4Interface:
         return next(a for a in self.addresses if isinstance(a, IPv4Interface))
@@ -179,6 +184,14 @@ class Endpoint:
     @property
     def gateway(self) -> IPv4Address | None:
         return next((g for g in self.gateways if isinstance(g, IPv4Address)), None)
+
+    @property
+    def interface6(self) -> IPv6Interface | None:
+        return next((a for a in self.addresses if isinstance(a, IPv6Interface)), None)
+
+    @property
+    def gateway6(self) -> IPv6Address | None:
+        return next((g for g in self.gateways if isinstance(g, IPv6Address)), None)
 
 
 @dataclass(frozen=True)

@@ -106,3 +106,36 @@ def test_the_hand_packed_fast_path_matches_dnslib() -> None:
     assert Answerer(TABLE)._fast_a("web", bytes(DNSRecord.question("other").pack())) is None
     ptr = DNSRecord.question("2.0.18.172.in-addr.arpa", "PTR")
     assert Answerer(TABLE)._fast_a("web", bytes(ptr.pack())) is None
+
+
+def test_aaaa_on_a_dual_stack_network() -> None:
+    """An endpoint with two addresses has two entries: A answers the IPv4 one, AAAA the IPv6
+    one (the hand-packed fast path and dnslib's path alike), PTR works in ip6.arpa."""
+    from ipaddress import IPv6Address
+
+    v6 = IPv6Address("2001:db8:1::2")
+    table = NameTable(
+        [
+            NameEntry("web6", "dual", IPv4Address("10.98.0.2"), ("web6", "alias6")),
+            NameEntry("web6", "dual", v6, ("web6", "alias6")),
+            NameEntry("cli", "dual", IPv4Address("10.98.0.3"), ("cli",)),
+        ]
+    )
+
+    def ask6(name: str, qtype: str) -> DNSRecord:
+        query = bytes(DNSRecord.question(name, qtype).pack())
+        response = Answerer(table).decide("cli", query)
+        assert response is not FORWARD
+        return DNSRecord.parse(response)
+
+    for name in ("web6", "alias6"):
+        aaaa = ask6(name, "AAAA")
+        assert [(rr.rtype, str(rr.rdata)) for rr in aaaa.rr] == [(QTYPE.AAAA, str(v6))]
+        a = ask6(name, "A")
+        assert [(rr.rtype, str(rr.rdata)) for rr in a.rr] == [(QTYPE.A, "10.98.0.2")]
+    both = ask6("web6", "ANY")  # dnslib's path
+    assert {str(rr.rdata) for rr in both.rr} == {"10.98.0.2", str(v6)}
+    ptr = ask6(v6.reverse_pointer, "PTR")
+    assert str(ptr.rr[0].rdata) == "web6."
+    no_v6 = ask6("cli", "AAAA")
+    assert no_v6.header.rcode == RCODE.NOERROR and not no_v6.rr

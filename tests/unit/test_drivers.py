@@ -240,3 +240,64 @@ def test_every_driver_step_is_unique_and_named_after_its_driver() -> None:
     assert len(steps) == len(set(steps))
     for cls in DRIVERS:
         assert all(step.startswith(cls.name + ".") for step in cls.steps), cls
+
+
+# -- IPv6 (issue 15) ------------------------------------------------------------------------------
+def test_bridge_plans_a_dual_stack_network_from_the_request() -> None:
+    from ipaddress import IPv6Address, IPv6Network
+
+    asked = IPAMConfig(IPv6Network("2001:db8:1::/64"), ip_range=IPv6Network("2001:db8:1::/120"))
+    net = bridge_plan(ipv6=True, subnet=IPv4Network("10.9.0.0/24"), ipam6=asked).network
+    assert net.ipv6 is True
+    v6 = net.family(6)
+    assert v6 is not None and v6.subnet == IPv6Network("2001:db8:1::/64")
+    assert v6.gateway == IPv6Address("2001:db8:1::1") and v6.ip_range == asked.ip_range
+    assert net.family(4) is not None
+    assert {i.subnet.version for i in BridgeDriver(ENV).firewall(net)} == {4, 6}
+
+
+def test_bridge_ipv6_without_subnet_takes_a_64_of_the_pool_and_skips_taken_ones() -> None:
+    from ipaddress import IPv6Network
+
+    from boxnet.ipam.allocator import ula_pool
+
+    pool = ula_pool("seed")
+    assert pool[0].prefixlen == 48 and pool[0].subnet_of(IPv6Network("fd00::/8"))
+    assert ula_pool("seed") == pool and ula_pool("other")[0] != pool[0]
+    first = next(pool[0].subnets(new_prefix=64))
+    context = PlanContext(
+        pools=DEFAULT_POOLS, pools6=(pool,), occupied=lambda: [Occupant(first, "network a")]
+    )
+    net = BridgeDriver(ENV).validate(NetworkRequest(name="n1", ipv6=True), base(), context).network
+    v6 = net.family(6)
+    assert v6 is not None and v6.subnet.prefixlen == 64 and v6.subnet != first
+    assert v6.subnet.subnet_of(pool[0])  # type: ignore[arg-type]
+
+
+def test_bridge_ipv6_checks_the_gateway_and_overlaps() -> None:
+    from ipaddress import IPv6Address, IPv6Network
+
+    subnet = IPv6Network("2001:db8:1::/64")
+    bad_gw = IPAMConfig(subnet, gateway=IPv6Address("2001:db8:2::1"))
+    assert "invalid gateway" in refused(InvalidArgument, bridge_plan, ipv6=True, ipam6=bad_gw)
+    taken = [Occupant(IPv6Network("2001:db8::/32"), "the address x of eth0")]
+    msg = refused(Conflict, bridge_plan, taken, ipv6=True, ipam6=IPAMConfig(subnet))
+    assert "overlaps the address x of eth0" in msg
+
+
+def test_network_request_parses_one_ipam_config_per_family() -> None:
+    from boxnet.core.network_request import parse_network_request
+
+    req = parse_network_request(
+        {
+            "Name": "v6",
+            "EnableIPv6": True,
+            "IPAM": {"Config": [{"Subnet": "10.1.0.0/24"}, {"Subnet": "2001:db8::/64"}]},
+        }
+    )
+    assert str(req.subnet) == "10.1.0.0/24" and req.ipam6 is not None
+    assert str(req.ipam6.subnet) == "2001:db8::/64" and req.ipv4 is True
+    two_v6 = {"Name": "x", "IPAM": {"Config": [{"Subnet": "2001:db8::/64"}] * 2}}
+    assert "at most one IPv6" in refused(InvalidArgument, parse_network_request, two_v6)
+    mixed = {"Name": "x", "IPAM": {"Config": [{"Subnet": "2001:db8::/64", "Gateway": "10.0.0.1"}]}}
+    assert "same address family" in refused(InvalidArgument, parse_network_request, mixed)

@@ -26,6 +26,27 @@ def _ports_map(ctl: Controller, c: Container) -> dict[str, list[dict[str, str]] 
     return ports
 
 
+def _ipv6_fields(e: Endpoint | None) -> dict[str, Any]:
+    """Docker's IPv6 fields of an endpoint (empty when it has no IPv6)."""
+    iface = e.interface6 if e is not None else None
+    gateway = e.gateway6 if e is not None else None
+    return {
+        "IPv6Gateway": str(gateway) if gateway else "",
+        "GlobalIPv6Address": str(iface.ip) if iface else "",
+        "GlobalIPv6PrefixLen": iface.network.prefixlen if iface else 0,
+    }
+
+
+def _ipam_config(req: EndpointRequest | None) -> dict[str, str] | None:
+    """The static addresses asked for (`--ip`, `--ip6`), as Docker's IPAMConfig."""
+    if req is None:
+        return None
+    out = {"IPv4Address": str(req.ipv4)} if req.ipv4 else {}
+    if req.ipv6:
+        out["IPv6Address"] = str(req.ipv6)
+    return out or None
+
+
 def _endpoint_settings(
     net: Network | None, e: Endpoint | None, req: EndpointRequest | None, raw: Any
 ) -> dict[str, Any]:
@@ -34,7 +55,7 @@ def _endpoint_settings(
     raw = raw if isinstance(raw, dict) else {}
     aliases = list(e.aliases) if e is not None else list(req.aliases) if req else []
     return {
-        "IPAMConfig": {"IPv4Address": str(req.ipv4)} if req and req.ipv4 else None,
+        "IPAMConfig": _ipam_config(req),
         "Links": raw.get("Links") or None,
         "Aliases": aliases or None,
         "NetworkID": net.id if net else e.network_id if e else "",
@@ -42,9 +63,7 @@ def _endpoint_settings(
         "Gateway": str(e.gateway) if e and e.gateway else "",
         "IPAddress": str(e.ip) if e else "",
         "IPPrefixLen": e.prefixlen if e else 0,
-        "IPv6Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        **_ipv6_fields(e),
         "MacAddress": e.mac if e else "",
         "DriverOpts": raw.get("DriverOpts") or None,
         **({"InterfaceName": e.ifname, "HostInterfaceName": e.host_veth} if e else {}),
@@ -181,6 +200,7 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
             "Gateway": str(primary.gateway or "") if primary else "",
             "IPAddress": str(primary.ip) if primary else "",
             "IPPrefixLen": primary.prefixlen if primary else 0,
+            **_ipv6_fields(primary),
             "MacAddress": primary.mac if primary else "",
             "Networks": networks,
         },
@@ -255,7 +275,7 @@ def network_inspect(ctl: Controller, net: Network) -> dict[str, Any]:
             "EndpointID": e.id,
             "MacAddress": e.mac,
             "IPv4Address": f"{e.ip}/{e.prefixlen}",
-            "IPv6Address": "",
+            "IPv6Address": str(e.interface6 or ""),
         }
     config = []
     for cfg in net.ipam:

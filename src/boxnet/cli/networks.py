@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
         help="address the allocator must not hand out")  # fmt: skip
     add("--internal", action="store_true", help="no access to or from outside")
     add("--attachable", action="store_true", help="containers may connect (overlay)")
-    add("--ipv6", action="store_true", help="enable IPv6 (not supported yet: refused)")
+    add("--ipv6", action="store_true", help="enable IPv6 (dual stack)")
     add("-o", "--opt", action="append", default=[], metavar="KEY=VALUE", help="driver option")
     add("--label", action="append", default=[], metavar="KEY=VALUE", help="metadata")
     add("name", metavar="NETWORK")
@@ -52,6 +52,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_prune)
     p = net.add_parser("connect", help="connect a container to a network", allow_abbrev=False)
     p.add_argument("--ip", help="IPv4 address")
+    p.add_argument("--ip6", help="IPv6 address")
     p.add_argument("--alias", action="append", default=[], help="DNS alias on this network")
     p.add_argument("network", metavar="NETWORK")
     p.add_argument("container", metavar="CONTAINER")
@@ -167,10 +168,11 @@ def build_connect(args: argparse.Namespace) -> dict[str, Any]:
     from boxnet.parsing.names import validate_dns_name
 
     endpoint: dict[str, Any] = {}
-    if args.ip:
-        from boxnet.cli.run import parse_ipv4
+    from boxnet.cli.run import ipam_addresses
 
-        endpoint["IPAMConfig"] = {"IPv4Address": parse_ipv4(args.ip)}
+    ipam = ipam_addresses(args.ip, args.ip6)
+    if ipam:
+        endpoint["IPAMConfig"] = ipam
     if args.alias:
         endpoint["Aliases"] = [validate_dns_name(a, kind="network alias") for a in args.alias]
     return {"Container": args.container, "EndpointConfig": endpoint}

@@ -35,6 +35,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     add("--net", "--network", dest="network", action="append", default=[], metavar="MODE",
         help="bridge (default), none, host, container:NAME|ID or a network name")  # fmt: skip
     add("--ip", help="IPv4 address on the network (user-defined networks)")
+    add("--ip6", help="IPv6 address on the network (user-defined IPv6 networks)")
     add("--mac-address", help="MAC address, e.g. 02:42:ac:11:00:02")
     add("--network-alias", action="append", default=[], metavar="ALIAS", help="DNS alias")
     add("--dns", action="append", default=[], metavar="IP", help="DNS server")
@@ -112,6 +113,27 @@ def parse_mac(text: str) -> str:
     ):
         raise InvalidArgument(f'invalid MAC address "{text}"', _MAC_HINT)
     return ":".join(parts).lower()
+
+
+def ipam_addresses(ip: str | None, ip6: str | None) -> dict[str, str]:
+    """The EndpointConfig.IPAMConfig of `--ip` and `--ip6`."""
+    out = {}
+    if ip:
+        out["IPv4Address"] = parse_ipv4(ip)
+    if ip6:
+        out["IPv6Address"] = parse_ipv6(ip6)
+    return out
+
+
+def parse_ipv6(text: str) -> str:
+    from ipaddress import IPv6Address
+
+    try:
+        return str(IPv6Address(text))
+    except ValueError:
+        raise InvalidArgument(
+            f"invalid IPv6 address {text!r} for --ip6", hint="for example 2001:db8:1::10"
+        ) from None
 
 
 def parse_ipv4(text: str) -> str:
@@ -214,8 +236,9 @@ def build_create(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, An
         )
     if not mode.startswith("container:"):
         endpoint: dict[str, Any] = {}
-        if args.ip:
-            endpoint["IPAMConfig"] = {"IPv4Address": parse_ipv4(args.ip)}
+        ipam = ipam_addresses(args.ip, args.ip6)
+        if ipam:
+            endpoint["IPAMConfig"] = ipam
         if args.network_alias:
             endpoint["Aliases"] = [
                 names.validate_dns_name(a, kind="network alias") for a in args.network_alias

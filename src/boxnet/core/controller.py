@@ -81,6 +81,8 @@ class Controller:
             self.reconciler.resolve_intents(GcReport())
             self.lan.hostbridges.reapply()  # before anything reads the host's addresses
             self.networks.ensure_predefined()
+            if any(n.family(6) for n in self.networks.all()):
+                self.networks.enable_ipv6_forwarding()
             self.networks.sync_firewall()
             from boxnet.core.adoption import adopt
 

@@ -5,7 +5,7 @@ This is the daemon's boundary: the CLI validates too, but any HTTP client may se
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from boxnet.errors import InvalidArgument
@@ -28,10 +28,18 @@ def parse_endpoint_config(cfg: Field, network: str = "") -> EndpointRequest:
         raise InvalidArgument(
             f"{address.path}: invalid IPv4 address {text!r}", hint="for example 172.20.0.10"
         ) from exc
+    address6 = cfg["IPAMConfig"]["IPv6Address"]
+    text6 = address6.text()
+    try:
+        ipv6 = IPv6Address(text6) if text6 else None
+    except ValueError as exc:
+        raise InvalidArgument(
+            f"{address6.path}: invalid IPv6 address {text6!r}", hint="for example 2001:db8:1::10"
+        ) from exc
     aliases = tuple(
         names.validate_dns_name(a, kind="network alias") for a in cfg["Aliases"].strings()
     )
-    return EndpointRequest(network=network, ipv4=ipv4, aliases=aliases)
+    return EndpointRequest(network=network, ipv4=ipv4, ipv6=ipv6, aliases=aliases)
 
 
 def mode_kind_of(mode: str) -> str:
@@ -265,7 +273,7 @@ def parse_create(raw: object) -> ContainerSpec:
         **parse_process_flags(body),
     )
     on_default = mode == "bridge" or any(e.network in ("bridge", "default") for e in endpoints)
-    if on_default and any(e.ipv4 for e in endpoints):
+    if on_default and any(e.ipv4 or e.ipv6 for e in endpoints):
         raise InvalidArgument(
             "user specified IP address is supported on user defined networks only",
             hint="create a network (boxnet network create --subnet ...) and use --network",

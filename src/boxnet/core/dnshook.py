@@ -55,14 +55,18 @@ class NameService:
         self.resolver.set_table(table)
 
     @staticmethod
-    def _entry(c: Container, e: Endpoint, internal: set[str]) -> NameEntry:
-        return NameEntry(
-            container_id=c.id,
-            network_id=e.network_id,
-            ip=e.ip,
-            names=(c.name, c.short_id, *e.aliases),
-            internal=e.network_id in internal,
-        )
+    def _entries(c: Container, e: Endpoint, internal: set[str]) -> list[NameEntry]:
+        """One entry per address of the endpoint (A and AAAA records)."""
+        return [
+            NameEntry(
+                container_id=c.id,
+                network_id=e.network_id,
+                ip=address.ip,
+                names=(c.name, c.short_id, *e.aliases),
+                internal=e.network_id in internal,
+            )
+            for address in e.addresses
+        ]
 
     def _internal_networks(self) -> set[str]:
         return {n.id for n in self.records.networks() if n.internal}
@@ -70,7 +74,11 @@ class NameService:
     def update(self, c: Container) -> None:
         """c's endpoints changed (start, connect, disconnect): re-read its entries only."""
         internal = self._internal_networks()
-        entries = [self._entry(c, e, internal) for e in self.records.endpoints(container_id=c.id)]
+        entries = [
+            entry
+            for e in self.records.endpoints(container_id=c.id)
+            for entry in self._entries(c, e, internal)
+        ]
         self._publish(self._table.with_container(c.id, entries))
 
     def refresh(self) -> None:
@@ -79,9 +87,10 @@ class NameService:
         containers = {c.id: c for c in self.records.containers()}
         self._publish(
             NameTable(
-                self._entry(containers[e.container_id], e, internal)
+                entry
                 for e in self.records.endpoints()
                 if e.container_id in containers
+                for entry in self._entries(containers[e.container_id], e, internal)
             )
         )
 

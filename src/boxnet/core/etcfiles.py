@@ -110,8 +110,8 @@ def write_etc_files(
     entries: list[list[str]] = []
     if host_mode:
         entries.append(["127.0.1.1", *own_names])
-    for e in endpoints:
-        entries.append([str(e.ip), *own_names])
+    for e in endpoints:  # a line per address: IPv4, and IPv6 on a dual-stack network
+        entries.extend([str(address.ip), *own_names] for address in e.addresses)
     if host_gateway is None:
         # No default bridge (boxnetd --bridge=none): the gateway of the first network.
         host_gateway = next((e.gateway for e in endpoints if e.gateway is not None), None)

@@ -17,14 +17,14 @@ from boxnet.drivers import Drivers, NetworkDriver, Plan, PlanContext
 from boxnet.drivers.base import HostLink
 from boxnet.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from boxnet.firewall.base import DnatIntent, FirewallModel
-from boxnet.ipam.allocator import DEFAULT_POOLS, Occupant
+from boxnet.ipam.allocator import DEFAULT_POOLS, Occupant, ula_pool
 from boxnet.kernel import links
 from boxnet.model import DEFAULT_BRIDGE_NAME, PREDEFINED_NETWORKS, Network, NetworkRequest
 from boxnet.store.records import network_doc
 from boxnet.txn import Undo
 
 if TYPE_CHECKING:
-    from ipaddress import IPv4Network
+    from ipaddress import IPv4Network, IPv6Network
 
     from pyroute2 import IPRoute
 
@@ -121,6 +121,16 @@ class Networks:
     def pools(self) -> tuple[tuple[IPv4Network, int], ...]:
         return tuple(self.config.default_address_pools) or DEFAULT_POOLS
 
+    def pools6(self) -> tuple[tuple[IPv6Network, int], ...]:
+        seed = f"{read_machine_id()} {self.config.data_root}"
+        return (ula_pool(seed),)
+
+    def enable_ipv6_forwarding(self) -> None:
+        """Containers on IPv6 networks reach beyond their bridge (Docker does the same when a
+        network has IPv6). Only with ip-forward on, as for IPv4."""
+        if self.config.ip_forward:
+            links.set_sysctl("net/ipv6/conf/all/forwarding", "1")
+
     def occupied(self, exclude_bridge: str | None = None) -> list[Occupant]:
         nets = self.records.networks()
         ours = {n.bridge for n in nets if n.bridge}
@@ -134,6 +144,10 @@ class Networks:
             if ifname in ours or ifname == "lo":
                 continue
             out.append(Occupant(iface.network, f"the address {iface} of {ifname}"))
+        names = {info.index: info.ifname for info in links.list_links(self.ipr)}
+        for index, iface6 in links.global_ipv6_addresses(self.ipr):
+            if names.get(index) not in ours:
+                out.append(Occupant(iface6.network, f"the address {iface6} of {names.get(index)}"))
         for route, oif in links.ipv4_routes(self.ipr):
             # Our own bridges' connected routes are not someone else's address space.
             if route.prefixlen == 0 or route.is_loopback or oif in ours:
@@ -149,6 +163,7 @@ class Networks:
         return PlanContext(
             networks=tuple(self.records.networks()),
             pools=self.pools(),
+            pools6=self.pools6(),
             occupied=lambda: self.occupied(exclude_bridge=exclude),
             link=host_link,
             mtu=self.config.mtu,
@@ -169,8 +184,8 @@ class Networks:
                 f"network with name {req.name} already exists",
                 hint="choose another name, or remove it first (boxnet network rm)",
             )
-        check_families(req)
         driver = self.drivers[req.driver]
+        check_families(req, driver)
         base = Network(
             id=secrets.token_hex(32),
             name=req.name,
@@ -194,6 +209,8 @@ class Networks:
             faults.point("network.create.recorded")
             self.sync_firewall()
             undo.commit()
+        if net.family(6) is not None:
+            self.enable_ipv6_forwarding()
         return replace(plan, network=net)
 
     def remove(self, ref: str) -> None:
@@ -252,10 +269,29 @@ class Networks:
         return new
 
 
-def check_families(req: NetworkRequest) -> None:
-    """IPv6 is refused until it works (never accepted and silently ignored)."""
-    if req.ipv6:
+def read_machine_id() -> str:
+    try:
+        with open("/etc/machine-id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""  # the data root alone still gives a stable prefix
+
+
+def check_families(req: NetworkRequest, driver: NetworkDriver) -> None:
+    """What is not done yet is refused, never accepted and silently ignored."""
+    if not req.ipv4:
         raise InvalidArgument(
-            "IPv6 networks are not supported yet: --ipv6 (EnableIPv6) would be ignored",
-            hint="leave out --ipv6; IPv4 networks work as usual",
+            "IPv6-only networks are not supported yet: --ipv4=false (EnableIPv4) would be ignored",
+            hint="leave out --ipv4=false: a dual-stack network (--ipv6) has both families",
+        )
+    if req.ipam6 is not None and not req.ipv6:
+        raise InvalidArgument(
+            f"IPv6 subnet {req.ipam6.subnet} given but IPv6 is not enabled on the network",
+            hint="add --ipv6 (EnableIPv6), or give an IPv4 --subnet",
+        )
+    if req.ipv6 and not driver.ipv6:
+        raise InvalidArgument(
+            f"IPv6 networks of the {driver.name} driver are not supported yet:"
+            " --ipv6 (EnableIPv6) would be ignored",
+            hint="use the bridge driver for IPv6, or leave out --ipv6",
         )

@@ -141,8 +141,13 @@ class Sandboxes:
             raise InvalidArgument(f"cannot attach a container to network {net.name}")
         addresses: list[IPInterface] = []
         gateways: list[IPAddress] = []
+        if req.ipv6 is not None and net.family(6) is None:
+            raise InvalidArgument(
+                f"cannot use --ip6 {req.ipv6}: network {net.name} has no IPv6",
+                hint="create the network with --ipv6, or leave out --ip6",
+            )
         for cfg in net.ipam:  # one address (and next hop) per address family
-            wanted = req.ipv4 if cfg.version == 4 else None
+            wanted: IPAddress | None = req.ipv4 if cfg.version == 4 else req.ipv6
             ip = self._lease(c, net, cfg, wanted, undo)
             addresses.append(ip_interface(f"{ip}/{cfg.subnet.prefixlen}"))
             gateway = cfg.gateway
@@ -275,7 +280,7 @@ class Sandboxes:
         """Attach c to net: recorded in its spec (kept for every later start) and, when it
         runs, realised now as the next free ethN. Returns the live endpoint, if any."""
         _check_connectable(c, net, self.networks.driver_of(net).joinable)
-        if req.ipv4 is not None and net.predefined:
+        if (req.ipv4 is not None or req.ipv6 is not None) and net.predefined:
             raise InvalidArgument(
                 "user specified IP address is supported only when connecting to networks with"
                 " user configured subnets",
@@ -295,7 +300,7 @@ class Sandboxes:
                 path = Path(c.netns_path or self.paths.netns_path(c.id))
                 endpoint = self._attach(c, net, req, ifname, False, path, undo)
                 faults.point("network.connect.attached")
-            request = EndpointRequest(network=net.name, ipv4=req.ipv4, aliases=req.aliases)
+            request = replace(req, network=net.name)
             spec = replace(c.spec, endpoints=(*c.spec.endpoints, request))
             self.records.update_container(c, spec=spec)
             undo.commit()

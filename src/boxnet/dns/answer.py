@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from dnslib import PTR, QTYPE, RCODE, RR, A, DNSError, DNSRecord
+from dnslib import AAAA, PTR, QTYPE, RCODE, RR, A, DNSError, DNSRecord
 
 from boxnet.dns.table import NameTable
 
@@ -55,7 +55,7 @@ class Answerer:
         q = request.q
         qname = str(q.qname)
         reply = request.reply()
-        if q.qtype == QTYPE.PTR and qname.lower().endswith(".in-addr.arpa."):
+        if q.qtype == QTYPE.PTR and qname.lower().endswith((".in-addr.arpa.", ".ip6.arpa.")):
             name = self.table.reverse(asker, qname)
             if name is not None:
                 reply.add_answer(RR(q.qname, QTYPE.PTR, rdata=PTR(name + "."), ttl=LOCAL_TTL))
@@ -63,11 +63,14 @@ class Answerer:
         else:
             addresses = self.table.lookup(asker, qname)
             if addresses is not None:
-                if q.qtype in (QTYPE.A, QTYPE.ANY):
-                    for ip in addresses:
+                for ip in addresses:
+                    if ip.version == 4 and q.qtype in (QTYPE.A, QTYPE.ANY):
                         reply.add_answer(RR(q.qname, QTYPE.A, rdata=A(str(ip)), ttl=LOCAL_TTL))
-                # Other types of a container name (AAAA: no IPv6 yet): NOERROR, no records,
-                # so the client does not go asking the outside about a local name.
+                    if ip.version == 6 and q.qtype in (QTYPE.AAAA, QTYPE.ANY):
+                        rdata = AAAA(str(ip))
+                        reply.add_answer(RR(q.qname, QTYPE.AAAA, rdata=rdata, ttl=LOCAL_TTL))
+                # Other types of a container name (and AAAA on IPv4-only networks): NOERROR,
+                # no records, so the client does not go asking the outside about a local name.
                 return bytes(reply.pack())
         if not self.table.may_forward(asker):
             # Only on --internal networks: the name is not local and nothing leaves the host.
@@ -102,15 +105,18 @@ class Answerer:
         addresses = self.table.lookup(asker, name)
         if addresses is None:
             return None
-        records = [] if qtype == b"\x00\x1c" else addresses
+        version, prefix = (6, _AAAA_PREFIX) if qtype == b"\x00\x1c" else (4, _A_PREFIX)
+        records = [ip for ip in addresses if ip.version == version]
         flags = bytes([0x84 | (query[2] & 0x01), 0x80])  # QR AA (RD copied); RA
         header = query[:2] + flags + struct.pack("!HHHH", 1, len(records), 0, 0)
-        answers = b"".join(_A_PREFIX + ip.packed for ip in records)
+        answers = b"".join(prefix + ip.packed for ip in records)
         return header + query[12:end] + answers
 
 
 # Name pointer to the question (offset 12), type A, class IN, TTL, 4 bytes of data.
 _A_PREFIX = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, LOCAL_TTL, 4)
+# The same for type AAAA (28), 16 bytes of data.
+_AAAA_PREFIX = b"\xc0\x0c" + struct.pack("!HHIH", 28, 1, LOCAL_TTL, 16)
 
 
 def servfail(query: bytes) -> bytes:

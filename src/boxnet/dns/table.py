@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
+
+IPAddress = IPv4Address | IPv6Address
 
 
 @dataclass(frozen=True)
 class NameEntry:
-    """One endpoint of a running container: its address on one network and the names that
-    point at it there (container name, 12-hex short id, that network's aliases)."""
+    """One address of a running container's endpoint (an endpoint of a dual-stack network has
+    two entries) and the names that point at it there (container name, 12-hex short id, that
+    network's aliases): A and AAAA answers pick the addresses of their family."""
 
     container_id: str
     network_id: str
-    ip: IPv4Address
+    ip: IPAddress
     names: tuple[str, ...]
     internal: bool = False
 
@@ -24,8 +27,8 @@ def normalise(name: str) -> str:
     return name.rstrip(".").lower()
 
 
-def reverse_name(ip: IPv4Address) -> str:
-    return ".".join(reversed(str(ip).split("."))) + ".in-addr.arpa"
+def reverse_name(ip: IPAddress) -> str:
+    return ip.reverse_pointer  # x.in-addr.arpa, or the nibbles of ip6.arpa
 
 
 class NameTable:
@@ -35,7 +38,7 @@ class NameTable:
 
     def __init__(self, entries: Iterable[NameEntry] = ()) -> None:
         # network id -> name -> addresses; network id -> reverse name -> first name
-        self._names: dict[str, dict[str, list[IPv4Address]]] = {}
+        self._names: dict[str, dict[str, list[IPAddress]]] = {}
         self._ptr: dict[str, dict[str, str]] = {}
         self._networks: dict[str, frozenset[str]] = {}
         self._outward: dict[str, bool] = {}
@@ -54,7 +57,7 @@ class NameTable:
         t._entries = dict(self._entries)
         return t
 
-    def _writable(self, net: str, copied: set[str]) -> tuple[dict[str, list[IPv4Address]],
+    def _writable(self, net: str, copied: set[str]) -> tuple[dict[str, list[IPAddress]],
                                                            dict[str, str]]:  # fmt: skip
         if net not in copied:
             self._names[net] = dict(self._names.get(net, {}))
@@ -106,10 +109,10 @@ class NameTable:
     def without_container(self, container_id: str) -> NameTable:
         return self.with_container(container_id, ())
 
-    def lookup(self, asker: str, qname: str) -> list[IPv4Address] | None:
+    def lookup(self, asker: str, qname: str) -> list[IPAddress] | None:
         """Addresses of qname on the networks asker is on; None when no such name is visible."""
         key = normalise(qname)
-        found: list[IPv4Address] = []
+        found: list[IPAddress] = []
         seen = False
         for net in sorted(self._networks.get(asker, ())):
             addresses = self._names.get(net, {}).get(key)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -67,6 +67,7 @@ class PlanContext:
 
     networks: tuple[Network, ...] = ()  # the networks that exist
     pools: tuple[tuple[IPv4Network, int], ...] = ()  # default-address-pools
+    pools6: tuple[tuple[IPv6Network, int], ...] = ()  # for --ipv6 without an IPv6 subnet
     # Address space in use (our networks, the host's addresses and routes): read on demand, it
     # costs a netlink dump that only subnet picking needs.
     occupied: Callable[[], list[Occupant]] = list
@@ -89,6 +90,8 @@ class NetworkDriver(ABC):
     name: ClassVar[str]
     # False for host and null: a container uses them as its network mode, never as an endpoint.
     joinable: ClassVar[bool] = True
+    # Whether its networks may have IPv6 (`--ipv6`); core refuses it for the others.
+    ipv6: ClassVar[bool] = False
     # Fault points this driver's changes pass (faults.point), for the crash tests.
     steps: ClassVar[tuple[str, ...]] = ()
 

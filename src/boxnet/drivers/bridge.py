@@ -17,6 +17,7 @@ from boxnet.drivers.base import DriverEnv, NetworkDriver, Plan, PlanContext, Rol
 from boxnet.errors import Conflict, InvalidArgument, NotFound
 from boxnet.firewall.base import BridgeIntent
 from boxnet.ipam.allocator import (
+    Occupant,
     check_gateway,
     check_pool,
     check_subnet_free,
@@ -73,6 +74,7 @@ def validate_bridge_name(bridge: str) -> None:
 
 class BridgeDriver(NetworkDriver):
     name = "bridge"
+    ipv6 = True
     steps = ("bridge.join.veth",)
 
     def __init__(self, env: DriverEnv) -> None:
@@ -107,6 +109,11 @@ class BridgeDriver(NetworkDriver):
         gateway = req.gateway or first_host(subnet)
         check_gateway(subnet, gateway)
         check_pool(subnet, req.ip_range, req.aux_addresses)
+        ipam: tuple[IPAMConfig, ...] = (
+            IPAMConfig(subnet, gateway, req.ip_range, dict(req.aux_addresses)),
+        )
+        if req.ipv6:
+            ipam += (self._plan_ipv6(req, ctx, occupied),)
         bridge = req.options.get(OPT_BRIDGE_NAME) or f"{BRIDGE_PREFIX}{base.id[:12]}"
         validate_bridge_name(bridge)
         if any(n.bridge == bridge for n in ctx.networks):
@@ -123,7 +130,8 @@ class BridgeDriver(NetworkDriver):
             raise InvalidArgument(f"invalid {OPT_HOST_BINDING}: {exc}") from None
         net = replace(
             base,
-            ipam=(IPAMConfig(subnet, gateway, req.ip_range, dict(req.aux_addresses)),),
+            ipam=ipam,
+            ipv6=req.ipv6,
             bridge=bridge,
             managed_bridge=True,
             icc=bool_option(req.options, OPT_ICC, True),
@@ -134,6 +142,19 @@ class BridgeDriver(NetworkDriver):
             options={OPT_BRIDGE_NAME: bridge, **req.options},
         )
         return Plan(net, warnings)
+
+    @staticmethod
+    def _plan_ipv6(req: NetworkRequest, ctx: PlanContext, occupied: list[Occupant]) -> IPAMConfig:
+        """The IPv6 family of a `--ipv6` network: the subnet asked for, or a /64 of the pool."""
+        asked = req.ipam6
+        if asked is None:
+            subnet, _skipped = pick_subnet(ctx.pools6, occupied)
+            return IPAMConfig(subnet, first_host(subnet))
+        check_subnet_free(asked.subnet, occupied)
+        gateway = asked.gateway or first_host(asked.subnet)
+        check_gateway(asked.subnet, gateway)
+        check_pool(asked.subnet, asked.ip_range, asked.aux_addresses)
+        return replace(asked, gateway=gateway)
 
     def default_network(
         self, base: Network, config: DaemonConfig, old: Network | None, ctx: PlanContext

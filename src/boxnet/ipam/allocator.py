@@ -9,6 +9,7 @@ choose, given what is taken.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
@@ -28,6 +29,16 @@ DEFAULT_POOLS: tuple[tuple[IPv4Network, int], ...] = (
     (IPv4Network("172.28.0.0/14"), 16),
     (IPv4Network("192.168.0.0/16"), 20),
 )
+
+
+def ula_pool(seed: str) -> tuple[IPv6Network, int]:
+    """The IPv6 pool of `--ipv6` networks without a subnet: a unique local /48 (RFC 4193,
+    fd00::/8 with a 40-bit Global ID) cut into /64s, as Docker 27+ does. The Global ID is a hash
+    of `seed` (the daemon's data root and the host's machine id) rather than random, so it is the
+    same after a restart and differs between hosts. See docs/CHOICES.md "IPv6"."""
+    global_id = int.from_bytes(hashlib.sha256(seed.encode()).digest()[:5], "big")
+    base = IPv6Network(((0xFD << 120) | (global_id << 80), 48))
+    return base, 64
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from boxnet.errors import KernelError
 from boxnet.kernel import ifctl
-from boxnet.kernel.netns import netlink_socket_in
+from boxnet.kernel.netns import enable_ipv6, netlink_socket_in
 
 # rtnetlink constants (linux/rtnetlink.h) for the routes built by hand in _address_and_route.
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
@@ -161,7 +161,13 @@ def addresses(ipr: IPRoute, index: int) -> list[IPv4Interface]:
 
 
 def ensure_address(ipr: IPRoute, index: int, iface: IPInterface) -> None:
-    extra = {"broadcast": str(iface.network.broadcast_address)} if iface.version == 4 else {}
+    # An IPv6 address skips duplicate address detection: a bridge without ports has no carrier,
+    # and a tentative gateway would make the first containers' packets wait for DAD.
+    extra: dict[str, object] = (
+        {"broadcast": str(iface.network.broadcast_address)}
+        if iface.version == 4
+        else {"flags": IFA_F_NODAD}
+    )
     try:
         ipr.addr(
             "add",
@@ -216,6 +222,15 @@ def all_ipv4_addresses(ipr: IPRoute) -> list[tuple[str, IPv4Interface]]:
         label = msg.get_attr("IFA_LABEL") or _ifname(ipr, msg["index"]) or "?"
         out.append((str(label).split(":", 1)[0], iface))
     return out
+
+
+def global_ipv6_addresses(ipr: IPRoute) -> list[tuple[int, IPv6Interface]]:
+    """(ifindex, address) for every IPv6 address of global scope (no link-local, no ::1)."""
+    return [
+        (msg["index"], IPv6Interface(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}"))
+        for msg in ipr.get_addr(family=socket.AF_INET6)
+        if msg["scope"] == RT_SCOPE_UNIVERSE
+    ]
 
 
 @dataclass(frozen=True)
@@ -294,6 +309,8 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
         # Index and "up" by ioctl on the socket (one syscall each, see ifctl); the address and
         # the route over netlink. lo is up since the namespace was made (netns.create_netns).
         index = ifctl.index(sock.fileno(), plan.container_ifname)
+        if any(a.version == 6 for a in plan.addresses):
+            enable_ipv6(netns_path, plan.container_ifname)  # before "up": link-local, then DAD
         ifctl.set_up(sock.fileno(), plan.container_ifname)
         inner = IPRoute(fileno=sock.detach())
         try:

@@ -13,6 +13,7 @@ made, so it programs the namespace it was made in, from whichever thread later r
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -93,6 +94,10 @@ def create_netns(path: Path, prepare: Sequence[SocketKind] = (), nftables: bool 
         spares = [(kind, socket.socket(*kind)) for kind in prepare]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             ifctl.set_up(probe.fileno(), "lo")  # every container has its loopback up
+        # Interfaces are born without IPv6 (no link-local address, no router solicitation):
+        # an endpoint on an IPv6 network turns it on for its own interface (enable_ipv6).
+        with contextlib.suppress(FileNotFoundError):  # a kernel without IPv6: nothing to do
+            _write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")
         if nftables:
             nft.append(_new_nftables())
         return spares
@@ -107,6 +112,26 @@ def create_netns(path: Path, prepare: Sequence[SocketKind] = (), nftables: bool 
             _spare[str(path)] = spares
         if nft:
             _spare_nft[str(path)] = nft[0]
+
+
+def _write_sysctl(key: str, value: str) -> None:
+    # /proc/sys/net is the opening thread's network namespace's.
+    with open(f"/proc/sys/{key}", "w") as fh:
+        fh.write(value)
+
+
+def enable_ipv6(path: str | Path, ifname: str) -> None:
+    """Turn IPv6 on for one interface in the namespace at `path` (born with it off, see
+    create_netns)."""
+
+    def work() -> None:
+        _enter(path)
+        _write_sysctl(f"net/ipv6/conf/{ifname}/disable_ipv6", "0")
+
+    try:
+        _in_thread(work)
+    except OSError as exc:
+        raise KernelError(f"enable IPv6 on {ifname} in {path}: {exc.strerror or exc}") from exc
 
 
 def _take_spare(path: str | Path, kind: SocketKind) -> socket.socket | None:

@@ -10,12 +10,13 @@ Standard topologies::
 
     basic_lab() -> BasicLab (unpacks as lab, host, outside; also .client2)
 
-      [host] eth0 203.0.113.2/24, default via 203.0.113.1
+      [host] eth0 203.0.113.2/24 2001:db8:203::2/64, default via 203.0.113.1 / 2001:db8:203::1
          |
-      [outside] eth0 203.0.113.1/24; HTTP + UDP echo on :80; ip_forward=1 (in outside only)
-         |      eth1 198.51.100.1/24
+      [outside] eth0 203.0.113.1/24 2001:db8:203::1/64; HTTP + UDP echo on :80 (IPv4 and
+         |      IPv6); forwarding on, both families (in outside only)
+         |      eth1 198.51.100.1/24 2001:db8:198::1/64
          |
-      [client2] eth0 198.51.100.2/24, default via 198.51.100.1 ("another machine")
+      [client2] eth0 198.51.100.2/24 2001:db8:198::2/64, default via outside's eth1
 
     lan_lab(hosts=2) -> LanLab(lab, switch, gateway, hosts, workstation)
 

@@ -54,9 +54,21 @@ class LanLab(NamedTuple):
         self.lab.__exit__(exc_type, exc, tb)
 
 
+# The basic lab's IPv6 (role, interface, address): the same links as its IPv4 ones.
+OUTSIDE_IPV6 = "2001:db8:203::1"
+HOST_IPV6 = "2001:db8:203::2"
+IPV6_ADDRESSES = (
+    ("host", "eth0", f"{HOST_IPV6}/64"),
+    ("outside", "eth0", f"{OUTSIDE_IPV6}/64"),
+    ("outside", "eth1", "2001:db8:198::1/64"),
+    ("client2", "eth0", "2001:db8:198::2/64"),
+)
+
+
 def basic_lab(lab: Lab | None = None, *, http_port: int = 80) -> BasicLab:
     """host (eth0 203.0.113.2/24, default via .1) -- outside (203.0.113.1/24, HTTP/UDP echo on
-    http_port, router) -- client2 (198.51.100.2/24 via 198.51.100.1 = outside's eth1)."""
+    http_port, router) -- client2 (198.51.100.2/24 via 198.51.100.1 = outside's eth1); and IPv6
+    on the same links: 2001:db8:203::/64 (host ::2, outside ::1), 2001:db8:198::/64."""
     own = lab is None
     lab = lab if lab is not None else Lab("basic")
     try:
@@ -67,8 +79,16 @@ def basic_lab(lab: Lab | None = None, *, http_port: int = 80) -> BasicLab:
         lab.link(outside, "eth1", "198.51.100.1/24", client2, "eth0", "198.51.100.2/24")
         lab.route(host, "default", "203.0.113.1")
         lab.route(client2, "default", "198.51.100.1")
+        # IPv6 on the same links, from the documentation prefix 2001:db8::/32.
+        for ns, ifname, addr in IPV6_ADDRESSES:
+            ns_of = {"host": host, "outside": outside, "client2": client2}[ns]
+            # nodad: usable at once (a tentative address would hold the first packets back)
+            ns_of.ip("addr", "add", addr, "dev", ifname, "nodad")
+        host.ip("-6", "route", "replace", "default", "via", OUTSIDE_IPV6)
+        client2.ip("-6", "route", "replace", "default", "via", "2001:db8:198::1")
         # Forwarding is per namespace: this turns on routing inside "outside" only.
         outside.sysctl("net.ipv4.ip_forward", "1")
+        outside.sysctl("net.ipv6.conf.all.forwarding", "1")
         lab.http_server(outside, http_port)
     except BaseException:
         if own:

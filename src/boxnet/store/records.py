@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import asdict, replace
-from ipaddress import IPv4Address, ip_address, ip_interface, ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface, ip_network
 from typing import Any
 
 from boxnet.errors import Conflict
@@ -75,6 +75,7 @@ def _spec_from(d: dict[str, Any]) -> ContainerSpec:
         EndpointRequest(
             network=e["network"],
             ipv4=IPv4Address(e["ipv4"]) if e["ipv4"] else None,
+            ipv6=IPv6Address(e["ipv6"]) if e.get("ipv6") else None,
             aliases=tuple(e["aliases"]),
         )
         for e in d["endpoints"]
