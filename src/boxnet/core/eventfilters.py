@@ -7,44 +7,18 @@ are alternatives; different keys must all hold (moby's events filter). Unknown k
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 from boxnet.core.events import Event
-from boxnet.errors import InvalidArgument
+from boxnet.parsing import filters
 
 KEYS = ("type", "container", "network", "event", "label", "image", "scope", "daemon")
-Filters = dict[str, list[str]]
+Filters = filters.Filters
 
 
 def parse(text: str | None) -> Filters:
-    if not text:
-        return {}
-    try:
-        raw = json.loads(text)
-    except ValueError:
-        raise InvalidArgument(
-            f"invalid filters {text!r}: not JSON", hint='e.g. {"type": ["container"]}'
-        ) from None
-    if not isinstance(raw, dict):
-        raise InvalidArgument(f"invalid filters {text!r}: expected a JSON object")
-    out: Filters = {}
-    for key, value in raw.items():
-        if isinstance(value, dict):
-            values = [str(v) for v, on in value.items() if on is True or on == "true"]
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            values = list(value)
-        elif isinstance(value, str):
-            values = [value]
-        else:
-            raise InvalidArgument(f"invalid filter {key!r}: expected a list of strings")
-        if key not in KEYS:
-            raise InvalidArgument(
-                f"invalid filter '{key}'", hint="valid filters: " + ", ".join(sorted(KEYS))
-            )
-        if values:
-            out[key] = values
-    return out
+    """The `filters` query value -> {key: [values]} (parsing.filters: both encodings)."""
+    return filters.parse(text, KEYS)
 
 
 def matches(event: Event, filters: Mapping[str, list[str]]) -> bool:
