@@ -130,6 +130,11 @@ class EtcdStore:
                 name = _hostport(*self.endpoints[index])
                 try:
                     status, reply = self._post(index, path, body)
+                except ssl.SSLError as err:
+                    # Named as TLS: the bare ssl text ("EOF occurred in violation of
+                    # protocol") does not say that the handshake is what failed.
+                    failures[name] = f"TLS handshake failed: {err}"
+                    continue
                 except (OSError, http.client.HTTPException, ValueError) as err:
                     failures[name] = str(err) or type(err).__name__
                     continue
@@ -145,6 +150,8 @@ class EtcdStore:
         hint = "check that etcd runs and that this host reaches it (--cluster-store)"
         if self.tls is None:
             hint += "; if etcd serves TLS, give --cluster-store-opt kv.cacertfile=PATH"
+        elif any(why.startswith("TLS handshake failed") for why in failures.values()):
+            hint += "; if etcd asks for client certificates, give kv.certfile and kv.keyfile"
         raise ClusterStoreUnavailable(
             f"the cluster store does not answer ({detail}), tried {self.attempts} times", hint
         )
