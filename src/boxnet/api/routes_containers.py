@@ -107,14 +107,27 @@ def register(r: Router, ctl: Controller) -> None:
 
     def exec_inspect(req: Request) -> Response:
         exec_id = req.params["id"]
+        config = c.exec_configs.get(exec_id)
+        if config is None:
+            raise NotFound(f"No such exec instance: {exec_id}")
         code = c.exec_results.get(exec_id)
         return Response(
             200,
             {
                 "ID": exec_id,
+                "ContainerID": config.container_id,
                 "Running": code is None and exec_id not in c.execs,
                 "ExitCode": code,
-                "ProcessConfig": {},
+                "OpenStdin": config.stdin,
+                "OpenStdout": True,
+                "OpenStderr": True,
+                "ProcessConfig": {  # Docker's shape: docker-compose exec reads "tty"
+                    "tty": config.tty,
+                    "entrypoint": config.argv[0],
+                    "arguments": list(config.argv[1:]),
+                    "privileged": False,
+                    "user": config.user,
+                },
             },
         )
 

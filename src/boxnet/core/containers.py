@@ -48,6 +48,9 @@ STOP_GRACE_AFTER_KILL = 10.0
 RECENT_EXIT_SECONDS = 120.0
 
 
+EXEC_CONFIGS_KEPT = 1000
+
+
 @dataclass(frozen=True)
 class ExecRequest:
     container_id: str
@@ -79,6 +82,9 @@ class Containers:
         self.execs: dict[str, ExecRequest] = {}
         # Exit codes of finished execs, for Docker's GET /exec/{id}/json (bounded).
         self.exec_results: dict[str, int] = {}
+        # What each exec was created with, for the same endpoint's ProcessConfig (docker-compose
+        # reads its "tty" after the exec started); bounded like exec_results, newest kept.
+        self.exec_configs: dict[str, ExecRequest] = {}
         # Exit codes of containers removed on exit (--rm), for a `wait` that comes late.
         self.recent_exits: dict[str, tuple[int, float]] = {}
         self.watcher = ShimWatcher(self._on_shim_exit)
@@ -473,6 +479,9 @@ class Containers:
             self.execs[exec_id] = ExecRequest(
                 c.id, argv, env, workdir, tty, stdin, user or c.spec.user
             )
+            self.exec_configs[exec_id] = self.execs[exec_id]
+            while len(self.exec_configs) > EXEC_CONFIGS_KEPT:
+                self.exec_configs.pop(next(iter(self.exec_configs)))
             self.event(c, "exec_create: " + " ".join(argv), execID=exec_id)
             return exec_id
 
