@@ -144,6 +144,8 @@ def test_compose_project_lifecycle(env: Env) -> None:
     # compose's exec without a terminal shows the process's stderr on its stdout, as on Docker).
     ex = env.compose("exec", "-T", "client", "wget", "-qO-", "http://www/")
     assert ex.returncode == 1 and "HTTP/1.1 404 Not Found" in ex.stdout, ex
+    ex = env.compose("exec", "-T", "client", "wget", "-qO-", "http://web/")  # the service name
+    assert ex.returncode == 1 and "HTTP/1.1 404 Not Found" in ex.stdout, ex
     ex = env.compose("exec", "-T", "client", "echo", "hello")
     assert (ex.returncode, ex.stdout) == (0, "hello\n"), ex
 
@@ -151,6 +153,9 @@ def test_compose_project_lifecycle(env: Env) -> None:
     assert again.returncode == 0, again
     assert again.stderr.count("is up-to-date") == 2, again.stderr
     assert project_ids(env, PROJECT) == ids
+    assert json.loads(env.docker("network", "inspect", network))[0]["Id"] == net_id
+    ps = env.compose("ps")
+    assert ps.returncode == 0 and ps.stdout.count(" Up ") == 2, ps
 
     down = env.compose("down", "--remove-orphans")
     assert down.returncode == 0, down
@@ -158,6 +163,7 @@ def test_compose_project_lifecycle(env: Env) -> None:
     assert env.docker("ps", "-aq", "--no-trunc").split() == [other]
     assert network not in env.docker("network", "ls", "--format", "{{.Name}}").split()
     assert bridge not in link_names(env)
+    assert http_status(env, f"http://{HOST_IP}:8080/", tries=1) == ""  # the port is unpublished
     env.docker("rm", "-f", other)
 
 
