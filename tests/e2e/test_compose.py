@@ -126,6 +126,16 @@ def test_compose_project_lifecycle(env: Env) -> None:
         "busybox", "sleep", "1000",
     ).strip()  # fmt: skip
 
+    # And a second compose project with its own network: `down` filters networks by label too.
+    other_dir = env.work / "otherproj"
+    other_dir.mkdir()
+    (other_dir / "docker-compose.yml").write_text(
+        COMPOSE_FILE.replace('["8080:80"]', '["8081:80"]')
+    )
+    other_up = env.run(COMPOSE, "-p", "otherproj", "up", "-d", cwd=other_dir)
+    assert other_up.returncode == 0, other_up
+    others = sorted([other, *project_ids(env, "otherproj")])
+
     up = env.compose("up", "-d")
     assert up.returncode == 0, f"docker-compose up -d: {up}"
     assert "ERROR" not in up.stderr, up.stderr
@@ -160,11 +170,15 @@ def test_compose_project_lifecycle(env: Env) -> None:
     down = env.compose("down", "--remove-orphans")
     assert down.returncode == 0, down
     assert project_ids(env, PROJECT) == []
-    assert env.docker("ps", "-aq", "--no-trunc").split() == [other]
-    assert network not in env.docker("network", "ls", "--format", "{{.Name}}").split()
+    assert sorted(env.docker("ps", "-aq", "--no-trunc").split()) == others
+    networks = env.docker("network", "ls", "--format", "{{.Name}}").split()
+    assert network not in networks and "otherproj_backend" in networks
+    assert http_status(env, f"http://{HOST_IP}:8081/") == "404"  # the other project still serves
     assert bridge not in link_names(env)
     assert http_status(env, f"http://{HOST_IP}:8080/", tries=1) == ""  # the port is unpublished
     env.docker("rm", "-f", other)
+    other_down = env.run(COMPOSE, "-p", "otherproj", "down", cwd=other_dir)
+    assert other_down.returncode == 0 and env.docker("ps", "-aq") == "", other_down
 
 
 def test_exec_inspect_shows_process_config(env: Env) -> None:
