@@ -65,7 +65,13 @@ class Evaluator:
         return Party("outside", str(ip), ip)
 
     def _container(self, ref: str) -> Party:
-        found = [c for c in self.s.containers if c.name == ref or c.id.startswith(ref)]
+        # Docker's order: a name or a whole id, else an id prefix that names one container only
+        # (a name like "b1" is also an id prefix of any container whose id starts with b1).
+        found = [c for c in self.s.containers if ref in (c.name, c.id)]
+        if not found:
+            found = [c for c in self.s.containers if c.id.startswith(ref)]
+            if len(found) > 1:
+                raise InvalidArgument(f"multiple containers match {ref}: use more of the id")
         if not found:
             raise NotFound(
                 f"no container, address or 'host' called {ref!r}",
