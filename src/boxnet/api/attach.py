@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from boxnet.api.connection import Hijacked
     from boxnet.core.controller import Controller
 
-EXEC_RESULTS_KEPT = 1000
-
 
 class Attachments:
     """Stdio made by an attach, by container id: pending until the container starts, then
@@ -140,7 +138,7 @@ def register(r: Router, ctl: Controller) -> None:
 
     def exec_resize(req: Request) -> Response:
         stdio = exec_stdio.find(req.params["id"])
-        if stdio is None and req.params["id"] not in c.execs:
+        if stdio is None and c.execs.pending(req.params["id"]) is None:
             raise NotFound(f"No such exec instance: {req.params['id']}")
         if stdio is not None:
             stdio.resize(*_size(req))
@@ -150,7 +148,7 @@ def register(r: Router, ctl: Controller) -> None:
         """Detached: 200 at once. Else hijacked; the frames follow the start body's Tty (moby),
         a pty follows the create-time Tty; the connection closes once the exit code is kept."""
         exec_id = req.params["id"]
-        pending = c.execs.get(exec_id)
+        pending = c.execs.pending(exec_id)
         if pending is None:
             raise NotFound(f"No such exec instance: {exec_id}")
         body = Field(req.json())
@@ -240,9 +238,7 @@ def _run_exec(ctl: Controller, exec_id: str, stdio: Stdio | None) -> None:
         if stdio is not None:  # what `docker exec` shows: the reason, on the process's stderr
             with contextlib.suppress(OSError):
                 os.write(stdio.container_fds[2], f"{exc}\n".encode())
-    c.exec_results[exec_id] = code  # before the stream ends: the client asks for it next
-    while len(c.exec_results) > EXEC_RESULTS_KEPT:  # keep the newest
-        c.exec_results.pop(next(iter(c.exec_results)))
+    c.execs.finished(exec_id, code)  # before the stream ends: the client asks for it next
     if stdio is not None:
         stdio.close_container_ends()
 

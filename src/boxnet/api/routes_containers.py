@@ -95,7 +95,7 @@ def register(r: Router, ctl: Controller) -> None:
         return Response(201, {"Id": exec_id})
 
     def exec_attach_start(req: Request) -> Response:
-        if req.params["id"] not in c.execs:
+        if c.execs.pending(req.params["id"]) is None:
             raise NotFound(f"No such exec instance: {req.params['id']}")
         fds = req.handler.receive_stdio()
         try:
@@ -107,14 +107,27 @@ def register(r: Router, ctl: Controller) -> None:
 
     def exec_inspect(req: Request) -> Response:
         exec_id = req.params["id"]
-        code = c.exec_results.get(exec_id)
+        config = c.execs.config(exec_id)
+        if config is None:
+            raise NotFound(f"No such exec instance: {exec_id}")
+        code = c.execs.exit_code(exec_id)
         return Response(
             200,
             {
                 "ID": exec_id,
-                "Running": code is None and exec_id not in c.execs,
+                "ContainerID": config.container_id,
+                "Running": code is None and c.execs.pending(exec_id) is None,
                 "ExitCode": code,
-                "ProcessConfig": {},
+                "OpenStdin": config.stdin,
+                "OpenStdout": True,
+                "OpenStderr": True,
+                "ProcessConfig": {  # Docker's shape: docker-compose exec reads "tty"
+                    "tty": config.tty,
+                    "entrypoint": config.argv[0],
+                    "arguments": list(config.argv[1:]),
+                    "privileged": False,
+                    "user": config.user,
+                },
             },
         )
 

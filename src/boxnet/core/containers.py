@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +22,7 @@ from boxnet.clock import ZERO_TIME, now_rfc3339
 from boxnet.core import metrics
 from boxnet.core.etcfiles import etc_paths, write_etc_files
 from boxnet.core.events import EventBus, container_attributes
+from boxnet.core.execs import ExecRequest, ExecTable
 from boxnet.core.image_defaults import apply_image
 from boxnet.core.legacylinks import link_entries
 from boxnet.core.procs import env_dict, generated_name, signal_number
@@ -48,17 +48,6 @@ STOP_GRACE_AFTER_KILL = 10.0
 RECENT_EXIT_SECONDS = 120.0
 
 
-@dataclass(frozen=True)
-class ExecRequest:
-    container_id: str
-    argv: tuple[str, ...]
-    env: tuple[str, ...]
-    workdir: str
-    tty: bool
-    stdin: bool = False  # Docker's AttachStdin: the client's input, else /dev/null
-    user: str = ""  # UID[:GID] or NAME[:GROUP] ("" = root)
-
-
 class Containers:
     def __init__(
         self,
@@ -76,9 +65,7 @@ class Containers:
         self.config = config
         self.lock = lock
         self.changed = threading.Condition(lock)
-        self.execs: dict[str, ExecRequest] = {}
-        # Exit codes of finished execs, for Docker's GET /exec/{id}/json (bounded).
-        self.exec_results: dict[str, int] = {}
+        self.execs = ExecTable()  # pending and finished execs (core/execs.py)
         # Exit codes of containers removed on exit (--rm), for a `wait` that comes late.
         self.recent_exits: dict[str, tuple[int, float]] = {}
         self.watcher = ShimWatcher(self._on_shim_exit)
@@ -470,15 +457,15 @@ class Containers:
             exec_id = secrets.token_hex(32)
             # The container's user and working directory unless the exec names its own (Docker).
             workdir = workdir or c.spec.workdir or "/"
-            self.execs[exec_id] = ExecRequest(
-                c.id, argv, env, workdir, tty, stdin, user or c.spec.user
+            self.execs.add(
+                exec_id, ExecRequest(c.id, argv, env, workdir, tty, stdin, user or c.spec.user)
             )
             self.event(c, "exec_create: " + " ".join(argv), execID=exec_id)
             return exec_id
 
     def exec_start(self, exec_id: str, stdio_fds: tuple[int, int, int] | None) -> int:
         with self.lock:
-            req = self.execs.pop(exec_id, None)
+            req = self.execs.take(exec_id)
             if req is None:
                 raise NotFound(f"No such exec instance: {exec_id}")
             c = self.records.container(req.container_id)
