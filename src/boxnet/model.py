@@ -203,9 +203,6 @@ class BindMount:
     read_only: bool = False
 
 
-RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
-
-
 @dataclass(frozen=True)
 class ContainerSpec:
     """Everything `create` recorded; immutable for the container's life (except networks)."""
@@ -236,7 +233,7 @@ class ContainerSpec:
     read_only: bool = False
     domainname: str = ""
     labels: dict[str, str] = field(default_factory=dict)
-    restart_policy: str = "no"  # one of RESTART_POLICIES
+    restart_policy: str = "no"  # one of parsing.runflags.RESTART_POLICIES
     restart_max: int = 0  # on-failure:N (0 = no limit)
     links: tuple[tuple[str, str], ...] = ()  # (container name, alias) legacy links
     # Disconnected from the network of --network (Docker allows it): no implicit endpoint there.

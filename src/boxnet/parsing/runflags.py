@@ -9,7 +9,15 @@ refused, never silently turned into something else.
 from __future__ import annotations
 
 from boxnet.errors import InvalidArgument
-from boxnet.model import RESTART_POLICIES, BindMount
+
+TYPE_CHECKING = False  # see below; mypy takes this as True
+if TYPE_CHECKING:
+    from boxnet.model import BindMount
+
+# boxnet.model is imported only where a BindMount is built: the CLI checks every `run` through
+# this module, and the model's dataclasses cost ~10 ms of its start-up (issue #20).
+
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 
 _VOLUME_HINT = "volumes are not supported; use a bind mount: -v /ABSOLUTE/HOST/PATH:/PATH[:ro]"
 _BIND_CONFIG = 'invalid mount config for type "bind"'
@@ -57,6 +65,8 @@ def parse_bind(spec: str) -> BindMount:
         raise InvalidArgument(f"invalid mode: {parts[2]}", hint="ro or rw, not both")
     if "\x00" in source:
         raise InvalidArgument(f"invalid bind source {source!r}: NUL is not allowed")
+    from boxnet.model import BindMount
+
     return BindMount(source=source, target=_check_target(target, spec), read_only="ro" in options)
 
 
@@ -118,6 +128,8 @@ def mount_to_bind(kind: str, source: str, target: str, read_only: bool) -> BindM
         )
     if not target:
         raise InvalidArgument(f"{_BIND_CONFIG}: field Target must not be empty")
+    from boxnet.model import BindMount
+
     return BindMount(source=source, target=_check_target(target, target), read_only=read_only)
 
 
