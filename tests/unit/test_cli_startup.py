@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+
 def test_version_imports_nothing_heavy(tmp_path):
     # What `boxnet version` loads: no kernel libraries, no asyncio, no http.client/email.
     code = (
