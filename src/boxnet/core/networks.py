@@ -140,19 +140,10 @@ class Networks:
             if exclude_bridge is None or n.bridge != exclude_bridge
             for cfg in n.ipam
         ]
-        for ifname, iface in links.all_ipv4_addresses(self.ipr):
-            if ifname in ours or ifname == "lo":
-                continue
-            out.append(Occupant(iface.network, f"the address {iface} of {ifname}"))
-        names = {info.index: info.ifname for info in links.list_links(self.ipr)}
-        for index, iface6 in links.global_ipv6_addresses(self.ipr):
-            if names.get(index) not in ours:
-                out.append(Occupant(iface6.network, f"the address {iface6} of {names.get(index)}"))
-        for route, oif in links.ipv4_routes(self.ipr):
-            # Our own bridges' connected routes are not someone else's address space.
-            if route.prefixlen == 0 or route.is_loopback or oif in ours:
-                continue
-            out.append(Occupant(route, f"a route to {route}"))
+        for use in links.address_space(self.ipr):
+            if use.ifname in ours or use.ifname == "lo":
+                continue  # our own bridges' addresses and connected routes are the networks
+            out.append(Occupant(use.network, use.what))
         return out
 
     def plan_context(self, exclude: str | None = None) -> PlanContext:
