@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from boxnet.core.etcfiles import host_resolvers
 from boxnet.core.sandbox import mode_kind
 from boxnet.dns import NameEntry, NameTable, Resolver
+from boxnet.dns import sockets as dns_sockets
 from boxnet.model import Container, Endpoint, State
 
 if TYPE_CHECKING:
@@ -111,9 +112,13 @@ class NameService:
         sockets died with it). Returns how many."""
         self.refresh()
         served = 0
-        for c in self.records.containers():
-            if c.state != State.RUNNING or not uses_resolver(c) or not c.netns_path:
-                continue
+        adopted = [
+            c
+            for c in self.records.containers()
+            if c.state == State.RUNNING and uses_resolver(c) and c.netns_path
+        ]
+        dns_sockets.prepare([c.netns_path for c in adopted])
+        for c in adopted:
             try:
                 self.resolver.add(c.id, c.netns_path, self.upstreams(c))
                 served += 1

@@ -120,18 +120,20 @@ class Reconciler:
 
         # Owners without their kernel objects: a running container whose link vanished (a crash
         # in the middle of `network disconnect`, or someone's `ip link del`) gets it back.
-        self._repair(containers, running, report)
+        # One dump of the host's links serves the repair and every collector.
+        present = links.link_names()
+        self._repair(containers, running, report, present)
 
         # Kernel objects with a driver's prefixes and no owner, driver by driver.
         networks = records.networks()
         endpoints = records.endpoints()
         for driver in self.networks.drivers:
             try:
-                report.removed += driver.collect(networks, endpoints)
+                report.removed += driver.collect(networks, endpoints, present)
             except Exception as exc:
                 report.problems.append(f"{driver.name} driver: {exc}")
         try:
-            report.removed += self.lan.collect_garbage()
+            report.removed += self.lan.collect_garbage(present)
         except Exception as exc:
             report.problems.append(f"pipework: {exc}")
         owned_netns = {self.paths.netns_path(cid).name for cid in running}
@@ -161,9 +163,12 @@ class Reconciler:
         return report
 
     def _repair(
-        self, containers: dict[str, Container], running: set[str], report: GcReport
+        self,
+        containers: dict[str, Container],
+        running: set[str],
+        report: GcReport,
+        present: frozenset[str],
     ) -> None:
-        present = {info.ifname for info in links.list_links(self.ipr)}
         nets = {n.id: n for n in self.records.networks()}
         for e in self.records.endpoints():
             net = nets.get(e.network_id)
