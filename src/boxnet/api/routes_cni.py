@@ -11,6 +11,7 @@ from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from typing import TYPE_CHECKING, Any
 
 from boxnet.api.server import Request, Response, Router
+from boxnet.core import metrics
 from boxnet.core.external import ExternalRequest, ExternalResult
 from boxnet.errors import InvalidArgument, NotFound
 from boxnet.kernel import links
@@ -124,13 +125,13 @@ def register(r: Router, ctl: Controller) -> None:
             ipv4=_ipv4(body["IP"].text(), "IP"),
             dns=not body["NoDNS"].flag(),
         )
-        with ctl.lock:
+        with ctl.lock, metrics.timed("cni.attach"):  # GET /boxnet/metrics, for bench/cni.py
             result = ctl.external.attach(request)
             return Response(200, result_json(ctl, result))
 
     def detach(req: Request) -> Response:
         container_id, ifname, network = _common(Field(req.json()))
-        with ctl.lock:
+        with ctl.lock, metrics.timed("cni.detach"):
             found = ctl.external.detach(KIND, network, container_id, ifname)
         return Response(200, {"Found": found})
 

@@ -15,12 +15,10 @@ issue's `"type": "boxnet"`) and DIR/boxnet-cni (the specification's name).
 
 from __future__ import annotations
 
-import http.client
+import _socket
 import json
 import os
-import socket
 import sys
-from typing import Any
 
 from boxnet.cni import codec
 from boxnet.cni.codec import CniError
@@ -28,18 +26,9 @@ from boxnet.cni.codec import CniError
 DEFAULT_HOST = "unix:///run/boxnet.sock"
 TIMEOUT = 60.0  # an ADD may create the network first
 NAMES = ("boxnet", "boxnet-cni")
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=TIMEOUT)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(TIMEOUT)
-        sock.connect(self.unix_path)
-        self.sock = sock
+TYPE_CHECKING = False  # typing itself costs this process's start; mypy reads the block
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def socket_path(config: dict[str, Any] | None) -> str:
@@ -51,25 +40,70 @@ def socket_path(config: dict[str, Any] | None) -> str:
     return host[len("unix://") :] if host.startswith("unix://") else host
 
 
+def _exchange(path: str, request: bytes) -> bytes:
+    """One HTTP/1.1 exchange on a fresh connection (Connection: close: the answer ends with it).
+    _socket, not socket and http.client: those import enum, email and ssl, ~3x this process's
+    start."""
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.settimeout(TIMEOUT)
+        sock.connect(path)
+        sock.sendall(request)
+        chunks: list[bytes] = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+    finally:
+        sock.close()
+
+
+def _parse(raw: bytes) -> tuple[int, bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        raise ValueError(f"not an HTTP answer: {lines[0][:80]!r}")
+    headers = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(b":")
+        headers[key.strip().lower()] = value.strip()
+    if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+        body = _unchunk(body)
+    elif b"content-length" in headers:
+        body = body[: int(headers[b"content-length"])]
+    return int(parts[1]), body
+
+
+def _unchunk(body: bytes) -> bytes:
+    out = []
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out.append(rest[:size])
+        body = rest[size + 2 :]
+    return b"".join(out)
+
+
 def call(path: str, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
     """One request to boxnetd; a daemon that does not answer is code 11 (try again later)."""
-    conn = _UnixConnection(path)
+    payload = json.dumps(body).encode() if body is not None else b""
+    head = f"{method} {url} HTTP/1.1\r\nHost: boxnet\r\nConnection: close\r\n"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
     try:
-        payload = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
-        conn.request(method, url, body=payload, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-    except (OSError, http.client.HTTPException) as exc:
+        status, data = _parse(_exchange(path, head.encode() + b"\r\n" + payload))
+    except (OSError, ValueError) as exc:
         raise CniError(
             codec.TRY_AGAIN_LATER,
             f"boxnetd is not answering on {path}: {exc}",
             "start boxnetd (or set boxnetHost in the configuration, or BOXNET_HOST)",
         ) from None
-    finally:
-        conn.close()
-    if response.status >= 300:
-        raise codec.error_from_daemon(response.status, data)
+    if status >= 300:
+        raise codec.error_from_daemon(status, data)
     return json.loads(data) if data.startswith((b"{", b"[")) else None  # /_ping says OK
 
 
@@ -119,15 +153,33 @@ def _error_version(stdin: bytes) -> str:
     return version if version in codec.SUPPORTED_VERSIONS else codec.LATEST
 
 
+WRAPPER = """#!{python} -IS
+# boxnet-cni, installed by `boxnet-cni install`: -IS skips site (this plugin needs only the
+# standard library and the boxnet.cni package, found below), a third of a Python start.
+import sys
+sys.path.insert(0, {src!r})
+from boxnet.cni.plugin import main
+sys.exit(main())
+"""
+
+
 def install(directory: str) -> int:
-    """Link this executable into a runtime's CNI plugin directory."""
-    target = os.path.realpath(sys.argv[0])
+    """Write the plugin into a runtime's CNI plugin directory as `boxnet`, with `boxnet-cni`
+    linked to it: a wrapper running this package with this interpreter."""
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     os.makedirs(directory, exist_ok=True)
-    for name in NAMES:
+    first = os.path.join(directory, NAMES[0])
+    temporary = first + ".tmp"
+    with open(temporary, "w") as out:
+        out.write(WRAPPER.format(python=sys.executable, src=src))
+    os.chmod(temporary, 0o755)
+    os.replace(temporary, first)  # a runtime never sees half a file
+    print(first)
+    for name in NAMES[1:]:
         link = os.path.join(directory, name)
         if os.path.lexists(link):
             os.unlink(link)
-        os.symlink(target, link)
+        os.symlink(NAMES[0], link)
         print(link)
     return 0
 

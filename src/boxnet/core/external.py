@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from boxnet.clock import now_rfc3339
+from boxnet.core import metrics
 from boxnet.errors import InvalidArgument, NotFound
 from boxnet.kernel import links, netns
 from boxnet.model import (
@@ -121,18 +123,20 @@ class ExternalAttachments:
         with Undo(f"attach {req.kind} {req.container_id[:12]} to {net.name}") as undo:
             payload = {"network": net.id, "netns": req.netns, "ifname": req.ifname}
             self.records.intents.begin("external.attach", owner, payload, undo)
-            if req.dns:
-                netns.loopback_up(req.netns)  # the resolver binds 127.0.0.11 there
-            endpoint = self.sandboxes.attach_endpoint(
-                owner,
-                net,
-                EndpointRequest(network=net.name, ipv4=req.ipv4, aliases=req.aliases),
-                req.ifname,
-                True,
-                Path(req.netns),
-                None,
-                undo,
-            )
+            # GET /boxnet/metrics (bench/cni.py): the endpoint, then the names and resolver.
+            with metrics.timed("external.endpoint"):
+                if req.dns:
+                    netns.loopback_up(req.netns)  # the resolver binds 127.0.0.11 there
+                endpoint = self.sandboxes.attach_endpoint(
+                    owner,
+                    net,
+                    EndpointRequest(network=net.name, ipv4=req.ipv4, aliases=req.aliases),
+                    req.ifname,
+                    True,
+                    Path(req.netns),
+                    None,
+                    undo,
+                )
             bindings = self.sandboxes.publish_requests(owner, list(req.ports), endpoint, undo)
             record = ExternalRecord(
                 owner=owner,
@@ -147,7 +151,8 @@ class ExternalAttachments:
                 dns=req.dns,
                 created=now_rfc3339(),
             )
-            self._serve(record, endpoint)
+            with metrics.timed("external.dns"):
+                self._serve(record, endpoint)
             if self.dns is not None:
                 dns = self.dns
                 undo.push("stop serving DNS", lambda: dns.detach(owner))
@@ -234,6 +239,7 @@ class ExternalAttachments:
         except Exception as exc:
             problems.append(f"unpublish: {exc}")
         path = record.netns if record is not None and netns.is_netns(record.netns) else ""
+        began = time.perf_counter()
         for endpoint in self.records.endpoints(container_id=owner):
             net = self.networks.by_id(endpoint.network_id)
             if net is not None:
@@ -242,6 +248,7 @@ class ExternalAttachments:
                 except Exception as exc:
                     problems.append(f"unplug {endpoint.ifname}: {exc}")
             self.records.delete_endpoint(endpoint.id)
+        metrics.record("external.unplug", time.perf_counter() - began)
         self.records.release_leases(owner)
         self.records.intents.done(intent)
         if problems:  # reported, never fatal: what is left has no owner and gc collects it
