@@ -16,15 +16,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+from cni_helpers import NETWORK, SUBNET, cni, config
 
-from boxnet.lab import BasicLab, Daemon, Lab, Netns, basic_lab, venv_bin
+from boxnet.lab import BasicLab, Daemon, Lab, Netns, basic_lab
 from boxnet.lab.proc import tool
 
 pytestmark = pytest.mark.e2e
-
-PLUGIN = venv_bin() / "boxnet-cni"
-NETWORK = "cninet"
-SUBNET = "10.99.7.0/24"
 
 
 class Env(NamedTuple):
@@ -41,47 +38,6 @@ def env() -> Iterator[Env]:
         yield Env(lab, basic, lab.boxnetd(basic.host))
     finally:
         lab.close()
-
-
-def config(d: Daemon, version: str = "1.1.0", **extra: Any) -> dict[str, Any]:
-    conf: dict[str, Any] = {
-        "cniVersion": version,
-        "name": NETWORK,
-        "type": "boxnet",
-        "boxnetHost": f"unix://{d.socket}",
-        "ipam": {"subnet": SUBNET, "gateway": "10.99.7.1"},
-    }
-    conf.update(extra)
-    return conf
-
-
-def cni(
-    command: str,
-    conf: dict[str, Any] | str | None,
-    container_id: str = "",
-    netns: str = "",
-    ifname: str = "eth0",
-    args: str = "",
-    **env_over: str,
-) -> tuple[int, Any]:
-    """Run the plugin as a runtime does; (exit status, parsed stdout or None)."""
-    environ = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "CNI_COMMAND": command,
-        "CNI_CONTAINERID": container_id,
-        "CNI_NETNS": netns,
-        "CNI_IFNAME": ifname,
-        "CNI_ARGS": args,
-        "CNI_PATH": str(PLUGIN.parent),
-    }
-    environ.update(env_over)
-    environ = {k: v for k, v in environ.items() if v is not None}
-    stdin = conf if isinstance(conf, str) else json.dumps(conf) if conf is not None else ""
-    proc = subprocess.run(
-        [str(PLUGIN)], input=stdin, env=environ, capture_output=True, text=True, timeout=60
-    )
-    out = json.loads(proc.stdout) if proc.stdout.strip() else None
-    return proc.returncode, out
 
 
 def add(e: Env, ns: Netns | str, cid: str, **kw: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from boxnet import faults
 from boxnet.clock import now_rfc3339
 from boxnet.core import metrics
 from boxnet.errors import InvalidArgument, NotFound
@@ -137,7 +138,9 @@ class ExternalAttachments:
                     None,
                     undo,
                 )
+            faults.point("external.attach.joined")
             bindings = self.sandboxes.publish_requests(owner, list(req.ports), endpoint, undo)
+            faults.point("external.attach.published")
             record = ExternalRecord(
                 owner=owner,
                 kind=req.kind,
@@ -157,6 +160,7 @@ class ExternalAttachments:
                 dns = self.dns
                 undo.push("stop serving DNS", lambda: dns.detach(owner))
             self.table.put(record)  # last: with it the attachment is complete
+            faults.point("external.attach.recorded")
             undo.commit()
         return ExternalResult(record, net, endpoint, bindings, *self._resolv(record))
 
@@ -231,6 +235,7 @@ class ExternalAttachments:
         record = self.table.get(owner)
         intent = self.records.intents.begin("external.detach", owner, {})
         self.table.delete(owner)  # first: a crash from here on leaves records gc removes
+        faults.point("external.detach.forgotten")
         problems: list[str] = []
         if self.dns is not None:
             self.dns.detach(owner)
