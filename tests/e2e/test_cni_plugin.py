@@ -109,10 +109,32 @@ def test_old_versions_get_their_shape(env: Env) -> None:
     assert rc == 0
 
 
+def test_existing_dual_stack_network_without_ipam(env: Env) -> None:
+    """A network boxnet already has is used as it is (no ipam in the configuration): both
+    families, each address pointing at the sandbox's interface, a default route per family."""
+    d = env.daemon
+    d.cli("network", "create", "--ipv6", "--subnet", "10.99.3.0/24",
+          "--subnet", "fd00:99:3::/64", "dual")  # fmt: skip
+    ns = env.lab.netns("cni-dual")
+    conf = config(d, network="dual", ipam={})
+    out = add(env, ns, "ctr-dual", conf=conf)
+    families = {ip_interface(ip["address"]).version: ip for ip in out["ips"]}
+    assert set(families) == {4, 6} and all(ip["interface"] == 1 for ip in out["ips"])
+    assert {r["dst"] for r in out["routes"]} == {"0.0.0.0/0", "::/0"}
+    inside = {f"{a['local']}/{a['prefixlen']}" for a in inside_eth0(ns)["addr_info"]}
+    assert {families[4]["address"], families[6]["address"]} <= inside
+    route6 = ns.ip_json("-6", "route", "show", "default")
+    assert route6 and route6[0]["gateway"] == families[6]["gateway"]
+    assert ns.run(["ping", "-6", "-c1", "-W2", families[6]["gateway"]], check=False).returncode == 0
+    assert cni("DEL", conf, "ctr-dual", ns.path) == (0, None)
+    d.cli("network", "rm", "dual")  # nothing left on it
+
+
 def test_two_namespaces_and_a_container_reach_each_other(env: Env) -> None:
     a = env.lab["cni-a"]
     b = env.lab.netns("cni-b")
-    ip_b = address(add(env, b, "ctr-b", args="K8S_POD_NAME=cnib"))
+    aliased = config(env.daemon, runtimeConfig={"aliases": {NETWORK: ["bee"]}})
+    ip_b = address(add(env, b, "ctr-b", args="K8S_POD_NAME=cnib", conf=aliased))
     ip_a = str(ip_interface(inside_eth0(a)["addr_info"][0]["local"]).ip)
     assert a.ping(ip_b) and b.ping(ip_a)
     d = env.daemon
@@ -123,6 +145,8 @@ def test_two_namespaces_and_a_container_reach_each_other(env: Env) -> None:
         # Names: the runtime's K8S_POD_NAME, from a boxnet container and from a CNI namespace.
         by_name = d.cli("exec", "peer", "ping", "-c1", "-W2", "cnib", check=False)
         assert by_name.returncode == 0 and ip_b in by_name.stdout, by_name.stdout + by_name.stderr
+        alias = d.cli("exec", "peer", "nslookup", "bee", check=False)  # the aliases capability
+        assert alias.returncode == 0 and ip_b in alias.stdout, alias.stdout + alias.stderr
         peer_ip = json.loads(d.cli("inspect", "--format", "json", "peer").stdout)
         peer_ip = (peer_ip[0] if isinstance(peer_ip, list) else peer_ip)["NetworkSettings"]
         looked = a.run([tool("busybox"), "nslookup", "peer", "127.0.0.11"], check=False)

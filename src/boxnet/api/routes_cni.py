@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from boxnet.api.server import Request, Response, Router
 from boxnet.core import metrics
-from boxnet.core.external import ExternalRequest, ExternalResult
+from boxnet.core.external import ExternalRequest, ExternalResult, owner_id
 from boxnet.errors import InvalidArgument, NotFound
 from boxnet.kernel import links
 from boxnet.model import PortRequest
@@ -107,6 +107,15 @@ def result_json(ctl: Controller, result: ExternalResult) -> dict[str, Any]:
     }
 
 
+def _event(ctl: Controller, action: str, network_id: str, owner: str) -> None:
+    """`network connect|disconnect` events, as for a container (GET /events)."""
+    net = ctl.networks.by_id(network_id)
+    name, driver = (net.name, net.driver) if net else ("", "")
+    ctl.events.publish(
+        "network", action, network_id, {"container": owner, "name": name, "type": driver}
+    )
+
+
 def register(r: Router, ctl: Controller) -> None:
     def attach(req: Request) -> Response:
         body = Field(req.json())
@@ -127,12 +136,16 @@ def register(r: Router, ctl: Controller) -> None:
         )
         with ctl.lock, metrics.timed("cni.attach"):  # GET /boxnet/metrics, for bench/cni.py
             result = ctl.external.attach(request)
+            _event(ctl, "connect", result.network.id, result.record.owner)
             return Response(200, result_json(ctl, result))
 
     def detach(req: Request) -> Response:
         container_id, ifname, network = _common(Field(req.json()))
         with ctl.lock, metrics.timed("cni.detach"):
+            record = ctl.external.table.get(owner_id(KIND, network, container_id, ifname))
             found = ctl.external.detach(KIND, network, container_id, ifname)
+            if record is not None:
+                _event(ctl, "disconnect", record.network_id, record.owner)
         return Response(200, {"Found": found})
 
     def check(req: Request) -> Response:
