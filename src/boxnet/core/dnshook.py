@@ -51,6 +51,12 @@ class NameService:
             return tuple(str(s) for s in self.config.dns)
         return tuple(host_resolvers()[0])
 
+    def default_upstreams(self) -> tuple[str, ...]:
+        """The daemon's dns, else the host's resolv.conf servers (no container --dns)."""
+        if self.config.dns:
+            return tuple(str(s) for s in self.config.dns)
+        return tuple(host_resolvers()[0])
+
     def _publish(self, table: NameTable) -> None:
         self._table = table
         self.resolver.set_table(table)
@@ -102,6 +108,31 @@ class NameService:
         self.update(c)
         self.resolver.add(c.id, netns_path, self.upstreams(c))
         undo.push("stop serving DNS", lambda: self.detach(c.id))
+
+    def serve_external(
+        self,
+        owner: str,
+        names: tuple[str, ...],
+        endpoint: Endpoint,
+        netns_path: str,
+        resolver: bool,
+    ) -> None:
+        """An external attachment (core/external.py): its names answer on its network, and,
+        when `resolver`, 127.0.0.11 inside its namespace is served like a container's."""
+        internal = self._internal_networks()
+        entries = [
+            NameEntry(
+                container_id=owner,
+                network_id=endpoint.network_id,
+                ip=address.ip,
+                names=names,
+                internal=endpoint.network_id in internal,
+            )
+            for address in endpoint.addresses
+        ]
+        self._publish(self._table.with_container(owner, entries))
+        if resolver:
+            self.resolver.add(owner, netns_path, self.default_upstreams())
 
     def detach(self, container_id: str) -> None:
         self.resolver.forget(container_id)

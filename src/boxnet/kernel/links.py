@@ -376,3 +376,26 @@ def set_sysctl(path: str, value: str) -> None:
 def read_sysctl(path: str) -> str:
     with open(f"/proc/sys/{path}") as fh:
         return fh.read().strip()
+
+
+@dataclass(frozen=True)
+class InsideInterface:
+    """An interface as seen inside another namespace (CNI CHECK compares it to the records)."""
+
+    ifname: str
+    mac: str
+    up: bool
+    addresses: tuple[str, ...]  # "10.0.0.2/24", both families
+
+
+def interface_in(netns_path: str | Path, ifname: str) -> InsideInterface | None:
+    """ifname inside the namespace at netns_path (None: no such interface)."""
+    with ipr_in(netns_path) as inner:
+        info = link_info(inner, ifname)
+        if info is None:
+            return None
+        found = [
+            f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}"
+            for msg in inner.get_addr(index=info.index)
+        ]
+    return InsideInterface(ifname, info.mac, info.up, tuple(found))

@@ -256,3 +256,22 @@ def sockets_in(path: str | Path, kinds: Sequence[SocketKind]) -> list[socket.soc
         for i, sock in zip(missing, made, strict=True):
             found[i] = sock
     return [sock for sock in found if sock is not None]
+
+
+def loopback_up(path: str | Path) -> None:
+    """Bring lo up in a namespace someone else made (a CNI runtime's): the resolver binds
+    127.0.0.11 there, which needs it. One ioctl on a socket of that namespace."""
+    with socket_in(path, socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            ifctl.set_up(probe.fileno(), "lo")
+        except OSError as exc:
+            raise KernelError(f"bring lo up in {path}: {exc.strerror or exc}") from exc
+
+
+def is_netns(path: str | Path) -> bool:
+    """Whether path is a live network namespace (a bind mount or /proc/PID/ns/net) rather than
+    a missing or left-over plain file: namespace files all live on the one nsfs device."""
+    try:
+        return os.stat(path).st_dev == os.stat("/proc/self/ns/net").st_dev
+    except OSError:
+        return False
