@@ -248,6 +248,21 @@ def test_gc_removes_what_the_runtime_no_longer_lists(env: Env) -> None:
     assert cni("GC", conf) == (0, None)
     assert _has(keep, "eth0") and not _has(drop, "eth0")
     assert _has(env.lab["cni-a"], "eth0")
+    # boxnet's own gc keeps attachments whose namespace lives (they own their records).
+    env.daemon.cli("system", "gc")
+    assert _has(keep, "eth0") and _has(env.lab["cni-a"], "eth0")
+    assert keep.ping("10.99.7.1")
+
+
+def test_static_address_from_cni_args(env: Env) -> None:
+    one, two = env.lab.netns("cni-ip1"), env.lab.netns("cni-ip2")
+    out = add(env, one, "ctr-ip1", args="IgnoreUnknown=1;IP=10.99.7.77")
+    assert out["ips"][0]["address"] == "10.99.7.77/24"
+    assert "10.99.7.77" in {a["local"] for a in inside_eth0(one)["addr_info"]}
+    rc, err = cni("ADD", config(env.daemon), "ctr-ip2", two.path, args="IP=10.99.7.77")
+    assert rc == 1 and err["code"] == 100 and "10.99.7.77" in err["msg"]
+    assert not _has(two, "eth0")  # nothing half-made
+    assert cni("DEL", config(env.daemon), "ctr-ip1", one.path) == (0, None)
 
 
 def test_status(env: Env) -> None:

@@ -108,6 +108,7 @@ def rootfs_tarball(tmp: Path) -> Path:
 def podman() -> Iterator[Podman]:
     netns_before = set(os.listdir(NETNS_DIR)) if NETNS_DIR.is_dir() else set()
     cache_before = set(os.listdir(CNI_CACHE)) if CNI_CACHE.is_dir() else set()
+    cni_dir_existed = CNI_CACHE.parent.exists()
     # Podman refuses a runroot path longer than 50 characters: a short directory of its own.
     tmp = Path(tempfile.mkdtemp(prefix="bxpod"))
     lab = Lab("cni-podman")
@@ -139,6 +140,10 @@ def podman() -> Iterator[Podman]:
             for name in set(os.listdir(CNI_CACHE)) - cache_before:
                 if name.startswith(f"{NETWORK}-"):
                     (CNI_CACHE / name).unlink(missing_ok=True)
+        if not cni_dir_existed:  # libcni made /var/lib/cni/results for us: empty, it goes
+            for empty in (CNI_CACHE, CNI_CACHE.parent):
+                with contextlib.suppress(OSError):
+                    empty.rmdir()
 
 
 def podman_ip(p: Podman, name: str) -> str:

@@ -66,10 +66,16 @@ def test_env_for_add() -> None:
         {"CNI_IFNAME": "eth:0"},
         {"CNI_PATH": ""},
         {"CNI_ARGS": "novalue"},
+        {"CNI_ARGS": "FOO=1"},
     ],
 )
 def test_env_errors_are_code_4(change: dict[str, str]) -> None:
     assert code_of(codec.parse_env, {**BASE_ENV, **change}) == codec.INVALID_ENV
+
+
+def test_unknown_args_are_ignored_only_when_asked() -> None:
+    env = codec.parse_env({**BASE_ENV, "CNI_ARGS": "FOO=1;IgnoreUnknown=1"})
+    assert env.args["FOO"] == "1"
 
 
 def test_del_needs_no_netns_and_version_needs_nothing() -> None:

@@ -86,6 +86,14 @@ def _check_ifname(name: str) -> None:
         raise CniError(INVALID_ENV, f"invalid CNI_IFNAME {name!r}", "no '/', ':', '%' or spaces")
 
 
+# CNI_ARGS keys this plugin reads or knows runtimes pass; others need IgnoreUnknown (the
+# conventions document: a plugin fails on arguments it does not know unless told to ignore them).
+KNOWN_ARGS = frozenset(
+    {"IgnoreUnknown", "IP", "K8S_POD_NAME", "K8S_POD_NAMESPACE", "K8S_POD_INFRA_CONTAINER_ID",
+     "K8S_POD_UID"}
+)  # fmt: skip
+
+
 def parse_args(text: str) -> dict[str, str]:
     """CNI_ARGS: "K1=V1;K2=V2"."""
     out: dict[str, str] = {}
@@ -96,6 +104,13 @@ def parse_args(text: str) -> dict[str, str]:
         if not sep or not key:
             raise CniError(INVALID_ENV, f"invalid CNI_ARGS entry {part!r}", "expected KEY=VALUE")
         out[key] = value
+    unknown = sorted(set(out) - KNOWN_ARGS)
+    if unknown and out.get("IgnoreUnknown", "").lower() not in ("1", "true"):
+        raise CniError(
+            INVALID_ENV,
+            f"unknown CNI_ARGS {', '.join(unknown)}",
+            "add IgnoreUnknown=1 to have them ignored",
+        )
     return out
 
 

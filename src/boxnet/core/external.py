@@ -126,8 +126,11 @@ class ExternalAttachments:
             self.records.intents.begin("external.attach", owner, payload, undo)
             # GET /boxnet/metrics (bench/cni.py): the endpoint, then the names and resolver.
             with metrics.timed("external.endpoint"):
-                if req.dns:
-                    netns.loopback_up(req.netns)  # the resolver binds 127.0.0.11 there
+                # One visit for what the rest needs inside: netlink (the veth), the resolver's
+                # sockets, lo up and a libnftables context (its 127.0.0.11 redirect).
+                kinds = [netns.NETLINK, netns.UDP, netns.TCP] if req.dns else [netns.NETLINK]
+                netns.prepare(req.netns, kinds, loopback=req.dns, nftables=req.dns)
+                undo.always("drop spare sockets", lambda: netns.drop_spares(req.netns))
                 endpoint = self.sandboxes.attach_endpoint(
                     owner,
                     net,

@@ -258,14 +258,40 @@ def sockets_in(path: str | Path, kinds: Sequence[SocketKind]) -> list[socket.soc
     return [sock for sock in found if sock is not None]
 
 
-def loopback_up(path: str | Path) -> None:
-    """Bring lo up in a namespace someone else made (a CNI runtime's): the resolver binds
-    127.0.0.11 there, which needs it. One ioctl on a socket of that namespace."""
-    with socket_in(path, socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            ifctl.set_up(probe.fileno(), "lo")
-        except OSError as exc:
-            raise KernelError(f"bring lo up in {path}: {exc.strerror or exc}") from exc
+def prepare(path: str | Path, kinds: Sequence[SocketKind], loopback: bool, nftables: bool) -> None:
+    """Visit a namespace someone else made (a CNI runtime's) once: bring lo up (the resolver
+    binds 127.0.0.11 there), open the sockets of `kinds` and a libnftables context, for
+    sockets_in and nftables_in to hand out, as create_netns does for our own namespaces. What
+    is not taken is closed by drop_spares."""
+    nft: list[Any] = []
+
+    def work() -> list[tuple[SocketKind, socket.socket]]:
+        _enter(path)
+        spares = [(kind, socket.socket(*kind)) for kind in kinds]
+        if loopback:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                ifctl.set_up(probe.fileno(), "lo")
+        if nftables:
+            nft.append(_new_nftables())
+        return spares
+
+    try:
+        spares = _in_thread(work)
+    except OSError as exc:
+        raise KernelError(f"enter network namespace {path}: {exc.strerror or exc}") from exc
+    with _spare_lock:
+        if spares:
+            _spare.setdefault(str(path), []).extend(spares)
+        if nft:
+            _spare_nft[str(path)] = nft[0]
+
+
+def drop_spares(path: str | Path) -> None:
+    """Close what prepare() opened in path and nobody took."""
+    with _spare_lock:
+        for _kind, sock in _spare.pop(str(path), []):
+            sock.close()
+        _spare_nft.pop(str(path), None)
 
 
 def is_netns(path: str | Path) -> bool:
