@@ -1,0 +1,142 @@
+"""Issue 16: overlay networks across hosts, end to end.
+
+One lab for the module: three hosts on the underlay 10.99.0.0/16, a real etcd in the router, an
+outside web server at 203.0.113.2, boxnetd on every host with --cluster-store. Observers:
+ping/wget/nc between containers on different hosts, `ip -j -d link`, `bridge -j fdb`,
+`ip -j neigh`, etcdctl.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from boxnet.lab import Daemon
+from boxnet.lab.overlay import OUTSIDE, OverlayLab, host_address, overlay_lab
+from boxnet.lab.proc import tool
+
+pytestmark = pytest.mark.e2e
+
+UNDERLAY_MTU = 1500
+OVERLAY_MTU = UNDERLAY_MTU - 50
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[OverlayLab]:
+    lab = overlay_lab(3)
+    try:
+        for i in range(3):
+            lab.daemon(i)
+        yield lab
+    finally:
+        lab.lab.close()
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def inspect(d: Daemon, ref: str) -> dict[str, Any]:
+    data = json.loads(d.cli("inspect", "--format", "json", ref).stdout)
+    return data[0] if isinstance(data, list) else data  # type: ignore[no-any-return]
+
+
+def ip_of(d: Daemon, name: str, network: str) -> str:
+    return str(inspect(d, name)["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+
+def network_names(d: Daemon, driver: str = "overlay") -> set[str]:
+    out = d.cli("network", "ls", "--filter", f"driver={driver}", "--format", "{{.Name}} {{.Scope}}")
+    return set(out.stdout.split("\n")) - {""}
+
+
+def pings(d: Daemon, name: str, dest: str, *extra: str) -> bool:
+    r = d.cli("exec", name, "ping", "-c1", "-W2", *extra, dest, check=False)
+    return r.returncode == 0
+
+
+def test_network_created_once_is_global_on_every_host(env: OverlayLab) -> None:
+    d1, d2, d3 = (env.daemons[i] for i in range(3))
+    d1.cli("network", "create", "-d", "overlay", "--subnet", "10.10.0.0/24", "ov1")
+    for d in (d1, d2, d3):
+        wait_for(lambda d=d: "ov1 global" in network_names(d), f"ov1 on {d}")  # type: ignore[misc]
+    ids = {inspect_network(d, "ov1")["Id"] for d in (d1, d2, d3)}
+    assert len(ids) == 1
+    # The same VNI everywhere, a VXLAN device per host with the underlay's MTU - 50.
+    vni = inspect_network(d2, "ov1")["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+    for i, host in enumerate(env.hosts):
+        (link,) = host.ip_json("-d", "link", "show", "dev", f"vx-{vni}")
+        info = link["linkinfo"]["info_data"]
+        assert info["id"] == int(vni) and info["port"] == 4789
+        assert info["local"] == host_address(i) and not info.get("learning", False)
+        assert link["mtu"] == OVERLAY_MTU
+        bridge = f"ov-{next(iter(ids))[:12]}"
+        assert link["master"] == bridge
+    # A name taken cluster-wide is refused on another host too.
+    again = d2.cli("network", "create", "-d", "overlay", "ov1", check=False)
+    assert again.returncode != 0 and "already exists" in again.stderr
+
+
+def inspect_network(d: Daemon, name: str) -> dict[str, Any]:
+    data = json.loads(d.cli("network", "inspect", name).stdout)
+    return data[0]  # type: ignore[no-any-return]
+
+
+def test_containers_on_two_hosts_ping_and_talk_tcp(env: OverlayLab) -> None:
+    d1, d2 = env.daemons[0], env.daemons[1]
+    d1.cli("run", "-d", "--name", "a1", "--network", "ov1", "busybox", "sleep", "1000")
+    d2.cli("run", "-d", "--name", "b1", "--network", "ov1", "busybox",
+           "nc", "-ll", "-p", "7000", "-e", "echo", "hello-from-b1")  # fmt: skip
+    a_ip, b_ip = ip_of(d1, "a1", "ov1"), ip_of(d2, "b1", "ov1")
+    assert a_ip != b_ip and a_ip.startswith("10.10.0.") and b_ip.startswith("10.10.0.")
+    wait_for(lambda: pings(d1, "a1", b_ip), "a1 -> b1 ping")
+    assert pings(d2, "b1", a_ip)
+    out = d1.cli("exec", "a1", "nc", "-w", "3", b_ip, "7000", check=False).stdout
+    assert "hello-from-b1" in out
+    # The container's interface has the overlay MTU.
+    mtu = d1.cli("exec", "a1", "cat", "/sys/class/net/eth0/mtu").stdout.strip()
+    assert int(mtu) == OVERLAY_MTU
+    # Host 1's FDB and neighbour table know b1 behind host 2 (programmed, not learned).
+    vni = inspect_network(d1, "ov1")["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+    b_mac = inspect(d2, "b1")["NetworkSettings"]["Networks"]["ov1"]["MacAddress"]
+    fdb = env.hosts[0].run(["bridge", "-j", "fdb", "show", "dev", f"vx-{vni}"]).stdout
+    assert any(e["mac"] == b_mac and e.get("dst") == host_address(1) for e in json.loads(fdb))
+    neigh = env.hosts[0].ip_json("neigh", "show", "dev", f"vx-{vni}")
+    assert any(n["dst"] == b_ip and n["lladdr"] == b_mac for n in neigh)
+
+
+def inside(d: Daemon, name: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run a host program (iputils ping: busybox's has no -M) in the container's namespace."""
+    netns = inspect(d, name)["NetworkSettings"]["SandboxKey"]
+    argv = (tool("nsenter"), f"--net={netns}", "--", *argv)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+
+
+def test_full_size_packet_crosses_hosts(env: OverlayLab) -> None:
+    d1, d2 = env.daemons[0], env.daemons[1]
+    b_ip = ip_of(d2, "b1", "ov1")
+    ping = tool("ping")
+    size = str(OVERLAY_MTU - 28)
+    full = inside(d1, "a1", ping, "-c1", "-W2", "-M", "do", "-s", size, b_ip)
+    assert full.returncode == 0, full.stdout + full.stderr
+    # One byte more does not fit: the MTU is really the limit (no silent fragmentation).
+    over = inside(d1, "a1", ping, "-c1", "-W2", "-M", "do", "-s", str(OVERLAY_MTU - 27), b_ip)
+    assert over.returncode != 0
+
+
+def test_encrypted_and_ipv6_are_refused_clearly(env: OverlayLab) -> None:
+    d1 = env.daemons[0]
+    r = d1.cli("network", "create", "-d", "overlay", "-o", "encrypted", "sec", check=False)
+    assert r.returncode != 0 and "WireGuard" in r.stderr and "Traceback" not in r.stderr
+    r = d1.cli("network", "create", "-d", "overlay", "--ipv6", "six", check=False)
+    assert r.returncode != 0 and "IPv6" in r.stderr
+    assert "sec" not in str(network_names(d1)) and "six" not in str(network_names(d1))
+    assert OUTSIDE  # the outside host is used by the next step's tests
