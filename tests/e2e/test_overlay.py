@@ -140,3 +140,49 @@ def test_encrypted_and_ipv6_are_refused_clearly(env: OverlayLab) -> None:
     assert r.returncode != 0 and "IPv6" in r.stderr
     assert "sec" not in str(network_names(d1)) and "six" not in str(network_names(d1))
     assert OUTSIDE  # the outside host is used by the next step's tests
+
+
+def test_names_and_aliases_of_containers_on_other_hosts_resolve(env: OverlayLab) -> None:
+    d1, d3 = env.daemons[0], env.daemons[2]
+    d3.cli("run", "-d", "--name", "c3", "--network", "ov1", "--network-alias", "cee",
+           "busybox", "sleep", "1000")  # fmt: skip
+    c_ip = ip_of(d3, "c3", "ov1")
+    wait_for(lambda: pings(d1, "a1", "c3"), "a1 -> c3 by name")
+    assert pings(d1, "a1", "cee") and pings(d1, "a1", "b1")
+    answer = d1.cli("exec", "a1", "nslookup", "cee").stdout
+    assert c_ip in answer
+    # and back, from host 3 to host 1
+    assert pings(d3, "c3", "a1")
+
+
+def test_overlay_containers_reach_the_outside_and_publish_on_their_host(env: OverlayLab) -> None:
+    d1, d3 = env.daemons[0], env.daemons[2]
+    out = d1.cli("exec", "a1", "wget", "-qO-", f"http://{OUTSIDE}/").stdout
+    assert '"client"' in out or "10.99.1.1" in out  # masqueraded: the outside sees host 1
+    d3.cli("run", "-d", "--name", "web3", "--network", "ov1", "-p", "8080:80",
+           "busybox", "httpd", "-f", "-p", "80")  # fmt: skip
+    curl = [tool("curl"), "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "3"]
+
+    def served() -> bool:
+        r = env.router.run([*curl, f"http://{host_address(2)}:8080/"], check=False)
+        return r.stdout.strip() == "404"  # busybox httpd without an index: its 404 is an answer
+
+    wait_for(served, "the published port on host 3")
+
+
+def test_overlay_networks_are_isolated_from_each_other_and_from_bridges(env: OverlayLab) -> None:
+    d1, d2 = env.daemons[0], env.daemons[1]
+    d1.cli("network", "create", "-d", "overlay", "ov2")
+    wait_for(lambda: "ov2 global" in network_names(d2), "ov2 on host 2")
+    d2.cli("run", "-d", "--name", "o2b", "--network", "ov2", "busybox", "sleep", "1000")
+    d1.cli("run", "-d", "--name", "o2a", "--network", "ov2", "busybox", "sleep", "1000")
+    target = ip_of(d2, "o2b", "ov2")
+    wait_for(lambda: pings(d1, "o2a", target), "o2a -> o2b (same overlay)")  # positive control
+    assert not pings(d1, "a1", target)  # ov1 -> ov2 across hosts: dropped
+    assert not pings(d1, "a1", ip_of(d1, "o2a", "ov2"))  # ov1 -> ov2 on one host
+    d1.cli("network", "create", "--subnet", "10.77.0.0/24", "lb")
+    d1.cli("run", "-d", "--name", "x1", "--network", "lb", "busybox", "sleep", "1000")
+    assert pings(d1, "x1", "10.77.0.1")  # the bridge network itself works
+    assert not pings(d1, "x1", ip_of(d1, "a1", "ov1"))
+    assert not pings(d1, "a1", ip_of(d1, "x1", "lb"))
+    assert not pings(d1, "x1", ip_of(env.daemons[1], "b1", "ov1"))
