@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from boxnet.lab.core import Lab
 from boxnet.lab.daemon import Daemon
-from boxnet.lab.etcd import EtcdCluster, start_etcd
+from boxnet.lab.etcd import PEER_PORT, EtcdCluster, restart_member, start_etcd
 from boxnet.lab.netns import Netns, Switch
 from boxnet.lab.proc import LabError
 
@@ -51,10 +51,12 @@ class OverlayLab:
             for member in self.etcd.members:
                 member.stop()
 
-    def start_etcd(self) -> EtcdCluster:
-        """A fresh etcd (empty store) in the router: only for labs that start over."""
-        self.etcd = start_etcd(self.lab, self.router, ROUTER)
-        return self.etcd
+    def restart_etcd(self) -> None:
+        """Start the stopped etcd again on its data (the end of an outage)."""
+        assert self.etcd is not None
+        (member,) = self.etcd.members
+        initial = f"{member.name}=http://{member.address}:{PEER_PORT}"
+        self.etcd = EtcdCluster((restart_member(self.lab, member, initial),))
 
 
 def overlay_lab(hosts: int = 3, lab: Lab | None = None, etcd: bool = True) -> OverlayLab:
