@@ -71,6 +71,8 @@ def test_network_created_once_is_global_on_every_host(env: OverlayLab) -> None:
     ids = {inspect_network(d, "ov1")["Id"] for d in (d1, d2, d3)}
     assert len(ids) == 1
     # The same VNI everywhere, a VXLAN device per host with the underlay's MTU - 50.
+    scoped = d3.cli("network", "ls", "--filter", "scope=global", "--format", "{{.Name}}").stdout
+    assert scoped.split() == ["ov1"]
     vni = inspect_network(d2, "ov1")["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
     for i, host in enumerate(env.hosts):
         (link,) = host.ip_json("-d", "link", "show", "dev", f"vx-{vni}")
