@@ -13,10 +13,12 @@ etcd in the router, boxnetd -D on every host), one overlay network made on host 
 - attach: the daemon's own `attach` metric (GET /boxnet/metrics: addresses, veth, and for the
   overlay the etcd address claim and the endpoint record) of those runs vs the same number of
   `run -d` on a bridge network of host 1. Goal: overlay < 2x bridge.
-- throughput (first N only: it does not depend on N): iperf3 from a container on host 1 to one
-  on host 2 over the overlay vs iperf3 between the two host namespaces over a hand-made VXLAN
-  device (the same kernel path without bridge, veth, netns or firewall), in the same run.
-  Goal: >= 90% of raw.
+- propagation: host 1's log line ending the attach -> host 2's line saying the entries are
+  programmed (the etcd watch and the kernel calls; the logs share one clock).
+- throughput (first N only, best of 2: it does not depend on N): iperf3 from a container on
+  host 1 to one on host 2 over the overlay vs iperf3 between the two host namespaces over a
+  hand-made VXLAN device (the same kernel path without bridge, veth, netns or firewall), in the
+  same run. Goal: >= 90% of raw.
 Prints one markdown table and writes it to bench/results/<date>-overlay.md.
 """
 
@@ -74,22 +76,27 @@ def wait_network(lab: OverlayLab, name: str, timeout: float = 60.0) -> None:
             time.sleep(0.1)
 
 
-def reachability(lab: OverlayLab, probes: int) -> tuple[list[float], list[float], list[float]]:
-    """(ms from `run` returned to the first answer, ms from `run` called, ms `run` took)."""
+def reachability(
+    lab: OverlayLab, probes: int
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """(ms from `run` returned to the first answer, ms from `run` called, ms `run` took, ms from
+    the endpoint's record to host 2's kernel entries), per probe."""
     a, b = lab.daemons[0], lab.daemons[1]
     b.cli("run", "-d", "--name", "probe", "--network", "ov", "busybox", "sleep", "100000")
     netns = sandbox(b, "probe")
     sysctl = in_netns(netns, tool("sysctl"), "-qw", "net.ipv4.neigh.eth0.retrans_time_ms=5")
     sysctl.wait(10)
     after_return, after_call, run_ms = [], [], []
+    started: list[tuple[str, str]] = []
     for i in range(probes):
         ip = f"10.30.1.{10 + i}"
         prober = in_netns(netns, PY, "-c", PROBE, ip, "10", stdout=subprocess.PIPE)
         assert prober.stdout is not None
         prober.stdout.readline()  # "ready": it is sending before the container exists
         called = time.time()
-        a.cli("run", "-d", "--name", f"new{i}", "--network", "ov", "--ip", ip, "busybox",
-              "sleep", "100000")  # fmt: skip
+        cid = a.cli("run", "-d", "--name", f"new{i}", "--network", "ov", "--ip", ip,
+                    "busybox", "sleep", "100000").stdout.strip()  # fmt: skip
+        started.append((cid[:12], ip))
         returned = time.time()
         line = prober.communicate(timeout=20)[0].strip()
         if not line:
@@ -98,7 +105,26 @@ def reachability(lab: OverlayLab, probes: int) -> tuple[list[float], list[float]
         after_return.append(max(0.0, stamp - returned) * 1000)
         after_call.append((stamp - called) * 1000)
         run_ms.append((returned - called) * 1000)
-    return after_return, after_call, run_ms
+    return after_return, after_call, run_ms, propagation(a, b, started)
+
+
+def _stamp(line: str) -> float:
+    """The daemon log's asctime ("2026-12-05 08:12:10,283") as seconds."""
+    when = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    return when.timestamp()
+
+
+def propagation(a: Daemon, b: Daemon, started: list[tuple[str, str]]) -> list[float]:
+    """ms from host 1's log line ending the attach (the endpoint record is written) to host 2's
+    line saying its FDB and neighbour entries are programmed (the daemons' logs, one clock)."""
+    log_a, log_b = a.log_path.read_text().splitlines(), b.log_path.read_text().splitlines()
+    out = []
+    for short, ip in started:
+        done = next((_stamp(x) for x in log_a if f"attach {short}: " in x), None)
+        seen = next((_stamp(x) for x in log_b if f"overlay: {ip} on " in x), None)
+        if done is not None and seen is not None:
+            out.append((seen - done) * 1000)
+    return out
 
 
 def attach_costs(lab: OverlayLab, overlay_runs: int) -> tuple[list[float], list[float]]:
@@ -148,8 +174,10 @@ def throughput(lab: OverlayLab, seconds: int) -> tuple[float, float]:
              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     time.sleep(1)
     client_ns = [tool("nsenter"), f"--net={sandbox(a, 'cli')}", "--"]
-    overlay = iperf(client_ns, server, seconds)
-    raw = iperf([tool("nsenter"), f"--net={h1.path}", "--"], "192.0.2.2", seconds)
+    overlay = raw = 0.0
+    for _ in range(2):  # best of 2, alternating: a shared machine's load comes and goes
+        overlay = max(overlay, iperf(client_ns, server, seconds))
+        raw = max(raw, iperf([tool("nsenter"), f"--net={h1.path}", "--"], "192.0.2.2", seconds))
     return overlay, raw
 
 
@@ -164,7 +192,7 @@ def run_level(hosts: int, probes: int, seconds: int, with_iperf: bool) -> list[s
             lab.daemon(i, "-D")
         lab.daemons[0].cli("network", "create", "-d", "overlay", "--subnet", SUBNET, "ov")
         wait_network(lab, "ov")
-        after_return, after_call, run_ms = reachability(lab, probes)
+        after_return, after_call, run_ms, spread = reachability(lab, probes)
         overlay, bridge = attach_costs(lab, probes)
         rows = [
             f"| {hosts} | reachable from host 2 after `run -d` returned | "
@@ -172,6 +200,8 @@ def run_level(hosts: int, probes: int, seconds: int, with_iperf: bool) -> list[s
             f"| {hosts} | reachable from host 2 after `run -d` was called | "
             f"p50 {p50(after_call):.1f} ms (max {max(after_call):.1f}); the `run -d` itself:"
             f" p50 {p50(run_ms):.1f} ms | |",
+            f"| {hosts} | host 1's endpoint record -> host 2's FDB/neighbour entries (logs) | "
+            f"p50 {p50(spread):.0f} ms (max {max(spread):.0f}) | |",
             f"| {hosts} | daemon attach: overlay vs bridge | {p50(overlay):.1f} ms vs "
             f"{p50(bridge):.1f} ms = {p50(overlay) / p50(bridge):.2f}x | < 2x |",
         ]

@@ -188,3 +188,17 @@ def test_overlay_networks_are_isolated_from_each_other_and_from_bridges(env: Ove
     assert not pings(d1, "x1", ip_of(d1, "a1", "ov1"))
     assert not pings(d1, "a1", ip_of(d1, "x1", "lb"))
     assert not pings(d1, "x1", ip_of(env.daemons[1], "b1", "ov1"))
+
+
+def test_rm_is_refused_while_another_host_uses_it_then_goes_everywhere(env: OverlayLab) -> None:
+    d1, d2, d3 = (env.daemons[i] for i in range(3))
+    vni = inspect_network(d3, "ov2")["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+    d1.cli("rm", "-f", "o2a")
+    refused = d1.cli("network", "rm", "ov2", check=False)
+    assert refused.returncode != 0 and host_address(1) in refused.stderr  # o2b on host 2
+    d2.cli("rm", "-f", "o2b")
+    wait_for(lambda: d1.cli("network", "rm", "ov2", check=False).returncode == 0, "rm ov2")
+    for d in (d1, d2, d3):
+        wait_for(lambda d=d: "ov2 global" not in network_names(d), f"ov2 gone on {d}")  # type: ignore[misc]
+    links = {link["ifname"] for link in env.hosts[2].ip_json("link", "show")}
+    assert f"vx-{vni}" not in links

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
@@ -46,6 +47,9 @@ class OverlayAgent:
         self.driver: OverlayDriver | None = None
         self._networks: NetworkWatcher | None = None
         self._endpoints: EndpointWatcher | None = None
+        # Writes of this host's records, in order, off the attach path: ("put" | "delete", key).
+        self._writes: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        threading.Thread(target=self._write_loop, name="overlay-writes", daemon=True).start()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self, host: DriverHost, driver: OverlayDriver) -> None:
@@ -76,22 +80,34 @@ class OverlayAgent:
 
     # -- this host's endpoints ------------------------------------------------------------------
     def publish(self, record: EndpointRecord) -> None:
+        """Publish record (in the writer thread: a write to etcd costs a raft round and an
+        fsync, which the container's start does not wait for)."""
         with self.lock:
             self.local[record.key] = record
             self.pending.discard(record.key)
-            self._put(record, self.cluster.membership.lease)
+        self._writes.put(("put", record.key))
 
     def withdraw(self, record: EndpointRecord, release_ip: bool) -> None:
-        keys = [record.key]
-        if release_ip:
-            keys.append(f"{allocate.IP_PREFIX}{record.network_id}/{record.ip}")
         with self.lock:
             self.local.pop(record.key, None)
-            for key in keys:
-                try:
-                    self.cluster.store.delete(key)
-                except (Unavailable, ClusterStoreError) as err:
-                    log.warning("overlay: cannot delete %s now (%s); later", key, err.message)
+        self._writes.put(("delete", record.key))
+        if release_ip:
+            self._writes.put(("delete", f"{allocate.IP_PREFIX}{record.network_id}/{record.ip}"))
+
+    def _write_loop(self) -> None:
+        while True:
+            op, key = self._writes.get()
+            if op == "put":
+                with self.lock:
+                    record = self.local.get(key)
+                if record is not None:  # else withdrawn meanwhile
+                    self._put(record, self.cluster.membership.lease)
+                continue
+            try:
+                self.cluster.store.delete(key)
+            except (Unavailable, ClusterStoreError) as err:
+                log.warning("overlay: cannot delete %s now (%s); later", key, err.message)
+                with self.lock:
                     self.pending.add(key)
 
     def _put(self, record: EndpointRecord, lease: int) -> None:
