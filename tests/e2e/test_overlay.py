@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -202,3 +203,25 @@ def test_rm_is_refused_while_another_host_uses_it_then_goes_everywhere(env: Over
         wait_for(lambda d=d: "ov2 global" not in network_names(d), f"ov2 gone on {d}")  # type: ignore[misc]
     links = {link["ifname"] for link in env.hosts[2].ip_json("link", "show")}
     assert f"vx-{vni}" not in links
+
+
+def test_two_hosts_creating_at_the_same_moment_get_distinct_subnets_and_vnis(
+    env: OverlayLab,
+) -> None:
+    d1, d2 = env.daemons[0], env.daemons[1]
+    done: dict[str, int] = {}
+
+    def create(d: Daemon, name: str) -> None:
+        done[name] = d.cli("network", "create", "-d", "overlay", name, check=False).returncode
+
+    threads = [threading.Thread(target=create, args=(d, f"race{i}")) for i, d in ((1, d1), (2, d2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert done == {"race1": 0, "race2": 0}
+    wait_for(lambda: {"race1 global", "race2 global"} <= network_names(env.daemons[2]), "both")
+    nets = [inspect_network(env.daemons[2], n) for n in ("race1", "race2")]
+    subnets = [n["IPAM"]["Config"][0]["Subnet"] for n in nets]
+    vnis = [n["Options"]["com.docker.network.driver.overlay.vxlanid_list"] for n in nets]
+    assert subnets[0] != subnets[1] and vnis[0] != vnis[1], (subnets, vnis)

@@ -124,3 +124,20 @@ def test_isolation_holds_on_iptables(env: OverlayLab) -> None:
     assert "ovf" in fw.iptables_save(env.hosts[0], "iptables") or "ov-" in fw.iptables_save(
         env.hosts[0], "iptables"
     )
+
+
+def test_one_etcd_member_of_three_down_changes_still_work() -> None:
+    """etcd members on the hosts themselves (a real cluster's layout); one dies: overlay
+    networks are still created, adopted and used across hosts."""
+    lab = overlay_lab(3, etcd_on_hosts=3)
+    try:
+        d1, d2 = lab.daemon(0), lab.daemon(1)
+        assert lab.etcd is not None
+        lab.etcd.members[2].stop()
+        d1.cli("network", "create", "-d", "overlay", "ov3")
+        wait_for(lambda: "ov3" in d2.cli("network", "ls").stdout, "ov3 on host 2")
+        d1.cli("run", "-d", "--name", "m1", "--network", "ov3", "busybox", "sleep", "1000")
+        d2.cli("run", "-d", "--name", "m2", "--network", "ov3", "busybox", "sleep", "1000")
+        wait_for(lambda: pings(d2, "m2", "m1"), "m2 -> m1 by name with 2 of 3 members")
+    finally:
+        lab.lab.close()

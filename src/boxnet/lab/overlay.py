@@ -5,6 +5,7 @@
         |             eth1 203.0.113.1/24 -- [outside] eth0 203.0.113.2/24, HTTP echo on :80
         +-- [host1]   ens33 10.99.1.1/16, default via 10.99.0.1
         +-- [host2]   ens33 10.99.1.2/16 ...
+(or, with etcd_on_hosts=3, a three-member etcd on host1..host3's underlay addresses)
 
 `OverlayLab.daemon(i)` starts boxnetd on host i with --cluster-store/--cluster-advertise (and the
 extra arguments given, e.g. a firewall backend); `restart_etcd`/`stop_etcd` are for outages.
@@ -16,7 +17,13 @@ from dataclasses import dataclass, field
 
 from boxnet.lab.core import Lab
 from boxnet.lab.daemon import Daemon
-from boxnet.lab.etcd import PEER_PORT, EtcdCluster, restart_member, start_etcd
+from boxnet.lab.etcd import (
+    PEER_PORT,
+    EtcdCluster,
+    restart_member,
+    start_etcd,
+    start_etcd_cluster,
+)
 from boxnet.lab.netns import Netns, Switch
 from boxnet.lab.proc import LabError
 
@@ -40,8 +47,13 @@ class OverlayLab:
     etcd: EtcdCluster | None
     daemons: dict[int, Daemon] = field(default_factory=dict)
 
+    @property
+    def store_url(self) -> str:
+        return self.etcd.store_url if self.etcd is not None else STORE
+
     def daemon(self, index: int, *extra: str) -> Daemon:
-        args = ["--cluster-store", STORE, "--cluster-advertise", host_address(index), *extra]
+        where = ["--cluster-store", self.store_url, "--cluster-advertise", host_address(index)]
+        args = [*where, *extra]
         daemon = self.lab.boxnetd(self.hosts[index], *args)
         self.daemons[index] = daemon
         return daemon
@@ -59,7 +71,11 @@ class OverlayLab:
         self.etcd = EtcdCluster((restart_member(self.lab, member, initial),))
 
 
-def overlay_lab(hosts: int = 3, lab: Lab | None = None, etcd: bool = True) -> OverlayLab:
+def overlay_lab(
+    hosts: int = 3, lab: Lab | None = None, etcd: bool = True, etcd_on_hosts: int = 0
+) -> OverlayLab:
+    """etcd in the router (one member), or with etcd_on_hosts=K a K-member cluster whose members
+    run on the first K hosts (their underlay addresses), as a real cluster's hosts would."""
     if not 1 <= hosts <= 500:
         raise LabError(f"overlay_lab supports 1..500 hosts, not {hosts}")
     own = lab is None
@@ -79,7 +95,12 @@ def overlay_lab(hosts: int = 3, lab: Lab | None = None, etcd: bool = True) -> Ov
             switch.plug(ns, "ens33", f"{host_address(i)}/16")
             lab.route(ns, "default", ROUTER)
             members.append(ns)
-        store = start_etcd(lab, router, ROUTER) if etcd else None
+        store = None
+        if etcd_on_hosts:
+            where = [(members[i], host_address(i)) for i in range(etcd_on_hosts)]
+            store = start_etcd_cluster(lab, where)
+        elif etcd:
+            store = start_etcd(lab, router, ROUTER)
     except BaseException:
         if own:
             lab.close()
