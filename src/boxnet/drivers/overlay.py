@@ -163,6 +163,8 @@ class OverlayDriver(BridgeDriver):
 
     def delete(self, net: Network) -> None:
         if OPT_VNI in net.options:
+            if self.agent is not None:
+                self.agent.forget_network(vni_of(net))
             vxlan.delete_vxlan(self.ipr, vni_of(net))
         super().delete(net)
 

@@ -43,6 +43,9 @@ class OverlayAgent:
         self.local: dict[str, EndpointRecord] = {}  # this host's endpoints, by store key
         self.remote: dict[str, EndpointRecord] = {}  # other hosts' endpoints as programmed
         self.pending: set[str] = set()  # keys to delete once the store answers again
+        # vni -> vx-<vni>'s ifindex: a netlink lookup per remote endpoint event costs CPU that
+        # every host spends on every record.
+        self._indexes: dict[int, int] = {}
         self.host: DriverHost | None = None
         self.driver: OverlayDriver | None = None
         self._networks: NetworkWatcher | None = None
@@ -139,20 +142,35 @@ class OverlayAgent:
 
     # -- other hosts' endpoints -----------------------------------------------------------------
     def _vxlan_index(self, vni: int) -> int | None:
-        info = links.link_info(self.ipr, vxlan.vxlan_name(vni))
-        return info.index if info is not None and info.kind == "vxlan" else None
+        index = self._indexes.get(vni)
+        if index is None:
+            info = links.link_info(self.ipr, vxlan.vxlan_name(vni))
+            if info is None or info.kind != "vxlan":
+                return None
+            index = self._indexes[vni] = info.index
+        return index
 
     def _program(self, record: EndpointRecord) -> None:
         index = self._vxlan_index(record.vni)
         if index is None:
             return  # the network is not made here yet: program_network does it then
-        vxlan.add_remote_endpoint(
-            self.ipr, index, record.mac, IPv4Address(record.ip), IPv4Address(record.host)
-        )
+        try:
+            vxlan.add_remote_endpoint(
+                self.ipr, index, record.mac, IPv4Address(record.ip), IPv4Address(record.host)
+            )
+        except BoxnetError:
+            self._indexes.pop(record.vni, None)  # maybe made again since: look it up anew
+            raise
+
+    def forget_network(self, vni: int) -> None:
+        """vx-<vni> is being deleted: its index must not be used again."""
+        with self.lock:
+            self._indexes.pop(vni, None)
 
     def program_network(self, network_id: str, vni: int) -> None:
         """The network was just made on this host: program the remote endpoints known so far."""
         with self.lock:
+            self._indexes.pop(vni, None)  # a device made again has a new index
             for record in list(self.remote.values()):
                 if record.network_id == network_id and record.vni == vni:
                     self._program(record)
