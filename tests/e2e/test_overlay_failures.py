@@ -18,7 +18,8 @@ import pytest
 from boxnet.lab import Daemon
 from boxnet.lab import firewalls as fw
 from boxnet.lab.netns import Netns
-from boxnet.lab.overlay import OverlayLab, overlay_lab
+from boxnet.lab.overlay import OUTSIDE, OverlayLab, host_address, overlay_lab
+from boxnet.lab.proc import tool
 
 pytestmark = pytest.mark.e2e
 
@@ -114,8 +115,14 @@ def test_etcd_down_existing_traffic_flows_and_changes_resume(env: OverlayLab) ->
     wait_for(lambda: pings(d1, "f1", "g2"), "f1 -> g2 by name")
 
 
-def test_isolation_holds_on_iptables(env: OverlayLab) -> None:
+def test_isolation_outside_and_published_port_on_iptables(env: OverlayLab) -> None:
     d1 = env.daemons[0]
+    assert "10.99.1.1" in d1.cli("exec", "f1", "wget", "-qO-", f"http://{OUTSIDE}/").stdout
+    d1.cli("run", "-d", "--name", "webf", "--network", "ovf", "-p", "8081:80",
+           "busybox", "httpd", "-f", "-p", "80")  # fmt: skip
+    curl = [tool("curl"), "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "3"]
+    url = f"http://{host_address(0)}:8081/"
+    wait_for(lambda: env.router.run([*curl, url], check=False).stdout == "404", "published")
     d1.cli("network", "create", "--subnet", "10.78.0.0/24", "lbf")
     d1.cli("run", "-d", "--name", "xf", "--network", "lbf", "busybox", "sleep", "1000")
     assert pings(d1, "xf", "10.78.0.1")
