@@ -233,23 +233,30 @@ class OverlayDriver(BridgeDriver):
             self.agent.stop()
 
     # -- garbage collection ---------------------------------------------------------------------
-    def collect(self, networks: Sequence[Network], endpoints: Sequence[Endpoint]) -> list[str]:
+    def collect(
+        self,
+        networks: Sequence[Network],
+        endpoints: Sequence[Endpoint],
+        present: frozenset[str],
+    ) -> list[str]:
         """ov- bridges and vx- devices no overlay network record owns (veths in ov- bridges
         are the bridge driver's to collect: it sees every network's bridge)."""
         ours = [n for n in networks if n.driver == self.name]
-        bridges = {n.bridge for n in ours}
-        vxlans = {vxlan.vxlan_name(vni_of(n)) for n in ours if OPT_VNI in n.options}
+        owned = {n.bridge for n in ours} | {
+            vxlan.vxlan_name(vni_of(n)) for n in ours if OPT_VNI in n.options
+        }
+        candidates = [
+            name
+            for name in present
+            if name.startswith((OVERLAY_PREFIX, vxlan.VXLAN_PREFIX)) and name not in owned
+        ]
         removed = []
-        for info in links.list_links(self.ipr):
-            stale_bridge = info.ifname.startswith(OVERLAY_PREFIX) and info.ifname not in bridges
-            stale_vxlan = (
-                info.kind == "vxlan"
-                and info.ifname.startswith(vxlan.VXLAN_PREFIX)
-                and info.ifname not in vxlans
-            )
-            if stale_bridge or stale_vxlan:
-                links.delete_link(self.ipr, info.ifname)
-                removed.append(f"{info.kind} {info.ifname}")
+        for name in candidates:
+            info = links.link_info(self.ipr, name)
+            if info is None or info.kind not in ("bridge", "vxlan"):
+                continue  # a user's interface that merely shares the prefix
+            links.delete_link(self.ipr, name)
+            removed.append(f"{info.kind} {name}")
         return removed
 
 
