@@ -225,3 +225,21 @@ def test_two_hosts_creating_at_the_same_moment_get_distinct_subnets_and_vnis(
     subnets = [n["IPAM"]["Config"][0]["Subnet"] for n in nets]
     vnis = [n["Options"]["com.docker.network.driver.overlay.vxlanid_list"] for n in nets]
     assert subnets[0] != subnets[1] and vnis[0] != vnis[1], (subnets, vnis)
+
+
+def test_connect_and_disconnect_a_running_container(env: OverlayLab) -> None:
+    d1, d2 = env.daemons[0], env.daemons[1]
+    d1.cli("network", "connect", "ov1", "x1")  # x1 runs on the bridge network lb of host 1
+    x_ip = ip_of(d1, "x1", "ov1")
+    wait_for(lambda: pings(d2, "b1", x_ip), "b1 (host 2) -> x1's new overlay address")
+    assert pings(d1, "x1", "b1")
+    vni = inspect_network(d2, "ov1")["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+
+    def host2_knows() -> bool:
+        neigh = env.hosts[1].ip_json("neigh", "show", "dev", f"vx-{vni}")
+        return any(n["dst"] == x_ip for n in neigh)
+
+    assert host2_knows()
+    d1.cli("network", "disconnect", "ov1", "x1")
+    wait_for(lambda: not host2_knows(), "x1's entry gone from host 2")
+    assert not pings(d2, "b1", x_ip)
