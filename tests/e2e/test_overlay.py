@@ -243,3 +243,22 @@ def test_connect_and_disconnect_a_running_container(env: OverlayLab) -> None:
     d1.cli("network", "disconnect", "ov1", "x1")
     wait_for(lambda: not host2_knows(), "x1's entry gone from host 2")
     assert not pings(d2, "b1", x_ip)
+
+
+def test_starts_on_two_hosts_at_once_get_distinct_addresses(env: OverlayLab) -> None:
+    d1, d2 = env.daemons[0], env.daemons[1]
+    names = [(d, f"par{h}{i}") for h, d in ((1, d1), (2, d2)) for i in range(3)]
+
+    def run(d: Daemon, name: str) -> None:
+        d.cli("run", "-d", "--name", name, "--network", "ov1", "busybox", "sleep", "1000")
+
+    threads = [threading.Thread(target=run, args=pair) for pair in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    ips = [ip_of(d, name, "ov1") for d, name in names]
+    assert len(set(ips)) == len(ips), ips
+    # and each is reachable from the other host
+    target = ip_of(d2, "par20", "ov1")
+    wait_for(lambda: pings(d1, "par10", target), "par10 -> par20")
