@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from boxnet.faults import ENV
 from boxnet.lab import Daemon
 from boxnet.lab import firewalls as fw
 from boxnet.lab.netns import Netns
@@ -148,3 +149,27 @@ def test_one_etcd_member_of_three_down_changes_still_work() -> None:
         wait_for(lambda: pings(d2, "m2", "m1"), "m2 -> m1 by name with 2 of 3 members")
     finally:
         lab.lab.close()
+
+
+def test_a_crash_after_the_claim_leaves_a_whole_network_everywhere(
+    env: OverlayLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d1, d2 = env.daemons[0], env.daemons[1]
+    monkeypatch.setenv(ENV, "overlay.create.claimed")
+    d1.restart()  # the daemon now dies right after the etcd claim, before any kernel object
+    done = d1.cli("network", "create", "-d", "overlay", "crashnet", check=False)
+    assert d1.wait(10) is not None, f"the daemon did not crash: {done.stderr}"
+    monkeypatch.delenv(ENV)
+    d1.start()
+    assert "interrupted change network.create" in d1.log_path.read_text()
+    # The network exists in the cluster: both hosts have it, with its bridge and VXLAN device.
+    for d in (d1, d2):
+        wait_for(lambda d=d: "crashnet" in d.cli("network", "ls").stdout, f"crashnet on {d}")  # type: ignore[misc]
+    data = json.loads(d1.cli("network", "inspect", "crashnet").stdout)[0]
+    vni = data["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+    names = {link["ifname"] for link in env.hosts[0].ip_json("link", "show")}
+    assert {f"ov-{data['Id'][:12]}", f"vx-{vni}"} <= names
+    assert d1.pending_intents() == []
+    d1.cli("run", "-d", "--name", "cr1", "--network", "crashnet", "busybox", "sleep", "1000")
+    d2.cli("run", "-d", "--name", "cr2", "--network", "crashnet", "busybox", "sleep", "1000")
+    wait_for(lambda: pings(d2, "cr2", "cr1"), "cr2 -> cr1 on the network made by the crash")

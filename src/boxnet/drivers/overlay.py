@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 
+from boxnet import faults
 from boxnet.cluster import allocate
 from boxnet.cluster.endpoints import ENDPOINTS_PREFIX, EndpointRecord
 from boxnet.cluster.networks import OverlayNetwork, create_network, remove_network
@@ -64,7 +65,8 @@ class OverlayDriver(BridgeDriver):
     name = "overlay"
     ipv6 = False  # refused by core (check_families) with the driver's name
     scope = "global"
-    steps = ()  # its joins pass the bridge driver's point, counted once there
+    # Its joins pass the bridge driver's point (counted there); this one is its own.
+    steps = ("overlay.create.claimed",)
 
     def __init__(self, env: DriverEnv) -> None:
         super().__init__(env)
@@ -128,6 +130,9 @@ class OverlayDriver(BridgeDriver):
             avoid=[a for a in avoid if isinstance(a, IPv4Network) and a.prefixlen > 0],
         )
         undo.push("remove from the cluster store", lambda: remove_network(cluster.store, net.name))
+        # A crash from here on leaves the network in the cluster: the restarted daemon undoes
+        # the local half (the journal's planned network) and adopts it back from the store.
+        faults.point("overlay.create.claimed")
         realised = self.realise(replace(self.from_record(record), labels=net.labels), undo)
         return realised
 
