@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, TextIO
 from boxnet.errors import BoxnetError, Conflict
 
 if TYPE_CHECKING:
-    from boxnet.cluster.membership import HostMembership
     from boxnet.config import DaemonConfig
+    from boxnet.drivers import ClusterEnv
 
 log = logging.getLogger("boxnetd")
 
@@ -57,19 +57,20 @@ def _socket_in_use(path: Path) -> bool:
     return True
 
 
-def _join_cluster(config: DaemonConfig) -> HostMembership | None:
-    """With --cluster-store: join the cluster in the background (an etcd that does not answer
-    is logged and retried; it never keeps the daemon from serving its local networks)."""
+def _cluster(config: DaemonConfig) -> ClusterEnv | None:
+    """With --cluster-store: the store and this host's membership (started once the controller
+    is up; an etcd that does not answer is logged and retried, it never keeps the daemon from
+    serving its local networks)."""
     if not config.cluster_store or config.cluster_advertise is None:
         return None
     from boxnet.cluster import EtcdStore, TlsFiles
     from boxnet.cluster.membership import HostMembership
+    from boxnet.drivers import ClusterEnv
 
     store = EtcdStore(config.cluster_store, TlsFiles.from_opts(config.cluster_store_opts))
     log.info("cluster store: %s, advertising %s", store.describe(), config.cluster_advertise)
     membership = HostMembership(store, config.cluster_advertise)
-    membership.start()
-    return membership
+    return ClusterEnv(store, config.cluster_advertise, membership)
 
 
 def serve(argv: list[str]) -> int:
@@ -103,7 +104,8 @@ def serve(argv: list[str]) -> int:
     from boxnet.api.server import Server
     from boxnet.core.controller import Controller
 
-    controller = Controller(paths, config)
+    cluster = _cluster(config)
+    controller = Controller(paths, config, cluster)
     controller.start()
     server = Server(paths.socket, build_router(controller))
     ui = None
@@ -113,7 +115,9 @@ def serve(argv: list[str]) -> int:
         ui = ui_server.start(controller, config.ui)
         controller.ui_url = ui.url
 
-    membership = _join_cluster(config)
+    membership = cluster.membership if cluster is not None else None
+    if membership is not None:
+        membership.start()
 
     def shutdown(signum: int, _frame: object) -> None:
         log.info("signal %d: shutting down (containers keep running)", signum)

@@ -31,3 +31,8 @@ def test_requested_subnet_must_not_overlap() -> None:
     with pytest.raises(Conflict) as info:
         pick_subnet({"10.99.0.0/24": "a"}, POOLS, IPv4Network("10.99.0.0/16"))
     assert info.value.message == "subnet 10.99.0.0/16 overlaps 10.99.0.0/24 of overlay network a"
+
+
+def test_this_hosts_own_address_space_is_avoided_too() -> None:
+    avoid = [IPv4Network("10.99.0.0/23")]  # e.g. the underlay, or a local bridge network
+    assert pick_subnet({}, POOLS, None, avoid) == IPv4Network("10.99.2.0/24")

@@ -24,3 +24,12 @@ def test_record_round_trips_through_json() -> None:
     a = rec("a", "10.99.0.2")
     assert EndpointRecord.from_json(a.to_json()) == a
     assert a.key == "/boxnet/endpoints/net1/a"
+
+
+def test_names_round_trip_and_older_records_without_them_still_parse() -> None:
+    named = EndpointRecord("net1", "a", 4096, "10.99.0.2", "02:42:0a:63:00:02", "h", "c1",
+                           ("web", "abc123", "www"))  # fmt: skip
+    assert EndpointRecord.from_json(named.to_json()) == named
+    old = b'{"network_id":"n","endpoint_id":"e","vni":4096,"ip":"10.0.0.2","mac":"m","host":"h"}'
+    parsed = EndpointRecord.from_json(old)
+    assert parsed.names == () and parsed.container_id == ""

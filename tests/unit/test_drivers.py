@@ -228,11 +228,18 @@ def test_registry_builds_every_driver_and_names_the_known_ones() -> None:
         drivers["vxlan"]
     assert "network driver 'vxlan' is not supported" in error.value.message
     assert error.value.hint == "use one of: " + ", ".join(CREATABLE)
+    assert "overlay" in CREATABLE and "host" not in CREATABLE
+    assert drivers.scope("overlay") == "global" and drivers.scope("bridge") == "local"
+
+
+def test_overlay_needs_a_cluster_store_and_refuses_encryption() -> None:
+    drivers = Drivers(ENV)  # no --cluster-store
+    req = NetworkRequest(name="ov", driver="overlay")
+    base = Network(id="a" * 64, name="ov", driver="overlay", created="")
     with pytest.raises(InvalidArgument) as error:
-        drivers["overlay"]  # until the overlay driver exists (issue 16)
-    assert error.value.message.startswith("the overlay driver is not available yet")
-    assert error.value.hint == "use one of: " + ", ".join(CREATABLE)
-    assert "overlay" not in CREATABLE and "host" not in CREATABLE
+        drivers["overlay"].validate(req, base, PlanContext())
+    assert error.value.message == "overlay networks need a cluster store, and this boxnetd has none"
+    assert error.value.hint is not None and "--cluster-store" in error.value.hint
 
 
 def test_every_driver_step_is_unique_and_named_after_its_driver() -> None:

@@ -295,7 +295,7 @@ def network_inspect(ctl: Controller, net: Network) -> dict[str, Any]:
         "Name": net.name,
         "Id": net.id,
         "Created": net.created,
-        "Scope": "local",
+        "Scope": ctl.drivers.scope(net.driver),
         "Driver": str(net.driver),
         "EnableIPv6": net.ipv6,
         "IPAM": {"Driver": "default", "Options": None, "Config": config},

@@ -71,9 +71,11 @@ def pick_subnet(
     claimed: dict[str, str],
     pools: Sequence[tuple[IPv4Network, int]],
     requested: IPv4Network | None,
+    avoid: Sequence[IPv4Network] = (),
 ) -> IPv4Network:
     """The subnet to claim: requested if it overlaps nothing claimed, else the first free one of
-    the pools' size. Pure: the caller makes it atomic."""
+    the pools' size that also overlaps nothing in avoid (this host's own address space). Pure:
+    the caller makes it atomic."""
     taken = [(IPv4Network(cidr), owner) for cidr, owner in claimed.items()]
     if requested is not None:
         for net, owner in taken:
@@ -85,7 +87,9 @@ def pick_subnet(
         return requested
     for base, size in pools:
         for candidate in base.subnets(new_prefix=size) if size >= base.prefixlen else ():
-            if not any(candidate.overlaps(net) for net, _ in taken):
+            if not any(candidate.overlaps(net) for net, _ in taken) and not any(
+                candidate.overlaps(net) for net in avoid
+            ):
                 return candidate
     raise Conflict(
         "the address pools have no free subnet left for an overlay network",
@@ -98,11 +102,12 @@ def claim_subnet(
     owner: str,
     pools: Sequence[tuple[IPv4Network, int]],
     requested: IPv4Network | None = None,
+    avoid: Sequence[IPv4Network] = (),
 ) -> IPv4Network:
     """Claim a subnet for owner cluster-wide (see pick_subnet), atomically."""
     for _ in range(MAX_ROUNDS):
         claimed, revision = _read_subnets(store)
-        subnet = pick_subnet(claimed, pools, requested)
+        subnet = pick_subnet(claimed, pools, requested, avoid)
         claimed[str(subnet)] = owner
         if store.compare_and_put(SUBNETS_KEY, revision, json.dumps(claimed).encode()):
             return subnet

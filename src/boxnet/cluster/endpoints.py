@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from boxnet.cluster.store import KEY_ROOT, ClusterStore
+from boxnet.cluster.store import KEY_ROOT, ClusterStore, KeyValue
 from boxnet.errors import BoxnetError
 
 ENDPOINTS_PREFIX = f"{KEY_ROOT}endpoints/"
@@ -30,6 +30,8 @@ class EndpointRecord:
     ip: str
     mac: str
     host: str  # advertise address of the host the endpoint lives on
+    container_id: str = ""
+    names: tuple[str, ...] = ()  # its DNS names on the network (name, short id, aliases)
 
     @property
     def key(self) -> str:
@@ -41,7 +43,16 @@ class EndpointRecord:
     @classmethod
     def from_json(cls, raw: bytes) -> EndpointRecord:
         data = json.loads(raw)
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        return cls(
+            network_id=str(data["network_id"]),
+            endpoint_id=str(data["endpoint_id"]),
+            vni=int(data["vni"]),
+            ip=str(data["ip"]),
+            mac=str(data["mac"]),
+            host=str(data["host"]),
+            container_id=str(data.get("container_id", "")),
+            names=tuple(str(n) for n in data.get("names", ())),
+        )
 
 
 def publish_endpoint(store: ClusterStore, record: EndpointRecord, lease: int) -> None:
@@ -71,12 +82,15 @@ class EndpointWatcher:
         on_add: Callable[[EndpointRecord], None],
         on_remove: Callable[[EndpointRecord], None],
         max_delay: float = 5.0,
+        on_list: Callable[[list[KeyValue]], None] | None = None,
     ) -> None:
         self.store = store
         self.local_host = local_host
         self.on_add = on_add
         self.on_remove = on_remove
         self.max_delay = max_delay
+        # Every (re)list, all hosts' records included: the owner re-publishes what it misses.
+        self.on_list = on_list
         self.view: dict[str, EndpointRecord] = {}  # what on_add has been told, by key
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="overlay-endpoints", daemon=True)
@@ -107,6 +121,8 @@ class EndpointWatcher:
         while not self._stop.is_set():
             try:
                 kvs, revision = self.store.get_prefix(ENDPOINTS_PREFIX)
+                if self.on_list is not None:
+                    self.on_list(kvs)
                 listed = {kv.key: self._remote(kv.value) for kv in kvs}
                 self._apply({key: rec for key, rec in listed.items() if rec is not None})
                 for event in self.store.watch(ENDPOINTS_PREFIX, revision + 1):

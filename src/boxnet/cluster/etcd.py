@@ -15,6 +15,7 @@ import base64
 import http.client
 import json
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ class EtcdStore:
         self._sleep = sleep
         self._preferred = 0  # index of the endpoint that answered last
         self._context = tls.context() if tls is not None else None
+        self._conns = threading.local()  # .by: endpoint index -> kept-alive connection
 
     # --- transport ---------------------------------------------------------------------------
 
@@ -157,12 +159,25 @@ class EtcdStore:
         )
 
     def _post(self, index: int, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        conn = self._connect(index, self.timeout)
+        # One kept-alive connection per thread and endpoint: a TCP (and TLS) handshake per call
+        # was most of a call's cost. Streams (lease keepalive) get a connection of their own.
+        reuse = path != "/v3/lease/keepalive"
+        conns: dict[int, http.client.HTTPConnection] = self._conns.__dict__.setdefault("by", {})
+        cached = conns.pop(index, None) if reuse else None
+        conn = cached or self._connect(index, self.timeout)
         try:
             conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
             response = conn.getresponse()
             data = response.read()
-        finally:
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            if cached is None:
+                raise
+            # etcd may have closed an idle kept-alive connection: once more on a fresh one.
+            return self._post(index, path, body)
+        if reuse and not response.will_close:
+            conns[index] = conn
+        else:
             conn.close()
         try:
             reply = json.loads(data) if data.strip() else {}

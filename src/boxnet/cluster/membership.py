@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from ipaddress import IPv4Address
 
 from boxnet.cluster.store import KEY_ROOT, ClusterStore, ClusterStoreError
@@ -36,6 +37,8 @@ class HostMembership:
         self.lease = 0
         self.joined = threading.Event()  # set while the key is known to be in the store
         self.outage = False  # the last call to the store failed
+        # Called (in this thread) with each new lease: records held by the old one are gone.
+        self.on_join: list[Callable[[int], None]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cluster-membership", daemon=True)
 
@@ -63,6 +66,11 @@ class HostMembership:
         self.store.put(self.key, self._record(), lease=self.lease)
         self.joined.set()
         log.info("cluster store: joined as %s (lease %x, ttl %ds)", self.key, self.lease, self.ttl)
+        for callback in self.on_join:
+            try:
+                callback(self.lease)
+            except Exception as err:  # a subscriber's failure must not stop the membership
+                log.warning("cluster store: after joining: %s", err)
 
     def _run(self) -> None:
         delay = 0.2

@@ -32,6 +32,9 @@ class OverlayNetwork:
     gateway: str  # first host address: every host's bridge carries it (the local gateway)
     vni: int
     created_by: str  # advertise address of the host that created it
+    created: str = ""  # RFC 3339, as `network inspect` shows it on every host
+    attachable: bool = False
+    internal: bool = False
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -39,7 +42,12 @@ class OverlayNetwork:
     @classmethod
     def from_json(cls, raw: bytes) -> OverlayNetwork:
         data = json.loads(raw)
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        required = ("id", "name", "subnet", "gateway", "vni", "created_by")
+        optional = ("created", "attachable", "internal")  # absent in older records
+        return cls(
+            **{name: data[name] for name in required},
+            **{name: data[name] for name in optional if name in data},
+        )
 
 
 def _decode(kv: KeyValue) -> OverlayNetwork | None:
@@ -57,6 +65,10 @@ def create_network(
     created_by: str,
     pools: Sequence[tuple[IPv4Network, int]],
     subnet: IPv4Network | None = None,
+    created: str = "",
+    attachable: bool = False,
+    internal: bool = False,
+    avoid: Sequence[IPv4Network] = (),
 ) -> OverlayNetwork:
     """Claim VNI, subnet and name for a new overlay network; nothing claimed is left on failure."""
     if store.get(f"{NETWORKS_PREFIX}{name}") is not None:
@@ -64,12 +76,13 @@ def create_network(
     owner = f"{name}/{network_id}"
     vni = allocate.claim_vni(store, owner)
     try:
-        claimed = allocate.claim_subnet(store, owner, pools, subnet)
+        claimed = allocate.claim_subnet(store, owner, pools, subnet, avoid)
     except BaseException:
         allocate.release_vni(store, vni)
         raise
+    gateway = str(next(claimed.hosts()))
     net = OverlayNetwork(
-        network_id, name, str(claimed), str(next(claimed.hosts())), vni, created_by
+        network_id, name, str(claimed), gateway, vni, created_by, created, attachable, internal
     )
     won = False
     try:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
     from boxnet.config import DaemonConfig
+    from boxnet.drivers import ClusterEnv
     from boxnet.firewall.base import FirewallBackend
     from boxnet.paths import Paths
 
@@ -39,7 +40,9 @@ def make_firewall(config: DaemonConfig) -> FirewallBackend | None:
 
 
 class Controller:
-    def __init__(self, paths: Paths, config: DaemonConfig) -> None:
+    def __init__(
+        self, paths: Paths, config: DaemonConfig, cluster: ClusterEnv | None = None
+    ) -> None:
         from boxnet.kernel.iproute import OwnedIPRoute
 
         self.paths = paths
@@ -49,7 +52,7 @@ class Controller:
         self.records = Records(self.store)
         self.ipr: IPRoute = OwnedIPRoute()  # type: ignore[assignment]  # duck-typed
         self.firewall = make_firewall(config)
-        self.drivers = Drivers(DriverEnv(self.ipr, route_localnet=config.iptables))
+        self.drivers = Drivers(DriverEnv(self.ipr, route_localnet=config.iptables, cluster=cluster))
         self.networks = Networks(self.records, self.ipr, self.firewall, config, self.drivers)
         self.sandboxes = Sandboxes(paths, self.records, self.networks, self.ipr, self.firewall)
         self.containers = Containers(
@@ -103,8 +106,13 @@ class Controller:
                 log.info("restart: adopted %d running containers, %d had ended", adopted, ended)
             self.reconciler.collect_garbage()
         self.firewall_guard.start()
+        from boxnet.core.clusterhost import ClusterHost
+
+        # Drivers with work beyond this host (overlay: watches of the cluster store).
+        self.drivers.start(ClusterHost(self.records, self.networks, self.dns, self.lock))
 
     def close(self) -> None:
+        self.drivers.stop()
         self.firewall_guard.stop()
         self.containers.restarts.close()
         self.dns.close()

@@ -20,6 +20,7 @@ from boxnet.dns import sockets as dns_sockets
 from boxnet.model import Container, Endpoint, State
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from boxnet.config import DaemonConfig
@@ -100,6 +101,14 @@ class NameService:
                 for entry in self._entries(containers[e.container_id], e, internal)
             )
         )
+
+    def set_remote(self, container_id: str, entries: Sequence[NameEntry]) -> None:
+        """A container on another host (an overlay network's endpoint record): its entries
+        replace the ones it had; none = it is gone."""
+        if entries:
+            self._publish(self._table.with_container(container_id, entries))
+        else:
+            self._publish(self._table.without_container(container_id))
 
     def attach(self, c: Container, netns_path: str, undo: Undo) -> None:
         """Serve c from now on: called before its first process starts."""

@@ -256,6 +256,8 @@ class ExternalAttachments:
                 except Exception as exc:
                     problems.append(f"unplug {endpoint.ifname}: {exc}")
             self.records.delete_endpoint(endpoint.id)
+            if net is not None:
+                self.networks.driver_of(net).detached(net, endpoint)  # cluster records, claims
         metrics.record("external.unplug", time.perf_counter() - began)
         self.records.release_leases(owner)
         self.records.intents.done(intent)

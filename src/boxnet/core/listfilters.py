@@ -11,6 +11,8 @@ from boxnet.model import Container, Network, State
 from boxnet.parsing import filters as F
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from boxnet.core.controller import Controller
 
 CONTAINER_KEYS = frozenset(
@@ -132,17 +134,20 @@ def select_networks(ctl: Controller, query_filters: str | None) -> list[Network]
         if scope not in ("local", "swarm", "global"):
             raise InvalidArgument(f"Invalid filter: 'scope'='{scope}'", hint="local")
     used = {e.network_id for e in ctl.records.endpoints()}
-    return [net for net in ctl.networks.all() if _network_matches(net, f, used)]
+    scope_of = ctl.drivers.scope
+    return [net for net in ctl.networks.all() if _network_matches(net, f, used, scope_of)]
 
 
-def _network_matches(net: Network, f: F.Filters, used: set[str]) -> bool:
+def _network_matches(
+    net: Network, f: F.Filters, used: set[str], scope: Callable[[str], str]
+) -> bool:
     dangling = not net.predefined and net.id not in used
     return (
         F.any_value(f, "name", lambda v: F.name_matches(v, net.name))
         and F.any_value(f, "id", net.id.startswith)
         and F.any_value(f, "driver", str(net.driver).__eq__)
         and F.labels_match(net.labels, f.get("label", ()))
-        and F.any_value(f, "scope", "local".__eq__)
+        and F.any_value(f, "scope", scope(net.driver).__eq__)
         and F.any_value(f, "type", ("builtin" if net.predefined else "custom").__eq__)
         and F.any_value(f, "dangling", lambda v: F.boolean("dangling", v) == dangling)
     )

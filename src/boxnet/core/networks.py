@@ -215,6 +215,7 @@ class Networks:
                 " endpoints",
                 hint="disconnect or remove its containers first",
             )
+        self.driver_of(net).retire(net)  # beyond this host (a global network's record)
         intent = self.records.intents.begin("network.rm", net.id, {"name": net.name})
         self._remove(net)
         faults.point("network.rm.forgotten")

@@ -111,6 +111,9 @@ class Reconciler:
         for endpoint in records.endpoints():
             if endpoint.container_id not in running:
                 records.delete_endpoint(endpoint.id)
+                net = self.networks.by_id(endpoint.network_id)
+                if net is not None:  # a global network's driver releases its cluster records
+                    self.networks.driver_of(net).detached(net, endpoint)
                 report.released.append(f"endpoint {endpoint.id[:12]} ({endpoint.ip})")
         for cid, binding, _ip in records.ports():
             if cid not in running:

@@ -136,7 +136,8 @@ class Sandboxes:
         undo: Undo,
     ) -> Endpoint:
         mac = c.spec.mac_address if (primary and c.spec.mac_address) else None
-        return self.attach_endpoint(c.id, net, req, ifname, primary, path, mac, undo)
+        names = (c.name, c.short_id)
+        return self.attach_endpoint(c.id, net, req, ifname, primary, path, mac, undo, names)
 
     def attach_endpoint(
         self,
@@ -148,9 +149,11 @@ class Sandboxes:
         path: Path,
         mac: str | None,
         undo: Undo,
+        names: tuple[str, ...] = (),
     ) -> Endpoint:
         """Address an endpoint (IPAM is core's) and let the network's driver plug it in.
-        owner_id is a container's id, or an external attachment's (core/external.py)."""
+        owner_id is a container's id, or an external attachment's (core/external.py); names are
+        its DNS names beside the request's aliases (for drivers that publish them)."""
         driver = self.networks.driver_of(net)
         if not driver.joinable or not net.ipam:
             raise InvalidArgument(f"cannot attach a container to network {net.name}")
@@ -163,7 +166,9 @@ class Sandboxes:
             )
         for cfg in net.ipam:  # one address (and next hop) per address family
             wanted: IPAddress | None = req.ipv4 if cfg.version == 4 else req.ipv6
-            ip = self._lease(owner_id, net, cfg, wanted, undo)
+            # A driver that allocates cluster-wide claims it; core's IPAM otherwise.
+            claimed = driver.claim_address(net, cfg, owner_id, wanted, undo)
+            ip = claimed if claimed is not None else self._lease(owner_id, net, cfg, wanted, undo)
             addresses.append(ip_interface(f"{ip}/{cfg.subnet.prefixlen}"))
             gateway = cfg.gateway
             if cfg.version == 4 and net.options.get(OPT_ENDPOINT_GATEWAY):
@@ -185,7 +190,15 @@ class Sandboxes:
         endpoint = driver.join(net, endpoint, primary, path, undo)
         self.records.put_endpoint(endpoint)
         undo.push("forget endpoint", lambda: self.records.delete_endpoint(endpoint.id))
+        driver.attached(net, endpoint, (*names, *endpoint.aliases))
+        undo.push("detached", lambda: driver.detached(net, endpoint))
         return endpoint
+
+    def _detached(self, endpoint: Endpoint) -> None:
+        """Tell the endpoint's driver it is gone (cluster-wide records, claims)."""
+        net = self.networks.by_id(endpoint.network_id)
+        if net is not None:
+            self.networks.driver_of(net).detached(net, endpoint)
 
     def _lease(
         self, owner_id: str, net: Network, cfg: IPAMConfig, wanted: IPAddress | None, undo: Undo
@@ -295,6 +308,10 @@ class Sandboxes:
         self.records.release_ports(c.id)
         for endpoint in self.records.endpoints(container_id=c.id):
             self.records.delete_endpoint(endpoint.id)
+            try:
+                self._detached(endpoint)
+            except Exception as exc:
+                problems.append(f"detach {endpoint.id[:12]}: {exc}")
         self.records.release_leases(c.id, keep_static=True)
         if mode_kind(c.spec.network_mode) in ("none", "network"):
             path = self.paths.netns_path(c.id)
@@ -364,6 +381,7 @@ class Sandboxes:
                     raise
             faults.point("network.disconnect.unplugged")
             self.records.delete_endpoint(endpoint.id)
+            driver.detached(net, endpoint)
         self.records.release_leases(c.id, net.id)
         rest = tuple(r for r in c.spec.endpoints if not self._same_network(r.network, net))
         detached = c.spec.primary_detached or self._same_network(c.spec.network_mode, net)
@@ -383,6 +401,7 @@ class Sandboxes:
         for endpoint in stale:
             driver.leave(net, endpoint, "")
             self.records.delete_endpoint(endpoint.id)
+            driver.detached(net, endpoint)
             self.records.release_leases(endpoint.container_id, net.id)
         return len(stale)
 

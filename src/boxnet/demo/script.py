@@ -62,6 +62,12 @@ def main() -> int:
             "the demo builds network namespaces: run it as root (sudo make demo)", file=sys.stderr
         )
         return 1
+    if "--overlay" in sys.argv[1:]:  # overlay networks across two hosts only (issue 16)
+        from boxnet.demo.overlay import overlay_section
+
+        overlay_section()
+        print("done: the lab is gone")
+        return 0
     if "--lan" in sys.argv[1:]:  # tutorial §3.2 only (it needs its own LAN lab)
         from boxnet.demo.lan import tutorial_3_2
 

@@ -39,10 +39,12 @@ def _show(prompt: str, argv: Sequence[str], result: subprocess.CompletedProcess[
         print(f"{DIM}(exit code {result.returncode}){RESET}")
 
 
-def boxnet(d: Daemon, *args: str, expect_ok: bool = True) -> subprocess.CompletedProcess[str]:
+def boxnet(
+    d: Daemon, *args: str, expect_ok: bool = True, role: str = "host"
+) -> subprocess.CompletedProcess[str]:
     """Run `boxnet ARGS` against the lab's daemon and print it as the user would see it."""
     result = d.cli(*args, check=False)
-    _show("host", ["boxnet", *args], result)
+    _show(role, ["boxnet", *args], result)
     if expect_ok and result.returncode != 0:
         raise SystemExit(f"demo step failed: boxnet {shlex.join(args)}")
     return result

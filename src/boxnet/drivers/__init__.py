@@ -10,17 +10,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import cast
 
-from boxnet.drivers.base import DriverEnv, NetworkDriver, Plan, PlanContext, Rollback
+from boxnet.drivers.base import (
+    ClusterEnv,
+    DriverEnv,
+    DriverHost,
+    NetworkDriver,
+    Plan,
+    PlanContext,
+    Rollback,
+)
 from boxnet.drivers.bridge import BridgeDriver
 from boxnet.drivers.host import HostDriver
 from boxnet.drivers.macvlan import MacvlanDriver
 from boxnet.drivers.null import NullDriver
+from boxnet.drivers.overlay import OverlayDriver
 from boxnet.errors import InvalidArgument
 
 __all__ = [
     "DRIVERS",
     "BridgeDriver",
+    "ClusterEnv",
     "DriverEnv",
+    "DriverHost",
     "Drivers",
     "NetworkDriver",
     "Plan",
@@ -28,7 +39,13 @@ __all__ = [
     "Rollback",
 ]
 
-DRIVERS: tuple[type[NetworkDriver], ...] = (BridgeDriver, MacvlanDriver, HostDriver, NullDriver)
+DRIVERS: tuple[type[NetworkDriver], ...] = (
+    BridgeDriver,
+    MacvlanDriver,
+    OverlayDriver,
+    HostDriver,
+    NullDriver,
+)
 # What `network create -d` accepts (host and null exist once, predefined).
 CREATABLE = tuple(d.name for d in DRIVERS if d.joinable)
 
@@ -46,12 +63,6 @@ class Drivers:
 
     def __getitem__(self, name: str) -> NetworkDriver:
         driver = self._by_name.get(name)
-        if driver is None and name == "overlay":
-            raise InvalidArgument(
-                "the overlay driver is not available yet: this boxnet has the cluster store"
-                " (--cluster-store etcd://HOST:PORT) but does not build overlay networks",
-                hint="use one of: " + ", ".join(CREATABLE),
-            )
         if driver is None:
             raise InvalidArgument(
                 f"network driver {name!r} is not supported",
@@ -61,6 +72,19 @@ class Drivers:
 
     def __iter__(self) -> Iterator[NetworkDriver]:
         return iter(self._by_name.values())
+
+    def scope(self, name: str) -> str:
+        """The API's Scope of a network of driver name: "local" or "global"."""
+        driver = self._by_name.get(name)
+        return driver.scope if driver is not None else "local"
+
+    def start(self, host: DriverHost) -> None:
+        for driver in self:
+            driver.start(host)
+
+    def stop(self) -> None:
+        for driver in self:
+            driver.stop()
 
 
 def all_steps() -> tuple[str, ...]:

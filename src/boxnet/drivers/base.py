@@ -28,16 +28,29 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from boxnet.errors import InvalidArgument
 from boxnet.firewall.base import BridgeIntent
 from boxnet.ipam.allocator import Occupant
-from boxnet.model import Endpoint, Network, NetworkRequest
+from boxnet.model import Endpoint, IPAddress, IPAMConfig, Network, NetworkRequest
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
+
+    from boxnet.cluster.membership import HostMembership
+    from boxnet.cluster.store import ClusterStore
+    from boxnet.dns import NameEntry
 
 
 class Rollback(Protocol):
     """txn.Undo as a driver sees it: push the inverse of each step just made."""
 
     def push(self, description: str, fn: Callable[[], object]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ClusterEnv:
+    """The cluster store as drivers of global networks see it (boxnetd --cluster-store)."""
+
+    store: ClusterStore
+    advertise: IPv4Address  # this host's underlay address (the VXLAN source)
+    membership: HostMembership  # this host's lease: records that must die with the host use it
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,25 @@ class DriverEnv:
     # With the firewall on: lets the host's own 127.0.0.1 -> published-port traffic be routed
     # out of a bridge (the firewall drops 127/8 arriving *from* the bridge).
     route_localnet: bool = False
+    cluster: ClusterEnv | None = None  # None: no --cluster-store (global networks refused)
+
+
+class DriverHost(Protocol):
+    """What core offers a driver whose networks live beyond this host (drivers that watch a
+    cluster store call it from their own threads; core takes its lock)."""
+
+    def sync_networks(self, driver: str, networks: Sequence[Network]) -> None:
+        """These are all the networks of driver that exist (cluster-wide): adopt the new ones
+        (driver.realise), forget those gone that have no local endpoint."""
+        ...
+
+    def local_endpoints(self, driver: str) -> list[tuple[Network, Endpoint, tuple[str, ...]]]:
+        """This host's endpoints on driver's networks, with their DNS names."""
+        ...
+
+    def remote_names(self, container_id: str, entries: Sequence[NameEntry]) -> None:
+        """The resolver's entries of a container on another host (() = it is gone)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -94,6 +126,8 @@ class NetworkDriver(ABC):
     ipv6: ClassVar[bool] = False
     # Fault points this driver's changes pass (faults.point), for the crash tests.
     steps: ClassVar[tuple[str, ...]] = ()
+    # "local": its networks exist on this host only; "global": on every host of the cluster.
+    scope: ClassVar[str] = "local"
 
     def __init__(self, env: DriverEnv) -> None:
         self.ipr = env.ipr
@@ -113,7 +147,45 @@ class NetworkDriver(ABC):
         """Remove the network's kernel objects. Idempotent: a crash may have removed some."""
         return None  # nothing to do for drivers without such objects
 
+    def realise(self, net: Network, undo: Rollback) -> Network:
+        """Make this host's kernel objects of a network that already exists elsewhere (a global
+        network another host created); local drivers never get here."""
+        return self.create(net, undo)
+
+    def retire(self, net: Network) -> None:
+        """The user removes net: drop what exists beyond this host (before delete)."""
+        return None
+
+    # -- background work (drivers that watch something beyond this host) ----------------------
+    def start(self, host: DriverHost) -> None:
+        """Called once the daemon is up (after adoption and gc)."""
+        return None
+
+    def stop(self) -> None:
+        return None
+
     # -- endpoints ------------------------------------------------------------------------------
+    def claim_address(
+        self,
+        net: Network,
+        cfg: IPAMConfig,
+        owner: str,
+        wanted: IPAddress | None,
+        undo: Rollback,
+    ) -> IPAddress | None:
+        """An address of cfg for owner (a container id) when this driver allocates them itself
+        (cluster-wide); None: core's local IPAM does."""
+        return None
+
+    def attached(self, net: Network, endpoint: Endpoint, names: tuple[str, ...]) -> None:
+        """The endpoint is joined and recorded (names: its DNS names on net)."""
+        return None
+
+    def detached(self, net: Network, endpoint: Endpoint) -> None:
+        """The endpoint's record is gone (stop, disconnect): release what claim_address and
+        attached made. Best effort, never raises for a store that does not answer."""
+        return None
+
     def join(
         self, net: Network, endpoint: Endpoint, primary: bool, netns_path: Path, undo: Rollback
     ) -> Endpoint:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from boxnet import faults
 from boxnet.drivers.base import DriverEnv, NetworkDriver, Plan, PlanContext, Rollback
@@ -75,7 +75,7 @@ def validate_bridge_name(bridge: str) -> None:
 class BridgeDriver(NetworkDriver):
     name = "bridge"
     ipv6 = True
-    steps = ("bridge.join.veth",)
+    steps: ClassVar[tuple[str, ...]] = ("bridge.join.veth",)
 
     def __init__(self, env: DriverEnv) -> None:
         super().__init__(env)

@@ -147,3 +147,27 @@ def remove_remote_endpoint(
     except NetlinkError as exc:
         if exc.code not in (errno.ENOENT, errno.ENODEV):
             raise _fail(f"remove FDB entry {mac}", exc) from exc
+
+
+def underlay_mtu(ipr: IPRoute, local: IPv4Address) -> int:
+    """The MTU of the interface that holds local (the VTEP's underlay address)."""
+    for msg in ipr.get_addr(family=socket.AF_INET):
+        if msg.get_attr("IFA_ADDRESS") == str(local):
+            try:
+                link = ipr.get_links(msg["index"])[0]
+            except NetlinkError as exc:
+                raise _fail(f"look up the interface of {local}", exc) from exc
+            return int(link.get_attr("IFLA_MTU"))
+    raise KernelError(
+        f"no interface of this host has the advertise address {local}",
+        hint="--cluster-advertise must be an address of this host's underlay interface",
+    )
+
+
+def delete_vxlan(ipr: IPRoute, vni: int) -> None:
+    """Remove vx-<vni> (its FDB and neighbour entries go with it). Idempotent."""
+    try:
+        ipr.link("del", ifname=vxlan_name(vni))
+    except NetlinkError as exc:
+        if exc.code not in (errno.ENODEV, errno.ENOENT):
+            raise _fail(f"delete VXLAN device {vxlan_name(vni)}", exc) from exc

@@ -148,6 +148,18 @@ def start_etcd_cluster(
     return cluster
 
 
+def restart_member(lab: Lab, member: EtcdMember, initial_cluster: str) -> EtcdMember:
+    """Start a stopped member again on its data dir (an outage that ends: the data is kept)."""
+    member.stop()
+    token = f"{lab.prefix}-etcd"
+    again = _start_member(
+        lab, member.ns, member.address, member.name, initial_cluster, token, member.certs,
+        root=member.root,
+    )  # fmt: skip
+    _wait_healthy(EtcdCluster((again,)))
+    return again
+
+
 def _start_member(
     lab: Lab,
     ns: Netns,
@@ -156,9 +168,11 @@ def _start_member(
     initial_cluster: str,
     token: str,
     certs: Certs | None,
+    root: Path | None = None,
 ) -> EtcdMember:
     # A fresh dir per start: a test may start another etcd in the same namespace later.
-    root = Path(tempfile.mkdtemp(prefix=f"etcd-{ns.role}-{name}-", dir=lab.tmpdir))
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix=f"etcd-{ns.role}-{name}-", dir=lab.tmpdir))
     scheme = "https" if certs else "http"
     argv = [
         tool("etcd"),
