@@ -6,6 +6,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from boxnet.api import detach
 from boxnet.api.logs import logs_response
 from boxnet.api.server import Request, Response, Router
 from boxnet.api.views import container_inspect, container_summary
@@ -82,7 +83,10 @@ def register(r: Router, ctl: Controller) -> None:
         return logs_response(c.log_path(target.id), target.spec.tty, req.query, running)
 
     def exec_create(req: Request) -> Response:
-        body = Field(req.json())
+        raw = req.json()
+        body = Field(raw)
+        # Go's JSON is case-insensitive: docker-py sends detachKeys, the CLI DetachKeys.
+        keys = raw.get("DetachKeys") or raw.get("detachKeys") if isinstance(raw, dict) else ""
         exec_id = c.exec_create(
             req.params["id"],
             body["Cmd"].strings(nul_free=True),
@@ -91,6 +95,7 @@ def register(r: Router, ctl: Controller) -> None:
             body["Tty"].flag(),
             stdin=body["AttachStdin"].flag(),
             user=_exec_user(body["User"].text(nul_free=True)),
+            detach_keys=detach.parse(keys if isinstance(keys, str) else ""),
         )
         return Response(201, {"Id": exec_id})
 

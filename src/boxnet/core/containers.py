@@ -215,6 +215,7 @@ class Containers:
                     log_max_files=c.spec.log_max_files,
                     tty=c.spec.tty,
                     stdio=stdio_fds is not None,
+                    open_stdin=c.spec.open_stdin,
                 )
                 started = launcher.start(process, state_dir, stdio_fds)
                 faults.point("container.start.shim")
@@ -445,6 +446,7 @@ class Containers:
         tty: bool,
         stdin: bool = False,
         user: str = "",
+        detach_keys: bytes = b"",
     ) -> str:
         with self.lock:
             c = self.find(ref)
@@ -458,7 +460,8 @@ class Containers:
             # The container's user and working directory unless the exec names its own (Docker).
             workdir = workdir or c.spec.workdir or "/"
             self.execs.add(
-                exec_id, ExecRequest(c.id, argv, env, workdir, tty, stdin, user or c.spec.user)
+                exec_id,
+                ExecRequest(c.id, argv, env, workdir, tty, stdin, user or c.spec.user, detach_keys),
             )
             self.event(c, "exec_create: " + " ".join(argv), execID=exec_id)
             return exec_id

@@ -75,6 +75,7 @@ class ProcessSpec:
     log_max_files: int = 1  # files kept, the current one included
     tty: bool = False
     stdio: bool = False
+    open_stdin: bool = False  # detached: stdin is the FIFO state_dir/stdin (shimio.STDIN_FIFO)
     mode: str = "run"  # "run" | "exec"
     binds: tuple[tuple[str, str, bool], ...] = ()  # (host source, container target, read-only)
     user: str = ""  # UID[:GID] or NAME[:GROUP], resolved in the container (shimroot.py)
