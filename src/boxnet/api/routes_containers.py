@@ -75,6 +75,11 @@ def register(r: Router, ctl: Controller) -> None:
 
     def logs(req: Request) -> Response:
         target = c.find(req.params["id"])
+        if target.spec.log_max_size < 0:
+            raise InvalidArgument(
+                'configured logging driver does not support reading: "none" keeps no logs',
+                hint="create the container with the json-file log driver to read its logs",
+            )
 
         def running() -> bool:
             current = ctl.records.container(target.id)

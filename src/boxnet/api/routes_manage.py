@@ -20,7 +20,7 @@ VOLUME_HINT = "volumes are not supported; use a bind mount: -v /ABSOLUTE/HOST/PA
 UPDATE_REFUSED = (
     "BlkioWeight", "CpuShares", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime",
     "CpusetCpus", "CpusetMems", "Memory", "MemoryReservation", "MemorySwap", "KernelMemory",
-    "NanoCpus", "PidsLimit", "RestartPolicy",
+    "NanoCpus", "PidsLimit",
 )  # fmt: skip
 
 
@@ -43,15 +43,17 @@ def register(r: Router, ctl: Controller) -> None:
         target = c.find(req.params["id"])
         body = Field(req.json())
         asked = [k for k in UPDATE_REFUSED if body[k].value not in (None, 0, "", {}, [])]
-        policy = body["RestartPolicy"].value
-        if isinstance(policy, dict) and not policy.get("Name"):
-            asked.remove("RestartPolicy")  # the CLI sends an empty one with other updates
         if asked:
             raise InvalidArgument(
                 f"cannot update {', '.join(asked)} of container {target.name}: boxnet runs"
-                " containers without cgroups (no resource limits), and keeps the restart"
-                " policy given at create",
-                hint="recreate the container with the settings it needs",
+                " containers without cgroups (no resource limits)",
+                hint="only the restart policy can be updated (--restart)",
+            )
+        policy = body["RestartPolicy"]
+        if policy["Name"].text():  # the CLI sends an empty one with other updates
+            name = policy["Name"].text()
+            containerops.update_restart(
+                c, target.id, name, policy["MaximumRetryCount"].integer(0, 10**6, 0)
             )
         return Response(200, {"Warnings": []})
 

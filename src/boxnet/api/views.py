@@ -129,7 +129,12 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
     host_config = dict(raw.get("HostConfig") or {})
     host_config.setdefault("NetworkMode", c.spec.network_mode)
     # The Docker SDK reads this to decide whether it may fetch logs after `run`.
-    host_config.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
+    host_config["Runtime"] = host_config.get("Runtime") or "runc"  # moby's default runtime
+    log_config = dict(host_config.get("LogConfig") or {})
+    host_config["LogConfig"] = {
+        "Type": log_config.get("Type") or "json-file",
+        "Config": log_config.get("Config") or {},
+    }
     spec = c.spec
     host_config["Binds"] = [
         f"{b.source}:{b.target}" + (":ro" if b.read_only else "") for b in spec.binds

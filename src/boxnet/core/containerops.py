@@ -42,6 +42,31 @@ def rename(cs: Containers, ref: str, new_name: str) -> Container:
         return c
 
 
+def update_restart(cs: Containers, ref: str, name: str, maximum: int) -> Container:
+    """Docker's update --restart: the policy the next exit is judged by (the spec and the raw
+    HostConfig that inspect echoes both change)."""
+    from dataclasses import replace
+
+    from boxnet.parsing import runflags
+
+    with cs.lock:
+        c = cs.find(ref)
+        policy, retries = runflags.check_restart(name or "no", maximum)
+        if policy != "no" and c.spec.auto_remove:
+            raise InvalidArgument(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container",
+                hint="--rm and --restart do not go together",
+            )
+        raw = dict(c.spec.raw)
+        host_config = dict(raw.get("HostConfig") or {})
+        host_config["RestartPolicy"] = {"Name": policy, "MaximumRetryCount": retries}
+        raw["HostConfig"] = host_config
+        spec = replace(c.spec, restart_policy=policy, restart_max=retries, raw=raw)
+        c = cs.records.update_container(c, spec=spec)
+        cs.event(c, "update")
+        return c
+
+
 def pause(cs: Containers, ref: str) -> Container:
     with cs.lock:
         c = _running(cs, ref)

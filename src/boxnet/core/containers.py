@@ -201,6 +201,9 @@ class Containers:
                     workdir=c.spec.workdir or "/",
                     binds=tuple((b.source, b.target, b.read_only) for b in c.spec.binds),
                     user=c.spec.user,
+                    group_add=tuple(
+                        str(g) for g in (c.spec.raw.get("HostConfig") or {}).get("GroupAdd") or ()
+                    ),
                     read_only=c.spec.read_only,
                     domainname=c.spec.domainname,
                     tmpfs=c.spec.tmpfs,
@@ -210,7 +213,7 @@ class Containers:
                     netns_path=result.netns_path or None,
                     etc_files={k: str(v) for k, v in etc_files.items()},
                     state_dir=str(state_dir),
-                    log_path=str(self.log_path(c.id)),
+                    log_path=None if c.spec.log_max_size < 0 else str(self.log_path(c.id)),
                     log_max_size=c.spec.log_max_size,
                     log_max_files=c.spec.log_max_files,
                     tty=c.spec.tty,
@@ -400,6 +403,12 @@ class Containers:
     def remove(self, ref: str, force: bool) -> None:
         with self.changed:
             c = self.find(ref)
+            if not force and c.state != State.RUNNING and self.restarts.pending(c.id):
+                raise Conflict(  # moby's words: a restart is scheduled
+                    f"You cannot remove a restarting container {c.id}. Stop the container"
+                    " before attempting removal or force remove",
+                    hint=f"boxnet rm -f {c.name}",
+                )
             if c.state == State.RUNNING:
                 if not force:
                     raise Conflict(

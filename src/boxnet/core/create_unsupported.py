@@ -32,7 +32,6 @@ _HOST_CONFIG = {
     "BlkioWeight": _LIMITS,
     "Ulimits": "resource limits are not configurable",
     "Init": "the command runs as the container's PID 1 (no init process)",
-    "GroupAdd": "supplementary groups come from the image's /etc/group (-u NAME)",
     "ShmSize": "/dev/shm is a tmpfs of the default size",
     "CgroupParent": "cgroups are not managed",
     "DeviceCgroupRules": "cgroups are not managed",
@@ -62,6 +61,11 @@ def refuse_unsupported(body: Field) -> None:
         if _asks(host_config[key].value):
             raise InvalidArgument(
                 f"HostConfig.{key} is not supported by boxnet: {why}", hint="leave it unset"
+            )
+    for group in host_config["GroupAdd"].items():
+        if not isinstance(group.value, str | int) or not str(group.value).strip():
+            raise InvalidArgument(
+                f"HostConfig.GroupAdd: invalid group {group.value!r}", hint="a GID or a group name"
             )
     ipc = host_config["IpcMode"].value
     if ipc not in (None, *_IPC_MODES):

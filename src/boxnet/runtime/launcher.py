@@ -79,6 +79,7 @@ class ProcessSpec:
     mode: str = "run"  # "run" | "exec"
     binds: tuple[tuple[str, str, bool], ...] = ()  # (host source, container target, read-only)
     user: str = ""  # UID[:GID] or NAME[:GROUP], resolved in the container (shimroot.py)
+    group_add: tuple[str, ...] = ()  # supplementary groups: GIDs or names in its /etc/group
     read_only: bool = False  # the root file system read-only
     domainname: str = ""
     tmpfs: Mapping[str, str] = field(default_factory=dict)  # container path -> mount options
@@ -95,6 +96,7 @@ class ProcessSpec:
     def from_json(cls, data: Mapping[str, Any]) -> ProcessSpec:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["argv"] = tuple(known.get("argv", ()))
+        known["group_add"] = tuple(known.get("group_add", ()))
         known["binds"] = tuple((str(a), str(b), bool(c)) for a, b, c in known.get("binds", ()))
         return cls(**known)
 
@@ -312,8 +314,6 @@ def start(
         raise InvalidArgument("start needs a run spec with a command and a state directory")
     if spec.stdio != (stdio_fds is not None):
         raise InvalidArgument("stdio_fds must be given exactly when spec.stdio is set")
-    if not spec.stdio and not spec.log_path:
-        raise InvalidArgument("a detached container needs a log_path")
     shim_state_dir.mkdir(parents=True, exist_ok=True)
     state = Path(spec.state_dir)
     state.mkdir(parents=True, exist_ok=True)

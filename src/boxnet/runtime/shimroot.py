@@ -121,14 +121,27 @@ def resolve_user(text: str) -> tuple[int, int, list[int], str]:
     return uid, gid, extra, home
 
 
+def _group_id(group: str) -> int:
+    """A --group-add entry: a number, or a name in the container's /etc/group."""
+    if group.isdigit():
+        return int(group)
+    for f in _entries("/etc/group"):
+        if len(f) >= 3 and f[0] == group and f[2].isdigit():
+            return int(f[2])
+    raise UserError(f"Unable to find group {group}: no matching entries in group file")
+
+
 def switch_user(spec: dict[str, Any], env: dict[str, str]) -> None:
     """Become spec["user"] (if any): groups, then gid, then uid (the order that still has the
     privilege for each step). HOME comes from the passwd entry unless the command sets it."""
     text = spec.get("user")
+    added = [_group_id(str(g)) for g in spec.get("group_add") or ()]  # Docker's --group-add
     if not text:
+        if added:
+            os.setgroups(sorted({os.getgid(), *added}))
         return
     uid, gid, extra, home = resolve_user(str(text))
-    os.setgroups(sorted({gid, *extra}))
+    os.setgroups(sorted({gid, *extra, *added}))
     os.setgid(gid)
     os.setuid(uid)
     env.setdefault("HOME", home)
