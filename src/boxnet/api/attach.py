@@ -211,9 +211,11 @@ def _attach_running(ctl: Controller, target: Container, req: Request, keys: byte
     query = {name: "1" if req.flag(name) else "0" for name in ("stdout", "stderr")}
     query.update(tail="all" if req.flag("logs") else "0", follow="1" if follow else "0")
     detached = threading.Event()
+    following = threading.Event()  # the log is read to its end: later output will be sent
     stdin = req.flag("stdin") and follow and target.spec.open_stdin
 
     def running() -> bool:
+        following.set()
         current = ctl.records.container(target.id)
         alive = current is not None and current.state == State.RUNNING
         return alive and not detached.is_set()
@@ -235,6 +237,9 @@ def _attach_running(ctl: Controller, target: Container, req: Request, keys: byte
             return
         with contextlib.suppress(OSError):
             if followed.stream is None:
+                # Right behind the headers, the client's HTTP reader would buffer these bytes
+                # and lose them when it takes the raw socket (docker-py's attach stream=0).
+                time.sleep(0.1)
                 conn.sock.sendall(followed.payload())
             for chunk in followed.stream or ():
                 conn.sock.sendall(chunk)
@@ -245,6 +250,8 @@ def _attach_running(ctl: Controller, target: Container, req: Request, keys: byte
             return
         output = threading.Thread(target=send_output, args=(conn,), daemon=True)
         output.start()
+        if followed is not None:  # else what the input makes the process write could be missed
+            following.wait(5)
         try:
             _copy_stdin(conn, fifo, detach.Scanner(keys), running)
         finally:

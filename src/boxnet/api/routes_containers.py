@@ -55,7 +55,17 @@ def register(r: Router, ctl: Controller) -> None:
         return Response(204)
 
     def remove(req: Request) -> Response:
-        c.remove(req.params["id"], req.flag("force"))
+        target = c.find(req.params["id"])
+        c.remove(target.id, req.flag("force"))
+        if req.flag("v"):  # rm -v: the anonymous volumes no other container uses go too
+            with c.lock:
+                for b in target.spec.binds:
+                    name = c.volumes.name_of(b.source)
+                    if name and c.volumes.is_anonymous(name):
+                        users = [
+                            x.name for x in c.all() if b.source in (y.source for y in x.spec.binds)
+                        ]
+                        c.volumes.remove(name, users, force=True)
         return Response(204)
 
     def listing(req: Request) -> Response:

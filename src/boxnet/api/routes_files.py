@@ -80,6 +80,9 @@ def register(r: Router, ctl: Controller) -> None:
             state = c.state_dir(target.id)
             argv = [sys.executable, "-m", "boxnet.runtime.cpworker", op, str(rootfs)]
             argv += [str(state / "upper"), str(state / "work"), name]
+            # its binds and volumes, mounted as a start would (cp into a created container's
+            # volume lands in the volume)
+            argv.append(json.dumps([[b.source, b.target] for b in current.spec.binds]))
             done = subprocess.run(argv, input=data, capture_output=True, timeout=300, check=False)
         reason = done.stderr.decode(errors="replace").strip()
         if done.returncode == cpworker.PATH_ERROR:
@@ -96,7 +99,16 @@ def register(r: Router, ctl: Controller) -> None:
             lower = None  # image gone: every path in the layer counts as added
         upper = c.state_dir(target.id) / "upper"
         found = containerfs.changes(upper, lower)
-        return Response(200, [{"Path": x.path, "Kind": x.kind} for x in found] or None)
+        # Mount points the runtime made are not the process's changes (moby leaves them out
+        # too), nor are the directories changed only by holding them.
+        points = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev", "/proc", "/sys"}
+        points |= {b.target for b in target.spec.binds} | set(target.spec.tmpfs)
+        kept = [
+            x for x in found
+            if x.path not in points
+            and not (x.kind == 0 and any(p.startswith(x.path + "/") for p in points))
+        ]  # fmt: skip
+        return Response(200, [{"Path": x.path, "Kind": x.kind} for x in kept] or None)
 
     r.add("GET", "/containers/{id}/archive", archive_get)
     r.add("HEAD", "/containers/{id}/archive", archive_get)

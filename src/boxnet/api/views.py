@@ -111,12 +111,19 @@ def _networks(ctl: Controller, c: Container, endpoints: list[Endpoint]) -> dict[
     return networks
 
 
-def _mounts(c: Container) -> list[dict[str, Any]]:
-    return [
-        {"Type": "bind", "Source": b.source, "Destination": b.target,
-         "Mode": "ro" if b.read_only else "", "RW": not b.read_only, "Propagation": "rprivate"}
-        for b in c.spec.binds
-    ]  # fmt: skip
+def _mounts(ctl: Controller, c: Container) -> list[dict[str, Any]]:
+    mounts = []
+    for b in c.spec.binds:
+        volume = ctl.containers.volumes.name_of(b.source)
+        if volume is None:
+            mounts.append({"Type": "bind", "Source": b.source, "Destination": b.target,
+                           "Mode": "ro" if b.read_only else "", "RW": not b.read_only,
+                           "Propagation": "rprivate"})  # fmt: skip
+        else:  # moby's view of a local volume's mount
+            mounts.append({"Type": "volume", "Name": volume, "Source": b.source,
+                           "Destination": b.target, "Driver": "local", "Mode": "z",
+                           "RW": not b.read_only, "Propagation": ""})  # fmt: skip
+    return mounts
 
 
 def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
@@ -178,7 +185,7 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
         "LogPath": str(ctl.containers.log_path(c.id)),
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
-        "Mounts": _mounts(c),
+        "Mounts": _mounts(ctl, c),
         "Driver": "overlay",
         "HostConfig": host_config,
         "Config": {
@@ -259,7 +266,7 @@ def container_summary(ctl: Controller, c: Container, now: float) -> dict[str, An
         "Created": int(parse_rfc3339(c.created)),
         "Ports": ports,
         "Labels": dict(c.spec.labels),
-        "Mounts": _mounts(c),
+        "Mounts": _mounts(ctl, c),
         "State": "restarting"
         if restarting
         else "paused"

@@ -28,6 +28,7 @@ from boxnet.core.legacylinks import link_entries
 from boxnet.core.procs import env_dict, generated_name, signal_number
 from boxnet.core.restarts import Restarts
 from boxnet.core.sandbox import mode_kind
+from boxnet.core.volumes import Volumes, with_volumes
 from boxnet.core.watcher import ShimWatcher
 from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
 from boxnet.model import Container, ContainerSpec, Endpoint, State
@@ -73,6 +74,7 @@ class Containers:
         self.dns: NameService | None = None
         self.restarts = Restarts(self)  # --restart policies
         self.events = EventBus()  # GET /events (core/events.py)
+        self.volumes = Volumes(paths.data_root / "volumes")  # local volumes (core/volumes.py)
 
     def event(self, c: Container, action: str, **extra: str) -> None:
         self.events.publish("container", action, c.id, container_attributes(c, extra))
@@ -130,6 +132,7 @@ class Containers:
                 name = generated_name({c.name for c in self.records.containers()})
             else:
                 name = validate_container_name(name.lstrip("/"))
+            spec = with_volumes(self, spec)
             c = Container(id=container_id, name=name, spec=spec, created=now_rfc3339())
             self.records.insert_container(c)
             try:
@@ -403,17 +406,13 @@ class Containers:
     def remove(self, ref: str, force: bool) -> None:
         with self.changed:
             c = self.find(ref)
-            if not force and c.state != State.RUNNING and self.restarts.pending(c.id):
-                raise Conflict(  # moby's words: a restart is scheduled
-                    f"You cannot remove a restarting container {c.id}. Stop the container"
-                    " before attempting removal or force remove",
-                    hint=f"boxnet rm -f {c.name}",
-                )
-            if c.state == State.RUNNING:
-                if not force:
+            restarting = c.state != State.RUNNING and self.restarts.pending(c.id)
+            if c.state == State.RUNNING or (restarting and not force):
+                if not force:  # moby's words, also while a restart is scheduled
                     raise Conflict(
-                        f"You cannot remove a running container {c.id}. Stop the container"
-                        " before attempting removal or force remove",
+                        f"You cannot remove a {'restarting' if restarting else 'running'}"
+                        f" container {c.id}. Stop the container before attempting removal or"
+                        " force remove",
                         hint=f"boxnet rm -f {c.name}",
                     )
                 launcher.send_signal(c.pid, signal.SIGKILL)

@@ -115,14 +115,20 @@ def parse_process_flags(body: Field) -> dict[str, Any]:
                 item["Source"].text(nul_free=True),
                 item["Target"].text(nul_free=True),
                 item["ReadOnly"].flag(),
+                item["VolumeOptions"]["Subpath"].text(nul_free=True),
             )
         )
     targets = [b.target for b in binds]
     for target in targets:
         if targets.count(target) > 1:
             raise InvalidArgument(f"Duplicate mount point: {target}")
-    if host_config["VolumesFrom"].strings():
-        raise InvalidArgument("--volumes-from is not supported: boxnet has no volumes")
+    from boxnet.model import BindMount
+
+    for path in body["Volumes"].obj():  # Config.Volumes not bound: anonymous volumes
+        target = runflags.parse_bind(path).target
+        if target not in targets:
+            binds.append(BindMount(source="", target=target))
+            targets.append(target)
     user = body["User"].text(nul_free=True)
     workdir = body["WorkingDir"].text(nul_free=True)
     domainname = body["Domainname"].text()

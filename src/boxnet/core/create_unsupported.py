@@ -22,7 +22,6 @@ _HOST_CONFIG = {
     "UsernsMode": "user namespaces are not used",
     "Sysctls": "sysctls are not configurable",
     "SecurityOpt": "security options are not configurable",
-    "VolumeDriver": "volumes are not supported; use a bind mount",
     "Memory": _LIMITS,
     "MemoryReservation": _LIMITS,
     "NanoCpus": _LIMITS,
@@ -74,14 +73,12 @@ def refuse_unsupported(body: Field) -> None:
             " own IPC namespace",
             hint="leave it unset",
         )
-    binds = {b.split(":")[1] for b in host_config["Binds"].strings() if ":" in b}
-    binds |= {m["Target"].text() for m in host_config["Mounts"].items()}
-    for path in body["Volumes"].obj():
-        if path.rstrip("/") not in {b.rstrip("/") for b in binds}:
-            raise InvalidArgument(
-                f"Volumes[{path!r}]: anonymous volumes are not supported",
-                hint=f"use a bind mount: -v /HOST/PATH:{path}",
-            )
+    driver = host_config["VolumeDriver"].value
+    if driver not in (None, "", "local"):
+        raise InvalidArgument(
+            f'error looking up volume plugin {driver}: plugin "{driver}" not found',
+            hint="boxnet has the local volume driver only",
+        )
     runtime = host_config["Runtime"].value
     if runtime not in (None, "", "runc", "boxnet"):
         raise InvalidArgument(

@@ -1,0 +1,185 @@
+"""What docker-py's suite needed from boxnetd, each checked with docker-py (and boxnet's CLI)
+against a lab daemon: -i stdin kept open (a FIFO), docker attach with stdin and detach keys,
+exec detach keys, log drivers, update --restart, --group-add, local volumes (named, anonymous,
+subpath, rm -v, cp into a created container's volume), diff without mount points.
+
+Observers: what the container prints (attach frames, logs), the socket closing at detach,
+inspect's State and RestartCount, files read straight from the volume's directory on disk.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from boxnet.lab import Daemon, Lab, basic_lab
+from boxnet.lab.daemon import venv_bin
+from boxnet.lab.oci import oci_layout, tar_directory
+
+pytestmark = pytest.mark.e2e
+
+docker = pytest.importorskip("docker")
+
+IMAGE = "alpine:3.10"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, Any]]:
+    from test_docker_py_suite import alpine_layer  # tests/e2e is on sys.path (rootdir mode)
+
+    lab = Lab("dpyfixes")
+    try:
+        d = lab.boxnetd(basic_lab(lab).host)
+        tmp = tmp_path_factory.mktemp("dpyfixes")
+        oci_layout(tmp / "layout", [alpine_layer()], cmd=["/bin/sh"], ref_name=IMAGE)
+        client = docker.APIClient(base_url=f"unix://{d.socket}", timeout=30)
+        client.load_image(tar_directory(tmp / "layout", tmp / "img.tar").read_bytes())
+        yield d, client
+        client.close()
+    finally:
+        lab.close()
+
+
+def raw_sock(s: Any) -> socket.socket:
+    return s._sock if hasattr(s, "_sock") else s
+
+
+def read_until(sock: socket.socket, wanted: bytes, timeout: float = 5.0) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in data and time.monotonic() < deadline:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def closed_by_daemon(sock: socket.socket) -> bool:
+    sock.settimeout(5)
+    try:
+        return sock.recv(128) == b""
+    except OSError:
+        return True
+
+
+def test_stdin_kept_open_attach_and_detach_keys(env: tuple[Daemon, Any]) -> None:
+    _d, client = env
+    c = client.create_container(IMAGE, "cat", stdin_open=True)
+    client.start(c)
+    time.sleep(0.5)
+    assert client.inspect_container(c)["State"]["Running"]  # cat waits on its open stdin
+    s = raw_sock(client.attach_socket(c, {"stdin": 1, "stdout": 1, "stream": 1}))
+    s.sendall(b"ping\n")
+    assert b"ping\n" in read_until(s, b"ping\n")  # cat echoed what the attach wrote
+    s.sendall(b"\x10\x11")  # ctrl-p ctrl-q
+    assert closed_by_daemon(s)
+    s.close()
+    assert client.inspect_container(c)["State"]["Running"]  # detached, not stopped
+    s = raw_sock(client.attach_socket(c, {"stdin": 1, "stream": 1, "detachKeys": "ctrl-x"}))
+    s.sendall(b"\x18")
+    assert closed_by_daemon(s)
+    s.close()
+    with pytest.raises(docker.errors.APIError, match="Invalid detach keys"):
+        client.attach_socket(c, {"stdin": 1, "stream": 1, "detachKeys": "ctrl-"})
+    ex = client.exec_create(c, "cat", stdin=True, tty=True)
+    s = raw_sock(client.exec_start(ex, tty=True, socket=True))
+    s.sendall(b"\x10\x11")
+    assert closed_by_daemon(s)
+    s.close()
+    assert client.logs(c) == b"ping\n"
+    client.remove_container(c, force=True)
+
+
+def test_log_drivers_restart_update_group_add(env: tuple[Daemon, Any]) -> None:
+    d, client = env
+    hc = client.create_host_config(log_config={"Type": "asdf", "Config": {}})
+    with pytest.raises(docker.errors.APIError, match="no log driver named 'asdf'"):
+        client.create_container(IMAGE, "true", host_config=hc)
+    hc = client.create_host_config(log_config={"Type": "none", "Config": {}})
+    c = client.create_container(IMAGE, "echo quiet", host_config=hc)
+    client.start(c)
+    assert client.wait(c)["StatusCode"] == 0
+    with pytest.raises(docker.errors.APIError, match="does not support reading"):
+        client.logs(c)
+    client.remove_container(c)
+
+    hc = client.create_host_config(group_add=[1000, "postgres"])
+    c = client.create_container(IMAGE, "id -G", host_config=hc)
+    client.start(c)
+    client.wait(c)
+    assert set(client.logs(c).decode().split()) >= {"0", "1000", "70"}
+    client.remove_container(c)
+
+    c = client.create_container(IMAGE, ["sh", "-c", "sleep 1; exit 3"], name="flappy")
+    client.update_container(c, restart_policy={"Name": "always"})
+    client.start(c)
+    deadline = time.monotonic() + 20
+    while client.inspect_container(c)["RestartCount"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert client.inspect_container(c)["RestartCount"] >= 1  # restarted by the new policy
+    cli = [str(venv_bin() / "boxnet"), "-H", f"unix://{d.socket}"]
+    out = subprocess.run([*cli, "update", "--restart", "on-failure:2", "flappy"],
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert (out.returncode, out.stdout) == (0, "flappy\n"), out
+    policy = client.inspect_container(c)["HostConfig"]["RestartPolicy"]
+    assert policy == {"Name": "on-failure", "MaximumRetryCount": 2}
+    client.remove_container(c, force=True)
+
+
+def test_volumes(env: tuple[Daemon, Any]) -> None:
+    _d, client = env
+    vol = client.create_volume("vdata", labels={"k": "v"})
+    mountpoint = Path(vol["Mountpoint"])
+    hc = client.create_host_config(binds=["vdata:/data"])
+    w = client.create_container(IMAGE, ["sh", "-c", "echo kept > /data/f"], host_config=hc)
+    client.start(w)
+    assert client.wait(w)["StatusCode"] == 0
+    assert (mountpoint / "f").read_text() == "kept\n"  # on disk, in the volume's directory
+    mounts = client.inspect_container(w)["Mounts"]
+    assert [(m["Type"], m["Name"], m["Destination"]) for m in mounts] == [
+        ("volume", "vdata", "/data")
+    ]
+    with pytest.raises(docker.errors.APIError, match="volume is in use"):
+        client.remove_volume("vdata")
+    # a subpath of the volume, read-only, through --mount
+    os.makedirs(mountpoint / "sub")
+    (mountpoint / "sub" / "g").write_text("sub\n")
+    m = docker.types.Mount("/mnt", "vdata", type="volume", read_only=True, subpath="sub")
+    hc = client.create_host_config(mounts=[m])
+    r = client.create_container(IMAGE, ["cat", "/mnt/g"], host_config=hc)
+    client.start(r)
+    client.wait(r)
+    assert client.logs(r) == b"sub\n"
+    for x in (w, r):
+        client.remove_container(x)
+    client.remove_volume("vdata")
+    assert not mountpoint.exists()
+
+    # anonymous: Config.Volumes; cp into the created container lands in the volume; rm -v
+    before = {v["Name"] for v in client.volumes()["Volumes"] or []}
+    a = client.create_container(IMAGE, ["cat", "/vol1/hello"], volumes=["/vol1"])
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("hello")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+    assert client.put_archive(a, "/vol1", buf.getvalue())
+    client.start(a)
+    client.wait(a)
+    assert client.logs(a) == b"hi\n"
+    anon = {v["Name"] for v in client.volumes()["Volumes"] or []} - before
+    assert len(anon) == 1 and len(next(iter(anon))) == 64
+    assert client.diff(a) is None  # the mount point is not a change of the process
+    client.remove_container(a, v=True)
+    assert {v["Name"] for v in client.volumes()["Volumes"] or []} == before
