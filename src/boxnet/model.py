@@ -150,6 +150,7 @@ class EndpointRequest:
     ipv4: IPv4Address | None = None
     ipv6: IPv6Address | None = None  # `--ip6`
     aliases: tuple[str, ...] = ()
+    mac: str = ""  # EndpointConfig.MacAddress ("" = derived from the address)
 
 
 @dataclass(frozen=True)

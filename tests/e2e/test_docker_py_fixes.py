@@ -183,3 +183,44 @@ def test_volumes(env: tuple[Daemon, Any]) -> None:
     assert client.diff(a) is None  # the mount point is not a change of the process
     client.remove_container(a, v=True)
     assert {v["Name"] for v in client.volumes()["Volumes"] or []} == before
+
+
+def run_output(client: Any, c: Any) -> str:
+    client.start(c)
+    client.wait(c)
+    return str(client.logs(c).decode())
+
+
+def test_links_uts_host_and_endpoint_mac(env: tuple[Daemon, Any]) -> None:
+    _d, client = env
+    up = client.create_container(IMAGE, "cat", stdin_open=True, name="upstream",
+                                 environment={"FOO": "1"}, ports=[80])  # fmt: skip
+    client.start(up)
+    ip = client.inspect_container(up)["NetworkSettings"]["IPAddress"]
+    hc = client.create_host_config(links={"upstream": "my-db"})
+    down = client.create_container(IMAGE, "env", host_config=hc, name="downstream")
+    env_lines = set(run_output(client, down).split())
+    assert {"MY_DB_NAME=/downstream/my-db", "MY_DB_ENV_FOO=1",
+            f"MY_DB_PORT=tcp://{ip}:80", f"MY_DB_PORT_80_TCP_ADDR={ip}"} <= env_lines  # fmt: skip
+    client.remove_container("downstream/my-db", link=True)
+    assert client.inspect_container(down)["HostConfig"]["Links"] is None
+    # the log keeps both runs: the second one printed no link variables
+    assert run_output(client, down).count("MY_DB_NAME=") == 1
+    client.remove_container(down)
+    client.remove_container(up, force=True)
+
+    hc = client.create_host_config(uts_mode="host")
+    c = client.create_container(IMAGE, "hostname", host_config=hc)
+    assert run_output(client, c).strip() == socket.gethostname()  # the host's own name
+    client.remove_container(c)
+    with pytest.raises(docker.errors.APIError, match="hostname and the UTS mode"):
+        client.create_container(IMAGE, "true", hostname="x", host_config=hc)
+
+    net = client.create_network("macnet")
+    c = client.create_container(IMAGE, "cat /sys/class/net/eth1/address")
+    client.connect_container_to_network(c, net["Id"], mac_address="02:42:ac:11:00:99")
+    settings = client.inspect_container(c)["NetworkSettings"]["Networks"]["macnet"]
+    assert settings["MacAddress"] == "02:42:ac:11:00:99"  # configured, before the start
+    assert run_output(client, c).strip() == "02:42:ac:11:00:99"  # the kernel's view
+    client.remove_container(c)
+    client.remove_network(net["Id"])

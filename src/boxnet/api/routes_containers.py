@@ -68,6 +68,26 @@ def register(r: Router, ctl: Controller) -> None:
                         c.volumes.remove(name, users, force=True)
         return Response(204)
 
+    def remove_link(req: Request) -> Response:
+        """DELETE /containers/NAME/ALIAS?link=1: NAME forgets its legacy link ALIAS."""
+        from dataclasses import replace
+
+        if not req.flag("link"):
+            raise InvalidArgument("a path NAME/ALIAS removes a link", hint="pass link=1")
+        alias = req.params["alias"]
+        with c.lock:
+            target = c.find(req.params["id"])
+            kept = tuple(x for x in target.spec.links if x[1] != alias)
+            if len(kept) == len(target.spec.links):
+                raise NotFound(f"Could not find link {alias} of container {target.name}")
+            raw = dict(target.spec.raw)
+            host_config = dict(raw.get("HostConfig") or {})
+            host_config["Links"] = [f"/{n}:/{target.name}/{a}" for n, a in kept] or None
+            raw["HostConfig"] = host_config
+            spec = replace(target.spec, links=kept, raw=raw)
+            c.refresh_etc(ctl.records.update_container(target, spec=spec))
+        return Response(204)
+
     def listing(req: Request) -> Response:
         from boxnet.core.listfilters import select_containers
 
@@ -159,6 +179,7 @@ def register(r: Router, ctl: Controller) -> None:
     r.add("POST", "/containers/{id}/restart", restart)
     r.add("POST", "/containers/{id}/kill", kill)
     r.add("DELETE", "/containers/{id}", remove)
+    r.add("DELETE", "/containers/{id}/{alias}", remove_link)
     r.add("GET", "/containers/{id}/logs", logs)
     r.add("POST", "/containers/{id}/exec", exec_create)
     r.add("POST", "/boxnet/exec/{id}/attach-start", exec_attach_start)

@@ -64,7 +64,7 @@ def _endpoint_settings(
         "IPAddress": str(e.ip) if e else "",
         "IPPrefixLen": e.prefixlen if e else 0,
         **_ipv6_fields(e),
-        "MacAddress": e.mac if e else "",
+        "MacAddress": e.mac if e else req.mac if req else "",
         "DriverOpts": raw.get("DriverOpts") or None,
         **({"InterfaceName": e.ifname, "HostInterfaceName": e.host_veth} if e else {}),
     }

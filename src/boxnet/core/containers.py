@@ -24,7 +24,7 @@ from boxnet.core.etcfiles import etc_paths, write_etc_files
 from boxnet.core.events import EventBus, container_attributes
 from boxnet.core.execs import ExecRequest, ExecTable
 from boxnet.core.image_defaults import apply_image
-from boxnet.core.legacylinks import link_entries
+from boxnet.core.legacylinks import link_entries, link_env
 from boxnet.core.procs import env_dict, generated_name, signal_number
 from boxnet.core.restarts import Restarts
 from boxnet.core.sandbox import mode_kind
@@ -199,7 +199,7 @@ class Containers:
                 process = launcher.ProcessSpec(
                     container_id=c.id,
                     argv=tuple(c.spec.cmd),
-                    env=env_dict(c.spec.env, tty=c.spec.tty),
+                    env=env_dict((*link_env(self, c), *c.spec.env), tty=c.spec.tty),
                     hostname=c.hostname,
                     workdir=c.spec.workdir or "/",
                     binds=tuple((b.source, b.target, b.read_only) for b in c.spec.binds),
@@ -209,6 +209,7 @@ class Containers:
                     ),
                     read_only=c.spec.read_only,
                     domainname=c.spec.domainname,
+                    uts_host=(c.spec.raw.get("HostConfig") or {}).get("UTSMode") == "host",
                     tmpfs=c.spec.tmpfs,
                     rootfs=str(rootfs) if rootfs is not None else None,
                     upper_dir=str(state_dir / "upper") if rootfs is not None else None,

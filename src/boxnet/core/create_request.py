@@ -39,7 +39,11 @@ def parse_endpoint_config(cfg: Field, network: str = "") -> EndpointRequest:
     aliases = tuple(
         names.validate_dns_name(a, kind="network alias") for a in cfg["Aliases"].strings()
     )
-    return EndpointRequest(network=network, ipv4=ipv4, ipv6=ipv6, aliases=aliases)
+    mac = cfg["MacAddress"].text()
+    if mac and not names.is_unicast_mac(mac):
+        raise InvalidArgument(f"{cfg['MacAddress'].path}: invalid MAC address {mac!r}",
+                              hint="use the form 02:42:ac:11:00:02")  # fmt: skip
+    return EndpointRequest(network=network, ipv4=ipv4, ipv6=ipv6, aliases=aliases, mac=mac)
 
 
 def mode_kind_of(mode: str) -> str:

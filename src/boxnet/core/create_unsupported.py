@@ -18,7 +18,6 @@ _HOST_CONFIG = {
     "Devices": "devices are not passed to containers",
     "DeviceRequests": "devices are not passed to containers",
     "PidMode": "every container has its own PID namespace",
-    "UTSMode": "every container has its own UTS namespace",
     "UsernsMode": "user namespaces are not used",
     "Sysctls": "sysctls are not configurable",
     "SecurityOpt": "security options are not configurable",
@@ -66,6 +65,12 @@ def refuse_unsupported(body: Field) -> None:
             raise InvalidArgument(
                 f"HostConfig.GroupAdd: invalid group {group.value!r}", hint="a GID or a group name"
             )
+    uts = host_config["UTSMode"].value
+    if uts not in (None, "", "host"):
+        raise InvalidArgument(f"invalid UTS mode: {uts}", hint="host, or leave it unset")
+    if uts == "host" and (body["Hostname"].text() or body["Domainname"].text()):
+        raise InvalidArgument("conflicting options: hostname and the UTS mode",
+                              hint="--uts host keeps the host's names")  # fmt: skip
     ipc = host_config["IpcMode"].value
     if ipc not in (None, *_IPC_MODES):
         raise InvalidArgument(

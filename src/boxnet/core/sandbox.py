@@ -163,7 +163,8 @@ class Sandboxes:
             ifname=ifname,
             addresses=tuple(addresses),
             gateways=tuple(gateways),
-            mac=c.spec.mac_address if (primary and c.spec.mac_address) else mac_for_ip(first),
+            mac=req.mac
+            or (c.spec.mac_address if (primary and c.spec.mac_address) else mac_for_ip(first)),
             host_veth="",
             aliases=req.aliases,
         )

@@ -82,6 +82,7 @@ class ProcessSpec:
     group_add: tuple[str, ...] = ()  # supplementary groups: GIDs or names in its /etc/group
     read_only: bool = False  # the root file system read-only
     domainname: str = ""
+    uts_host: bool = False  # share the host's UTS namespace (--uts host)
     tmpfs: Mapping[str, str] = field(default_factory=dict)  # container path -> mount options
     target_pid: int | None = None  # exec: the container's PID 1 (host PID)
 

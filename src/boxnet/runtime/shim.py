@@ -305,11 +305,15 @@ def failed(stage: str, e: OSError, spec: dict[str, Any]) -> SetupError:
 
 def enter_run(spec: dict[str, Any]) -> str:
     """PID 1 of a new container: own mount/UTS/IPC namespaces, its root. Returns the hostname."""
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC), "unshare")
+    if spec.get("uts_host"):  # Docker's --uts host: the host's names, never changed here
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
+        hostname = os.uname().nodename
+    else:
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC), "unshare")
+        hostname = spec.get("hostname") or spec["container_id"][:12]
+        _check(_libc.sethostname(hostname.encode(), len(hostname.encode())), "sethostname")
+        shimroot.set_domainname(spec, _libc)
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # first: nothing may propagate to the host
-    hostname = spec.get("hostname") or spec["container_id"][:12]
-    _check(_libc.sethostname(hostname.encode(), len(hostname.encode())), "sethostname")
-    shimroot.set_domainname(spec, _libc)
     enter_root(build_root(spec))
     return str(hostname)
 
