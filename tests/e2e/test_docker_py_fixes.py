@@ -224,3 +224,37 @@ def test_links_uts_host_and_endpoint_mac(env: tuple[Daemon, Any]) -> None:
     assert run_output(client, c).strip() == "02:42:ac:11:00:99"  # the kernel's view
     client.remove_container(c)
     client.remove_network(net["Id"])
+
+
+def test_resource_limits_in_cgroups(env: tuple[Daemon, Any]) -> None:
+    _d, client = env
+    root = Path("/sys/fs/cgroup")
+    if not (root / "memory" / "cgroup.procs").exists():
+        pytest.skip("no cgroup v1 memory controller on this machine")
+    hc = client.create_host_config(mem_limit="64m", cpu_shares=512, cpuset_cpus="0",
+                                   pids_limit=50)  # fmt: skip
+    c = client.create_container(IMAGE, "top", host_config=hc)
+    client.start(c)
+    info = client.inspect_container(c)
+    cid, pid = info["Id"], info["State"]["Pid"]
+    # the kernel's view: the container's PID 1 is in boxnet's cgroups, with the limits
+    assert f"memory:/boxnet/{cid}" in Path(f"/proc/{pid}/cgroup").read_text()
+    mem = root / "memory" / "boxnet" / cid
+    assert (mem / "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
+    assert (root / "cpu" / "boxnet" / cid / "cpu.shares").read_text().strip() == "512"
+    assert (root / "cpuset" / "boxnet" / cid / "cpuset.cpus").read_text().strip() == "0"
+    assert (root / "pids" / "boxnet" / cid / "pids.max").read_text().strip() == "50"
+    client.update_container(c, mem_limit="32m", cpu_shares=256)
+    assert (mem / "memory.limit_in_bytes").read_text().strip() == str(32 << 20)
+    assert client.inspect_container(c)["HostConfig"]["Memory"] == 32 << 20
+    # a process past the limit is killed by the kernel, not by boxnet
+    ex = client.exec_create(c, ["sh", "-c", "head -c 100m /dev/zero | tail > /dev/null"])
+    client.exec_start(ex)
+    assert client.exec_inspect(ex)["ExitCode"] != 0
+    client.stop(c, timeout=1)
+    assert not mem.exists()  # removed at the exit
+    client.remove_container(c)
+    with pytest.raises(docker.errors.APIError, match="Minimum memory limit"):
+        client.create_container(
+            IMAGE, "true", host_config=client.create_host_config(mem_limit="1m")
+        )

@@ -209,12 +209,12 @@ def test_the_daemon_refuses_what_the_cli_would(d: Daemon) -> None:
         ({"user": "a:b:c"}, "invalid user"),
         # Settings boxnet lacks are refused, not ignored.
         ({"privileged": True}, "HostConfig.Privileged is not supported"),
-        ({"mem_limit": "64m"}, "HostConfig.Memory is not supported"),
+        ({"mem_limit": "1m"}, "Minimum memory limit allowed is 6MB"),
         ({"cap_add": ["NET_ADMIN"]}, "HostConfig.CapAdd is not supported"),
         ({"pid_mode": "host"}, "HostConfig.PidMode is not supported"),
         ({"healthcheck": {"test": ["CMD", "true"]}}, "Healthcheck is not supported"),
         ({"shm_size": "1g"}, "HostConfig.ShmSize is not supported"),
-        ({"pids_limit": 10}, "HostConfig.PidsLimit is not supported"),
+        ({"oom_kill_disable": True}, "HostConfig.OomKillDisable is not supported"),
         ({"runtime": "kata"}, "HostConfig.Runtime 'kata' is not supported"),
         ({"network_disabled": True}, "NetworkDisabled is not supported"),
     ]

@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from boxnet.api.server import Request, Response, Router
 from boxnet.errors import BoxnetError, Conflict, InvalidArgument, NotFound
@@ -103,11 +103,14 @@ def register(r: Router, ctl: Controller) -> None:
         # too), nor are the directories changed only by holding them.
         points = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev", "/proc", "/sys"}
         points |= {b.target for b in target.spec.binds} | set(target.spec.tmpfs)
-        kept = [
-            x for x in found
-            if x.path not in points
-            and not (x.kind == 0 and any(p.startswith(x.path + "/") for p in points))
-        ]  # fmt: skip
+        rest = [x for x in found if x.path not in points]
+
+        def only_holds_points(x: Any) -> bool:
+            inside = x.path.rstrip("/") + "/"
+            return (x.kind == 0 and any(p.startswith(inside) for p in points)
+                    and not any(y.path.startswith(inside) for y in rest))  # fmt: skip
+
+        kept = [x for x in rest if not only_holds_points(x)]
         return Response(200, [{"Path": x.path, "Kind": x.kind} for x in kept] or None)
 
     r.add("GET", "/containers/{id}/archive", archive_get)

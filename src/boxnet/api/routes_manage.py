@@ -12,6 +12,7 @@ from boxnet.core import containerops
 from boxnet.errors import InvalidArgument
 from boxnet.parsing import filters as filter_parsing
 from boxnet.parsing.body import Field
+from boxnet.runtime import cgroups
 
 if TYPE_CHECKING:
     from boxnet.core.containers import Containers
@@ -24,12 +25,8 @@ def volume_names(cs: Containers, c: Container) -> set[str]:
     return {n for b in c.spec.binds if (n := cs.volumes.name_of(b.source)) is not None}
 
 
-# update's resource fields: boxnet runs without cgroups, so none can be enforced.
-UPDATE_REFUSED = (
-    "BlkioWeight", "CpuShares", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime",
-    "CpusetCpus", "CpusetMems", "Memory", "MemoryReservation", "MemorySwap", "KernelMemory",
-    "NanoCpus", "PidsLimit",
-)  # fmt: skip
+# update's resource fields boxnet does not serve (runtime/cgroups.py has the ones it does).
+UPDATE_REFUSED = ("BlkioWeight", "CpuRealtimePeriod", "CpuRealtimeRuntime", "KernelMemory")
 
 
 def register(r: Router, ctl: Controller) -> None:
@@ -53,10 +50,15 @@ def register(r: Router, ctl: Controller) -> None:
         asked = [k for k in UPDATE_REFUSED if body[k].value not in (None, 0, "", {}, [])]
         if asked:
             raise InvalidArgument(
-                f"cannot update {', '.join(asked)} of container {target.name}: boxnet runs"
-                " containers without cgroups (no resource limits)",
-                hint="only the restart policy can be updated (--restart)",
+                f"cannot update {', '.join(asked)} of container {target.name}: boxnet does not"
+                " set these limits",
+                hint="the restart policy, memory, CPU, cpuset and pids limits can be updated",
             )
+        raw = req.json()
+        limits = {k: v for k, v in (raw if isinstance(raw, dict) else {}).items()
+                  if k in cgroups.FIELDS and v not in (None, 0, "", [])}  # fmt: skip
+        if limits:
+            containerops.update_limits(c, target.id, limits)
         policy = body["RestartPolicy"]
         if policy["Name"].text():  # the CLI sends an empty one with other updates
             name = policy["Name"].text()

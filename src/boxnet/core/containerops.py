@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from boxnet.errors import Conflict, InvalidArgument
 from boxnet.model import Container, State
 from boxnet.parsing.names import validate_container_name
-from boxnet.runtime import procfs
+from boxnet.runtime import cgroups, procfs
 
 if TYPE_CHECKING:
     from boxnet.core.containers import Containers
@@ -63,6 +63,24 @@ def update_restart(cs: Containers, ref: str, name: str, maximum: int) -> Contain
         raw["HostConfig"] = host_config
         spec = replace(c.spec, restart_policy=policy, restart_max=retries, raw=raw)
         c = cs.records.update_container(c, spec=spec)
+        cs.event(c, "update")
+        return c
+
+
+def update_limits(cs: Containers, ref: str, limits: dict[str, object]) -> Container:
+    """Docker's update of resource limits: checked, written to a running container's cgroups,
+    kept in its HostConfig (the next start applies them)."""
+    from dataclasses import replace
+
+    with cs.lock:
+        c = cs.find(ref)
+        raw = dict(c.spec.raw)
+        host_config = {**(raw.get("HostConfig") or {}), **limits}
+        cgroups.limit_files(host_config)
+        if c.state == State.RUNNING:
+            cgroups.update(c.id, host_config)
+        raw["HostConfig"] = host_config
+        c = cs.records.update_container(c, spec=replace(c.spec, raw=raw))
         cs.event(c, "update")
         return c
 

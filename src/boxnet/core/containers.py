@@ -32,7 +32,7 @@ from boxnet.core.volumes import Volumes, with_volumes
 from boxnet.core.watcher import ShimWatcher
 from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
 from boxnet.model import Container, ContainerSpec, Endpoint, State
-from boxnet.runtime import images, launcher, procfs
+from boxnet.runtime import cgroups, images, launcher, procfs
 from boxnet.txn import Undo
 
 if TYPE_CHECKING:
@@ -196,6 +196,7 @@ class Containers:
                 if self.dns is not None:
                     self.dns.attach(c, result.netns_path, undo)
                 (state_dir / "exit.json").unlink(missing_ok=True)
+                hc = c.spec.raw.get("HostConfig") or {}
                 process = launcher.ProcessSpec(
                     container_id=c.id,
                     argv=tuple(c.spec.cmd),
@@ -204,12 +205,11 @@ class Containers:
                     workdir=c.spec.workdir or "/",
                     binds=tuple((b.source, b.target, b.read_only) for b in c.spec.binds),
                     user=c.spec.user,
-                    group_add=tuple(
-                        str(g) for g in (c.spec.raw.get("HostConfig") or {}).get("GroupAdd") or ()
-                    ),
+                    group_add=tuple(str(g) for g in hc.get("GroupAdd") or ()),
                     read_only=c.spec.read_only,
                     domainname=c.spec.domainname,
-                    uts_host=(c.spec.raw.get("HostConfig") or {}).get("UTSMode") == "host",
+                    uts_host=hc.get("UTSMode") == "host",
+                    cgroups=cgroups.setup(c.id, hc),  # resource limits (runtime/cgroups.py)
                     tmpfs=c.spec.tmpfs,
                     rootfs=str(rootfs) if rootfs is not None else None,
                     upper_dir=str(state_dir / "upper") if rootfs is not None else None,
@@ -217,7 +217,7 @@ class Containers:
                     netns_path=result.netns_path or None,
                     etc_files={k: str(v) for k, v in etc_files.items()},
                     state_dir=str(state_dir),
-                    log_path=None if c.spec.log_max_size < 0 else str(self.log_path(c.id)),
+                    log_path="" if c.spec.log_max_size < 0 else str(self.log_path(c.id)),
                     log_max_size=c.spec.log_max_size,
                     log_max_files=c.spec.log_max_files,
                     tty=c.spec.tty,
@@ -329,6 +329,7 @@ class Containers:
                 self.network_event("disconnect", endpoint.network_id, c)
             with metrics.timed("teardown"):
                 self.sandboxes.teardown(c)
+            cgroups.remove(c.id)  # empty now: the PID namespace died with its PID 1
             if self.dns is not None:
                 self.dns.detach(c.id)
             c = self.records.update_container(
@@ -431,6 +432,7 @@ class Containers:
         intent = self.records.intents.begin("container.rm", c.id, {"name": c.name})
         faults.point("container.rm.teardown")
         self.sandboxes.teardown(c)
+        cgroups.remove(c.id)
         if self.sandboxes.pipework is not None:
             self.sandboxes.pipework.forget(c.id)
         self.records.delete_container(c.id)

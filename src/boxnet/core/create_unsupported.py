@@ -21,23 +21,12 @@ _HOST_CONFIG = {
     "UsernsMode": "user namespaces are not used",
     "Sysctls": "sysctls are not configurable",
     "SecurityOpt": "security options are not configurable",
-    "Memory": _LIMITS,
-    "MemoryReservation": _LIMITS,
-    "NanoCpus": _LIMITS,
-    "CpuShares": _LIMITS,
-    "CpuQuota": _LIMITS,
-    "CpusetCpus": _LIMITS,
     "BlkioWeight": _LIMITS,
     "Ulimits": "resource limits are not configurable",
     "Init": "the command runs as the container's PID 1 (no init process)",
     "ShmSize": "/dev/shm is a tmpfs of the default size",
     "CgroupParent": "cgroups are not managed",
-    "DeviceCgroupRules": "cgroups are not managed",
-    "MemorySwap": _LIMITS,
     "KernelMemory": _LIMITS,
-    "CpuPeriod": _LIMITS,
-    "CpusetMems": _LIMITS,
-    "PidsLimit": _LIMITS,
     "OomKillDisable": _LIMITS,
     "OomScoreAdj": "the OOM score is not configurable",
 }
@@ -54,7 +43,10 @@ def _asks(value: object) -> bool:
 
 
 def refuse_unsupported(body: Field) -> None:
+    from boxnet.runtime import cgroups
+
     host_config = body["HostConfig"]
+    cgroups.limit_files(host_config.obj())  # the limits boxnet serves, checked now
     for key, why in _HOST_CONFIG.items():
         if _asks(host_config[key].value):
             raise InvalidArgument(

@@ -70,7 +70,7 @@ class ProcessSpec:
     netns_path: str | None = None  # None = stay in the daemon's network namespace
     etc_files: Mapping[str, str] = field(default_factory=dict)  # in-container path -> host file
     state_dir: str = ""
-    log_path: str | None = None  # json-file log of the output (see shimio.py)
+    log_path: str | None = None  # json-file log of the output (see shimio.py); "": none
     log_max_size: int = 0  # rotate past this many bytes (0: never)
     log_max_files: int = 1  # files kept, the current one included
     tty: bool = False
@@ -83,6 +83,7 @@ class ProcessSpec:
     read_only: bool = False  # the root file system read-only
     domainname: str = ""
     uts_host: bool = False  # share the host's UTS namespace (--uts host)
+    cgroups: tuple[str, ...] = ()  # cgroup v1 directories the command joins (runtime/cgroups.py)
     tmpfs: Mapping[str, str] = field(default_factory=dict)  # container path -> mount options
     target_pid: int | None = None  # exec: the container's PID 1 (host PID)
 
@@ -91,6 +92,7 @@ class ProcessSpec:
         data.update(argv=list(self.argv), env=dict(self.env), etc_files=dict(self.etc_files))
         data["binds"] = [list(b) for b in self.binds]
         data["tmpfs"] = dict(self.tmpfs)
+        data.update(group_add=list(self.group_add), cgroups=list(self.cgroups))
         return data
 
     @classmethod
@@ -98,6 +100,7 @@ class ProcessSpec:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["argv"] = tuple(known.get("argv", ()))
         known["group_add"] = tuple(known.get("group_add", ()))
+        known["cgroups"] = tuple(known.get("cgroups", ()))
         known["binds"] = tuple((str(a), str(b), bool(c)) for a, b, c in known.get("binds", ()))
         return cls(**known)
 
@@ -315,6 +318,8 @@ def start(
         raise InvalidArgument("start needs a run spec with a command and a state directory")
     if spec.stdio != (stdio_fds is not None):
         raise InvalidArgument("stdio_fds must be given exactly when spec.stdio is set")
+    if not spec.stdio and spec.log_path is None:  # "" is the none log driver: nothing kept
+        raise InvalidArgument("a detached container needs a log_path")
     shim_state_dir.mkdir(parents=True, exist_ok=True)
     state = Path(spec.state_dir)
     state.mkdir(parents=True, exist_ok=True)
