@@ -258,3 +258,14 @@ def test_resource_limits_in_cgroups(env: tuple[Daemon, Any]) -> None:
         client.create_container(
             IMAGE, "true", host_config=client.create_host_config(mem_limit="1m")
         )
+
+
+def test_init_runs_tini_as_pid_1(env: tuple[Daemon, Any]) -> None:
+    _d, client = env
+    c = client.create_container(IMAGE, ["ps", "-o", "pid,args"],
+                                host_config=client.create_host_config(init=True))  # fmt: skip
+    assert client.inspect_container(c)["HostConfig"]["Init"] is True
+    lines = [line.split(None, 1) for line in run_output(client, c).strip().splitlines()[1:]]
+    assert lines[0] == ["1", "/sbin/docker-init -- ps -o pid,args"]  # tini is PID 1
+    assert lines[1][1].split() == ["ps", "-o", "pid,args"]  # the command, its child
+    client.remove_container(c)

@@ -115,8 +115,7 @@ class Containers:
         with self.lock:
             image = images.lookup(self.paths, spec.image)  # unknown: NotFound, nothing created
             spec = apply_image(spec, image, spec.raw.get("Image") or spec.image)
-            # Not 404s: Docker clients take any 404 from create for "no such image" and go
-            # pulling (docs/API.md).
+            # Not 404s: clients take a create 404 for "no such image" and pull (docs/API.md).
             try:
                 self._check_network_mode(spec)
             except NotFound as exc:
@@ -209,6 +208,7 @@ class Containers:
                     read_only=c.spec.read_only,
                     domainname=c.spec.domainname,
                     uts_host=hc.get("UTSMode") == "host",
+                    init=bool(hc.get("Init")),
                     cgroups=cgroups.setup(c.id, hc),  # resource limits (runtime/cgroups.py)
                     tmpfs=c.spec.tmpfs,
                     rootfs=str(rootfs) if rootfs is not None else None,

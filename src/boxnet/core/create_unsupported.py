@@ -23,7 +23,6 @@ _HOST_CONFIG = {
     "SecurityOpt": "security options are not configurable",
     "BlkioWeight": _LIMITS,
     "Ulimits": "resource limits are not configurable",
-    "Init": "the command runs as the container's PID 1 (no init process)",
     "ShmSize": "/dev/shm is a tmpfs of the default size",
     "CgroupParent": "cgroups are not managed",
     "KernelMemory": _LIMITS,

@@ -83,6 +83,7 @@ class ProcessSpec:
     read_only: bool = False  # the root file system read-only
     domainname: str = ""
     uts_host: bool = False  # share the host's UTS namespace (--uts host)
+    init: bool = False  # Docker's --init: tini-static as PID 1, bound at /sbin/docker-init
     cgroups: tuple[str, ...] = ()  # cgroup v1 directories the command joins (runtime/cgroups.py)
     tmpfs: Mapping[str, str] = field(default_factory=dict)  # container path -> mount options
     target_pid: int | None = None  # exec: the container's PID 1 (host PID)
@@ -310,6 +311,24 @@ def _fork_or_spawn(
     return proc.pid, proc
 
 
+INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")  # static: any root runs them
+
+
+def with_init(spec: ProcessSpec) -> ProcessSpec:
+    """--init: a static tini, bound read-only at Docker's /sbin/docker-init, runs the command
+    (reaps zombies, forwards signals)."""
+    from dataclasses import replace
+
+    binary = next((b for b in INIT_BINARIES if os.access(b, os.X_OK)), None)
+    if binary is None:
+        raise InvalidArgument(
+            "--init needs a static init binary: none of " + ", ".join(INIT_BINARIES),
+            hint="install Debian's tini package",
+        )
+    bind = (binary, "/sbin/docker-init", True)
+    return replace(spec, binds=(*spec.binds, bind), argv=("/sbin/docker-init", "--", *spec.argv))
+
+
 def start(
     spec: ProcessSpec, shim_state_dir: Path, stdio_fds: tuple[int, int, int] | None = None
 ) -> Started:
@@ -320,6 +339,8 @@ def start(
         raise InvalidArgument("stdio_fds must be given exactly when spec.stdio is set")
     if not spec.stdio and spec.log_path is None:  # "" is the none log driver: nothing kept
         raise InvalidArgument("a detached container needs a log_path")
+    if spec.init:
+        spec = with_init(spec)
     shim_state_dir.mkdir(parents=True, exist_ok=True)
     state = Path(spec.state_dir)
     state.mkdir(parents=True, exist_ok=True)
