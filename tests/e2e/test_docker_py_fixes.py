@@ -269,3 +269,18 @@ def test_init_runs_tini_as_pid_1(env: tuple[Daemon, Any]) -> None:
     assert lines[0] == ["1", "/sbin/docker-init -- ps -o pid,args"]  # tini is PID 1
     assert lines[1][1].split() == ["ps", "-o", "pid,args"]  # the command, its child
     client.remove_container(c)
+
+
+def test_commit_a_stopped_container(env: tuple[Daemon, Any]) -> None:
+    _d, client = env
+    c = client.create_container(IMAGE, ["sh", "-c", "echo hello > /test"], environment={"A": "b c"},
+                                working_dir="/tmp")  # fmt: skip
+    client.start(c)
+    client.wait(c)
+    image_id = client.commit(c, repository="committed", tag="v1")["Id"]
+    assert client.inspect_image("committed:v1")["Id"] == image_id
+    r = client.create_container(image_id, ["sh", "-c", 'cat /test; echo "$A"; pwd'])
+    assert run_output(client, r) == "hello\nb c\n/tmp\n"  # the file, the env, the workdir
+    client.remove_container(r)
+    client.remove_container(c)
+    client.remove_image("committed:v1")
