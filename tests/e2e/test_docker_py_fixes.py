@@ -284,3 +284,17 @@ def test_commit_a_stopped_container(env: tuple[Daemon, Any]) -> None:
     client.remove_container(r)
     client.remove_container(c)
     client.remove_image("committed:v1")
+
+
+def test_link_local_ips(env: tuple[Daemon, Any]) -> None:
+    _d, client = env
+    nc = client.create_networking_config(
+        {"bridge": client.create_endpoint_config(link_local_ips=["169.254.8.8"])}
+    )
+    hc = client.create_host_config(network_mode="bridge")
+    c = client.create_container(IMAGE, "ip -4 -o addr show dev eth0", networking_config=nc,
+                                host_config=hc)  # fmt: skip
+    ipam = client.inspect_container(c)["NetworkSettings"]["Networks"]["bridge"]["IPAMConfig"]
+    assert ipam["LinkLocalIPs"] == ["169.254.8.8"]
+    assert "inet 169.254.8.8/16" in run_output(client, c)  # the kernel's view, in the container
+    client.remove_container(c)

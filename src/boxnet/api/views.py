@@ -37,13 +37,15 @@ def _ipv6_fields(e: Endpoint | None) -> dict[str, Any]:
     }
 
 
-def _ipam_config(req: EndpointRequest | None) -> dict[str, str] | None:
+def _ipam_config(req: EndpointRequest | None) -> dict[str, Any] | None:
     """The static addresses asked for (`--ip`, `--ip6`), as Docker's IPAMConfig."""
     if req is None:
         return None
-    out = {"IPv4Address": str(req.ipv4)} if req.ipv4 else {}
+    out: dict[str, Any] = {"IPv4Address": str(req.ipv4)} if req.ipv4 else {}
     if req.ipv6:
         out["IPv6Address"] = str(req.ipv6)
+    if req.link_local:
+        return {**out, "LinkLocalIPs": list(req.link_local)}
     return out or None
 
 

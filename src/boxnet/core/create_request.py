@@ -5,7 +5,7 @@ This is the daemon's boundary: the CLI validates too, but any HTTP client may se
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from boxnet.errors import InvalidArgument
@@ -43,7 +43,18 @@ def parse_endpoint_config(cfg: Field, network: str = "") -> EndpointRequest:
     if mac and not names.is_unicast_mac(mac):
         raise InvalidArgument(f"{cfg['MacAddress'].path}: invalid MAC address {mac!r}",
                               hint="use the form 02:42:ac:11:00:02")  # fmt: skip
-    return EndpointRequest(network=network, ipv4=ipv4, ipv6=ipv6, aliases=aliases, mac=mac)
+    link_local = []
+    for item in cfg["IPAMConfig"]["LinkLocalIPs"].items():
+        try:
+            local = ip_address(item.text())
+        except ValueError:
+            local = None
+        if local is None or not local.is_link_local:
+            raise InvalidArgument(f"{item.path}: invalid link-local address {item.value!r}",
+                                  hint="169.254.0.0/16 or fe80::/10")  # fmt: skip
+        link_local.append(str(local))
+    return EndpointRequest(network=network, ipv4=ipv4, ipv6=ipv6, aliases=aliases, mac=mac,
+                           link_local=tuple(link_local))  # fmt: skip
 
 
 def mode_kind_of(mode: str) -> str:

@@ -169,6 +169,8 @@ class Sandboxes:
             aliases=req.aliases,
         )
         endpoint = driver.join(net, endpoint, primary, path, undo)
+        if req.link_local and path:  # Docker's LinkLocalIPs: more addresses, same interface
+            links.add_addresses_in(path, ifname, req.link_local)
         self.records.put_endpoint(endpoint)
         undo.push("forget endpoint", lambda: self.records.delete_endpoint(endpoint.id))
         return endpoint

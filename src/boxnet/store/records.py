@@ -78,6 +78,7 @@ def _spec_from(d: dict[str, Any]) -> ContainerSpec:
             ipv6=IPv6Address(e["ipv6"]) if e.get("ipv6") else None,
             aliases=tuple(e["aliases"]),
             mac=str(e.get("mac") or ""),
+            link_local=tuple(e.get("link_local") or ()),
         )
         for e in d["endpoints"]
     )
