@@ -298,3 +298,33 @@ def test_link_local_ips(env: tuple[Daemon, Any]) -> None:
     assert ipam["LinkLocalIPs"] == ["169.254.8.8"]
     assert "inet 169.254.8.8/16" in run_output(client, c)  # the kernel's view, in the container
     client.remove_container(c)
+
+
+def test_links_on_a_user_network_resolve_late(env: tuple[Daemon, Any]) -> None:
+    _d, client = env
+    net = client.create_network("linknet")
+    nc = client.create_networking_config(
+        {"linknet": client.create_endpoint_config(links=[("later", "bar")])}
+    )
+    hc = client.create_host_config(network_mode="linknet")
+    c = client.create_container(IMAGE, "top", networking_config=nc, host_config=hc)
+    client.start(c)  # the target does not exist yet: Docker allows it on a user network
+    links = client.inspect_container(c)["NetworkSettings"]["Networks"]["linknet"]["Links"]
+    assert links == ["later:bar"]
+    t = client.create_container(IMAGE, "top", name="later", host_config=hc)
+    client.start(t)
+    ip = client.inspect_container(t)["NetworkSettings"]["Networks"]["linknet"]["IPAddress"]
+    ex = client.exec_create(c, ["nslookup", "bar"])
+    out = client.exec_start(ex).decode()
+    assert client.exec_inspect(ex)["ExitCode"] == 0 and ip in out  # the embedded DNS's answer
+    client.disconnect_container_from_network(c, "linknet")
+    client.connect_container_to_network(c, "linknet", links=[("later", "baz")])
+    links = client.inspect_container(c)["NetworkSettings"]["Networks"]["linknet"]["Links"]
+    assert links == ["later:baz"]  # what the connect asked, echoed
+    ex = client.exec_create(c, ["nslookup", "baz"])
+    assert ip in client.exec_start(ex).decode()
+    other = client.create_container(IMAGE, ["nslookup", "bar"], host_config=hc)
+    assert ip not in run_output(client, other)  # the alias is the linking container's only
+    for x in (c, t, other):
+        client.remove_container(x, force=True)
+    client.remove_network(net["Id"])

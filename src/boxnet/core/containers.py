@@ -120,8 +120,8 @@ class Containers:
                 self._check_network_mode(spec)
             except NotFound as exc:
                 raise InvalidArgument(exc.message, hint=exc.hint) from exc
-            for target, _alias in spec.links:
-                try:
+            for target, _alias in spec.links if spec.network_mode == "bridge" else ():
+                try:  # on a user network a link is a name the target may take later
                     self.find(target)
                 except NotFound as exc:  # Docker's words for a --link target
                     message = f"could not get container for {target}"

@@ -17,6 +17,7 @@ def link_entries(containers: Containers, c: Container, strict: bool) -> list[tup
     (the default bridge, where Docker's links live), as "IP alias id name". Not strict (a
     rewrite while c runs): a link whose target is gone or stopped is left out."""
     mine = {e.network_id for e in containers.records.endpoints(container_id=c.id)}
+    strict = strict and c.spec.network_mode == "bridge"  # user networks: names, resolved late
     out = []
     for name, alias in c.spec.links:
         try:
