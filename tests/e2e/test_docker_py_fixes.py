@@ -328,3 +328,15 @@ def test_links_on_a_user_network_resolve_late(env: tuple[Daemon, Any]) -> None:
     for x in (c, t, other):
         client.remove_container(x, force=True)
     client.remove_network(net["Id"])
+
+
+def test_shared_bind_propagation_is_refused(env: tuple[Daemon, Any], tmp_path: Path) -> None:
+    _d, client = env
+    hc = client.create_host_config(
+        binds={str(tmp_path): {"bind": "/mnt", "propagation": "rshared"}}
+    )
+    with pytest.raises(docker.errors.APIError, match="bind propagation 'rshared' is not supported"):
+        client.create_container(IMAGE, "true", host_config=hc)
+    m = docker.types.Mount("/mnt", str(tmp_path), type="bind", propagation="rslave")
+    with pytest.raises(docker.errors.APIError, match="'rslave' is not supported"):
+        client.create_container(IMAGE, "true", host_config=client.create_host_config(mounts=[m]))

@@ -86,6 +86,7 @@ def test_binds_and_mounts() -> None:
         ("/a:/", "destination can't be '/'"),
         ("/a:/b:rx", "invalid mode: rx"),
         ("/a:/b:ro,rw", "invalid mode"),
+        ("/a:/b:rshared", "bind propagation 'rshared' is not supported"),
     ):
         with pytest.raises(InvalidArgument, match=message):
             runflags.parse_bind(spec)

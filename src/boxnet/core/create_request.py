@@ -133,6 +133,7 @@ def parse_process_flags(body: Field) -> dict[str, Any]:
                 item["VolumeOptions"]["Subpath"].text(nul_free=True),
             )
         )
+        runflags.check_propagation(item["BindOptions"]["Propagation"].text())
     targets = [b.target for b in binds]
     for target in targets:
         if targets.count(target) > 1:

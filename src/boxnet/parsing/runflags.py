@@ -56,6 +56,7 @@ def parse_bind(spec: str) -> BindMount:
     for option in options:
         if option not in _BIND_OPTIONS:
             raise InvalidArgument(f"invalid mode: {option}", hint="use ro or rw")
+        check_propagation(option)
     if "ro" in options and "rw" in options:
         raise InvalidArgument(f"invalid mode: {parts[2]}", hint="ro or rw, not both")
     if "\x00" in source:
@@ -63,6 +64,16 @@ def parse_bind(spec: str) -> BindMount:
     from boxnet.model import BindMount
 
     return BindMount(source=source, target=_check_target(target, spec), read_only="ro" in options)
+
+
+def check_propagation(mode: str) -> None:
+    """Binds are rprivate: the shim makes its mount namespace private before it mounts
+    anything, so shared or slave propagation is refused rather than ignored."""
+    if mode in ("shared", "rshared", "slave", "rslave"):
+        raise InvalidArgument(
+            f"bind propagation {mode!r} is not supported by boxnet: binds are rprivate",
+            hint="leave the propagation out (or use private/rprivate)",
+        )
 
 
 def parse_mount_flag(text: str) -> dict[str, object]:
@@ -88,7 +99,10 @@ def parse_mount_flag(text: str) -> dict[str, object]:
         size, mode = fields.pop("tmpfs-size", "0"), fields.pop("tmpfs-mode", "0")
         mount["TmpfsOptions"] = {"SizeBytes": _bytes(size), "Mode": _octal(mode)}
     mount["ReadOnly"] = read_only
-    fields.pop("bind-propagation", None)
+    propagation = fields.pop("bind-propagation", "")
+    check_propagation(propagation)
+    if propagation:
+        mount["BindOptions"] = {"Propagation": propagation}
     if fields:
         raise InvalidArgument(f"unexpected key '{next(iter(fields))}' in '{text}'")
     return mount
