@@ -152,6 +152,8 @@ def test_volumes(env: tuple[Daemon, Any]) -> None:
     ]
     with pytest.raises(docker.errors.APIError, match="volume is in use"):
         client.remove_volume("vdata")
+    df = {v["Name"]: v["UsageData"] for v in client.df()["Volumes"]}
+    assert df["vdata"] == {"Size": 5, "RefCount": 1}  # "kept\n", used by w
     # a subpath of the volume, read-only, through --mount
     os.makedirs(mountpoint / "sub")
     (mountpoint / "sub" / "g").write_text("sub\n")

@@ -4,6 +4,7 @@ and the volume routes (local volumes, core/volumes.py)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from boxnet.api.server import Request, Response, Router
@@ -159,10 +160,15 @@ def disk_usage(ctl: Controller) -> dict[str, Any]:
     image_list = [
         image_summary(img, users.get(img.id, 0)) for img in ImageStore(ctl.paths).list_images()
     ]
+    volumes = []
+    for v in ctl.containers.volumes.all():  # Docker's df: each volume's size and users
+        refs = sum(v["Name"] in volume_names(ctl.containers, x) for x in ctl.containers.all())
+        size = containerops.tree_bytes(Path(v["Mountpoint"]))
+        volumes.append({**v, "UsageData": {"Size": size, "RefCount": refs}})
     return {
         "LayersSize": sum(i["Size"] for i in image_list),
         "Images": image_list,
         "Containers": containers,
-        "Volumes": [],
+        "Volumes": volumes,
         "BuildCache": [],
     }

@@ -8,6 +8,7 @@ Pause has no cgroup freezer to use: every process of the container's PID namespa
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from boxnet.errors import Conflict, InvalidArgument
@@ -129,8 +130,13 @@ def prune(cs: Containers) -> tuple[list[str], int]:
 
 def disk_usage(cs: Containers, c: Container) -> int:
     """Bytes under the container's state directory (its writable layer, log, /etc files)."""
+    return tree_bytes(cs.state_dir(c.id))
+
+
+def tree_bytes(root: Path) -> int:
+    """Bytes of the regular files under root (symlinks not followed)."""
     total = 0
-    for path in cs.state_dir(c.id).rglob("*"):
+    for path in root.rglob("*"):
         try:
             if path.is_file() and not path.is_symlink():
                 total += path.lstat().st_size
