@@ -150,6 +150,8 @@ class EndpointRequest:
     ipv4: IPv4Address | None = None
     ipv6: IPv6Address | None = None  # `--ip6`
     aliases: tuple[str, ...] = ()
+    mac: str = ""  # EndpointConfig.MacAddress ("" = derived from the address)
+    link_local: tuple[str, ...] = ()  # IPAMConfig.LinkLocalIPs: extra link-local addresses
 
 
 @dataclass(frozen=True)

@@ -266,7 +266,7 @@ def test_head_has_no_body_and_keeps_the_connection_usable(env: Env) -> None:
 def test_unread_request_bodies_do_not_break_the_next_request(env: Env) -> None:
     with env.raw() as sock:
         sock.sendall(
-            b"POST /v1.41/commit HTTP/1.1\r\nHost: docker\r\nContent-Length: 11\r\n\r\n"
+            b"POST /v1.41/nosuch/route HTTP/1.1\r\nHost: docker\r\nContent-Length: 11\r\n\r\n"
             b"hello world"
             b"POST /v1.41/build HTTP/1.1\r\nHost: docker\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"

@@ -94,9 +94,9 @@ def test_run_flags_seen_inside_and_on_the_host(docker: Cli, tmp_path: Path) -> N
     [
         # (the 20.10 CLI drops --ip without a --network; it refuses --network-alias itself)
         (("--net", "bridge", "--ip", "172.17.0.9"), "user specified IP address is supported on"),
-        (("-v", "named:/data"), "named volume 'named' is not supported"),
+        (("-v", "b@d:/data"), "invalid characters for a local volume name"),
         (("--privileged",), "HostConfig.Privileged is not supported"),
-        (("--memory", "64m"), "HostConfig.Memory is not supported"),
+        (("--memory", "1m"), "Minimum memory limit allowed is 6MB"),
         (("--restart", "always:3"), "maximum retry count"),
     ],
 )

@@ -78,21 +78,29 @@ def test_ports_and_booleans() -> None:
 def test_binds_and_mounts() -> None:
     assert runflags.parse_bind("/srv:/data:ro") == BindMount("/srv", "/data", True)
     assert runflags.parse_bind("/srv:/data//x/") == BindMount("/srv", "/data/x", False)
+    # a source that is not a path names a volume; no source: an anonymous volume
+    assert runflags.parse_bind("data:/x") == BindMount("data", "/x", False)
+    assert runflags.parse_bind("/x") == BindMount("", "/x", False)
     for spec, message in (
-        ("data:/x", "named volume 'data' is not supported"),
-        ("/x", "anonymous volumes"),
         ("/a:b", "mount path must be absolute"),
         ("/a:/", "destination can't be '/'"),
         ("/a:/b:rx", "invalid mode: rx"),
         ("/a:/b:ro,rw", "invalid mode"),
+        ("/a:/b:rshared", "bind propagation 'rshared' is not supported"),
     ):
         with pytest.raises(InvalidArgument, match=message):
             runflags.parse_bind(spec)
     mount = runflags.parse_mount_flag("type=bind,src=/a,dst=/b,readonly")
     assert mount == {"Type": "bind", "Source": "/a", "Target": "/b", "ReadOnly": True}
     assert runflags.parse_mount_flag("type=volume,target=/x")["Type"] == "volume"
-    with pytest.raises(InvalidArgument, match='mount type "volume"'):
-        runflags.mount_to_bind("volume", "", "/x", False)
+    assert runflags.mount_to_bind("volume", "", "/x", False) == BindMount("", "/x", False)
+    assert runflags.mount_to_bind("volume", "v", "/x", True, "sub") == BindMount(
+        "v:sub", "/x", True
+    )
+    with pytest.raises(InvalidArgument, match="invalid volume subpath"):
+        runflags.mount_to_bind("volume", "v", "/x", False, "../up")
+    with pytest.raises(InvalidArgument, match='mount type "npipe"'):
+        runflags.mount_to_bind("npipe", "", "/x", False)
     with pytest.raises(InvalidArgument, match="unexpected key 'size'"):
         runflags.parse_mount_flag("type=bind,source=/a,target=/b,size=1")
 

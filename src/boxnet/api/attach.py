@@ -16,9 +16,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from boxnet.api import streams
+from boxnet.api import detach, streams
 from boxnet.api.hijack import Pump, Stdio
 from boxnet.api.logs import logs_response
 from boxnet.api.server import Request, Response, Router
@@ -26,6 +26,7 @@ from boxnet.core.waiting import waiter
 from boxnet.errors import BoxnetError, Conflict, InvalidArgument, NotFound, NotModified, Unavailable
 from boxnet.model import Container, State
 from boxnet.parsing.body import Field
+from boxnet.runtime.shimio import STDIN_FIFO
 
 if TYPE_CHECKING:
     from boxnet.api.connection import Hijacked
@@ -74,8 +75,9 @@ def register(r: Router, ctl: Controller) -> None:
 
     def attach(req: Request) -> Response:
         target = c.find(req.params["id"])
-        if target.state == State.RUNNING:
-            return _attach_running(ctl, target, req)
+        keys = detach.parse(req.query.get("detachKeys", ""))  # refused before the 101
+        if target.state == State.RUNNING or not req.flag("stream"):
+            return _attach_running(ctl, target, req, keys)
         stdin = req.flag("stdin") and target.spec.open_stdin
         stdio = Stdio(tty=target.spec.tty, stdin=stdin)
         send = frozenset(
@@ -95,7 +97,8 @@ def register(r: Router, ctl: Controller) -> None:
 
         def pump(conn: Hijacked) -> None:
             try:
-                Pump(conn, stdio, framed=not stdio.tty, send=send, abandoned=gone).run()
+                Pump(conn, stdio, framed=not stdio.tty, send=send, abandoned=gone,
+                     detach_keys=keys if stdin else None).run()  # fmt: skip
             finally:
                 attachments.drop(target.id, stdio)
                 stdio.close_container_ends()
@@ -154,13 +157,15 @@ def register(r: Router, ctl: Controller) -> None:
         body = Field(req.json())
         if body["Detach"].flag():
             threading.Thread(target=_run_exec, args=(ctl, exec_id, None), daemon=True).start()
-            return Response(200, {})
+            return Response(200, b"", content_type="text/plain")  # moby: no body
         raw = body["Tty"].flag()
         stdio = Stdio(tty=pending.tty, stdin=pending.stdin)
         exec_stdio.add(exec_id, stdio, active=True)
 
         def pump(conn: Hijacked) -> None:
-            copier = Pump(conn, stdio, framed=not raw, until_finished=True)
+            keys = pending.detach_keys or detach.parse("")
+            copier = Pump(conn, stdio, framed=not raw, until_finished=True,
+                          detach_keys=keys if pending.stdin else None)  # fmt: skip
 
             def run() -> None:
                 try:
@@ -197,24 +202,101 @@ def register(r: Router, ctl: Controller) -> None:
     r.add("POST", "/exec/{id}/resize", exec_resize)
 
 
-def _attach_running(ctl: Controller, target: Container, req: Request) -> Response:
-    """`docker attach` to a running container: its output from now on, followed in the log
-    until it stops. Its stdin belongs to its shim since the start: not attachable."""
+def _attach_running(ctl: Controller, target: Container, req: Request, keys: bytes) -> Response:
+    """`docker attach` to a running container (or a stream=0 attach, which only sends the logs
+    asked for): its output from the log (the past with logs=1), followed while it runs; its
+    input into the STDIN_FIFO its shim made for an OpenStdin container, until the client types
+    the detach keys or goes away."""
+    follow = req.flag("stream") and target.state == State.RUNNING
     query = {name: "1" if req.flag(name) else "0" for name in ("stdout", "stderr")}
-    query.update(tail="0", follow="1")
+    query.update(tail="all" if req.flag("logs") else "0", follow="1" if follow else "0")
+    detached = threading.Event()
+    following = threading.Event()  # the log is read to its end: later output will be sent
+    stdin = req.flag("stdin") and follow and target.spec.open_stdin
 
     def running() -> bool:
+        following.set()
         current = ctl.records.container(target.id)
-        return current is not None and current.state == State.RUNNING
+        alive = current is not None and current.state == State.RUNNING
+        return alive and not detached.is_set()
 
-    followed = logs_response(ctl.containers.log_path(target.id), target.spec.tty, query, running)
+    followed = None
+    if "1" in (query["stdout"], query["stderr"]):
+        followed = logs_response(
+            ctl.containers.log_path(target.id), target.spec.tty, query, running
+        )
+    elif not stdin and not follow:
+        raise InvalidArgument(
+            "Bad parameters: you must choose at least one stream",
+            hint="pass stdout=1 and/or stderr=1 (or stdin=1 for a running container)",
+        )
+    fifo = _open_stdin_fifo(ctl, target) if stdin else None
 
-    def copy(conn: Hijacked) -> None:
+    def send_output(conn: Hijacked) -> None:
+        if followed is None:
+            return
         with contextlib.suppress(OSError):
+            if followed.stream is None:
+                # Right behind the headers, the client's HTTP reader would buffer these bytes
+                # and lose them when it takes the raw socket (docker-py's attach stream=0).
+                time.sleep(0.1)
+                conn.sock.sendall(followed.payload())
             for chunk in followed.stream or ():
                 conn.sock.sendall(chunk)
 
-    return Response(200, hijack=copy, content_type=followed.content_type)
+    def copy(conn: Hijacked) -> None:
+        if fifo is None:
+            send_output(conn)
+            return
+        output = threading.Thread(target=send_output, args=(conn,), daemon=True)
+        output.start()
+        if followed is not None:  # else what the input makes the process write could be missed
+            following.wait(5)
+        try:
+            _copy_stdin(conn, fifo, detach.Scanner(keys), running)
+        finally:
+            detached.set()
+            os.close(fifo)
+        with contextlib.suppress(OSError):
+            conn.sock.shutdown(socket.SHUT_RDWR)  # the client sees the end of the attach
+        output.join(timeout=5)
+
+    content_type = followed.content_type if followed else _content_type(target.spec.tty)
+    return Response(200, hijack=copy, content_type=content_type)
+
+
+def _open_stdin_fifo(ctl: Controller, target: Container) -> int | None:
+    """The write end of the container's stdin FIFO (None: it has none, or nobody reads it)."""
+    path = ctl.containers.state_dir(target.id) / STDIN_FIFO
+    try:
+        return os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # ENXIO: the container has ended; ENOENT: started before OpenStdin FIFOs
+        return None
+
+
+def _copy_stdin(conn: Hijacked, fifo: int, scanner: detach.Scanner, running: Any) -> None:
+    """Client -> FIFO until the detach keys, the client's end of input, or the container's."""
+    os.set_blocking(fifo, True)
+    conn.sock.settimeout(1.0)
+    for _ in range(10**9):  # bounded by the client, the container, or the keys
+        try:
+            data = conn.recv(65536)
+        except TimeoutError:
+            if not running():
+                return
+            continue
+        except OSError:
+            return
+        if not data:
+            return
+        forward = scanner.feed(data)
+        try:
+            if forward:
+                os.write(fifo, forward)
+        except OSError:  # the container is gone
+            return
+        if scanner.detached:
+            return
 
 
 def _discard(ctl: Controller, container_id: str, exit_code: int) -> None:

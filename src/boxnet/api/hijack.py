@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from boxnet.api import streams
+from boxnet.api import detach, streams
 
 if TYPE_CHECKING:
     from boxnet.api.connection import Hijacked
@@ -105,6 +105,7 @@ class Pump:
         send: frozenset[int] = frozenset({streams.STDOUT, streams.STDERR}),
         abandoned: Callable[[], bool] | None = None,
         until_finished: bool = False,
+        detach_keys: bytes | None = None,
     ) -> None:
         self.conn = conn
         self.stdio = stdio
@@ -117,11 +118,16 @@ class Pump:
         self.stdin_eof = False
         self.client_alive = True
         self.until_finished = until_finished
+        # The client's detach keys end the pump (the process goes on); None: no keys scanned.
+        self.scanner = detach.Scanner(detach_keys) if detach_keys else None
         self._wake_r, self._wake_w = os.pipe()
+        self._wake_lock = threading.Lock()
+        self._wake_open = True
 
     def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        with self._wake_lock, contextlib.suppress(OSError):
+            if self._wake_open:  # a detached pump closed the pipe already: its fd may be reused
+                os.write(self._wake_w, b"x")
 
     def run(self) -> None:
         try:
@@ -134,8 +140,10 @@ class Pump:
             for fd in self.outputs:
                 os.close(fd)
             self.outputs = {}
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            with self._wake_lock:
+                self._wake_open = False
+                os.close(self._wake_r)
+                os.close(self._wake_w)
 
     def _loop(self) -> None:
         sock = self.conn.fileno()
@@ -162,6 +170,8 @@ class Pump:
                     self._read_output(fd)
                 if fd == sock and self._reads_client():
                     self._read_client()
+                    if self.scanner is not None and self.scanner.detached:
+                        return
                 if fd == self.stdin and events & (select.POLLOUT | select.POLLERR):
                     self._write_stdin()
 
@@ -212,7 +222,7 @@ class Pump:
 
     def _from_client(self, data: bytes) -> None:
         if data:
-            self.stdin_buffer += data
+            self.stdin_buffer += self.scanner.feed(data) if self.scanner is not None else data
             return
         # The client half-closed (end of its stdin): the process sees EOF once the buffered
         # input is written. A terminal has no EOF of its own: it stays open.

@@ -6,6 +6,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from boxnet.api import detach
 from boxnet.api.logs import logs_response
 from boxnet.api.server import Request, Response, Router
 from boxnet.api.views import container_inspect, container_summary
@@ -54,7 +55,37 @@ def register(r: Router, ctl: Controller) -> None:
         return Response(204)
 
     def remove(req: Request) -> Response:
-        c.remove(req.params["id"], req.flag("force"))
+        target = c.find(req.params["id"])
+        c.remove(target.id, req.flag("force"))
+        if req.flag("v"):  # rm -v: the anonymous volumes no other container uses go too
+            with c.lock:
+                for b in target.spec.binds:
+                    name = c.volumes.name_of(b.source)
+                    if name and c.volumes.is_anonymous(name):
+                        users = [
+                            x.name for x in c.all() if b.source in (y.source for y in x.spec.binds)
+                        ]
+                        c.volumes.remove(name, users, force=True)
+        return Response(204)
+
+    def remove_link(req: Request) -> Response:
+        """DELETE /containers/NAME/ALIAS?link=1: NAME forgets its legacy link ALIAS."""
+        from dataclasses import replace
+
+        if not req.flag("link"):
+            raise InvalidArgument("a path NAME/ALIAS removes a link", hint="pass link=1")
+        alias = req.params["alias"]
+        with c.lock:
+            target = c.find(req.params["id"])
+            kept = tuple(x for x in target.spec.links if x[1] != alias)
+            if len(kept) == len(target.spec.links):
+                raise NotFound(f"Could not find link {alias} of container {target.name}")
+            raw = dict(target.spec.raw)
+            host_config = dict(raw.get("HostConfig") or {})
+            host_config["Links"] = [f"/{n}:/{target.name}/{a}" for n, a in kept] or None
+            raw["HostConfig"] = host_config
+            spec = replace(target.spec, links=kept, raw=raw)
+            c.refresh_etc(ctl.records.update_container(target, spec=spec))
         return Response(204)
 
     def listing(req: Request) -> Response:
@@ -74,6 +105,11 @@ def register(r: Router, ctl: Controller) -> None:
 
     def logs(req: Request) -> Response:
         target = c.find(req.params["id"])
+        if target.spec.log_max_size < 0:
+            raise InvalidArgument(
+                'configured logging driver does not support reading: "none" keeps no logs',
+                hint="create the container with the json-file log driver to read its logs",
+            )
 
         def running() -> bool:
             current = ctl.records.container(target.id)
@@ -82,7 +118,10 @@ def register(r: Router, ctl: Controller) -> None:
         return logs_response(c.log_path(target.id), target.spec.tty, req.query, running)
 
     def exec_create(req: Request) -> Response:
-        body = Field(req.json())
+        raw = req.json()
+        body = Field(raw)
+        # Go's JSON is case-insensitive: docker-py sends detachKeys, the CLI DetachKeys.
+        keys = raw.get("DetachKeys") or raw.get("detachKeys") if isinstance(raw, dict) else ""
         exec_id = c.exec_create(
             req.params["id"],
             body["Cmd"].strings(nul_free=True),
@@ -91,6 +130,7 @@ def register(r: Router, ctl: Controller) -> None:
             body["Tty"].flag(),
             stdin=body["AttachStdin"].flag(),
             user=_exec_user(body["User"].text(nul_free=True)),
+            detach_keys=detach.parse(keys if isinstance(keys, str) else ""),
         )
         return Response(201, {"Id": exec_id})
 
@@ -139,6 +179,7 @@ def register(r: Router, ctl: Controller) -> None:
     r.add("POST", "/containers/{id}/restart", restart)
     r.add("POST", "/containers/{id}/kill", kill)
     r.add("DELETE", "/containers/{id}", remove)
+    r.add("DELETE", "/containers/{id}/{alias}", remove_link)
     r.add("GET", "/containers/{id}/logs", logs)
     r.add("POST", "/containers/{id}/exec", exec_create)
     r.add("POST", "/boxnet/exec/{id}/attach-start", exec_attach_start)

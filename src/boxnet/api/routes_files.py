@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from boxnet.api.server import Request, Response, Router
 from boxnet.errors import BoxnetError, Conflict, InvalidArgument, NotFound
@@ -80,6 +80,9 @@ def register(r: Router, ctl: Controller) -> None:
             state = c.state_dir(target.id)
             argv = [sys.executable, "-m", "boxnet.runtime.cpworker", op, str(rootfs)]
             argv += [str(state / "upper"), str(state / "work"), name]
+            # its binds and volumes, mounted as a start would (cp into a created container's
+            # volume lands in the volume)
+            argv.append(json.dumps([[b.source, b.target] for b in current.spec.binds]))
             done = subprocess.run(argv, input=data, capture_output=True, timeout=300, check=False)
         reason = done.stderr.decode(errors="replace").strip()
         if done.returncode == cpworker.PATH_ERROR:
@@ -96,9 +99,60 @@ def register(r: Router, ctl: Controller) -> None:
             lower = None  # image gone: every path in the layer counts as added
         upper = c.state_dir(target.id) / "upper"
         found = containerfs.changes(upper, lower)
-        return Response(200, [{"Path": x.path, "Kind": x.kind} for x in found] or None)
+        # Mount points the runtime made are not the process's changes (moby leaves them out
+        # too), nor are the directories changed only by holding them.
+        points = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev", "/proc", "/sys"}
+        points |= {b.target for b in target.spec.binds} | set(target.spec.tmpfs)
+        rest = [x for x in found if x.path not in points]
 
+        def only_holds_points(x: Any) -> bool:
+            inside = x.path.rstrip("/") + "/"
+            return (x.kind == 0 and any(p.startswith(inside) for p in points)
+                    and not any(y.path.startswith(inside) for y in rest))  # fmt: skip
+
+        kept = [x for x in rest if not only_holds_points(x)]
+        return Response(200, [{"Path": x.path, "Kind": x.kind} for x in kept] or None)
+
+    def commit(req: Request) -> Response:
+        """Docker's commit of a stopped container: its file system (image + writable layer,
+        read through cpworker's overlay) imported as a one-layer image with its config."""
+        import io
+
+        from boxnet.runtime.images import ImageStore
+
+        target = c.find(req.query.get("container", ""))
+        if target.state == State.RUNNING:
+            raise Conflict(
+                f"cannot commit running container {target.name}: boxnet commits stopped"
+                " containers only (it does not pause one to read its files)",
+                hint=f"boxnet stop {target.name}, then commit",
+            )
+        _head, _, tar = stopped_copy(target, "get", "/", b"").partition(b"\n")
+        repo, tag = req.query.get("repo", ""), req.query.get("tag", "")
+        name = (f"{repo}:{tag}" if tag else repo) or None
+        changes = [*commit_changes(target), *req.query_all.get("changes", [])]
+        comment = req.query.get("comment", "") or f"commit of {target.name}"
+        image = ImageStore(ctl.paths).import_image(io.BytesIO(tar), name, comment, changes=changes)
+        ctl.events.publish("container", "commit", target.id, {"name": target.name})
+        return Response(201, {"Id": image.id})
+
+    r.add("POST", "/commit", commit)
     r.add("GET", "/containers/{id}/archive", archive_get)
     r.add("HEAD", "/containers/{id}/archive", archive_get)
     r.add("PUT", "/containers/{id}/archive", archive_put)
     r.add("GET", "/containers/{id}/changes", changes)
+
+
+def commit_changes(c: Container) -> list[str]:
+    """The container's settings as import changes (Dockerfile lines) for its committed image."""
+    spec = c.spec
+    out = [f"CMD {json.dumps(list(spec.cmd))}"] if spec.cmd else []
+    for item in spec.env:
+        key, sep, value = item.partition("=")
+        if sep:
+            out.append(f"ENV {key}={json.dumps(value)}")
+    out += [f"WORKDIR {spec.workdir}"] if spec.workdir else []
+    out += [f"USER {spec.user}"] if spec.user else []
+    out += [f"EXPOSE {port}/{proto}" for port, proto in spec.exposed]
+    out += [f"LABEL {k}={json.dumps(v)}" for k, v in spec.labels.items()]
+    return out

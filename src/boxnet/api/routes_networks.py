@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from boxnet.api.server import Request, Response, Router
 from boxnet.api.views import network_inspect
@@ -71,15 +71,20 @@ def register(r: Router, ctl: Controller) -> None:
         with ctl.lock:
             net = ctl.networks.find(req.params["id"])
             target = c.find(body.container)
-            for name, _alias in links:  # before any change
-                try:
+            for name, _alias in links if net.name == "bridge" else ():  # before any change
+                try:  # on a user network a link is a name its target may take later
                     c.find(name)
                 except NotFound:
                     raise NotFound(f"could not get container for {name}") from None
             ctl.sandboxes.connect(target, net, body.endpoint)
-            if links:  # Docker's links on a user network: the names answer in this container
+            endpoint_raw = raw.get("EndpointConfig") if isinstance(raw, dict) else None
+            if links or endpoint_raw:  # links: names that answer in this container
                 current = ctl.records.container(target.id) or target
-                spec = replace(current.spec, links=(*current.spec.links, *links))
+                spec = replace(
+                    current.spec,
+                    links=(*current.spec.links, *links),
+                    raw=_with_endpoint_raw(current.spec.raw, net.name, endpoint_raw),
+                )
                 ctl.records.update_container(current, spec=spec)
             c.network_event("connect", net.id, target)
             c.refresh_etc(target)  # /etc/hosts and the resolver's names
@@ -108,3 +113,15 @@ def register(r: Router, ctl: Controller) -> None:
     r.add("POST", "/networks/create", network_create)
     r.add("DELETE", "/networks/{id}", network_remove)
     r.add("POST", "/networks/prune", network_prune)
+
+
+def _with_endpoint_raw(raw: dict[str, Any], network: str, config: Any) -> dict[str, Any]:
+    """The create body with a connect's EndpointConfig kept under NetworkingConfig (inspect
+    echoes its Links, DriverOpts from there, as for the networks given at create)."""
+    if not isinstance(config, dict):
+        return raw
+    networking = dict(raw.get("NetworkingConfig") or {})
+    configs = dict(networking.get("EndpointsConfig") or {})
+    configs[network] = config
+    networking["EndpointsConfig"] = configs
+    return {**raw, "NetworkingConfig": networking}

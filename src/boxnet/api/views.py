@@ -37,13 +37,15 @@ def _ipv6_fields(e: Endpoint | None) -> dict[str, Any]:
     }
 
 
-def _ipam_config(req: EndpointRequest | None) -> dict[str, str] | None:
+def _ipam_config(req: EndpointRequest | None) -> dict[str, Any] | None:
     """The static addresses asked for (`--ip`, `--ip6`), as Docker's IPAMConfig."""
     if req is None:
         return None
-    out = {"IPv4Address": str(req.ipv4)} if req.ipv4 else {}
+    out: dict[str, Any] = {"IPv4Address": str(req.ipv4)} if req.ipv4 else {}
     if req.ipv6:
         out["IPv6Address"] = str(req.ipv6)
+    if req.link_local:
+        return {**out, "LinkLocalIPs": list(req.link_local)}
     return out or None
 
 
@@ -64,7 +66,7 @@ def _endpoint_settings(
         "IPAddress": str(e.ip) if e else "",
         "IPPrefixLen": e.prefixlen if e else 0,
         **_ipv6_fields(e),
-        "MacAddress": e.mac if e else "",
+        "MacAddress": e.mac if e else req.mac if req else "",
         "DriverOpts": raw.get("DriverOpts") or None,
         **({"InterfaceName": e.ifname, "HostInterfaceName": e.host_veth} if e else {}),
     }
@@ -111,12 +113,19 @@ def _networks(ctl: Controller, c: Container, endpoints: list[Endpoint]) -> dict[
     return networks
 
 
-def _mounts(c: Container) -> list[dict[str, Any]]:
-    return [
-        {"Type": "bind", "Source": b.source, "Destination": b.target,
-         "Mode": "ro" if b.read_only else "", "RW": not b.read_only, "Propagation": "rprivate"}
-        for b in c.spec.binds
-    ]  # fmt: skip
+def _mounts(ctl: Controller, c: Container) -> list[dict[str, Any]]:
+    mounts = []
+    for b in c.spec.binds:
+        volume = ctl.containers.volumes.name_of(b.source)
+        if volume is None:
+            mounts.append({"Type": "bind", "Source": b.source, "Destination": b.target,
+                           "Mode": "ro" if b.read_only else "", "RW": not b.read_only,
+                           "Propagation": "rprivate"})  # fmt: skip
+        else:  # moby's view of a local volume's mount
+            mounts.append({"Type": "volume", "Name": volume, "Source": b.source,
+                           "Destination": b.target, "Driver": "local", "Mode": "z",
+                           "RW": not b.read_only, "Propagation": ""})  # fmt: skip
+    return mounts
 
 
 def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
@@ -129,7 +138,12 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
     host_config = dict(raw.get("HostConfig") or {})
     host_config.setdefault("NetworkMode", c.spec.network_mode)
     # The Docker SDK reads this to decide whether it may fetch logs after `run`.
-    host_config.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
+    host_config["Runtime"] = host_config.get("Runtime") or "runc"  # moby's default runtime
+    log_config = dict(host_config.get("LogConfig") or {})
+    host_config["LogConfig"] = {
+        "Type": log_config.get("Type") or "json-file",
+        "Config": log_config.get("Config") or {},
+    }
     spec = c.spec
     host_config["Binds"] = [
         f"{b.source}:{b.target}" + (":ro" if b.read_only else "") for b in spec.binds
@@ -173,7 +187,7 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
         "LogPath": str(ctl.containers.log_path(c.id)),
         "Name": "/" + c.name,
         "RestartCount": c.restart_count,
-        "Mounts": _mounts(c),
+        "Mounts": _mounts(ctl, c),
         "Driver": "overlay",
         "HostConfig": host_config,
         "Config": {
@@ -254,7 +268,7 @@ def container_summary(ctl: Controller, c: Container, now: float) -> dict[str, An
         "Created": int(parse_rfc3339(c.created)),
         "Ports": ports,
         "Labels": dict(c.spec.labels),
-        "Mounts": _mounts(c),
+        "Mounts": _mounts(ctl, c),
         "State": "restarting"
         if restarting
         else "paused"

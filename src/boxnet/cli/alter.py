@@ -1,4 +1,4 @@
-"""Container housekeeping verbs: rename, pause, unpause, `container prune`, `system df`."""
+"""Container housekeeping verbs: rename, update, pause, unpause, `container prune`, `system df`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ def register(sub: Any) -> None:
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("new_name", metavar="NEW_NAME")
     p.set_defaults(func=cmd_rename)
+    p = verb(sub, "update")
+    p.add_argument("--restart", required=True, metavar="POLICY",
+                   help="no | always | unless-stopped | on-failure[:N]")  # fmt: skip
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    p.set_defaults(func=cmd_update)
     for name in ("pause", "unpause"):
         p = verb(sub, name)
         p.add_argument("containers", nargs="+", metavar="CONTAINER")
@@ -37,6 +42,18 @@ def _path(name: str, suffix: str = "") -> str:
 def cmd_rename(ctx: Any, args: argparse.Namespace) -> int:
     ctx.client.request("POST", _path(args.container, "/rename"), None, {"name": args.new_name})
     return 0
+
+
+def cmd_update(ctx: Any, args: argparse.Namespace) -> int:
+    from boxnet.cli.containers import for_each
+    from boxnet.parsing.runflags import parse_restart
+
+    name, retries = parse_restart(args.restart)
+    body = {"RestartPolicy": {"Name": name, "MaximumRetryCount": retries}}
+
+    return for_each(
+        args.containers, lambda n: ctx.client.request("POST", _path(n, "/update"), body)
+    )
 
 
 def cmd_pause(ctx: Any, args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cp": ("files", "Copy files between a container and the local file system"),
     "diff": ("files", "List the files a container changed, added or deleted"),
     "rename": ("alter", "Rename a container"),
+    "update": ("alter", "Change containers' restart policy (--restart)"),
     "pause": ("alter", "Suspend every process of containers (SIGSTOP)"),
     "unpause": ("alter", "Resume the processes of paused containers"),
     "container": ("alter", "Container housekeeping (prune)"),

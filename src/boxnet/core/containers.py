@@ -24,14 +24,15 @@ from boxnet.core.etcfiles import etc_paths, write_etc_files
 from boxnet.core.events import EventBus, container_attributes
 from boxnet.core.execs import ExecRequest, ExecTable
 from boxnet.core.image_defaults import apply_image
-from boxnet.core.legacylinks import link_entries
+from boxnet.core.legacylinks import link_entries, link_env
 from boxnet.core.procs import env_dict, generated_name, signal_number
 from boxnet.core.restarts import Restarts
 from boxnet.core.sandbox import mode_kind
+from boxnet.core.volumes import Volumes, with_volumes
 from boxnet.core.watcher import ShimWatcher
 from boxnet.errors import Conflict, InvalidArgument, NotFound, NotModified
 from boxnet.model import Container, ContainerSpec, Endpoint, State
-from boxnet.runtime import images, launcher, procfs
+from boxnet.runtime import cgroups, images, launcher, procfs
 from boxnet.txn import Undo
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class Containers:
         self.dns: NameService | None = None
         self.restarts = Restarts(self)  # --restart policies
         self.events = EventBus()  # GET /events (core/events.py)
+        self.volumes = Volumes(paths.data_root / "volumes")  # local volumes (core/volumes.py)
 
     def event(self, c: Container, action: str, **extra: str) -> None:
         self.events.publish("container", action, c.id, container_attributes(c, extra))
@@ -113,14 +115,13 @@ class Containers:
         with self.lock:
             image = images.lookup(self.paths, spec.image)  # unknown: NotFound, nothing created
             spec = apply_image(spec, image, spec.raw.get("Image") or spec.image)
-            # Not 404s: Docker clients take any 404 from create for "no such image" and go
-            # pulling (docs/API.md).
+            # Not 404s: clients take a create 404 for "no such image" and pull (docs/API.md).
             try:
                 self._check_network_mode(spec)
             except NotFound as exc:
                 raise InvalidArgument(exc.message, hint=exc.hint) from exc
-            for target, _alias in spec.links:
-                try:
+            for target, _alias in spec.links if spec.network_mode == "bridge" else ():
+                try:  # on a user network a link is a name the target may take later
                     self.find(target)
                 except NotFound as exc:  # Docker's words for a --link target
                     message = f"could not get container for {target}"
@@ -130,6 +131,7 @@ class Containers:
                 name = generated_name({c.name for c in self.records.containers()})
             else:
                 name = validate_container_name(name.lstrip("/"))
+            spec = with_volumes(self, spec)
             c = Container(id=container_id, name=name, spec=spec, created=now_rfc3339())
             self.records.insert_container(c)
             try:
@@ -193,16 +195,21 @@ class Containers:
                 if self.dns is not None:
                     self.dns.attach(c, result.netns_path, undo)
                 (state_dir / "exit.json").unlink(missing_ok=True)
+                hc = c.spec.raw.get("HostConfig") or {}
                 process = launcher.ProcessSpec(
                     container_id=c.id,
                     argv=tuple(c.spec.cmd),
-                    env=env_dict(c.spec.env, tty=c.spec.tty),
+                    env=env_dict((*link_env(self, c), *c.spec.env), tty=c.spec.tty),
                     hostname=c.hostname,
                     workdir=c.spec.workdir or "/",
                     binds=tuple((b.source, b.target, b.read_only) for b in c.spec.binds),
                     user=c.spec.user,
+                    group_add=tuple(str(g) for g in hc.get("GroupAdd") or ()),
                     read_only=c.spec.read_only,
                     domainname=c.spec.domainname,
+                    uts_host=hc.get("UTSMode") == "host",
+                    init=bool(hc.get("Init")),
+                    cgroups=cgroups.setup(c.id, hc),  # resource limits (runtime/cgroups.py)
                     tmpfs=c.spec.tmpfs,
                     rootfs=str(rootfs) if rootfs is not None else None,
                     upper_dir=str(state_dir / "upper") if rootfs is not None else None,
@@ -210,11 +217,12 @@ class Containers:
                     netns_path=result.netns_path or None,
                     etc_files={k: str(v) for k, v in etc_files.items()},
                     state_dir=str(state_dir),
-                    log_path=str(self.log_path(c.id)),
+                    log_path="" if c.spec.log_max_size < 0 else str(self.log_path(c.id)),
                     log_max_size=c.spec.log_max_size,
                     log_max_files=c.spec.log_max_files,
                     tty=c.spec.tty,
                     stdio=stdio_fds is not None,
+                    open_stdin=c.spec.open_stdin,
                 )
                 started = launcher.start(process, state_dir, stdio_fds)
                 faults.point("container.start.shim")
@@ -321,6 +329,7 @@ class Containers:
                 self.network_event("disconnect", endpoint.network_id, c)
             with metrics.timed("teardown"):
                 self.sandboxes.teardown(c)
+            cgroups.remove(c.id)  # empty now: the PID namespace died with its PID 1
             if self.dns is not None:
                 self.dns.detach(c.id)
             c = self.records.update_container(
@@ -399,11 +408,13 @@ class Containers:
     def remove(self, ref: str, force: bool) -> None:
         with self.changed:
             c = self.find(ref)
-            if c.state == State.RUNNING:
-                if not force:
+            restarting = c.state != State.RUNNING and self.restarts.pending(c.id)
+            if c.state == State.RUNNING or (restarting and not force):
+                if not force:  # moby's words, also while a restart is scheduled
                     raise Conflict(
-                        f"You cannot remove a running container {c.id}. Stop the container"
-                        " before attempting removal or force remove",
+                        f"You cannot remove a {'restarting' if restarting else 'running'}"
+                        f" container {c.id}. Stop the container before attempting removal or"
+                        " force remove",
                         hint=f"boxnet rm -f {c.name}",
                     )
                 launcher.send_signal(c.pid, signal.SIGKILL)
@@ -421,6 +432,7 @@ class Containers:
         intent = self.records.intents.begin("container.rm", c.id, {"name": c.name})
         faults.point("container.rm.teardown")
         self.sandboxes.teardown(c)
+        cgroups.remove(c.id)
         if self.sandboxes.pipework is not None:
             self.sandboxes.pipework.forget(c.id)
         self.records.delete_container(c.id)
@@ -445,6 +457,7 @@ class Containers:
         tty: bool,
         stdin: bool = False,
         user: str = "",
+        detach_keys: bytes = b"",
     ) -> str:
         with self.lock:
             c = self.find(ref)
@@ -458,7 +471,8 @@ class Containers:
             # The container's user and working directory unless the exec names its own (Docker).
             workdir = workdir or c.spec.workdir or "/"
             self.execs.add(
-                exec_id, ExecRequest(c.id, argv, env, workdir, tty, stdin, user or c.spec.user)
+                exec_id,
+                ExecRequest(c.id, argv, env, workdir, tty, stdin, user or c.spec.user, detach_keys),
             )
             self.event(c, "exec_create: " + " ".join(argv), execID=exec_id)
             return exec_id

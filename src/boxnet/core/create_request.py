@@ -5,7 +5,7 @@ This is the daemon's boundary: the CLI validates too, but any HTTP client may se
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from boxnet.errors import InvalidArgument
@@ -39,7 +39,22 @@ def parse_endpoint_config(cfg: Field, network: str = "") -> EndpointRequest:
     aliases = tuple(
         names.validate_dns_name(a, kind="network alias") for a in cfg["Aliases"].strings()
     )
-    return EndpointRequest(network=network, ipv4=ipv4, ipv6=ipv6, aliases=aliases)
+    mac = cfg["MacAddress"].text()
+    if mac and not names.is_unicast_mac(mac):
+        raise InvalidArgument(f"{cfg['MacAddress'].path}: invalid MAC address {mac!r}",
+                              hint="use the form 02:42:ac:11:00:02")  # fmt: skip
+    link_local = []
+    for item in cfg["IPAMConfig"]["LinkLocalIPs"].items():
+        try:
+            local = ip_address(item.text())
+        except ValueError:
+            local = None
+        if local is None or not local.is_link_local:
+            raise InvalidArgument(f"{item.path}: invalid link-local address {item.value!r}",
+                                  hint="169.254.0.0/16 or fe80::/10")  # fmt: skip
+        link_local.append(str(local))
+    return EndpointRequest(network=network, ipv4=ipv4, ipv6=ipv6, aliases=aliases, mac=mac,
+                           link_local=tuple(link_local))  # fmt: skip
 
 
 def mode_kind_of(mode: str) -> str:
@@ -115,14 +130,21 @@ def parse_process_flags(body: Field) -> dict[str, Any]:
                 item["Source"].text(nul_free=True),
                 item["Target"].text(nul_free=True),
                 item["ReadOnly"].flag(),
+                item["VolumeOptions"]["Subpath"].text(nul_free=True),
             )
         )
+        runflags.check_propagation(item["BindOptions"]["Propagation"].text())
     targets = [b.target for b in binds]
     for target in targets:
         if targets.count(target) > 1:
             raise InvalidArgument(f"Duplicate mount point: {target}")
-    if host_config["VolumesFrom"].strings():
-        raise InvalidArgument("--volumes-from is not supported: boxnet has no volumes")
+    from boxnet.model import BindMount
+
+    for path in body["Volumes"].obj():  # Config.Volumes not bound: anonymous volumes
+        target = runflags.parse_bind(path).target
+        if target not in targets:
+            binds.append(BindMount(source="", target=target))
+            targets.append(target)
     user = body["User"].text(nul_free=True)
     workdir = body["WorkingDir"].text(nul_free=True)
     domainname = body["Domainname"].text()

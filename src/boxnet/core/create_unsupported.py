@@ -18,29 +18,14 @@ _HOST_CONFIG = {
     "Devices": "devices are not passed to containers",
     "DeviceRequests": "devices are not passed to containers",
     "PidMode": "every container has its own PID namespace",
-    "UTSMode": "every container has its own UTS namespace",
     "UsernsMode": "user namespaces are not used",
     "Sysctls": "sysctls are not configurable",
     "SecurityOpt": "security options are not configurable",
-    "VolumeDriver": "volumes are not supported; use a bind mount",
-    "Memory": _LIMITS,
-    "MemoryReservation": _LIMITS,
-    "NanoCpus": _LIMITS,
-    "CpuShares": _LIMITS,
-    "CpuQuota": _LIMITS,
-    "CpusetCpus": _LIMITS,
     "BlkioWeight": _LIMITS,
     "Ulimits": "resource limits are not configurable",
-    "Init": "the command runs as the container's PID 1 (no init process)",
-    "GroupAdd": "supplementary groups come from the image's /etc/group (-u NAME)",
     "ShmSize": "/dev/shm is a tmpfs of the default size",
     "CgroupParent": "cgroups are not managed",
-    "DeviceCgroupRules": "cgroups are not managed",
-    "MemorySwap": _LIMITS,
     "KernelMemory": _LIMITS,
-    "CpuPeriod": _LIMITS,
-    "CpusetMems": _LIMITS,
-    "PidsLimit": _LIMITS,
     "OomKillDisable": _LIMITS,
     "OomScoreAdj": "the OOM score is not configurable",
 }
@@ -57,12 +42,26 @@ def _asks(value: object) -> bool:
 
 
 def refuse_unsupported(body: Field) -> None:
+    from boxnet.runtime import cgroups
+
     host_config = body["HostConfig"]
+    cgroups.limit_files(host_config.obj())  # the limits boxnet serves, checked now
     for key, why in _HOST_CONFIG.items():
         if _asks(host_config[key].value):
             raise InvalidArgument(
                 f"HostConfig.{key} is not supported by boxnet: {why}", hint="leave it unset"
             )
+    for group in host_config["GroupAdd"].items():
+        if not isinstance(group.value, str | int) or not str(group.value).strip():
+            raise InvalidArgument(
+                f"HostConfig.GroupAdd: invalid group {group.value!r}", hint="a GID or a group name"
+            )
+    uts = host_config["UTSMode"].value
+    if uts not in (None, "", "host"):
+        raise InvalidArgument(f"invalid UTS mode: {uts}", hint="host, or leave it unset")
+    if uts == "host" and (body["Hostname"].text() or body["Domainname"].text()):
+        raise InvalidArgument("conflicting options: hostname and the UTS mode",
+                              hint="--uts host keeps the host's names")  # fmt: skip
     ipc = host_config["IpcMode"].value
     if ipc not in (None, *_IPC_MODES):
         raise InvalidArgument(
@@ -70,14 +69,12 @@ def refuse_unsupported(body: Field) -> None:
             " own IPC namespace",
             hint="leave it unset",
         )
-    binds = {b.split(":")[1] for b in host_config["Binds"].strings() if ":" in b}
-    binds |= {m["Target"].text() for m in host_config["Mounts"].items()}
-    for path in body["Volumes"].obj():
-        if path.rstrip("/") not in {b.rstrip("/") for b in binds}:
-            raise InvalidArgument(
-                f"Volumes[{path!r}]: anonymous volumes are not supported",
-                hint=f"use a bind mount: -v /HOST/PATH:{path}",
-            )
+    driver = host_config["VolumeDriver"].value
+    if driver not in (None, "", "local"):
+        raise InvalidArgument(
+            f'error looking up volume plugin {driver}: plugin "{driver}" not found',
+            hint="boxnet has the local volume driver only",
+        )
     runtime = host_config["Runtime"].value
     if runtime not in (None, "", "runc", "boxnet"):
         raise InvalidArgument(

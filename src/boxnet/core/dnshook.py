@@ -87,20 +87,24 @@ class NameService:
             for e in self.records.endpoints(container_id=c.id)
             for entry in self._entries(c, e, internal)
         ]
-        self._publish(self._table.with_container(c.id, entries))
+        self._publish(self._table.with_container(c.id, entries, c.spec.links))
 
     def refresh(self) -> None:
         """Re-read every container's entries from the records."""
         internal = self._internal_networks()
         containers = {c.id: c for c in self.records.containers()}
-        self._publish(
-            NameTable(
-                entry
-                for e in self.records.endpoints()
-                if e.container_id in containers
-                for entry in self._entries(containers[e.container_id], e, internal)
-            )
+        table = NameTable(
+            entry
+            for e in self.records.endpoints()
+            if e.container_id in containers
+            for entry in self._entries(containers[e.container_id], e, internal)
         )
+        for c in containers.values():  # links: only the few containers that have some
+            if c.spec.links and table.knows(c.id):
+                own = [x for e in self.records.endpoints(container_id=c.id)
+                       for x in self._entries(c, e, internal)]  # fmt: skip
+                table = table.with_container(c.id, own, c.spec.links)
+        self._publish(table)
 
     def set_remote(self, container_id: str, entries: Sequence[NameEntry]) -> None:
         """A container on another host (an overlay network's endpoint record): its entries

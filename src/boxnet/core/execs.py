@@ -24,6 +24,7 @@ class ExecRequest:
     tty: bool
     stdin: bool = False  # Docker's AttachStdin: the client's input, else /dev/null
     user: str = ""  # UID[:GID] or NAME[:GROUP] ("" = root)
+    detach_keys: bytes = b""  # the sequence that ends an attached start (b"": Docker's default)
 
 
 def _keep_newest(table: dict[str, Value], limit: int) -> None:

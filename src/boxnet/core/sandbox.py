@@ -183,11 +183,13 @@ class Sandboxes:
             ifname=ifname,
             addresses=tuple(addresses),
             gateways=tuple(gateways),
-            mac=mac or mac_for_ip(first),
+            mac=req.mac or mac or mac_for_ip(first),  # EndpointConfig, then --mac-address
             host_veth="",
             aliases=req.aliases,
         )
         endpoint = driver.join(net, endpoint, primary, path, undo)
+        if req.link_local and path:  # Docker's LinkLocalIPs: more addresses, same interface
+            links.add_addresses_in(path, ifname, req.link_local)
         self.records.put_endpoint(endpoint)
         undo.push("forget endpoint", lambda: self.records.delete_endpoint(endpoint.id))
         driver.attached(net, endpoint, (*names, *endpoint.aliases))

@@ -43,6 +43,9 @@ class NameTable:
         self._networks: dict[str, frozenset[str]] = {}
         self._outward: dict[str, bool] = {}
         self._entries: dict[str, tuple[NameEntry, ...]] = {}  # container id -> its entries
+        # container id -> its links' aliases -> target names (Docker's links on user networks:
+        # a name only that container resolves, looked up when asked: the target may come later)
+        self._links: dict[str, dict[str, str]] = {}
         grouped: dict[str, list[NameEntry]] = {}
         for e in entries:
             grouped.setdefault(e.container_id, []).append(e)
@@ -55,6 +58,7 @@ class NameTable:
         t._names, t._ptr = dict(self._names), dict(self._ptr)
         t._networks, t._outward = dict(self._networks), dict(self._outward)
         t._entries = dict(self._entries)
+        t._links = dict(self._links)
         return t
 
     def _writable(self, net: str, copied: set[str]) -> tuple[dict[str, list[IPAddress]],
@@ -97,13 +101,23 @@ class NameTable:
         self._networks.pop(container_id, None)
         self._outward.pop(container_id, None)
 
-    def with_container(self, container_id: str, entries: Iterable[NameEntry]) -> NameTable:
-        """This table with container_id's entries replaced by `entries` (none: removed)."""
+    def with_container(
+        self,
+        container_id: str,
+        entries: Iterable[NameEntry],
+        links: Iterable[tuple[str, str]] = (),
+    ) -> NameTable:
+        """This table with container_id's entries replaced by `entries` (none: removed), and
+        its links (target name, alias) replaced by `links`."""
         t, copied = self._copy(), set[str]()
         t._remove(container_id, copied)
+        t._links.pop(container_id, None)
         group = tuple(entries)
         if group:
             t._add(container_id, group, copied)
+            aliases = {normalise(alias): target for target, alias in links}
+            if aliases:
+                t._links[container_id] = aliases
         return t
 
     def without_container(self, container_id: str) -> NameTable:
@@ -112,6 +126,11 @@ class NameTable:
     def lookup(self, asker: str, qname: str) -> list[IPAddress] | None:
         """Addresses of qname on the networks asker is on; None when no such name is visible."""
         key = normalise(qname)
+        target = self._links.get(asker, {}).get(key)
+        if target is not None and normalise(target) != key:
+            linked = self.lookup(asker, target)
+            if linked is not None:
+                return linked
         found: list[IPAddress] = []
         seen = False
         for net in sorted(self._networks.get(asker, ())):

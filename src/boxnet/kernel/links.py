@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import (
@@ -19,6 +19,7 @@ from ipaddress import (
     IPv6Address,
     IPv6Interface,
     IPv6Network,
+    ip_interface,
 )
 from pathlib import Path
 
@@ -194,6 +195,17 @@ def ensure_address(ipr: IPRoute, index: int, iface: IPInterface) -> None:
     except NetlinkError as exc:
         if exc.code != errno.EEXIST:
             raise _fail(f"add address {iface}", exc) from exc
+
+
+def add_addresses_in(netns_path: str | Path, ifname: str, addresses: Sequence[str]) -> None:
+    """Link-local addresses on a container's interface (/16 for IPv4, /64 for IPv6)."""
+    with ipr_in(netns_path) as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise KernelError(f"no interface {ifname} in {netns_path}")
+        for text in addresses:
+            iface = ip_interface(f"{text}/{16 if ':' not in text else 64}")
+            ensure_address(ipr, found[0], iface)
 
 
 def remove_address(ipr: IPRoute, index: int, iface: IPInterface) -> None:

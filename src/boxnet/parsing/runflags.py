@@ -2,8 +2,9 @@
 bind mounts (`-v`, `--mount`), user, working directory, labels, restart policies and links.
 
 Shared by the CLI (what users type) and the daemon (what the API's JSON carries), so both refuse
-the same things in the same words. Named and anonymous volumes do not exist in boxnet: they are
-refused, never silently turned into something else.
+the same things in the same words. A named volume's bind has the name as its source (NAME, or
+NAME:SUBPATH), an anonymous volume's the empty string; the daemon makes them directories
+(core/volumes.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 
-_VOLUME_HINT = "volumes are not supported; use a bind mount: -v /ABSOLUTE/HOST/PATH:/PATH[:ro]"
+_VOLUME_HINT = "use -v /HOST/PATH:/PATH (bind) or -v NAME:/PATH (volume)"
 _BIND_CONFIG = 'invalid mount config for type "bind"'
 _BIND_OPTIONS = frozenset(("ro", "rw", "z", "Z", "nocopy", "consistent", "cached", "delegated"))
 _BIND_OPTIONS |= {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
@@ -43,24 +44,19 @@ def _check_target(target: str, spec: str) -> str:
 def parse_bind(spec: str) -> BindMount:
     """Docker's `Binds` entry / `-v` value: HOST:CONTAINER[:OPTIONS] with an absolute HOST."""
     parts = spec.split(":")
-    if len(parts) < 2 or not parts[0]:
-        raise InvalidArgument(
-            f"invalid volume specification: '{spec}': anonymous volumes are not supported",
-            hint=_VOLUME_HINT,
-        )
+    if len(parts) == 1 or not parts[0]:  # `-v /path`: an anonymous volume
+        from boxnet.model import BindMount
+
+        return BindMount(source="", target=_check_target(parts[-1], spec))
     if len(parts) > 3:
         raise InvalidArgument(f"invalid volume specification: '{spec}'",
                               hint="use HOST:CONTAINER[:ro]")  # fmt: skip
-    source, target = parts[0], parts[1]
-    if not source.startswith("/"):
-        raise InvalidArgument(
-            f"invalid volume specification: '{spec}': named volume {source!r} is not supported",
-            hint=_VOLUME_HINT,
-        )
+    source, target = parts[0], parts[1]  # a source that is not a path names a volume
     options = parts[2].split(",") if len(parts) == 3 else []
     for option in options:
         if option not in _BIND_OPTIONS:
             raise InvalidArgument(f"invalid mode: {option}", hint="use ro or rw")
+        check_propagation(option)
     if "ro" in options and "rw" in options:
         raise InvalidArgument(f"invalid mode: {parts[2]}", hint="ro or rw, not both")
     if "\x00" in source:
@@ -68,6 +64,16 @@ def parse_bind(spec: str) -> BindMount:
     from boxnet.model import BindMount
 
     return BindMount(source=source, target=_check_target(target, spec), read_only="ro" in options)
+
+
+def check_propagation(mode: str) -> None:
+    """Binds are rprivate: the shim makes its mount namespace private before it mounts
+    anything, so shared or slave propagation is refused rather than ignored."""
+    if mode in ("shared", "rshared", "slave", "rslave"):
+        raise InvalidArgument(
+            f"bind propagation {mode!r} is not supported by boxnet: binds are rprivate",
+            hint="leave the propagation out (or use private/rprivate)",
+        )
 
 
 def parse_mount_flag(text: str) -> dict[str, object]:
@@ -93,7 +99,10 @@ def parse_mount_flag(text: str) -> dict[str, object]:
         size, mode = fields.pop("tmpfs-size", "0"), fields.pop("tmpfs-mode", "0")
         mount["TmpfsOptions"] = {"SizeBytes": _bytes(size), "Mode": _octal(mode)}
     mount["ReadOnly"] = read_only
-    fields.pop("bind-propagation", None)
+    propagation = fields.pop("bind-propagation", "")
+    check_propagation(propagation)
+    if propagation:
+        mount["BindOptions"] = {"Propagation": propagation}
     if fields:
         raise InvalidArgument(f"unexpected key '{next(iter(fields))}' in '{text}'")
     return mount
@@ -115,8 +124,21 @@ def _octal(text: str) -> int:
         raise InvalidArgument(f"invalid mode {text!r}", hint="octal, e.g. 1777") from None
 
 
-def mount_to_bind(kind: str, source: str, target: str, read_only: bool) -> BindMount:
-    """An API `Mounts` entry (HostConfig.Mounts) -> BindMount; only type bind exists here."""
+def mount_to_bind(
+    kind: str, source: str, target: str, read_only: bool, subpath: str = ""
+) -> BindMount:
+    """An API `Mounts` entry (HostConfig.Mounts) -> BindMount: types bind and volume."""
+    if kind == "volume":
+        from boxnet.model import BindMount
+
+        if not target:
+            raise InvalidArgument('invalid mount config for type "volume": field Target must'
+                                  " not be empty")  # fmt: skip
+        if subpath and (subpath.startswith("/") or ".." in subpath.split("/") or not source):
+            raise InvalidArgument(f"invalid volume subpath {subpath!r}",
+                                  hint="a relative path inside a named volume")  # fmt: skip
+        return BindMount(source=f"{source}:{subpath}" if subpath else source,
+                         target=_check_target(target, target), read_only=read_only)  # fmt: skip
     if kind != "bind":
         raise InvalidArgument(f'mount type "{kind}" is not supported', hint=_VOLUME_HINT)
     if not source:

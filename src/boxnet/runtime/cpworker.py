@@ -15,11 +15,12 @@ import contextlib
 import ctypes
 import json
 import os
+import pathlib
 import sys
 import tempfile
 
 from boxnet.runtime import containerfs
-from boxnet.runtime.shim import MS_PRIVATE, MS_REC, mount
+from boxnet.runtime.shim import MS_BIND, MS_PRIVATE, MS_REC, mount
 
 CLONE_NEWNS = 0x00020000
 MNT_DETACH = 2
@@ -27,7 +28,8 @@ PATH_ERROR = 2
 
 
 def main(argv: list[str]) -> int:
-    op, rootfs, upper, work, path = argv
+    op, rootfs, upper, work, path = argv[:5]
+    binds = json.loads(argv[5]) if len(argv) > 5 else []  # [[host source, container target]]
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNS) != 0:
         print(f"unshare: {os.strerror(ctypes.get_errno())}", file=sys.stderr)
@@ -38,6 +40,11 @@ def main(argv: list[str]) -> int:
     root = tempfile.mkdtemp(prefix="boxnet-cp-")
     try:
         mount("overlay", root, "overlay", 0, f"lowerdir={rootfs},upperdir={upper},workdir={work}")
+        for source, target in binds:
+            point = containerfs.resolve(pathlib.Path(root), target)
+            if os.path.isdir(source):
+                os.makedirs(point, exist_ok=True)
+                mount(source, str(point), None, MS_BIND | MS_REC)
         try:
             return _copy(op, root, path)
         finally:

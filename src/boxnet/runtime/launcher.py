@@ -70,16 +70,21 @@ class ProcessSpec:
     netns_path: str | None = None  # None = stay in the daemon's network namespace
     etc_files: Mapping[str, str] = field(default_factory=dict)  # in-container path -> host file
     state_dir: str = ""
-    log_path: str | None = None  # json-file log of the output (see shimio.py)
+    log_path: str | None = None  # json-file log of the output (see shimio.py); "": none
     log_max_size: int = 0  # rotate past this many bytes (0: never)
     log_max_files: int = 1  # files kept, the current one included
     tty: bool = False
     stdio: bool = False
+    open_stdin: bool = False  # detached: stdin is the FIFO state_dir/stdin (shimio.STDIN_FIFO)
     mode: str = "run"  # "run" | "exec"
     binds: tuple[tuple[str, str, bool], ...] = ()  # (host source, container target, read-only)
     user: str = ""  # UID[:GID] or NAME[:GROUP], resolved in the container (shimroot.py)
+    group_add: tuple[str, ...] = ()  # supplementary groups: GIDs or names in its /etc/group
     read_only: bool = False  # the root file system read-only
     domainname: str = ""
+    uts_host: bool = False  # share the host's UTS namespace (--uts host)
+    init: bool = False  # Docker's --init: tini-static as PID 1, bound at /sbin/docker-init
+    cgroups: tuple[str, ...] = ()  # cgroup v1 directories the command joins (runtime/cgroups.py)
     tmpfs: Mapping[str, str] = field(default_factory=dict)  # container path -> mount options
     target_pid: int | None = None  # exec: the container's PID 1 (host PID)
 
@@ -88,12 +93,15 @@ class ProcessSpec:
         data.update(argv=list(self.argv), env=dict(self.env), etc_files=dict(self.etc_files))
         data["binds"] = [list(b) for b in self.binds]
         data["tmpfs"] = dict(self.tmpfs)
+        data.update(group_add=list(self.group_add), cgroups=list(self.cgroups))
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProcessSpec:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["argv"] = tuple(known.get("argv", ()))
+        known["group_add"] = tuple(known.get("group_add", ()))
+        known["cgroups"] = tuple(known.get("cgroups", ()))
         known["binds"] = tuple((str(a), str(b), bool(c)) for a, b, c in known.get("binds", ()))
         return cls(**known)
 
@@ -303,6 +311,24 @@ def _fork_or_spawn(
     return proc.pid, proc
 
 
+INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")  # static: any root runs them
+
+
+def with_init(spec: ProcessSpec) -> ProcessSpec:
+    """--init: a static tini, bound read-only at Docker's /sbin/docker-init, runs the command
+    (reaps zombies, forwards signals)."""
+    from dataclasses import replace
+
+    binary = next((b for b in INIT_BINARIES if os.access(b, os.X_OK)), None)
+    if binary is None:
+        raise InvalidArgument(
+            "--init needs a static init binary: none of " + ", ".join(INIT_BINARIES),
+            hint="install Debian's tini package",
+        )
+    bind = (binary, "/sbin/docker-init", True)
+    return replace(spec, binds=(*spec.binds, bind), argv=("/sbin/docker-init", "--", *spec.argv))
+
+
 def start(
     spec: ProcessSpec, shim_state_dir: Path, stdio_fds: tuple[int, int, int] | None = None
 ) -> Started:
@@ -311,8 +337,10 @@ def start(
         raise InvalidArgument("start needs a run spec with a command and a state directory")
     if spec.stdio != (stdio_fds is not None):
         raise InvalidArgument("stdio_fds must be given exactly when spec.stdio is set")
-    if not spec.stdio and not spec.log_path:
+    if not spec.stdio and spec.log_path is None:  # "" is the none log driver: nothing kept
         raise InvalidArgument("a detached container needs a log_path")
+    if spec.init:
+        spec = with_init(spec)
     shim_state_dir.mkdir(parents=True, exist_ok=True)
     state = Path(spec.state_dir)
     state.mkdir(parents=True, exist_ok=True)

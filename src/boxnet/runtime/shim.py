@@ -305,11 +305,10 @@ def failed(stage: str, e: OSError, spec: dict[str, Any]) -> SetupError:
 
 def enter_run(spec: dict[str, Any]) -> str:
     """PID 1 of a new container: own mount/UTS/IPC namespaces, its root. Returns the hostname."""
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC), "unshare")
+    uts = 0 if spec.get("uts_host") else CLONE_NEWUTS  # --uts host: the host's names, kept
+    _check(_libc.unshare(CLONE_NEWNS | uts | CLONE_NEWIPC), "unshare")
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # first: nothing may propagate to the host
-    hostname = spec.get("hostname") or spec["container_id"][:12]
-    _check(_libc.sethostname(hostname.encode(), len(hostname.encode())), "sethostname")
-    shimroot.set_domainname(spec, _libc)
+    hostname = shimroot.set_names(spec, _libc)
     enter_root(build_root(spec))
     return str(hostname)
 
@@ -326,6 +325,7 @@ def child(spec: dict[str, Any], stdio: tuple[int, int, int] | None, enter: Any) 
     stage = "setup"
     try:
         _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl")  # dies with its shim
+        shimroot.join_cgroups(spec)  # resource limits from the first instruction on
         env = command_env(spec, enter(spec))
         stage = "user"
         shimroot.switch_user(spec, env)  # before chdir: the directory must be the user's to enter
@@ -451,6 +451,7 @@ def exec_in(spec: dict[str, Any]) -> int:
         fds = {ns: os.open(f"/proc/{target}/ns/{ns}", os.O_RDONLY) for ns in nstypes}
         spec["_root_fd"] = os.open(f"/proc/{target}/root", os.O_RDONLY | os.O_DIRECTORY)
         spec["_cwd_fd"] = os.open(f"/proc/{target}/cwd", os.O_RDONLY | os.O_DIRECTORY)
+        spec["cgroups"] = shimroot.cgroups_of(target)  # the exec is limited as the container
     except OSError as e:
         report({"error": f"container process {target} is gone: {e}", "stage": "setup"})
         return 125

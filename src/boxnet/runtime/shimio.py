@@ -27,6 +27,7 @@ if MYPY:  # typing imports `re`; only the type checker needs it
 
 MAX_RECORD = 16 * 1024  # Docker's cap on one record: a longer line is cut in pieces
 TIOCGWINSZ, TIOCSWINSZ, TIOCSCTTY = 0x5413, 0x5414, 0x540E
+STDIN_FIFO = "stdin"  # in the state dir: a detached OpenStdin container's input (docker attach)
 
 
 def rfc3339(ns: int) -> str:
@@ -49,6 +50,16 @@ def write_atomic(path: str, text: str) -> None:
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def open_fifo(path: str) -> int:
+    """A fresh FIFO at path (a restart's run gets its own), opened read-write."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    os.mkfifo(path, 0o600)
+    return os.open(path, os.O_RDWR | os.O_CLOEXEC)
 
 
 class LogWriter:
@@ -133,6 +144,11 @@ class Output:
     container reads the client's stdin directly (EOF as the client gives it) and writes to
     two pipes. With a tty (the client passes its pty's slave as 0, 1, 2) the container gets
     a pty of the shim's: keys go client -> shim -> our master, output master -> client + log.
+
+    Detached with OpenStdin (Docker's -i), stdin is the FIFO STDIN_FIFO in the state dir,
+    opened read-write so it never reaches EOF (as Docker keeps it open): `cat` waits for input
+    instead of ending, and `docker attach` writes into the FIFO (with a tty the shim copies
+    it to the pty).
     """
 
     def __init__(self, spec: dict[str, Any]) -> None:
@@ -144,6 +160,9 @@ class Output:
         self.sources: dict[int, tuple[str, int]] = {}  # our read end -> (stream, client fd)
         self.keys: tuple[int, int] | None = None  # tty attached: (client's fd, our master)
         self.mine: list[int] = []  # the container's ends: closed here after the fork
+        fifo = None
+        if not attached and spec.get("open_stdin") and spec.get("state_dir"):
+            fifo = open_fifo(os.path.join(str(spec["state_dir"]), STDIN_FIFO))
         if tty:
             master, slave = os.openpty()
             self.stdio = (slave, slave, slave)
@@ -152,10 +171,15 @@ class Output:
             if attached:
                 self.keys = (0, master)
                 self._take_client_tty(master)
+            elif fifo is not None:
+                self.keys = (fifo, master)
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             stdin = 0 if attached else os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+            if fifo is not None:
+                os.close(stdin)
+                stdin = fifo
             self.stdio = (stdin, out_w, err_w)
             self.mine = [out_w, err_w] + ([] if attached else [stdin])
             self.sources[out_r] = ("stdout", 1 if attached else -1)

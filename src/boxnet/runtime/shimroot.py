@@ -74,6 +74,36 @@ def make_root_readonly(root: str, spec: dict[str, Any], shim: dict[str, Any]) ->
         shim["mount"](None, root, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
 
 
+def set_names(spec: dict[str, Any], libc: Any) -> str:
+    """The hostname (and domain name) of a new UTS namespace; with --uts host, the host's."""
+    if spec.get("uts_host"):
+        return os.uname().nodename
+    hostname = str(spec.get("hostname") or spec["container_id"][:12])
+    if libc.sethostname(hostname.encode(), len(hostname.encode())) < 0:
+        raise OSError(1, f"sethostname {hostname}")
+    set_domainname(spec, libc)
+    return hostname
+
+
+def cgroups_of(pid: int) -> list[str]:
+    """The boxnet cgroup directories a container's process is in (an exec joins them)."""
+    found = []
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            parts = line.rstrip("\n").split(":", 2)
+            if len(parts) == 3 and parts[2].startswith("/boxnet/"):
+                path = f"/sys/fs/cgroup/{parts[1]}{parts[2]}"
+                if os.path.isdir(path):
+                    found.append(path)
+    return found
+
+
+def join_cgroups(spec: dict[str, Any]) -> None:
+    for cgroup in spec.get("cgroups") or ():
+        with open(cgroup + "/cgroup.procs", "w") as f:
+            f.write("0")  # cgroup v1: "0" is the writer itself (its PID is 1 in here)
+
+
 def set_domainname(spec: dict[str, Any], libc: Any) -> None:
     name = str(spec.get("domainname") or "")
     if name and libc.setdomainname(name.encode(), len(name.encode())) < 0:
@@ -121,14 +151,27 @@ def resolve_user(text: str) -> tuple[int, int, list[int], str]:
     return uid, gid, extra, home
 
 
+def _group_id(group: str) -> int:
+    """A --group-add entry: a number, or a name in the container's /etc/group."""
+    if group.isdigit():
+        return int(group)
+    for f in _entries("/etc/group"):
+        if len(f) >= 3 and f[0] == group and f[2].isdigit():
+            return int(f[2])
+    raise UserError(f"Unable to find group {group}: no matching entries in group file")
+
+
 def switch_user(spec: dict[str, Any], env: dict[str, str]) -> None:
     """Become spec["user"] (if any): groups, then gid, then uid (the order that still has the
     privilege for each step). HOME comes from the passwd entry unless the command sets it."""
     text = spec.get("user")
+    added = [_group_id(str(g)) for g in spec.get("group_add") or ()]  # Docker's --group-add
     if not text:
+        if added:
+            os.setgroups(sorted({os.getgid(), *added}))
         return
     uid, gid, extra, home = resolve_user(str(text))
-    os.setgroups(sorted({gid, *extra}))
+    os.setgroups(sorted({gid, *extra, *added}))
     os.setgid(gid)
     os.setuid(uid)
     env.setdefault("HOME", home)

@@ -80,6 +80,8 @@ def _spec_from(d: dict[str, Any]) -> ContainerSpec:
             ipv4=IPv4Address(e["ipv4"]) if e["ipv4"] else None,
             ipv6=IPv6Address(e["ipv6"]) if e.get("ipv6") else None,
             aliases=tuple(e["aliases"]),
+            mac=str(e.get("mac") or ""),
+            link_local=tuple(e.get("link_local") or ()),
         )
         for e in d["endpoints"]
     )
