@@ -89,5 +89,8 @@ def main() -> int:
     from boxnet.demo.lan import tutorial_3_2
 
     tutorial_3_2()
+    from boxnet.demo.overlay import overlay_section
+
+    overlay_section()  # beyond the tutorial: its overlay driver across two hosts with etcd
     print("done: the lab is gone")
     return 0
