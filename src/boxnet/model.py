@@ -123,7 +123,7 @@ class PortBinding:
 
     container_port: int
     proto: str
-    host_ip: IPv4Address
+    host_ip: IPAddress  # 0.0.0.0 / :: = every address of that family
     host_port: int
 
     @property
@@ -137,7 +137,7 @@ class PortRequest:
 
     container_port: int
     proto: str
-    host_ip: IPv4Address | None
+    host_ip: IPAddress | None  # None: the network's default (both families when it has IPv6)
     host_port_start: int | None
     host_port_end: int | None
 

@@ -241,11 +241,11 @@ class Networks:
 
     # -- firewall -------------------------------------------------------------------------------
     def firewall_model(self) -> FirewallModel:
-        from ipaddress import IPv4Address
+        from ipaddress import ip_address
 
         bridges = tuple(intent for n in self.all() for intent in self.driver_of(n).firewall(n))
         dnats = tuple(
-            DnatIntent(b.host_ip, b.proto, b.host_port, IPv4Address(ip), b.container_port)
+            DnatIntent(b.host_ip, b.proto, b.host_port, ip_address(ip), b.container_port)
             for _cid, b, ip in self.records.ports()
         )
         return FirewallModel(bridges=bridges, dnats=dnats)

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from boxnet.firewall.base import ANY_IP, BridgeIntent, DnatIntent, FirewallModel
+from boxnet.firewall.base import BridgeIntent, DnatIntent, FirewallModel
 
 PREFIX = "BOXNET"
 USER_CHAIN = "BOXNET-USER"
@@ -119,16 +119,17 @@ def _is_ours(rule: str) -> bool:
 
 def dnat_spec(d: DnatIntent) -> str:
     """The DNAT rule as iptables-save prints it (a specific host address first, then proto)."""
-    dst = "" if d.host_ip == ANY_IP else f"-d {d.host_ip}/32 "
+    dst = "" if d.is_any else f"-d {d.host_ip}/{d.host_ip.max_prefixlen} "
+    to = f"[{d.container_ip}]" if d.version == 6 else str(d.container_ip)
     return (
         f"{dst}-p {d.proto} -m {d.proto} --dport {d.host_port}"
-        f" -j DNAT --to-destination {d.container_ip}:{d.container_port}"
+        f" -j DNAT --to-destination {to}:{d.container_port}"
     )
 
 
 def _sorted_dnats(dnats: Iterable[DnatIntent]) -> list[DnatIntent]:
     # Specific addresses before "every address", as nftables consults pub_addr before pub_any.
-    return sorted(dnats, key=lambda d: d.host_ip == ANY_IP)
+    return sorted(dnats, key=lambda d: d.is_any)
 
 
 def nat_rules(model: FirewallModel, family: int = 4) -> list[str]:
@@ -192,10 +193,14 @@ def _jump_fixes(table: str, current: TableState, family: int) -> tuple[list[str]
 
 
 def family_model(model: FirewallModel, family: int) -> FirewallModel:
-    """The part of model for iptables (4) or ip6tables (6): its bridges of that family, and the
-    DNATs (IPv4 until published ports learn IPv6)."""
+    """The part of model for iptables (4) or ip6tables (6): its bridges and DNATs of that family
+    (but ::1: the loopback proxy's, see loopback6.py)."""
     bridges = tuple(b for b in model.bridges if b.subnet.version == family)
-    return FirewallModel(bridges=bridges, dnats=model.dnats if family == 4 else ())
+    return FirewallModel(bridges=bridges, dnats=family_dnats(model.dnats, family))
+
+
+def family_dnats(dnats: Iterable[DnatIntent], family: int) -> tuple[DnatIntent, ...]:
+    return tuple(d for d in dnats if d.version == family and not d.proxied)
 
 
 def render_rebuild(model: FirewallModel, current: SaveState | None = None, family: int = 4) -> str:
@@ -265,7 +270,7 @@ def render_dnat_change(verb: str, dnats: list[DnatIntent]) -> str:
     for d in _sorted_dnats(dnats):
         if verb == "delete":
             lines.append(f"-D {NAT_CHAIN} {dnat_spec(d)}")
-        elif d.host_ip == ANY_IP:
+        elif d.is_any:
             lines.append(f"-A {NAT_CHAIN} {dnat_spec(d)}")
         else:
             # Specific addresses stay ahead of the "every address" rules.

@@ -214,6 +214,11 @@ def all_ipv4_addresses(ipr: IPRoute) -> list[tuple[str, IPv4Interface]]:
     return out
 
 
+def local_ipv6_addresses(ipr: IPRoute) -> set[IPv6Address]:
+    """Every IPv6 address of the namespace (for publishing on one address)."""
+    return {IPv6Address(str(m.get_attr("IFA_ADDRESS"))) for m in ipr.get_addr(family=10)}
+
+
 @dataclass(frozen=True)
 class SpaceUse:
     """An address or a main-table IPv4 route of the namespace, with its interface's name."""

@@ -196,7 +196,8 @@ class Evaluator:
         tried.append(lambda d: d.host_ip == ANY_IP)
         for match in tried:
             for d in self.s.firewall.dnats:
-                if d.proto == proto and d.host_port == port and match(d):
+                # (explain traces IPv4 only: an IPv6 binding never answers an IPv4 question)
+                if d.version == 4 and d.proto == proto and d.host_port == port and match(d):
                     return d
         return None
 
@@ -218,7 +219,7 @@ class Evaluator:
             return
         self.rule(ex, "nat", f"DNAT to {d.container_ip}:{d.container_port}", Rule("dnat", dnat=d))
         ex.nat.append(f"DNAT {dip}:{d.host_port} -> {d.container_ip}:{d.container_port}")
-        target = self.by_ip.get(d.container_ip)
+        target = self.by_ip.get(d.container_ip) if isinstance(d.container_ip, IPv4Address) else None
         if target is None:
             self.verdict(ex, False, f"nothing runs at {d.container_ip} any more")
             return
