@@ -37,6 +37,7 @@ OPT_HOST_BINDING = "com.docker.network.bridge.host_binding_ipv4"
 OPT_MTU = "com.docker.network.driver.mtu"
 # boxnet's: the endpoints' gateway when it is not the network's (`default-gateway` in daemon.json).
 OPT_ENDPOINT_GATEWAY = "boxnet.default_gateway"
+OPT_ENDPOINT_GATEWAY6 = "boxnet.default_gateway_v6"
 
 
 class State(enum.StrEnum):

@@ -7,7 +7,14 @@ so changing the file and restarting is always enough to change behaviour.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from pathlib import Path
 from typing import Literal
 
@@ -59,6 +66,12 @@ class DaemonConfig:
     bip: IPv4Interface | None = None
     fixed_cidr: IPv4Network | None = None
     default_gateway: IPv4Address | None = None
+    # IPv6 on the default bridge: its subnet is bip6's network, else fixed-cidr-v6, else a /64
+    # of the unique local pool; with bip6, fixed-cidr-v6 is the range containers get.
+    ipv6: bool = False
+    fixed_cidr_v6: IPv6Network | None = None
+    default_gateway_v6: IPv6Address | None = None
+    bip6: IPv6Interface | None = None
     dns: tuple[IPv4Address | IPv6Address, ...] = ()
     dns_search: tuple[str, ...] = ()
     dns_opts: tuple[str, ...] = ()

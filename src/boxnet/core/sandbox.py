@@ -25,6 +25,7 @@ from boxnet.ipam.allocator import check_static_address, pick_address, reserved_a
 from boxnet.kernel import links, netns
 from boxnet.model import (
     OPT_ENDPOINT_GATEWAY,
+    OPT_ENDPOINT_GATEWAY6,
     Container,
     Endpoint,
     EndpointRequest,
@@ -151,8 +152,10 @@ class Sandboxes:
             ip = self._lease(c, net, cfg, wanted, undo)
             addresses.append(ip_interface(f"{ip}/{cfg.subnet.prefixlen}"))
             gateway = cfg.gateway
-            if cfg.version == 4 and net.options.get(OPT_ENDPOINT_GATEWAY):
-                gateway = ip_address(net.options[OPT_ENDPOINT_GATEWAY])  # `default-gateway`
+            # `default-gateway` / `default-gateway-v6` of the default bridge
+            option = OPT_ENDPOINT_GATEWAY if cfg.version == 4 else OPT_ENDPOINT_GATEWAY6
+            if net.options.get(option):
+                gateway = ip_address(net.options[option])
             if gateway is not None and not net.internal:
                 gateways.append(gateway)
         first = addresses[0].ip

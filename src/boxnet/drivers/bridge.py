@@ -29,12 +29,14 @@ from boxnet.model import (
     DEFAULT_BRIDGE_NAME,
     OPT_BRIDGE_NAME,
     OPT_ENDPOINT_GATEWAY,
+    OPT_ENDPOINT_GATEWAY6,
     OPT_HOST_BINDING,
     OPT_ICC,
     OPT_MASQ,
     OPT_MTU,
     Endpoint,
     IPAMConfig,
+    IPInterface,
     IPNetwork,
     Network,
     NetworkRequest,
@@ -164,6 +166,8 @@ class BridgeDriver(NetworkDriver):
         options = {OPT_BRIDGE_NAME: config.bridge or DEFAULT_BRIDGE_NAME}
         if config.default_gateway is not None:
             options[OPT_ENDPOINT_GATEWAY] = str(config.default_gateway)
+        if config.ipv6 and config.default_gateway_v6 is not None:
+            options[OPT_ENDPOINT_GATEWAY6] = str(config.default_gateway_v6)
         net = replace(
             base,
             icc=config.icc,
@@ -188,11 +192,13 @@ class BridgeDriver(NetworkDriver):
                     hint=f"add one: ip addr add 10.10.10.1/24 dev {config.bridge}",
                 )
             iface = addrs[0]
-            ipam = IPAMConfig(iface.network, iface.ip, config.fixed_cidr)
-            return replace(net, ipam=(ipam,), bridge=config.bridge, managed_bridge=False)
+            own = IPAMConfig(iface.network, iface.ip, config.fixed_cidr)
+            return replace(net, ipam=(own,), bridge=config.bridge, managed_bridge=False)
         iface = config.bip if config.bip is not None else self._free_default_bip(old, ctx)
-        ipam = IPAMConfig(iface.network, iface.ip, config.fixed_cidr)
-        return replace(net, ipam=(ipam,), bridge=DEFAULT_BRIDGE_NAME)
+        ipam: tuple[IPAMConfig, ...] = (IPAMConfig(iface.network, iface.ip, config.fixed_cidr),)
+        if config.ipv6:
+            ipam += (default_ipv6(config, ctx),)
+        return replace(net, ipam=ipam, ipv6=config.ipv6, bridge=DEFAULT_BRIDGE_NAME)
 
     @staticmethod
     def _free_default_bip(old: Network | None, ctx: PlanContext) -> IPv4Interface:
@@ -221,8 +227,10 @@ class BridgeDriver(NetworkDriver):
             index = links.ensure_bridge(self.ipr, net.bridge, net.mtu)
             undo.push("delete bridge", lambda: links.delete_link(self.ipr, net.bridge or ""))
             wanted = [cfg.gateway_interface for cfg in net.ipam if cfg.gateway_interface]
-            for iface in links.addresses(self.ipr, index):
-                if iface not in wanted:  # a stale bip from an earlier configuration
+            present: list[IPInterface] = [*links.addresses(self.ipr, index)]
+            present += links.global_ipv6_addresses(self.ipr, index)
+            for iface in present:
+                if iface not in wanted:  # a stale bip (bip6) from an earlier configuration
                     links.remove_address(self.ipr, index, iface)
             for gateway in wanted:
                 links.ensure_address(self.ipr, index, gateway)
@@ -338,3 +346,42 @@ class BridgeDriver(NetworkDriver):
                 links.delete_link(self.ipr, info.ifname)
                 removed.append(f"bridge {info.ifname}")
         return removed
+
+
+def default_ipv6(config: DaemonConfig, ctx: PlanContext) -> IPAMConfig:
+    """The default bridge's IPv6 family (daemon `ipv6`): bip6's network and address, else
+    fixed-cidr-v6 with its first address as gateway, else a /64 of the unique local pool. An
+    explicit prefix overlapping the host's addresses, routes or another network is refused by
+    name (the config rules cannot see the host)."""
+    occupied = ctx.occupied()
+    key, subnet, gateway, ip_range = "", None, None, None
+    picked: IPNetwork
+    if config.bip6 is not None:
+        key, subnet, gateway = "bip6", config.bip6.network, config.bip6.ip
+        ip_range = config.fixed_cidr_v6
+    elif config.fixed_cidr_v6 is not None:
+        key, subnet = "fixed-cidr-v6", config.fixed_cidr_v6
+    if subnet is not None:
+        for o in occupied:
+            if _overlaps(o.network, subnet):
+                raise Conflict(
+                    f"{key} {subnet} ({config.source_of(key)}) overlaps {o.what} ({o.network})",
+                    hint=f"choose an IPv6 prefix for the default bridge that the host does not"
+                    f" use, or remove {key} (a unique local /64 is picked)",
+                )
+        picked = subnet
+    else:  # the first free /64 of the pool: the same one at every start
+        picked, _skipped = pick_subnet(ctx.pools6, occupied)
+    gw = gateway or first_host(picked)
+    gw6 = config.default_gateway_v6
+    if gw6 is not None and gw6 not in picked:
+        raise InvalidArgument(
+            f"default-gateway-v6 {gw6} ({config.source_of('default-gateway-v6')}) is not inside"
+            f" the default bridge's IPv6 subnet {picked}",
+            hint="set fixed-cidr-v6 or bip6 to a prefix holding it, or remove default-gateway-v6",
+        )
+    return IPAMConfig(picked, gw, ip_range)
+
+
+def _overlaps(a: IPNetwork, b: IPNetwork) -> bool:
+    return a.version == b.version and a.overlaps(b)  # type: ignore[arg-type]

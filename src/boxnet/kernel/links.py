@@ -167,6 +167,15 @@ def addresses(ipr: IPRoute, index: int) -> list[IPv4Interface]:
     return out
 
 
+def global_ipv6_addresses(ipr: IPRoute, index: int) -> list[IPv6Interface]:
+    """The interface's IPv6 addresses but link-local ones (which the kernel manages)."""
+    return [
+        IPv6Interface(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}")
+        for msg in ipr.get_addr(index=index, family=10)
+        if msg["scope"] == RT_SCOPE_UNIVERSE
+    ]
+
+
 def ensure_address(ipr: IPRoute, index: int, iface: IPInterface) -> None:
     # An IPv6 address skips duplicate address detection: a bridge without ports has no carrier,
     # and a tentative gateway would make the first containers' packets wait for DAD.
