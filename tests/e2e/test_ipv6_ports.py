@@ -180,3 +180,37 @@ def test_unpublish_closes_both_families(env: Env) -> None:
     assert client_seen(basic.outside, f"http://[{HOST_IPV6}]:8080/") is None
     assert client_seen(basic.host, "http://[::1]:8090/") is None
     assert basic.host.run(["ss", "-Htln", "sport = :8090"]).stdout.strip() == ""
+
+
+def test_ipv6_only_network(env: Env) -> None:
+    """--ipv4=false --ipv6 (Docker 28): the bridge and the container have no IPv4 address at all,
+    IPv6 works inside, out (NAT66) and in through `-p` (on [::] only); names answer AAAA only."""
+    basic, d, _fw = env
+    d.cli("network", "create", "--ipv6", "--ipv4=false", "--subnet", "2001:db8:6::/64", "only6")
+    net = json.loads(d.cli("network", "inspect", "only6", "--format", "json").stdout)[0]
+    assert net["EnableIPv4"] is False and net["EnableIPv6"] is True
+    assert [c["Subnet"] for c in net["IPAM"]["Config"]] == ["2001:db8:6::/64"]
+    bridge = f"br-{net['Id'][:12]}"
+    assert basic.host.ip_json("-4", "addr", "show", "dev", bridge) in ([], [{}])
+    d.cli("run", "-d", "--name", "v6only", "--network", "only6", "-p", "8280:80", "host", *ECHO)
+    d.cli("run", "-d", "--name", "v6peer", "--network", "only6", "busybox", "sleep", "1000")
+    ep = inspect(d, "v6only")["NetworkSettings"]["Networks"]["only6"]
+    assert ep["IPAddress"] == "" and ep["GlobalIPv6Address"].startswith("2001:db8:6::")
+    inside = json.loads(d.cli("exec", "v6only", "ip", "-j", "-4", "addr", "show", "dev", "eth0")
+                        .stdout or "[]")  # fmt: skip
+    assert [a for x in inside for a in x.get("addr_info", [])] == []
+    assert d.cli("port", "v6only").stdout == "80/tcp -> [::]:8280\n"
+    assert wait_http(basic.outside, f"http://[{HOST_IPV6}]:8280/")
+    assert client_seen(basic.outside, f"http://[{HOST_IPV6}]:8280/") == OUTSIDE_IPV6
+    assert client_seen(basic.outside, f"http://{HOST_IP}:8280/") is None
+    out = d.cli("exec", "v6only", "curl", "-s", "-g", "-m", "3", f"http://[{OUTSIDE_IPV6}]/")
+    assert json.loads(out.stdout)["client"] == HOST_IPV6
+    answer = d.cli("exec", "v6peer", "nslookup", "-type=aaaa", "v6only").stdout
+    assert ep["GlobalIPv6Address"] in answer, answer
+    assert d.cli("exec", "v6peer", "ping", "-6", "-c1", "-W2", "v6only").returncode == 0
+    refused = d.cli("run", "-d", "--network", "only6", "-p", "0.0.0.0:8281:80", "busybox",
+                    "sleep", "100", check=False)  # fmt: skip
+    assert refused.returncode != 0 and "has no IPv4 address" in refused.stderr
+    bad = d.cli("network", "create", "--ipv4=false", "nofamily", check=False)
+    assert bad.returncode != 0 and "--ipv6" in bad.stderr and "Traceback" not in bad.stderr
+    d.cli("rm", "-f", "v6only", "v6peer")

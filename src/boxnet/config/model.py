@@ -84,7 +84,8 @@ class DaemonConfig:
     firewall_backend: FirewallBackend = "nftables"
     iptables_variant: IptablesVariant = "auto"
     ui: tuple[IPv4Address, int] | None = None  # --ui: the topology page's TCP address
-    default_address_pools: tuple[tuple[IPv4Network, int], ...] = DEFAULT_ADDRESS_POOLS
+    # IPv4 and IPv6 pools, in the user's order (each family takes its own, see CHOICES "IPv6")
+    default_address_pools: tuple[tuple[IPv4Network | IPv6Network, int], ...] = DEFAULT_ADDRESS_POOLS
     insecure_registries: tuple[str, ...] = ()  # host[:port] or CIDR: pulls over plain HTTP
     # Overlay networks (SPEC §3b): etcd endpoints (host, port), this host's underlay address,
     # TLS files for etcd ((kv.cacertfile|kv.certfile|kv.keyfile, path), ...).

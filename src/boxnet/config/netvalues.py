@@ -158,8 +158,11 @@ def _special_kind(addr: IPv4Address) -> str | None:
     return None
 
 
-def check_pool(base_text: str, size: int) -> tuple[IPv4Network, int]:
-    """One default-address-pools entry: networks of prefix `size` are cut from `base`."""
+def check_pool(base_text: str, size: int) -> tuple[IPv4Network | IPv6Network, int]:
+    """One default-address-pools entry: networks of prefix `size` are cut from `base` (IPv4, or
+    IPv6 for the IPv6 family of --ipv6 networks, e.g. fd00:db8::/48 with size 64)."""
+    if ":" in base_text:
+        return _check_pool6(base_text, size)
     base = parse_ipv4_network(base_text)
     if size < base.prefixlen:
         msg = (
@@ -175,7 +178,24 @@ def check_pool(base_text: str, size: int) -> tuple[IPv4Network, int]:
     return base, size
 
 
-def parse_pool_text(text: str) -> tuple[IPv4Network, int]:
+def _check_pool6(base_text: str, size: int) -> tuple[IPv6Network, int]:
+    addr, prefix = parse_ipv6_cidr(base_text)
+    base = IPv6Network((addr, prefix), strict=False)
+    if base.network_address != addr:
+        msg = f"{base_text} is not a network address: its network is {base}"
+        raise BadValue(msg, f"write {base}")
+    if addr.is_multicast or addr.is_loopback or addr.is_link_local:
+        raise BadValue(f"{base} cannot hold bridge networks", "e.g. fd00:db8::/48 with size 64")
+    if not base.prefixlen <= size <= MAX_BRIDGE_PREFIX6:
+        what = "shorter than the base's prefix" if size < base.prefixlen else "too long"
+        raise BadValue(
+            f"size {size} is {what}: each network cut from {base} is a /{size}",
+            f"use a size from {base.prefixlen} to {MAX_BRIDGE_PREFIX6}, e.g. 64",
+        )
+    return base, size
+
+
+def parse_pool_text(text: str) -> tuple[IPv4Network | IPv6Network, int]:
     """The flag form `base=CIDR,size=N` of one default address pool."""
     fields: dict[str, str] = {}
     example = "base=10.10.0.0/16,size=24"

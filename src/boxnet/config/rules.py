@@ -211,7 +211,7 @@ class Rules:
         for i, (base, _) in enumerate(pools):
             for j in range(i):
                 other = pools[j][0]
-                if isinstance(other, IPv4Network) and base.overlaps(other):
+                if other.version == base.version and base.overlaps(other):
                     msg = f"pool {i + 1} ({base}) overlaps pool {j + 1} ({other})"
                     self.add("default-address-pools", base, msg, "make the pools disjoint")
 

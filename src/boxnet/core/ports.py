@@ -103,20 +103,21 @@ class PortAllocator:
         default_host_ip: IPv4Address,
         local_addresses: set[IPAddress],
         ipv6: bool = False,
+        ipv4: bool = True,
     ) -> list[PortBinding]:
-        """Choose a host port for every request, or raise without reserving anything. `ipv6`:
-        the container has an IPv6 address to publish."""
+        """Choose a host port for every request, or raise without reserving anything. `ipv6`
+        (`ipv4`): the container has an IPv6 (IPv4) address to publish."""
         chosen: list[PortBinding] = []
         taken: dict[str, _Taken] = {}
         for req in requests:
             if req.host_ip is not None:
                 host_ips: list[IPAddress] = [req.host_ip]
+            elif default_host_ip == ANY_IP:
+                host_ips = [ip for ip, has in ((ANY_IP, ipv4), (ANY_IP6, ipv6)) if has]
             else:
                 host_ips = [default_host_ip]
-                if default_host_ip == ANY_IP and ipv6:
-                    host_ips.append(ANY_IP6)
             for host_ip in host_ips:
-                self._check_address(host_ip, local_addresses, ipv6)
+                self._check_address(host_ip, local_addresses, ipv6, ipv4)
             if req.proto not in taken:
                 taken[req.proto] = _Taken(used_by_proto.get(req.proto, set()))
             port = self._pick(req, host_ips, taken[req.proto])
@@ -126,12 +127,18 @@ class PortAllocator:
         return chosen
 
     @staticmethod
-    def _check_address(host_ip: IPAddress, local: set[IPAddress], ipv6: bool) -> None:
+    def _check_address(host_ip: IPAddress, local: set[IPAddress], ipv6: bool, ipv4: bool) -> None:
         if isinstance(host_ip, IPv6Address) and not ipv6:
             raise InvalidArgument(
                 f"cannot publish on [{host_ip}]: the container has no IPv6 address",
                 hint="connect it to a network created with --ipv6, or publish on 0.0.0.0 or an"
                 " IPv4 address",
+            )
+        if isinstance(host_ip, IPv4Address) and not ipv4:
+            raise InvalidArgument(
+                f"cannot publish on {host_ip}: the container has no IPv4 address (its network"
+                " is IPv6-only)",
+                hint="publish on [::] or an IPv6 address, or leave the IP out",
             )
         if host_ip not in ANY and host_ip not in local and not host_ip.is_loopback:
             raise InvalidArgument(

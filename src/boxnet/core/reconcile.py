@@ -103,7 +103,7 @@ class Reconciler:
         for endpoint in records.endpoints():
             if endpoint.container_id not in running:
                 records.delete_endpoint(endpoint.id)
-                report.released.append(f"endpoint {endpoint.id[:12]} ({endpoint.ip})")
+                report.released.append(f"endpoint {endpoint.id[:12]} ({endpoint.primary.ip})")
         for cid, binding, _ip in records.ports():
             if cid not in running:
                 report.released.append(

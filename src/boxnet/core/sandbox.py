@@ -232,10 +232,15 @@ class Sandboxes:
             if any(r.host_ip is not None and r.host_ip.version == 6 for r in requests):
                 local.update(links.local_ipv6_addresses(self.ipr))
         six = endpoint.interface6
-        bindings = self.ports.allocate(requests, used, default_ip, local, ipv6=six is not None)
+        four = endpoint.interface4
+        bindings = self.ports.allocate(
+            requests, used, default_ip, local, ipv6=six is not None, ipv4=four is not None
+        )
 
         def target(b: PortBinding) -> IPAddress:
-            return six.ip if six is not None and b.host_ip.version == 6 else endpoint.ip
+            found = six if b.host_ip.version == 6 else four
+            assert found is not None  # allocate() refused bindings of a family it lacks
+            return found.ip
 
         try:
             self.records.add_ports(c.id, [(b, str(target(b))) for b in bindings])

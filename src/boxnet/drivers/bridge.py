@@ -95,25 +95,10 @@ class BridgeDriver(NetworkDriver):
             )
         warnings: tuple[str, ...] = ()
         occupied = ctx.occupied()
-        subnet: IPNetwork
-        if req.subnet is not None:
-            check_subnet_free(req.subnet, occupied)
-            subnet = req.subnet
-        else:
-            subnet, skipped = pick_subnet(ctx.pools, occupied)
-            if skipped:
-                log.info("network %s: skipped %s", req.name, "; ".join(skipped[:5]))
-            # Subnets skipped for the host's own routes/addresses are worth telling the user
-            # (they explain a surprising subnet); skipping our own networks is routine.
-            foreign = [s for s in skipped if "overlaps network " not in s]
-            if foreign:
-                warnings = ("skipped " + "; ".join(foreign[:3]),)
-        gateway = req.gateway or first_host(subnet)
-        check_gateway(subnet, gateway)
-        check_pool(subnet, req.ip_range, req.aux_addresses)
-        ipam: tuple[IPAMConfig, ...] = (
-            IPAMConfig(subnet, gateway, req.ip_range, dict(req.aux_addresses)),
-        )
+        ipam: tuple[IPAMConfig, ...] = ()
+        if req.ipv4:  # not for an IPv6-only network (--ipv4=false)
+            ipam4, warnings = self._plan_ipv4(req, ctx, occupied)
+            ipam += (ipam4,)
         if req.ipv6:
             ipam += (self._plan_ipv6(req, ctx, occupied),)
         bridge = req.options.get(OPT_BRIDGE_NAME) or f"{BRIDGE_PREFIX}{base.id[:12]}"
@@ -144,6 +129,30 @@ class BridgeDriver(NetworkDriver):
             options={OPT_BRIDGE_NAME: bridge, **req.options},
         )
         return Plan(net, warnings)
+
+    @staticmethod
+    def _plan_ipv4(
+        req: NetworkRequest, ctx: PlanContext, occupied: list[Occupant]
+    ) -> tuple[IPAMConfig, tuple[str, ...]]:
+        """The IPv4 family: the subnet asked for, or the first free one of the pools."""
+        warnings: tuple[str, ...] = ()
+        subnet: IPNetwork
+        if req.subnet is not None:
+            check_subnet_free(req.subnet, occupied)
+            subnet = req.subnet
+        else:
+            subnet, skipped = pick_subnet(ctx.pools, occupied)
+            if skipped:
+                log.info("network %s: skipped %s", req.name, "; ".join(skipped[:5]))
+            # Subnets skipped for the host's own routes/addresses are worth telling the user
+            # (they explain a surprising subnet); skipping our own networks is routine.
+            foreign = [s for s in skipped if "overlaps network " not in s]
+            if foreign:
+                warnings = ("skipped " + "; ".join(foreign[:3]),)
+        gateway = req.gateway or first_host(subnet)
+        check_gateway(subnet, gateway)
+        check_pool(subnet, req.ip_range, req.aux_addresses)
+        return IPAMConfig(subnet, gateway, req.ip_range, dict(req.aux_addresses)), warnings
 
     @staticmethod
     def _plan_ipv6(req: NetworkRequest, ctx: PlanContext, occupied: list[Occupant]) -> IPAMConfig:

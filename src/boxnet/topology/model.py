@@ -145,11 +145,13 @@ def _network_node(net: Network, kernel: dict[str, KernelLink]) -> NetworkNode:
 def _endpoint_node(e: Endpoint, net: Network | None, kernel: dict[str, KernelLink]) -> EndpointNode:
     name = net.name if net else e.network_id[:12]
     if net is not None and net.driver == "macvlan":
-        return EndpointNode(name, str(e.ip), e.ifname, "", True)  # lives in the container only
+        return EndpointNode(
+            name, str(e.primary.ip), e.ifname, "", True
+        )  # lives in the container only
     link = kernel.get(e.host_veth)
     bridge = net.bridge if net else None
     ok = link is not None and link.master == bridge
-    return EndpointNode(name, str(e.ip), e.ifname, e.host_veth, ok)
+    return EndpointNode(name, str(e.primary.ip), e.ifname, e.host_veth, ok)
 
 
 def _differences(
