@@ -35,6 +35,9 @@ OPT_ICC = "com.docker.network.bridge.enable_icc"
 OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
 OPT_HOST_BINDING = "com.docker.network.bridge.host_binding_ipv4"
 OPT_MTU = "com.docker.network.driver.mtu"
+# "nat" (the default: NAT66 out, nothing routed in) or "routed" (no NAT66; the outside reaches the
+# containers' own addresses, published ports only)
+OPT_GATEWAY_MODE6 = "com.docker.network.bridge.gateway_mode_ipv6"
 # boxnet's: the endpoints' gateway when it is not the network's (`default-gateway` in daemon.json).
 OPT_ENDPOINT_GATEWAY = "boxnet.default_gateway"
 OPT_ENDPOINT_GATEWAY6 = "boxnet.default_gateway_v6"

@@ -10,6 +10,7 @@ and `ss` for the ::1 proxy's socket.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -214,3 +215,36 @@ def test_ipv6_only_network(env: Env) -> None:
     bad = d.cli("network", "create", "--ipv4=false", "nofamily", check=False)
     assert bad.returncode != 0 and "--ipv6" in bad.stderr and "Traceback" not in bad.stderr
     d.cli("rm", "-f", "v6only", "v6peer")
+
+
+def test_routed_ipv6_mode(env: Env) -> None:
+    """gateway_mode_ipv6=routed: no NAT66 (the outside sees the container's own address), and
+    with a route to the subnet the outside reaches the container's published port at its own
+    address, but not an unpublished one (both served by the same container)."""
+    basic, d, _fw = env
+    d.cli("network", "create", "--ipv6", "--subnet", "2001:db8:7::/64",
+          "-o", "com.docker.network.bridge.gateway_mode_ipv6=routed", "routed6")  # fmt: skip
+    serve = f"{shlex.join(ECHO[:-1])} 81 & exec {shlex.join(ECHO)}"
+    d.cli("run", "-d", "--name", "rt", "--network", "routed6", "-p", "8380:80", "host",
+          "sh", "-c", serve)  # fmt: skip
+    rt6 = inspect(d, "rt")["NetworkSettings"]["Networks"]["routed6"]["GlobalIPv6Address"]
+    assert wait_http(basic.outside, f"http://[{HOST_IPV6}]:8380/")
+    basic.outside.ip("-6", "route", "add", "2001:db8:7::/64", "via", HOST_IPV6)
+    try:
+        assert client_seen(basic.outside, f"http://[{rt6}]:80/") == OUTSIDE_IPV6
+        assert client_seen(basic.outside, f"http://[{rt6}]:81/") is None
+        assert client_seen(basic.outside, f"http://[{HOST_IPV6}]:8380/") == OUTSIDE_IPV6
+        ping = basic.outside.run(["ping", "-6", "-c1", "-W2", rt6], check=False)
+        assert ping.returncode == 0, ping.stdout
+        # Out without NAT66: the outside sees the container's own address.
+        out = d.cli("exec", "rt", "curl", "-s", "-g", "-m", "3", f"http://[{OUTSIDE_IPV6}]/")
+        assert json.loads(out.stdout)["client"] == rt6
+        # The container's unpublished port answers inside (the control for :81 above).
+        inside = d.cli("exec", "rt", "curl", "-s", "-g", "-m", "3", f"http://[{rt6}]:81/")
+        assert inside.returncode == 0 and json.loads(inside.stdout)["client"]
+        d.cli("rm", "-f", "rt")
+    finally:
+        basic.outside.ip("-6", "route", "del", "2001:db8:7::/64", "via", HOST_IPV6)
+    mode = "com.docker.network.bridge.gateway_mode_ipv6=open"
+    bad = d.cli("network", "create", "--ipv6", "-o", mode, "bad6", check=False)
+    assert bad.returncode != 0 and "expected nat or routed" in bad.stderr

@@ -30,6 +30,7 @@ from boxnet.model import (
     OPT_BRIDGE_NAME,
     OPT_ENDPOINT_GATEWAY,
     OPT_ENDPOINT_GATEWAY6,
+    OPT_GATEWAY_MODE6,
     OPT_HOST_BINDING,
     OPT_ICC,
     OPT_MASQ,
@@ -48,7 +49,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("boxnet.drivers.bridge")
 
-KNOWN_OPTIONS = {OPT_BRIDGE_NAME, OPT_ICC, OPT_MASQ, OPT_HOST_BINDING, OPT_MTU}
+KNOWN_OPTIONS = {OPT_BRIDGE_NAME, OPT_ICC, OPT_MASQ, OPT_HOST_BINDING, OPT_MTU, OPT_GATEWAY_MODE6}
+GATEWAY_MODES6 = ("nat", "routed")
 BRIDGE_PREFIX = "br-"  # + 12 hex digits of the network id
 VETH_PREFIX = "veth"  # + 7 hex digits of the endpoint id
 
@@ -92,6 +94,17 @@ class BridgeDriver(NetworkDriver):
             raise InvalidArgument(
                 f"unknown bridge option {sorted(unknown)[0]!r}",
                 hint="known options: " + ", ".join(sorted(KNOWN_OPTIONS)),
+            )
+        mode6 = req.options.get(OPT_GATEWAY_MODE6, "nat")
+        if mode6 not in GATEWAY_MODES6:
+            raise InvalidArgument(
+                f"invalid {OPT_GATEWAY_MODE6} {mode6!r}: expected nat or routed",
+                hint="routed: no NAT66, the outside reaches the containers' published ports"
+                " at their own addresses",
+            )
+        if mode6 == "routed" and not req.ipv6:
+            raise InvalidArgument(
+                f"{OPT_GATEWAY_MODE6}=routed on a network without IPv6", hint="add --ipv6"
             )
         warnings: tuple[str, ...] = ()
         occupied = ctx.occupied()
@@ -311,13 +324,15 @@ class BridgeDriver(NetworkDriver):
     def firewall(self, net: Network) -> tuple[BridgeIntent, ...]:
         if not net.bridge:
             return ()
+        routed6 = net.options.get(OPT_GATEWAY_MODE6) == "routed"
         return tuple(
             BridgeIntent(
                 bridge=net.bridge,
                 subnet=cfg.subnet,
-                masquerade=net.masquerade,
+                masquerade=net.masquerade and not (routed6 and cfg.version == 6),
                 internal=net.internal,
                 icc=net.icc,
+                routed=routed6 and cfg.version == 6,
             )
             for cfg in net.ipam  # one per address family: both firewall backends take both
         )

@@ -25,6 +25,9 @@ class BridgeIntent:
     masquerade: bool
     internal: bool
     icc: bool
+    # IPv6 routed mode (gateway_mode_ipv6=routed): no masquerade, and the containers' published
+    # ports (their own address and port) are open to routed traffic from outside
+    routed: bool = False
 
 
 @dataclass(frozen=True)

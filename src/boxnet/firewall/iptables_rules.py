@@ -42,6 +42,9 @@ RAW_CHAIN = "BOXNET-PREROUTING"
 FWD_CHAIN = "BOXNET-FORWARD"
 ISO1 = "BOXNET-ISOLATION-STAGE-1"
 ISO2 = "BOXNET-ISOLATION-STAGE-2"
+# IPv6 routed mode: one ACCEPT per published container port (its own address), jumped to from
+# BOXNET-FORWARD for routed bridges only; changes with every publish, like BOXNET's DNATs.
+ROUTED_CHAIN = "BOXNET-ROUTED"
 LOOPBACK_NET = "127.0.0.0/8"
 # The loopback net per address family: the same rules serve iptables (4) and ip6tables (6).
 LOOPBACK = {4: LOOPBACK_NET, 6: "::1/128"}
@@ -51,7 +54,7 @@ TABLES = ("raw", "nat", "filter")
 OWN_CHAINS: dict[str, tuple[str, ...]] = {
     "raw": (RAW_CHAIN,),
     "nat": (NAT_CHAIN, POST_CHAIN),
-    "filter": (FWD_CHAIN, ISO1, ISO2),
+    "filter": (FWD_CHAIN, ISO1, ISO2, ROUTED_CHAIN),
 }
 
 
@@ -127,6 +130,11 @@ def dnat_spec(d: DnatIntent) -> str:
     )
 
 
+def routed_spec(d: DnatIntent) -> str:
+    """The ACCEPT, in BOXNET-ROUTED, of a published IPv6 container port reached directly."""
+    return f"-d {d.container_ip}/128 -p {d.proto} -m {d.proto} --dport {d.container_port} -j ACCEPT"
+
+
 def _sorted_dnats(dnats: Iterable[DnatIntent]) -> list[DnatIntent]:
     # Specific addresses before "every address", as nftables consults pub_addr before pub_any.
     return sorted(dnats, key=lambda d: d.is_any)
@@ -153,6 +161,9 @@ def filter_rules(bridges: tuple[BridgeIntent, ...]) -> list[str]:
             lines.append(f"-A {FWD_CHAIN} -o {n} -m conntrack --ctstate DNAT -j ACCEPT")
         # Out to the world (internal ones were stopped in stage 1) and within the bridge.
         lines.append(f"-A {FWD_CHAIN} -i {n} -j ACCEPT")
+        if b.routed and not b.internal:  # IPv6 routed mode: published ports, and ICMPv6
+            lines.append(f"-A {FWD_CHAIN} -o {n} -j {ROUTED_CHAIN}")
+            lines.append(f"-A {FWD_CHAIN} -o {n} -p ipv6-icmp -j ACCEPT")
         # Whatever else is routed into the bridge: isolation, no unpublished ports.
         lines.append(f"-A {FWD_CHAIN} -o {n} -j DROP")
     for b in bridges:
@@ -217,7 +228,8 @@ def render_rebuild(model: FirewallModel, current: SaveState | None = None, famil
     body = {
         "raw": raw_rules(model.bridges, family),
         "nat": nat_rules(model, family),
-        "filter": filter_rules(model.bridges),
+        "filter": filter_rules(model.bridges)
+        + [f"-A {ROUTED_CHAIN} {routed_spec(d)}" for d in model.dnats if d.version == 6],
     }
     out: list[str] = []
     for table in TABLES:
@@ -276,6 +288,12 @@ def render_dnat_change(verb: str, dnats: list[DnatIntent]) -> str:
             # Specific addresses stay ahead of the "every address" rules.
             lines.append(f"-I {NAT_CHAIN} 1 {dnat_spec(d)}")
     lines.append("COMMIT")
+    six = [d for d in dnats if d.version == 6]
+    if six:  # routed mode's ACCEPTs go with the DNATs (ip6tables only)
+        lines.append("*filter")
+        flag = "-D" if verb == "delete" else "-A"
+        lines += [f"{flag} {ROUTED_CHAIN} {routed_spec(d)}" for d in six]
+        lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
 
@@ -303,7 +321,7 @@ def rule_counts(current: SaveState) -> dict[str, int]:
         f"{table} {chain}": len(current.get(table, TableState()).rules.get(chain, []))
         for table, chains in OWN_CHAINS.items()
         for chain in chains
-        if chain != USER_CHAIN and not (table == "nat" and chain == NAT_CHAIN)
+        if chain not in (USER_CHAIN, ROUTED_CHAIN) and not (table == "nat" and chain == NAT_CHAIN)
     }
 
 

@@ -49,6 +49,7 @@ TARGET = "ipv4_addr . inet_service"
 ADDR_KEY6 = "ipv6_addr . inet_proto . inet_service"
 TARGET6 = "ipv6_addr . inet_service"
 MAPS = ("pub_any", "pub_addr", "pub_lo", "pub_any6", "pub_addr6")
+OPEN6 = "ipv6_addr . inet_proto . inet_service"  # a published container port, as routed to
 
 
 def _q(name: str) -> str:
@@ -71,10 +72,14 @@ def _dnat_key_value(d: DnatIntent) -> tuple[str, str]:
 
 
 def _group_elements(dnats: list[DnatIntent]) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = {name: [] for name in MAPS}
+    groups: dict[str, list[str]] = {name: [] for name in (*MAPS, "open6")}
     for d in dnats:
         if d.proxied:  # [::1]: the loopback proxy's
             continue
+        if d.version == 6:  # what routed networks let in (every IPv6 target: cheap, exact)
+            target = f"{d.container_ip} . {d.proto} . {d.container_port}"
+            if target not in groups["open6"]:
+                groups["open6"].append(target)
         map_name, element = _dnat_key_value(d)
         groups[map_name].append(element)
     return groups
@@ -85,6 +90,7 @@ def render_ruleset(model: FirewallModel) -> str:
     bridges = [b for b in model.bridges]  # one per (bridge, subnet): dual stack has two
     names = list(dict.fromkeys(_q(b.bridge) for b in bridges))
     internal = list(dict.fromkeys(_q(b.bridge) for b in bridges if b.internal))
+    routed = list(dict.fromkeys(_q(b.bridge) for b in bridges if b.routed and not b.internal))
     same = [f"{name} . {name}" for name in names]
     subnets = sorted({str(b.subnet) for b in bridges if b.subnet.version == 4})
     subnets6 = sorted({str(b.subnet) for b in bridges if b.subnet.version == 6})
@@ -114,6 +120,8 @@ delete table inet {TABLE}
 table inet {TABLE} {{
 	set bridges {{ type ifname; {_set_elements(names)} }}
 	set internal {{ type ifname; {_set_elements(internal)} }}
+	set routed {{ type ifname; {_set_elements(routed)} }}
+	set open6 {{ type {OPEN6}; {map_elems("open6")} }}
 	set same_bridge {{ type ifname . ifname; {_set_elements(same)} }}
 	set subnets {{ type ipv4_addr; flags interval; auto-merge; {_set_elements(subnets)} }}
 	set subnets6 {{ type ipv6_addr; flags interval; auto-merge; {_set_elements(subnets6)} }}
@@ -159,6 +167,8 @@ table inet {TABLE} {{
 		oifname @internal iifname . oifname != @same_bridge drop
 		oifname @bridges ct state established,related accept
 		oifname @bridges ct status dnat accept
+		oifname @routed ip6 daddr . meta l4proto . th dport @open6 accept
+		oifname @routed meta l4proto ipv6-icmp accept
 		oifname @bridges iifname . oifname != @same_bridge drop
 	}}
 }}
