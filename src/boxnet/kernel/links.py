@@ -10,7 +10,7 @@ import errno
 import os
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from ipaddress import (
     IPv4Address,
@@ -30,7 +30,7 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from boxnet.errors import KernelError
-from boxnet.kernel import ifctl
+from boxnet.kernel import ifctl, netns
 from boxnet.kernel.netns import enable_ipv6, netlink_socket_in
 
 # rtnetlink constants (linux/rtnetlink.h) for the routes built by hand in _address_and_route.
@@ -326,21 +326,26 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
     """Create the pair with its peer born inside the container's namespace, plug the host end
     into the bridge, and configure the peer: address, up, default route via the gateway."""
     fd = os.open(netns_path, os.O_RDONLY)
+    ipv6 = any(a.version == 6 for a in plan.addresses)
+    born_on = False
     try:
-        ipr.link(
-            "add",
-            ifname=plan.host_ifname,
-            kind="veth",
-            mtu=plan.mtu,
-            master=plan.bridge_index,
-            state="up",
-            peer={
-                "ifname": plan.container_ifname,
-                "net_ns_fd": fd,
-                "address": plan.mac,
-                "mtu": plan.mtu,
-            },
-        )
+        # An IPv6 endpoint's peer is born with IPv6 on (the namespace's default flipped for the
+        # one creation, see netns.ipv6_born_on): no thread and setns to turn it on afterwards.
+        with netns.ipv6_born_on(netns_path) if ipv6 else nullcontext(False) as born_on:
+            ipr.link(
+                "add",
+                ifname=plan.host_ifname,
+                kind="veth",
+                mtu=plan.mtu,
+                master=plan.bridge_index,
+                state="up",
+                peer={
+                    "ifname": plan.container_ifname,
+                    "net_ns_fd": fd,
+                    "address": plan.mac,
+                    "mtu": plan.mtu,
+                },
+            )
     except NetlinkError as exc:
         if exc.code == errno.EXFULL:  # the kernel's bridge port limit (BR_MAX_PORTS = 1024)
             raise KernelError(
@@ -356,7 +361,7 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
         # Index and "up" by ioctl on the socket (one syscall each, see ifctl); the address and
         # the route over netlink. lo is up since the namespace was made (netns.create_netns).
         index = ifctl.index(sock.fileno(), plan.container_ifname)
-        if any(a.version == 6 for a in plan.addresses):
+        if ipv6 and not born_on:
             enable_ipv6(netns_path, plan.container_ifname)  # before "up": link-local, then DAD
         ifctl.set_up(sock.fileno(), plan.container_ifname)
         inner = IPRoute(fileno=sock.detach())
