@@ -17,7 +17,17 @@ from typing import Any
 
 import pytest
 
-from boxnet.lab import BasicLab, Daemon, Lab, Netns, basic_lab, echo_server_argv, script_argv, spoof
+from boxnet.lab import (
+    BasicLab,
+    Daemon,
+    Lab,
+    Netns,
+    basic_lab,
+    echo_server_argv,
+    script_argv,
+    spoof,
+    venv_bin,
+)
 from boxnet.lab import firewalls as fw
 from boxnet.lab.proc import run, tool
 from boxnet.lab.topologies import HOST_IPV6, OUTSIDE_IPV6
@@ -39,7 +49,8 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
         d = lab.boxnetd(basic.host, *fw.daemon_args(request.param))
         d.cli("network", "create", "--ipv6", "--subnet", "2001:db8:1::/64", "pub6")
         d.cli("run", "-d", "--name", "web", "--network", "pub6", "-p", "8080:80",
-              "-p", "[::1]:8090:80", "-p", "127.0.0.1:8091:80", "host", *ECHO)  # fmt: skip
+              "-p", "[::1]:8090:80", "-p", "[::1]:8090:80/udp", "-p", "127.0.0.1:8091:80",
+              "host", *ECHO)  # fmt: skip
         assert wait_http(basic.outside, f"http://[{HOST_IPV6}]:8080/")
         yield basic, d, request.param
     finally:
@@ -56,6 +67,19 @@ def client_seen(ns: Netns, url: str) -> str | None:
     if res.returncode != 0 or not res.stdout:
         return None
     return str(json.loads(res.stdout)["client"])
+
+
+def udp_echo6(ns: Netns, ip: str, port: int) -> str | None:
+    """The client address the echo server saw for one UDP datagram, or None."""
+    code = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM);s.settimeout(2)\n"
+        f"s.sendto(b'x',({ip!r},{port}))\n"
+        "try: print(s.recv(100).decode())\n"
+        "except OSError: sys.exit(1)\n"
+    )
+    res = ns.run([str(venv_bin() / "python"), "-c", code], check=False)
+    return res.stdout.strip() if res.returncode == 0 else None
 
 
 def wait_http(ns: Netns, url: str, tries: int = 50) -> bool:
@@ -103,6 +127,7 @@ def test_published_port_answers_both_families_with_the_real_client(env: Env) -> 
     # The host itself, through its IPv6 address and through ::1 (the proxy).
     assert client_seen(basic.host, url6) is not None
     assert client_seen(basic.host, "http://[::1]:8090/") is not None
+    assert udp_echo6(basic.host, "::1", 8090)  # the relay carries UDP too
     assert client_seen(basic.host, "http://127.0.0.1:8091/") is not None
     # Another dual-stack container (hairpin over IPv6, masqueraded like IPv4's).
     d.cli("run", "-d", "--name", "peer", "--network", "pub6", "host", "sleep", "1000")
@@ -114,6 +139,7 @@ def test_published_port_answers_both_families_with_the_real_client(env: Env) -> 
         "80/tcp -> 0.0.0.0:8080",
         "80/tcp -> [::]:8080",
         "80/tcp -> [::1]:8090",
+        "80/udp -> [::1]:8090",
         "80/tcp -> 127.0.0.1:8091",
     }
     assert (8080, f"[{web6}]:80") in dnats6(env)
