@@ -169,7 +169,7 @@ def test_every_ipv6_publish_form(env: Env) -> None:
 def test_ipv6_loopback_publishing_is_host_only(env: Env) -> None:
     """A LAN neighbour's frame to the host's MAC for [::1]:8090 gets nothing; the same frame to
     the host's IPv6 address for 8080 is answered (the control), and the host itself reaches ::1."""
-    basic, _d, _fw = env
+    basic, d, _fw = env
     host_mac = str(basic.host.ip_json("link", "show", "dev", "eth0")[0]["address"])
     assert probe(basic.outside, host_mac, HOST_IPV6, 8080)["flags"] == "SA"
     assert probe(basic.outside, host_mac, "::1", 8090) == {
@@ -183,6 +183,9 @@ def test_ipv6_loopback_publishing_is_host_only(env: Env) -> None:
     # The proxy's socket is on ::1 alone.
     ss = basic.host.run(["ss", "-Htln", "sport = :8090"]).stdout.splitlines()
     assert [line.split()[3] for line in ss] == ["[::1]:8090"], ss
+    # The relay is the daemon's: a restarted daemon serves it again (the container lives on).
+    d.restart()
+    assert wait_http(basic.host, "http://[::1]:8090/")
 
 
 def test_ipv4_only_container_publishes_on_ipv4_only(env: Env) -> None:

@@ -75,7 +75,8 @@ class PortNode:
 
     @property
     def label(self) -> str:
-        return f"{self.host_ip}:{self.host_port}->{self.container_port}/{self.proto}"
+        host = f"[{self.host_ip}]" if ":" in self.host_ip else self.host_ip  # as `port` prints it
+        return f"{host}:{self.host_port}->{self.container_port}/{self.proto}"
 
 
 @dataclass(frozen=True)
