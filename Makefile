@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEB_PACKAGES := python3 python3-venv iproute2 nftables libnftables1 iptables busybox-static \
                 iputils-ping curl iperf3 util-linux procps psmisc docker.io chromium \
-                docker-registry skopeo etcd-server etcd-client openssl wget docker-compose
+                docker-registry skopeo etcd-server etcd-client openssl wget docker-compose \
+                podman containernetworking-plugins slirp4netns
 
 # Where the suite, the demo and the benchmarks run programs: `make test` checks that each one
 # comes from DEB_PACKAGES (or the base system), in the sources and as executed (boxnet.lab.programs).

@@ -88,6 +88,9 @@ def serve(argv: list[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from boxnet.kernel import fds
+
+    fds.raise_limit()  # ~3 descriptors per container (kernel/fds.py)
     paths = config.paths
     locks = [_lock(paths.data_root / "boxnetd.lock"), _lock(paths.lock_file)]
     if _socket_in_use(paths.socket):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import struct
@@ -56,7 +57,8 @@ class Env:
     def ok(self, *args: str, input: str | None = None, binary: str = DOCKER) -> str:
         """Run a docker command that must succeed and print nothing on stderr."""
         res = self.run(*args, input=input, binary=binary)
-        assert (res.returncode, res.stderr) == (0, ""), f"docker {' '.join(args)}: {res}"
+        stderr = cli_race_free(res.stderr) if args[:2] == ("run", "-d") else res.stderr
+        assert (res.returncode, stderr) == (0, ""), f"docker {' '.join(args)}: {res}"
         return res.stdout
 
     def raw(self) -> socket.socket:
@@ -175,6 +177,19 @@ def test_tty_run_and_exec(clean: Env) -> None:
     assert res.returncode == 2 and "\nexec-42\n" in res.stdout, res
 
 
+# The 20.10 CLI's `run -d` cancels its own wait request when it returns, and the goroutine
+# reading that request may log the cancellation before the process exits: a race inside the
+# CLI, seen with dockerd too and fixed in docker/cli#5043 (CLI 26.1). It says nothing about the
+# daemon; any other text on stderr still fails the test.
+CLI_WAIT_RACE = re.compile(
+    r'^time="[^"]+" level=error msg="error waiting for container: context canceled"\n', re.M
+)
+
+
+def cli_race_free(stderr: str) -> str:
+    return CLI_WAIT_RACE.sub("", stderr)
+
+
 def test_parallel_detached_runs(clean: Env) -> None:
     env = clean
 
@@ -183,7 +198,11 @@ def test_parallel_detached_runs(clean: Env) -> None:
 
     with ThreadPoolExecutor(PARALLEL) as pool:
         results = list(pool.map(start, range(PARALLEL)))
-    failed = [(r.args, r.returncode, r.stderr) for r in results if r.returncode != 0 or r.stderr]
+    failed = [
+        (r.args, r.returncode, r.stderr)
+        for r in results
+        if r.returncode != 0 or cli_race_free(r.stderr)
+    ]
     assert failed == [], f"{len(failed)} of {PARALLEL} failed: {failed[:3]}"
     names = env.ok("ps", "--format", "{{.Names}}").split()
     assert sorted(names) == sorted(f"par{i}" for i in range(PARALLEL))

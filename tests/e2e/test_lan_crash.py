@@ -302,21 +302,22 @@ def net_id(d: Daemon, name: str) -> str:
 
 
 def test_gc_collects_the_macvlan_drivers_orphans(env: tuple[LanLab, Daemon]) -> None:
-    """A host link and a link tagged as a VLAN parent (a veth stands in: no 8021q needed) that no
-    network owns, what a crash could leave: `boxnet system gc` removes both, nothing else."""
+    """A host link and a link tagged as a VLAN parent (a veth named NIC.VID stands in: no
+    8021q) that no network owns, what a crash could leave: `boxnet system gc` removes both,
+    nothing else."""
     lan, d = env
     host = lan.hosts[0]
     ensure(d, hostbridge=False, attached=False)
     host.ip("link", "add", "bxmh-deadbeef", "link", "ens33", "type", "macvlan", "mode", "bridge")
-    host.ip("link", "add", "vlanstub", "type", "veth", "peer", "name", "vlanstub1")
-    host.ip("link", "set", "vlanstub", "alias", "boxnet:vlan-parent")
+    host.ip("link", "add", "vstub.7", "type", "veth", "peer", "name", "vlanstub1")
+    host.ip("link", "set", "vstub.7", "alias", "boxnet:vlan-parent")
     host.ip("link", "add", "userveth", "type", "veth", "peer", "name", "userveth1")  # untouched
     try:
         out = d.cli("system", "gc").stdout
-        assert "macvlan host link bxmh-deadbeef" in out and "VLAN parent vlanstub" in out, out
+        assert "macvlan host link bxmh-deadbeef" in out and "VLAN parent vstub.7" in out, out
         assert boxnet_links(host) == []
         assert "userveth" in {x["ifname"] for x in host.ip_json("link")}
         check_host(lan)
     finally:
-        for name in ("bxmh-deadbeef", "vlanstub", "userveth"):
+        for name in ("bxmh-deadbeef", "vstub.7", "userveth"):
             host.run(["ip", "link", "del", name], check=False)

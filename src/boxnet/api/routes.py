@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from boxnet.api import (
     attach,
+    routes_cni,
     routes_containers,
     routes_events,
     routes_files,
@@ -37,6 +38,7 @@ def build_router(ctl: Controller) -> Router:
         routes_containers,
         routes_networks,
         routes_lan,
+        routes_cni,
         routes_events,
         routes_observe,
         routes_manage,

@@ -271,6 +271,7 @@ def container_summary(ctl: Controller, c: Container, now: float) -> dict[str, An
 def network_inspect(ctl: Controller, net: Network) -> dict[str, Any]:
     containers: dict[str, Any] = {}
     names = {c.id: c.name for c in ctl.records.containers()}
+    names.update(ctl.external.display_names())  # CNI attachments (core/external.py)
     for e in ctl.records.endpoints(network_id=net.id):
         containers[e.container_id] = {
             "Name": names.get(e.container_id, ""),

@@ -63,6 +63,15 @@ class Controller:
 
         self.dns = NameService(self.records, config, paths.dns_ports_dir)
         self.containers.dns = self.dns
+        from boxnet.core.external import ExternalAttachments
+        from boxnet.store.external_records import ExternalRecords
+
+        # Endpoints in namespaces boxnet does not own (the CNI plugin, core/external.py).
+        self.external = ExternalAttachments(
+            self.records, self.networks, self.sandboxes, ExternalRecords(self.store), self.ipr
+        )
+        self.external.dns = self.dns
+        self.reconciler.external = self.external
         self.events = self.containers.events  # the daemon's one event bus (core/events.py)
         self.ui_url = ""  # the topology page's address when boxnetd runs with --ui
 
@@ -89,6 +98,7 @@ class Controller:
             adopted, ended = adopt(self.containers)
             self.containers.restarts.on_daemon_start()
             self.dns.adopt()  # the resolver's sockets died with the previous daemon
+            self.external.adopt()
             if adopted or ended:
                 log.info("restart: adopted %d running containers, %d had ended", adopted, ended)
             self.reconciler.collect_garbage()

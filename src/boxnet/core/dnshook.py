@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from boxnet.core.etcfiles import host_resolvers
 from boxnet.core.sandbox import mode_kind
 from boxnet.dns import NameEntry, NameTable, Resolver
+from boxnet.dns import sockets as dns_sockets
 from boxnet.model import Container, Endpoint, State
 
 if TYPE_CHECKING:
@@ -46,6 +47,12 @@ class NameService:
         ones (127.0.0.53) included, since forwarding happens in the daemon's namespace."""
         if c.spec.dns:
             return tuple(c.spec.dns)
+        if self.config.dns:
+            return tuple(str(s) for s in self.config.dns)
+        return tuple(host_resolvers()[0])
+
+    def default_upstreams(self) -> tuple[str, ...]:
+        """The daemon's dns, else the host's resolv.conf servers (no container --dns)."""
         if self.config.dns:
             return tuple(str(s) for s in self.config.dns)
         return tuple(host_resolvers()[0])
@@ -102,6 +109,31 @@ class NameService:
         self.resolver.add(c.id, netns_path, self.upstreams(c))
         undo.push("stop serving DNS", lambda: self.detach(c.id))
 
+    def serve_external(
+        self,
+        owner: str,
+        names: tuple[str, ...],
+        endpoint: Endpoint,
+        netns_path: str,
+        resolver: bool,
+    ) -> None:
+        """An external attachment (core/external.py): its names answer on its network, and,
+        when `resolver`, 127.0.0.11 inside its namespace is served like a container's."""
+        internal = self._internal_networks()
+        entries = [
+            NameEntry(
+                container_id=owner,
+                network_id=endpoint.network_id,
+                ip=address.ip,
+                names=names,
+                internal=endpoint.network_id in internal,
+            )
+            for address in endpoint.addresses
+        ]
+        self._publish(self._table.with_container(owner, entries))
+        if resolver:
+            self.resolver.add(owner, netns_path, self.default_upstreams())
+
     def detach(self, container_id: str) -> None:
         self.resolver.forget(container_id)
         self._publish(self._table.without_container(container_id))
@@ -111,9 +143,13 @@ class NameService:
         sockets died with it). Returns how many."""
         self.refresh()
         served = 0
-        for c in self.records.containers():
-            if c.state != State.RUNNING or not uses_resolver(c) or not c.netns_path:
-                continue
+        adopted = [
+            c
+            for c in self.records.containers()
+            if c.state == State.RUNNING and uses_resolver(c) and c.netns_path
+        ]
+        dns_sockets.prepare([c.netns_path for c in adopted])
+        for c in adopted:
             try:
                 self.resolver.add(c.id, c.netns_path, self.upstreams(c))
                 served += 1

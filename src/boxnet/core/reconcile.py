@@ -25,6 +25,7 @@ from boxnet.model import Container, State
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
+    from boxnet.core.external import ExternalAttachments
     from boxnet.core.networks import Networks
     from boxnet.firewall.base import FirewallBackend
     from boxnet.lan import Lan
@@ -70,6 +71,9 @@ class Reconciler:
         self.lan = lan
         self.paths = paths
         self.ipr = ipr
+        # Attachments in namespaces the daemon does not own (core/external.py): kept while
+        # their namespace lives. Set by the controller.
+        self.external: ExternalAttachments | None = None
 
     def resolve_intents(self, report: GcReport) -> None:
         """Finish or undo every change an earlier daemon left half-done, then drop its row.
@@ -98,6 +102,10 @@ class Reconciler:
         records = self.records
         containers = {c.id: c for c in records.containers()}
         running = {cid for cid, c in containers.items() if c.state == State.RUNNING}
+        # External attachments own their records like running containers, while their
+        # namespace lives; the ones whose namespace is gone are detached here.
+        live_external = self.external.sweep(report) if self.external is not None else set()
+        running |= live_external
 
         # Records first: reservations whose owner is gone or not running.
         for endpoint in records.endpoints():
@@ -112,7 +120,7 @@ class Reconciler:
         for cid in {cid for cid, _b, _ip in records.ports()} - running:
             records.release_ports(cid)
         for cid in records.lease_holders():
-            if cid not in containers:
+            if cid not in containers and cid not in live_external:
                 records.release_leases(cid)
                 report.released.append(f"addresses of removed container {cid[:12]}")
             elif cid not in running:
@@ -120,21 +128,23 @@ class Reconciler:
 
         # Owners without their kernel objects: a running container whose link vanished (a crash
         # in the middle of `network disconnect`, or someone's `ip link del`) gets it back.
-        self._repair(containers, running, report)
+        # One dump of the host's links serves the repair and every collector.
+        present = links.link_names()
+        self._repair(containers, running, report, present)
 
         # Kernel objects with a driver's prefixes and no owner, driver by driver.
         networks = records.networks()
         endpoints = records.endpoints()
         for driver in self.networks.drivers:
             try:
-                report.removed += driver.collect(networks, endpoints)
+                report.removed += driver.collect(networks, endpoints, present)
             except Exception as exc:
                 report.problems.append(f"{driver.name} driver: {exc}")
         try:
-            report.removed += self.lan.collect_garbage()
+            report.removed += self.lan.collect_garbage(present)
         except Exception as exc:
             report.problems.append(f"pipework: {exc}")
-        owned_netns = {self.paths.netns_path(cid).name for cid in running}
+        owned_netns = {self.paths.netns_path(cid).name for cid in running}  # (+ DNS ports)
         if self.paths.netns_dir.is_dir():
             for path in self.paths.netns_dir.iterdir():
                 if path.name not in owned_netns:
@@ -161,9 +171,12 @@ class Reconciler:
         return report
 
     def _repair(
-        self, containers: dict[str, Container], running: set[str], report: GcReport
+        self,
+        containers: dict[str, Container],
+        running: set[str],
+        report: GcReport,
+        present: frozenset[str],
     ) -> None:
-        present = {info.ifname for info in links.list_links(self.ipr)}
         nets = {n.id: n for n in self.records.networks()}
         for e in self.records.endpoints():
             net = nets.get(e.network_id)

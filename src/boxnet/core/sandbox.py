@@ -136,7 +136,22 @@ class Sandboxes:
         path: Path,
         undo: Undo,
     ) -> Endpoint:
-        """Address an endpoint (IPAM is core's) and let the network's driver plug it in."""
+        mac = c.spec.mac_address if (primary and c.spec.mac_address) else None
+        return self.attach_endpoint(c.id, net, req, ifname, primary, path, mac, undo)
+
+    def attach_endpoint(
+        self,
+        owner_id: str,
+        net: Network,
+        req: EndpointRequest,
+        ifname: str,
+        primary: bool,
+        path: Path,
+        mac: str | None,
+        undo: Undo,
+    ) -> Endpoint:
+        """Address an endpoint (IPAM is core's) and let the network's driver plug it in.
+        owner_id is a container's id, or an external attachment's (core/external.py)."""
         driver = self.networks.driver_of(net)
         if not driver.joinable or not net.ipam:
             raise InvalidArgument(f"cannot attach a container to network {net.name}")
@@ -149,7 +164,7 @@ class Sandboxes:
             )
         for cfg in net.ipam:  # one address (and next hop) per address family
             wanted: IPAddress | None = req.ipv4 if cfg.version == 4 else req.ipv6
-            ip = self._lease(c, net, cfg, wanted, undo)
+            ip = self._lease(owner_id, net, cfg, wanted, undo)
             addresses.append(ip_interface(f"{ip}/{cfg.subnet.prefixlen}"))
             gateway = cfg.gateway
             # `default-gateway` / `default-gateway-v6` of the default bridge
@@ -161,12 +176,12 @@ class Sandboxes:
         first = addresses[0].ip
         endpoint = Endpoint(
             id=secrets.token_hex(32),
-            container_id=c.id,
+            container_id=owner_id,
             network_id=net.id,
             ifname=ifname,
             addresses=tuple(addresses),
             gateways=tuple(gateways),
-            mac=c.spec.mac_address if (primary and c.spec.mac_address) else mac_for_ip(first),
+            mac=mac or mac_for_ip(first),
             host_veth="",
             aliases=req.aliases,
         )
@@ -176,13 +191,13 @@ class Sandboxes:
         return endpoint
 
     def _lease(
-        self, c: Container, net: Network, cfg: IPAMConfig, wanted: IPAddress | None, undo: Undo
+        self, owner_id: str, net: Network, cfg: IPAMConfig, wanted: IPAddress | None, undo: Undo
     ) -> IPAddress:
-        """An address of cfg's family for c on net: the one asked for (`--ip`), or the lowest
+        """An address of cfg's family for owner_id on net: the one asked for (`--ip`), or the lowest
         free one of the dynamic range."""
         if wanted is not None:
             check_static_address(wanted, cfg.subnet, cfg.gateway, cfg.aux_addresses.values())
-            if not self.records.lease(net.id, wanted, c.id, static=True):
+            if not self.records.lease(net.id, wanted, owner_id, static=True):
                 raise Conflict(
                     f"Address already in use: {wanted} is taken on network {net.name}",
                     hint="choose another --ip, or leave it out",
@@ -193,8 +208,8 @@ class Sandboxes:
         )
         while True:
             ip = pick_address(cfg.subnet, cfg.ip_range, taken)
-            if self.records.lease(net.id, ip, c.id, static=False):
-                undo.push("release lease", lambda: self.records.release_leases(c.id, net.id))
+            if self.records.lease(net.id, ip, owner_id, static=False):
+                undo.push("release lease", lambda: self.records.release_leases(owner_id, net.id))
                 return ip
             taken.add(ip)  # lost a race with another writer: try the next one
 
@@ -207,6 +222,12 @@ class Sandboxes:
                 for port, proto in c.spec.exposed
                 if (port, proto) not in explicit
             ]
+        return self.publish_requests(c.id, requests, endpoint, undo)
+
+    def publish_requests(
+        self, owner_id: str, requests: list[PortRequest], endpoint: Endpoint, undo: Undo
+    ) -> tuple[PortBinding, ...]:
+        """Reserve host ports for requests and DNAT them to endpoint (owner_id's)."""
         if not requests:
             return ()
         began = time.perf_counter()
@@ -243,10 +264,10 @@ class Sandboxes:
             return found.ip
 
         try:
-            self.records.add_ports(c.id, [(b, str(target(b))) for b in bindings])
+            self.records.add_ports(owner_id, [(b, str(target(b))) for b in bindings])
         except Exception as exc:  # the UNIQUE constraint: somebody took it meanwhile
             raise Conflict(f"port is already allocated: {exc}") from exc
-        undo.push("release ports", lambda: self.records.release_ports(c.id))
+        undo.push("release ports", lambda: self.records.release_ports(owner_id))
         dnats = [
             DnatIntent(b.host_ip, b.proto, b.host_port, target(b), b.container_port)
             for b in bindings
@@ -260,6 +281,17 @@ class Sandboxes:
         metrics.record("publish", time.perf_counter() - began)
         faults.point("container.start.ports")
         return tuple(bindings)
+
+    def unpublish_owner(self, owner_id: str) -> None:
+        """Remove the DNATs and reservations of owner_id's published ports. Idempotent."""
+        dnats = [
+            DnatIntent(b.host_ip, b.proto, b.host_port, ip_address(ip), b.container_port)
+            for _cid, b, ip in self.records.ports(owner_id)
+        ]
+        try:
+            self._unpublish(dnats)
+        finally:
+            self.records.release_ports(owner_id)
 
     def _unpublish(self, dnats: list[DnatIntent]) -> None:
         if self.firewall is not None:

@@ -9,6 +9,8 @@ import select
 import threading
 from collections.abc import Callable
 
+from boxnet.kernel import fds
+
 log = logging.getLogger("boxnet.watcher")
 
 
@@ -32,7 +34,7 @@ class ShimWatcher:
                 pidfd = os.pidfd_open(shim_pid)
             except ProcessLookupError:
                 return False
-        fd = pidfd
+        fd = fds.park(pidfd)  # held as long as the container runs (kernel/fds.py)
         with self._lock:
             self._by_fd[fd] = container_id
             self._poll.register(fd, select.POLLIN)

@@ -55,6 +55,12 @@ def open_sockets(
     return udp, tcp
 
 
+def prepare(netns_paths: list[str]) -> None:
+    """Make the sockets of many containers at once (a restarted daemon adopting them): one
+    thread visits every namespace, instead of one thread per container."""
+    netns.prepare_sockets(netns_paths, KINDS)
+
+
 def forget(ports_file: Path | None) -> None:
     """The container's namespace is gone (or going): its ports mean nothing any more."""
     if ports_file is not None:

@@ -134,11 +134,20 @@ class NetworkDriver(ABC):
         """The neutral firewall intents of this network (firewall/base.py)."""
         return ()
 
-    def repair(self, net: Network, endpoint: Endpoint, netns_path: str, present: set[str]) -> str:
+    def repair(
+        self, net: Network, endpoint: Endpoint, netns_path: str, present: frozenset[str]
+    ) -> str:
         """A running container's endpoint lost a kernel object (present: the host's link
         names): make it again. Returns what was done ("" = nothing was missing)."""
         return ""
 
-    def collect(self, networks: Sequence[Network], endpoints: Sequence[Endpoint]) -> list[str]:
-        """Delete kernel objects of this driver's prefixes that no record owns; returns them."""
+    def collect(
+        self,
+        networks: Sequence[Network],
+        endpoints: Sequence[Endpoint],
+        present: frozenset[str],
+    ) -> list[str]:
+        """Delete kernel objects of this driver's prefixes that no record owns; returns them.
+        `present` names the host's links (links.link_names(), listed once for every
+        collector): pick candidates by name, then ask the kernel about those alone."""
         return []

@@ -337,7 +337,9 @@ class BridgeDriver(NetworkDriver):
             for cfg in net.ipam  # one per address family: both firewall backends take both
         )
 
-    def repair(self, net: Network, endpoint: Endpoint, netns_path: str, present: set[str]) -> str:
+    def repair(
+        self, net: Network, endpoint: Endpoint, netns_path: str, present: frozenset[str]
+    ) -> str:
         if endpoint.host_veth in present or not net.bridge or not netns_path:
             return ""
         bridge = links.link_info(self.ipr, net.bridge)
@@ -347,13 +349,36 @@ class BridgeDriver(NetworkDriver):
         links.add_veth_into(self.ipr, Path(netns_path), plan)
         return f"veth {endpoint.host_veth}"
 
-    def collect(self, networks: Sequence[Network], endpoints: Sequence[Endpoint]) -> list[str]:
+    def collect(
+        self,
+        networks: Sequence[Network],
+        endpoints: Sequence[Endpoint],
+        present: frozenset[str],
+    ) -> list[str]:
         bridges = {n.bridge for n in networks if n.bridge}
         owned_veths = {e.host_veth for e in endpoints}
-        present = links.list_links(self.ipr)
-        bridge_index = {info.index for info in present if info.ifname in bridges}
+        candidates = [
+            name
+            for name in present
+            if (name.startswith(VETH_PREFIX) and name not in owned_veths)
+            or (
+                name.startswith(BRIDGE_PREFIX)
+                and len(name) == len(BRIDGE_PREFIX) + 12
+                and name not in bridges
+            )
+        ]
+        if not candidates:
+            return []
+        bridge_index = {
+            info.index
+            for info in (links.link_info(self.ipr, b) for b in bridges if b in present)
+            if info is not None
+        }
         removed = []
-        for info in present:
+        for name in candidates:
+            info = links.link_info(self.ipr, name)
+            if info is None:
+                continue
             if (
                 info.ifname.startswith(VETH_PREFIX)
                 and info.master in bridge_index

@@ -190,12 +190,27 @@ class MacvlanDriver(NetworkDriver):
             links.delete_link_in(netns_path, endpoint.ifname)
 
     # -- garbage collection ---------------------------------------------------------------------
-    def collect(self, networks: Sequence[Network], endpoints: Sequence[Endpoint]) -> list[str]:
+    def collect(
+        self,
+        networks: Sequence[Network],
+        endpoints: Sequence[Endpoint],
+        present: frozenset[str],
+    ) -> list[str]:
         ours = [n for n in networks if n.driver == self.name]
         host_links = {host_link_name(n) for n in ours if n.options.get(OPT_HOST_IP)}
         parents = {n.options.get(OPT_PARENT) for n in ours}
         removed = []
-        for info in links.list_links(self.ipr):
+        # VLAN parents boxnet made are named NIC.VID (and tagged with VLAN_ALIAS).
+        candidates = [
+            name
+            for name in present
+            if (name.startswith(HOST_LINK_PREFIX) and name not in host_links)
+            or ("." in name and name not in parents)
+        ]
+        for name in candidates:
+            info = links.link_info(self.ipr, name)
+            if info is None:
+                continue
             if info.ifname.startswith(HOST_LINK_PREFIX) and info.ifname not in host_links:
                 links.delete_link(self.ipr, info.ifname)
                 removed.append(f"{self.name} host link {info.ifname}")

@@ -93,6 +93,14 @@ def link_info(ipr: IPRoute, ifname: str) -> LinkInfo | None:
     )
 
 
+def link_names() -> frozenset[str]:
+    """The names of the calling thread's namespace's links, from libc's if_nameindex (one
+    netlink dump parsed in C: ~1 ms for 1,000 links, where pyroute2 decodes every attribute of
+    every link, ~0.4 ms each). Garbage collection picks candidates by name from this and asks
+    for the details of those alone."""
+    return frozenset(name for _index, name in socket.if_nameindex())
+
+
 def list_links(ipr: IPRoute) -> list[LinkInfo]:
     out = []
     for msg in ipr.get_links():
@@ -387,3 +395,26 @@ def set_sysctl(path: str, value: str) -> None:
 def read_sysctl(path: str) -> str:
     with open(f"/proc/sys/{path}") as fh:
         return fh.read().strip()
+
+
+@dataclass(frozen=True)
+class InsideInterface:
+    """An interface as seen inside another namespace (CNI CHECK compares it to the records)."""
+
+    ifname: str
+    mac: str
+    up: bool
+    addresses: tuple[str, ...]  # "10.0.0.2/24", both families
+
+
+def interface_in(netns_path: str | Path, ifname: str) -> InsideInterface | None:
+    """ifname inside the namespace at netns_path (None: no such interface)."""
+    with ipr_in(netns_path) as inner:
+        info = link_info(inner, ifname)
+        if info is None:
+            return None
+        found = [
+            f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}"
+            for msg in inner.get_addr(index=info.index)
+        ]
+    return InsideInterface(ifname, info.mac, info.up, tuple(found))

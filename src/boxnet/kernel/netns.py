@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from boxnet.errors import KernelError
-from boxnet.kernel import ifctl
+from boxnet.kernel import fds, ifctl
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
@@ -96,7 +96,7 @@ def create_netns(path: Path, prepare: Sequence[SocketKind] = (), nftables: bool 
             _libc.mount(f"/proc/self/task/{tid}/ns/net".encode(), bytes(path), None, MS_BIND, None),
             f"bind-mount netns at {path}",
         )
-        spares = [(kind, socket.socket(*kind)) for kind in prepare]
+        spares = [(kind, fds.park_socket(socket.socket(*kind))) for kind in prepare]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             ifctl.set_up(probe.fileno(), "lo")  # every container has its loopback up
         # Interfaces are born without IPv6 (no link-local address, no router solicitation):
@@ -221,6 +221,28 @@ def nftables_in(path: str | Path) -> Any:
         raise KernelError(f"enter network namespace {path}: {exc.strerror or exc}") from exc
 
 
+def prepare_sockets(paths: Sequence[str | Path], kinds: Sequence[SocketKind]) -> None:
+    """Make sockets of `kinds` in each namespace of `paths` ahead of `sockets_in`, from ONE
+    throwaway thread that enters the namespaces in turn (a daemon adopting 1,000 containers
+    would otherwise start 1,000 threads). A namespace that cannot be entered is skipped:
+    `sockets_in` then reports it when asked."""
+
+    def work() -> dict[str, list[tuple[SocketKind, socket.socket]]]:
+        made: dict[str, list[tuple[SocketKind, socket.socket]]] = {}
+        for path in paths:
+            try:
+                _enter(path)
+                made[str(path)] = [(kind, fds.park_socket(socket.socket(*kind))) for kind in kinds]
+            except OSError:
+                continue
+        return made
+
+    made = _in_thread(work)
+    with _spare_lock:
+        for path, spares in made.items():
+            _spare.setdefault(path, []).extend(spares)
+
+
 def _enter(path: str | Path) -> None:
     """Move the calling thread into the namespace at `path` (only ever in a throwaway thread)."""
     fd = os.open(path, os.O_RDONLY)
@@ -248,7 +270,7 @@ def sockets_in(path: str | Path, kinds: Sequence[SocketKind]) -> list[socket.soc
             made: list[socket.socket] = []
             try:
                 for i in missing:
-                    made.append(socket.socket(*kinds[i]))
+                    made.append(fds.park_socket(socket.socket(*kinds[i])))
             except BaseException:
                 for sock in made:
                     sock.close()
@@ -265,3 +287,22 @@ def sockets_in(path: str | Path, kinds: Sequence[SocketKind]) -> list[socket.soc
         for i, sock in zip(missing, made, strict=True):
             found[i] = sock
     return [sock for sock in found if sock is not None]
+
+
+def loopback_up(path: str | Path) -> None:
+    """Bring lo up in a namespace someone else made (a CNI runtime's): the resolver binds
+    127.0.0.11 there, which needs it. One ioctl on a socket of that namespace."""
+    with socket_in(path, socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            ifctl.set_up(probe.fileno(), "lo")
+        except OSError as exc:
+            raise KernelError(f"bring lo up in {path}: {exc.strerror or exc}") from exc
+
+
+def is_netns(path: str | Path) -> bool:
+    """Whether path is a live network namespace (a bind mount or /proc/PID/ns/net) rather than
+    a missing or left-over plain file: namespace files all live on the one nsfs device."""
+    try:
+        return os.stat(path).st_dev == os.stat("/proc/self/ns/net").st_dev
+    except OSError:
+        return False

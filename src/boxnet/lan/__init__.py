@@ -28,5 +28,5 @@ class Lan:
         """Finish or undo a LAN change a crash cut short (lan/recovery.py)."""
         return recovery.resolve(self, intent)
 
-    def collect_garbage(self) -> list[str]:
-        return recovery.collect(self)
+    def collect_garbage(self, present: frozenset[str]) -> list[str]:
+        return recovery.collect(self, present)

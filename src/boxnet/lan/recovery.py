@@ -122,12 +122,12 @@ def _pipework_attach(lan: Lan, p: dict[str, Any]) -> str:
     return f"undone: {ifname} and {p['host_ifname']} removed"
 
 
-def collect(lan: Lan) -> list[str]:
+def collect(lan: Lan, present: frozenset[str]) -> list[str]:
     """pipework veth ends on the host that no attachment record names (gc)."""
     owned = {d["host_ifname"] for d in lan.records.attachments() if d["host_ifname"]}
     removed = []
-    for info in links.list_links(lan.hostbridges.ipr):
-        if info.ifname.startswith(PIPEWORK_VETH_PREFIX) and info.ifname not in owned:
-            links.delete_link(lan.hostbridges.ipr, info.ifname)
-            removed.append(f"pipework veth {info.ifname}")
+    for name in sorted(present):
+        if name.startswith(PIPEWORK_VETH_PREFIX) and name not in owned:
+            links.delete_link(lan.hostbridges.ipr, name)
+            removed.append(f"pipework veth {name}")
     return removed

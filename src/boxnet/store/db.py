@@ -80,10 +80,18 @@ class Store:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._depth = 0
+        # Bumped when an outermost transaction ends (commit or rollback): readers that keep
+        # parsed rows (Records' whole-table reads) know them current while it is unchanged.
+        self.generation = 0
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every query and transaction: hold it to read several things at one moment."""
+        return self._lock
 
     def close(self) -> None:
         with self._lock:
@@ -111,6 +119,7 @@ class Store:
                 self._conn.execute("COMMIT")
             finally:
                 self._depth = 0
+                self.generation += 1
 
     def query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -1,0 +1,68 @@
+"""The daemon's long-lived per-container descriptors live at 1024 and above.
+
+glibc aborts a process that select()s on a descriptor >= FD_SETSIZE (1024), and libnftables
+selects on its netlink socket: with every container holding its resolver's two sockets and its
+shim's pidfd, boxnetd died at ~340 containers when a new container's libnftables context got
+descriptor 1024 (kernel/fds.py). Observer: /proc/<boxnetd>/fd, before and after containers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from boxnet.lab import Daemon, Lab, basic_lab
+
+pytestmark = pytest.mark.e2e
+
+FD_SETSIZE = 1024
+
+
+@pytest.fixture(scope="module")
+def daemon() -> Iterator[Daemon]:
+    with Lab("fds") as lab:
+        basic = basic_lab(lab)
+        yield lab.boxnetd(basic.host)
+
+
+def descriptors(pid: int) -> list[int]:
+    return sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
+
+
+def low_count(pid: int) -> int:
+    return sum(1 for fd in descriptors(pid) if fd < FD_SETSIZE)
+
+
+def test_containers_hold_no_descriptor_below_fd_setsize(daemon: Daemon) -> None:
+    d = daemon
+    d.cli("run", "-d", "--name", "warm", "busybox", "sleep", "600")  # lazy imports, pools
+    before_low = low_count(d.pid)
+    before_high = len(descriptors(d.pid)) - before_low
+    names = [f"c{i}" for i in range(6)]
+    for i, name in enumerate(names):
+        args = ["-p", "80"] if i % 2 else []
+        d.cli("run", "-d", "--name", name, *args, "busybox", "sleep", "600")
+    try:
+        # Descriptors a request used are closed when it ends; allow a moment for stragglers.
+        deadline = time.monotonic() + 5
+        while low_count(d.pid) > before_low + 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        after = descriptors(d.pid)
+        low = sum(1 for fd in after if fd < FD_SETSIZE)
+        high = len(after) - low
+        assert low <= before_low + 1, (before_low, after)
+        # Each container's resolver sockets and pidfd: three parked descriptors apiece.
+        assert high >= before_high + 3 * len(names), (before_high, after)
+        # Names still resolve through the parked sockets.
+        out = d.cli("exec", "c1", "nslookup", "c2", "127.0.0.11", check=False)
+        assert out.returncode == 0 and "Address" in out.stdout, out.stdout + out.stderr
+    finally:
+        d.cli("rm", "-f", "warm", *names, check=False)
+    # And they are given back when the containers go.
+    deadline = time.monotonic() + 10
+    while len(descriptors(d.pid)) - low_count(d.pid) > before_high and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(descriptors(d.pid)) - low_count(d.pid) <= before_high
