@@ -8,12 +8,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from boxnet import faults
 from boxnet.drivers.base import DriverEnv, NetworkDriver, Plan, PlanContext, Rollback
+from boxnet.drivers.bridge_default import default_ipv6, free_default_bip
 from boxnet.errors import Conflict, InvalidArgument, NotFound
 from boxnet.firewall.base import BridgeIntent
 from boxnet.ipam.allocator import (
@@ -216,31 +217,11 @@ class BridgeDriver(NetworkDriver):
             iface = addrs[0]
             own = IPAMConfig(iface.network, iface.ip, config.fixed_cidr)
             return replace(net, ipam=(own,), bridge=config.bridge, managed_bridge=False)
-        iface = config.bip if config.bip is not None else self._free_default_bip(old, ctx)
+        iface = config.bip if config.bip is not None else free_default_bip(old, ctx)
         ipam: tuple[IPAMConfig, ...] = (IPAMConfig(iface.network, iface.ip, config.fixed_cidr),)
         if config.ipv6:
             ipam += (default_ipv6(config, ctx),)
         return replace(net, ipam=ipam, ipv6=config.ipv6, bridge=DEFAULT_BRIDGE_NAME)
-
-    @staticmethod
-    def _free_default_bip(old: Network | None, ctx: PlanContext) -> IPv4Interface:
-        preferred = IPv4Interface("172.17.0.1/16")  # Docker's, IPv4 by nature
-        occupied = ctx.occupied()
-        if not any(o.network.overlaps(preferred.network) for o in occupied):
-            return preferred
-        previous = old.family(4) if old is not None else None
-        if previous is not None and isinstance(previous.gateway, IPv4Address):
-            iface = IPv4Interface(f"{previous.gateway}/{previous.subnet.prefixlen}")
-            if not any(o.network.overlaps(iface.network) for o in occupied):
-                return iface
-        subnet, skipped = pick_subnet(ctx.pools, occupied)
-        assert isinstance(subnet, IPv4Network)  # the pools are IPv4
-        log.warning(
-            "default bridge: 172.17.0.0/16 is in use (%s); using %s instead",
-            "; ".join(skipped[:3]),
-            subnet,
-        )
-        return IPv4Interface(f"{first_host(subnet)}/{subnet.prefixlen}")
 
     def create(self, net: Network, undo: Rollback) -> Network:
         """Make (or bring in line: idempotent) the bridge and its gateway address."""
@@ -395,42 +376,3 @@ class BridgeDriver(NetworkDriver):
                 links.delete_link(self.ipr, info.ifname)
                 removed.append(f"bridge {info.ifname}")
         return removed
-
-
-def default_ipv6(config: DaemonConfig, ctx: PlanContext) -> IPAMConfig:
-    """The default bridge's IPv6 family (daemon `ipv6`): bip6's network and address, else
-    fixed-cidr-v6 with its first address as gateway, else a /64 of the unique local pool. An
-    explicit prefix overlapping the host's addresses, routes or another network is refused by
-    name (the config rules cannot see the host)."""
-    occupied = ctx.occupied()
-    key, subnet, gateway, ip_range = "", None, None, None
-    picked: IPNetwork
-    if config.bip6 is not None:
-        key, subnet, gateway = "bip6", config.bip6.network, config.bip6.ip
-        ip_range = config.fixed_cidr_v6
-    elif config.fixed_cidr_v6 is not None:
-        key, subnet = "fixed-cidr-v6", config.fixed_cidr_v6
-    if subnet is not None:
-        for o in occupied:
-            if _overlaps(o.network, subnet):
-                raise Conflict(
-                    f"{key} {subnet} ({config.source_of(key)}) overlaps {o.what} ({o.network})",
-                    hint=f"choose an IPv6 prefix for the default bridge that the host does not"
-                    f" use, or remove {key} (a unique local /64 is picked)",
-                )
-        picked = subnet
-    else:  # the first free /64 of the pool: the same one at every start
-        picked, _skipped = pick_subnet(ctx.pools6, occupied)
-    gw = gateway or first_host(picked)
-    gw6 = config.default_gateway_v6
-    if gw6 is not None and gw6 not in picked:
-        raise InvalidArgument(
-            f"default-gateway-v6 {gw6} ({config.source_of('default-gateway-v6')}) is not inside"
-            f" the default bridge's IPv6 subnet {picked}",
-            hint="set fixed-cidr-v6 or bip6 to a prefix holding it, or remove default-gateway-v6",
-        )
-    return IPAMConfig(picked, gw, ip_range)
-
-
-def _overlaps(a: IPNetwork, b: IPNetwork) -> bool:
-    return a.version == b.version and a.overlaps(b)  # type: ignore[arg-type]
