@@ -35,8 +35,12 @@ OPT_ICC = "com.docker.network.bridge.enable_icc"
 OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
 OPT_HOST_BINDING = "com.docker.network.bridge.host_binding_ipv4"
 OPT_MTU = "com.docker.network.driver.mtu"
+# "nat" (the default: NAT66 out, nothing routed in) or "routed" (no NAT66; the outside reaches the
+# containers' own addresses, published ports only)
+OPT_GATEWAY_MODE6 = "com.docker.network.bridge.gateway_mode_ipv6"
 # boxnet's: the endpoints' gateway when it is not the network's (`default-gateway` in daemon.json).
 OPT_ENDPOINT_GATEWAY = "boxnet.default_gateway"
+OPT_ENDPOINT_GATEWAY6 = "boxnet.default_gateway_v6"
 
 
 class State(enum.StrEnum):
@@ -109,7 +113,7 @@ class NetworkRequest:
     internal: bool = False
     attachable: bool = False
     ipv6: bool = False
-    ipv4: bool = True  # False (`--ipv4=false`): an IPv6-only network (refused so far)
+    ipv4: bool = True  # False (`--ipv4=false`, Docker 28): an IPv6-only network (with --ipv6)
     # The IPv6 addressing asked for (its subnet, maybe gateway, range, aux addresses); None with
     # --ipv6 means a subnet from the IPv6 pools. The fields above are the IPv4 family's.
     ipam6: IPAMConfig | None = None
@@ -123,7 +127,7 @@ class PortBinding:
 
     container_port: int
     proto: str
-    host_ip: IPv4Address
+    host_ip: IPAddress  # 0.0.0.0 / :: = every address of that family
     host_port: int
 
     @property
@@ -137,7 +141,7 @@ class PortRequest:
 
     container_port: int
     proto: str
-    host_ip: IPv4Address | None
+    host_ip: IPAddress | None  # None: the network's default (both families when it has IPv6)
     host_port_start: int | None
     host_port_end: int | None
 
@@ -168,12 +172,24 @@ class Endpoint:
     host_veth: str  # the host side of the link ("" when there is none, as for macvlan)
     aliases: tuple[str, ...] = ()
 
-    # The IPv4 address, for what is IPv4 by nature or until it learns IPv6 (DNS A records,
-    # /etc/hosts, DNAT, Docker's IPAddress fields). Every endpoint has one: IPv6-only networks
-    # (--ipv4=false) are refused.
+    # The IPv4 address, for what is IPv4 by nature (DNAT of IPv4 bindings, Docker's IPAddress
+    # fields). An endpoint of an IPv6-only network (--ipv4=false) has none: callers that may
+    # meet one ask `interface4` (None) or `primary` (its IPv6 address) instead.
     @property
     def interface(self) -> IPv4Interface:
-        return next(a for a in self.addresses if isinstance(a, IPv4Interface))
+        found = self.interface4
+        if found is None:
+            raise ValueError(f"endpoint {self.id[:12]} has no IPv4 address")
+        return found
+
+    @property
+    def interface4(self) -> IPv4Interface | None:
+        return next((a for a in self.addresses if isinstance(a, IPv4Interface)), None)
+
+    @property
+    def primary(self) -> IPInterface:
+        """The address to show for the endpoint: IPv4 when it has one, else IPv6."""
+        return self.interface4 or self.addresses[0]
 
     @property
     def ip(self) -> IPv4Address:

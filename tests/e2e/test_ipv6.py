@@ -145,6 +145,14 @@ def test_ipv4_only_networks_give_containers_no_ipv6(env: Env) -> None:
     # A dual-stack container's interface has it on.
     flag = d.cli("exec", "a6", "cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6").stdout
     assert flag.strip() == "0"
+    # Its namespace's default is off again after eth0 was born with IPv6 on: an IPv4-only
+    # interface added later has none.
+    d.cli("run", "-d", "--name", "mixed", "--network", "v6net", "host", "sleep", "1000")
+    d.cli("network", "connect", "v4only", "mixed")
+    flags = d.cli("exec", "mixed", "sh", "-c", "cat /proc/sys/net/ipv6/conf/eth[01]/disable_ipv6")
+    assert flags.stdout.split() == ["0", "1"]
+    assert ip6_in(d, "mixed", "addr", "show", "dev", "eth1") == []
+    d.cli("rm", "-f", "mixed")
 
 
 def test_ipv6_without_subnet_gets_a_unique_local_64(env: Env) -> None:

@@ -188,15 +188,14 @@ def test_warnings_belong_to_their_own_create(env: Env) -> None:
         d.cli("network", "rm", name)
 
 
-def test_ipv6_only_and_macvlan_ipv6_are_refused(env: Env) -> None:
-    """What IPv6 cannot do yet is refused with the reason, never accepted and ignored; nothing
-    is left behind (no record, no bridge). (IPv6 itself: tests/e2e/test_ipv6.py.)"""
+def test_no_family_and_macvlan_ipv6_are_refused(env: Env) -> None:
+    """A network without any address family, and what IPv6 cannot do yet, are refused with the
+    reason, never accepted and ignored; nothing is left behind (no record, no bridge). (IPv6
+    itself: tests/e2e/test_ipv6*.py.)"""
     basic, d = env
     before = {x["ifname"] for x in basic.host.ip_json("link")}
-    status, body = api_post(
-        d, "/networks/create", {"Name": "v6net", "EnableIPv6": True, "EnableIPv4": False}
-    )
-    assert status == 400 and b"IPv6-only networks are not supported yet" in body
+    status, body = api_post(d, "/networks/create", {"Name": "v6net", "EnableIPv4": False})
+    assert status == 400 and b"--ipv4=false (EnableIPv4) without --ipv6" in body
     res = d.cli("network", "create", "-d", "macvlan", "--ipv6", "-o", "parent=eth0", "v6net",
                 check=False)  # fmt: skip
     assert res.returncode == 1

@@ -186,11 +186,12 @@ def test_unknown_keys(env: Env) -> None:
         ("dns-opt", "unknown key, did you mean 'dns-opts'?", 'rename "dns-opt" to "dns-opts"'),
         ("log-driver", "a Docker option that boxnet does not implement",
          "remove it: boxnet refuses options it would silently ignore"),
-        ("zzz", "unknown key", "known keys: bip, bridge, cluster-advertise, cluster-store,"
+        ("zzz", "unknown key", "known keys: bip, bip6, bridge, cluster-advertise, cluster-store,"
          " cluster-store-opts, data-root, debug, default-address-pools,"
-         " default-gateway, dns, dns-opts, dns-search, exec-root, firewall-backend, fixed-cidr,"
+         " default-gateway, default-gateway-v6, dns, dns-opts, dns-search, exec-root,"
+         " firewall-backend, fixed-cidr, fixed-cidr-v6,"
          " hosts, icc, insecure-registries, ip, ip-forward, ip-masq, iptables, iptables-variant,"
-         " mtu, ui"),
+         " ipv6, mtu, ui"),
     ]  # fmt: skip
 
 
@@ -324,3 +325,38 @@ def test_bad_cluster_store_opts(env: Env, opts: list[str], message: str, hint: s
     assert problem.key == "cluster-store-opts"
     assert message in problem.message
     assert problem.hint is not None and hint in problem.hint
+
+
+def test_default_bridge_ipv6_keys(env: Env) -> None:
+    config = env.ok("--ipv6", "--bip6", "fd00:1::1/64", "--fixed-cidr-v6", "fd00:1::/80",
+                    "--default-gateway-v6", "fd00:1::fe")  # fmt: skip
+    assert config.ipv6 and str(config.bip6) == "fd00:1::1/64"
+    assert (
+        str(config.fixed_cidr_v6) == "fd00:1::/80"
+        and str(config.default_gateway_v6) == "fd00:1::fe"
+    )
+    problem = env.bad_one("--fixed-cidr-v6", "fd00:1::/64")
+    assert problem.message == "has no effect: ipv6 is not set"
+    assert problem.hint == "set ipv6 to true (--ipv6), or remove fixed-cidr-v6"
+    problem = env.bad_one("--ipv6", "--bip6", "fd00:1::1/64", "--fixed-cidr-v6", "fd00:2::/80")
+    assert problem.message == (
+        "fd00:2::/80 is not inside the bip6 network fd00:1::/64"
+        " (bip6 fd00:1::1/64 from flag --bip6)"
+    )
+    problem = env.bad_one("--ipv6", "--fixed-cidr-v6", "fd00:1::/64", "--default-gateway-v6",
+                          "fd00:2::1")  # fmt: skip
+    assert problem.key == "default-gateway-v6"
+    assert problem.message == (
+        "fd00:2::1 is not inside fixed-cidr-v6 fd00:1::/64 (from flag --fixed-cidr-v6)"
+    )
+    for key, value in (("--bip6", "fd00:1::1/127"), ("--fixed-cidr-v6", "fd00:1::/128")):
+        problem = env.bad_one("--ipv6", key, value)
+        assert problem.message == f"/{value.split('/')[1]} leaves no address for containers"
+    problem = env.bad_one("--ipv6", "--bip6", "fd00:1::/64")
+    assert "subnet-router anycast" in problem.message and problem.hint == (
+        "use fd00:1::1/64, the usual gateway address"
+    )
+    problem = env.bad_one("-b", "br0", "--ipv6")
+    assert problem.key == "ipv6" and "never changes the addresses" in problem.message
+    problems = env.bad("-b", "none", "--ipv6", "--fixed-cidr-v6", "fd00:1::/64")
+    assert [p.key for p in problems] == ["fixed-cidr-v6"]

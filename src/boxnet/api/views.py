@@ -63,8 +63,8 @@ def _endpoint_settings(
         "NetworkID": net.id if net else e.network_id if e else "",
         "EndpointID": e.id if e else "",
         "Gateway": str(e.gateway) if e and e.gateway else "",
-        "IPAddress": str(e.ip) if e else "",
-        "IPPrefixLen": e.prefixlen if e else 0,
+        "IPAddress": str(e.interface4.ip) if e and e.interface4 else "",
+        "IPPrefixLen": e.interface4.network.prefixlen if e and e.interface4 else 0,
         **_ipv6_fields(e),
         "MacAddress": e.mac if e else req.mac if req else "",
         "DriverOpts": raw.get("DriverOpts") or None,
@@ -212,8 +212,10 @@ def container_inspect(ctl: Controller, c: Container) -> dict[str, Any]:
             "SandboxKey": c.netns_path if running else "",
             "Ports": _ports_map(ctl, c) if running else {},
             "Gateway": str(primary.gateway or "") if primary else "",
-            "IPAddress": str(primary.ip) if primary else "",
-            "IPPrefixLen": primary.prefixlen if primary else 0,
+            "IPAddress": str(primary.interface4.ip) if primary and primary.interface4 else "",
+            "IPPrefixLen": (
+                primary.interface4.network.prefixlen if primary and primary.interface4 else 0
+            ),
             **_ipv6_fields(primary),
             "MacAddress": primary.mac if primary else "",
             "Networks": networks,
@@ -289,7 +291,7 @@ def network_inspect(ctl: Controller, net: Network) -> dict[str, Any]:
             "Name": names.get(e.container_id, ""),
             "EndpointID": e.id,
             "MacAddress": e.mac,
-            "IPv4Address": f"{e.ip}/{e.prefixlen}",
+            "IPv4Address": str(e.interface4 or ""),
             "IPv6Address": str(e.interface6 or ""),
         }
     config = []
@@ -311,6 +313,7 @@ def network_inspect(ctl: Controller, net: Network) -> dict[str, Any]:
         "Created": net.created,
         "Scope": ctl.drivers.scope(net.driver),
         "Driver": str(net.driver),
+        "EnableIPv4": net.family(4) is not None,
         "EnableIPv6": net.ipv6,
         "IPAM": {"Driver": "default", "Options": None, "Config": config},
         "Internal": net.internal,

@@ -29,6 +29,8 @@ def register(sub: Any) -> None:
     add("--internal", action="store_true", help="no access to or from outside")
     add("--attachable", action="store_true", help="containers may connect (overlay)")
     add("--ipv6", action="store_true", help="enable IPv6 (dual stack)")
+    add("--ipv4", nargs="?", const="true", default=None, metavar="BOOL",
+        help="--ipv4=false with --ipv6: an IPv6-only network")  # fmt: skip
     add("-o", "--opt", action="append", default=[], metavar="KEY=VALUE", help="driver option")
     add("--label", action="append", default=[], metavar="KEY=VALUE", help="metadata")
     add("name", metavar="NETWORK")
@@ -149,7 +151,7 @@ def build_create(args: argparse.Namespace) -> dict[str, Any]:
     for name, value in aux.items():
         if not value:
             raise InvalidArgument(f'invalid --aux-address "{name}": no IP', "e.g. host1=172.20.0.5")
-    return {
+    body: dict[str, Any] = {
         "Name": validate_network_name(args.name),
         "Driver": args.driver,
         "Internal": args.internal,
@@ -162,6 +164,11 @@ def build_create(args: argparse.Namespace) -> dict[str, Any]:
         "Options": key_values(args.opt, "--opt"),
         "Labels": key_values(args.label, "--label"),
     }
+    if args.ipv4 is not None:
+        if args.ipv4.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgument(f"invalid --ipv4 value {args.ipv4!r}", hint="--ipv4=false")
+        body["EnableIPv4"] = args.ipv4.lower() in ("true", "1")
+    return body
 
 
 def build_connect(args: argparse.Namespace) -> dict[str, Any]:

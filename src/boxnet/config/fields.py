@@ -58,6 +58,14 @@ FIELDS: tuple[Field, ...] = (
           "allocate container addresses on the default bridge from this range only"),
     Field("default-gateway", "default_gateway", ("--default-gateway",), Kind.STR,
           nv.parse_ipv4_address, "IP", "containers' default gateway on the default bridge"),
+    Field("ipv6", "ipv6", ("--ipv6",), Kind.BOOL, help="IPv6 on the default bridge too"),
+    Field("fixed-cidr-v6", "fixed_cidr_v6", ("--fixed-cidr-v6",), Kind.STR,
+          nv.parse_ipv6_network, "CIDR",
+          "the default bridge's IPv6 subnet (with bip6: the part containers get addresses from)"),
+    Field("default-gateway-v6", "default_gateway_v6", ("--default-gateway-v6",), Kind.STR,
+          nv.parse_ipv6_address, "IP", "containers' IPv6 default gateway on the default bridge"),
+    Field("bip6", "bip6", ("--bip6",), Kind.STR, nv.parse_bip6, "CIDR",
+          "default bridge IPv6 address and prefix, e.g. fd00:1::1/64"),
     Field("dns", "dns", ("--dns",), Kind.LIST, nv.parse_ip_address, "IP",
           "DNS server (repeatable)"),
     Field("dns-search", "dns_search", ("--dns-search",), Kind.LIST, tv.parse_domain, "DOMAIN",
@@ -100,10 +108,6 @@ BY_KEY = {f.key: f for f in FIELDS}
 # Docker daemon.json keys boxnet does not implement: saying so beats "unknown key".
 DOCKER_ONLY_KEYS = frozenset(
     [
-        "bip6",
-        "fixed-cidr-v6",
-        "default-gateway-v6",
-        "ipv6",
         "ip6tables",
         "experimental",
         "userland-proxy",

@@ -7,7 +7,14 @@ so changing the file and restarting is always enough to change behaviour.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from pathlib import Path
 from typing import Literal
 
@@ -59,6 +66,12 @@ class DaemonConfig:
     bip: IPv4Interface | None = None
     fixed_cidr: IPv4Network | None = None
     default_gateway: IPv4Address | None = None
+    # IPv6 on the default bridge: its subnet is bip6's network, else fixed-cidr-v6, else a /64
+    # of the unique local pool; with bip6, fixed-cidr-v6 is the range containers get.
+    ipv6: bool = False
+    fixed_cidr_v6: IPv6Network | None = None
+    default_gateway_v6: IPv6Address | None = None
+    bip6: IPv6Interface | None = None
     dns: tuple[IPv4Address | IPv6Address, ...] = ()
     dns_search: tuple[str, ...] = ()
     dns_opts: tuple[str, ...] = ()
@@ -71,7 +84,8 @@ class DaemonConfig:
     firewall_backend: FirewallBackend = "nftables"
     iptables_variant: IptablesVariant = "auto"
     ui: tuple[IPv4Address, int] | None = None  # --ui: the topology page's TCP address
-    default_address_pools: tuple[tuple[IPv4Network, int], ...] = DEFAULT_ADDRESS_POOLS
+    # IPv4 and IPv6 pools, in the user's order (each family takes its own, see CHOICES "IPv6")
+    default_address_pools: tuple[tuple[IPv4Network | IPv6Network, int], ...] = DEFAULT_ADDRESS_POOLS
     insecure_registries: tuple[str, ...] = ()  # host[:port] or CIDR: pulls over plain HTTP
     # Overlay networks (SPEC §3b): etcd endpoints (host, port), this host's underlay address,
     # TLS files for etcd ((kv.cacertfile|kv.certfile|kv.keyfile, path), ...).

@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import json
 import re
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, ip_address
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_address,
+)
 
 _DIGITS = re.compile(r"[0-9]{1,6}", re.ASCII)  # bounded: int() of huge strings is slow or refused
 # The spellings Go's strconv.ParseBool accepts, which is what Docker's boolean flags take.
 _TRUE = {"1", "t", "T", "true", "TRUE", "True"}
 _FALSE = {"0", "f", "F", "false", "FALSE", "False"}
 MAX_BRIDGE_PREFIX = 30  # a /31 or /32 leaves no address for a container next to the gateway
+# IPv6: the subnet-router anycast address (::0) and the gateway (::1) are taken, so a /127 or
+# /128 leaves no address for a container.
+MAX_BRIDGE_PREFIX6 = 126
 
 
 def q(text: str) -> str:
@@ -147,8 +158,11 @@ def _special_kind(addr: IPv4Address) -> str | None:
     return None
 
 
-def check_pool(base_text: str, size: int) -> tuple[IPv4Network, int]:
-    """One default-address-pools entry: networks of prefix `size` are cut from `base`."""
+def check_pool(base_text: str, size: int) -> tuple[IPv4Network | IPv6Network, int]:
+    """One default-address-pools entry: networks of prefix `size` are cut from `base` (IPv4, or
+    IPv6 for the IPv6 family of --ipv6 networks, e.g. fd00:db8::/48 with size 64)."""
+    if ":" in base_text:
+        return _check_pool6(base_text, size)
     base = parse_ipv4_network(base_text)
     if size < base.prefixlen:
         msg = (
@@ -164,7 +178,24 @@ def check_pool(base_text: str, size: int) -> tuple[IPv4Network, int]:
     return base, size
 
 
-def parse_pool_text(text: str) -> tuple[IPv4Network, int]:
+def _check_pool6(base_text: str, size: int) -> tuple[IPv6Network, int]:
+    addr, prefix = parse_ipv6_cidr(base_text)
+    base = IPv6Network((addr, prefix), strict=False)
+    if base.network_address != addr:
+        msg = f"{base_text} is not a network address: its network is {base}"
+        raise BadValue(msg, f"write {base}")
+    if addr.is_multicast or addr.is_loopback or addr.is_link_local:
+        raise BadValue(f"{base} cannot hold bridge networks", "e.g. fd00:db8::/48 with size 64")
+    if not base.prefixlen <= size <= MAX_BRIDGE_PREFIX6:
+        what = "shorter than the base's prefix" if size < base.prefixlen else "too long"
+        raise BadValue(
+            f"size {size} is {what}: each network cut from {base} is a /{size}",
+            f"use a size from {base.prefixlen} to {MAX_BRIDGE_PREFIX6}, e.g. 64",
+        )
+    return base, size
+
+
+def parse_pool_text(text: str) -> tuple[IPv4Network | IPv6Network, int]:
     """The flag form `base=CIDR,size=N` of one default address pool."""
     fields: dict[str, str] = {}
     example = "base=10.10.0.0/16,size=24"
@@ -187,6 +218,76 @@ def parse_pool_text(text: str) -> tuple[IPv4Network, int]:
     except BadValue as err:
         raise BadValue(f"size: {err.message}", "size is a prefix length, e.g. 24") from None
     return check_pool(fields["base"], size)
+
+
+def parse_ipv6_address(text: str) -> IPv6Address:
+    if "." in text and ":" not in text:
+        raise BadValue(f"{q(text)} is an IPv4 address; this option takes IPv6", None)
+    try:
+        if "%" in text:
+            raise ValueError(text)  # a zone has no meaning in a configuration
+        return IPv6Address(text)
+    except ValueError:
+        raise BadValue(f"{q(text)} is not an IPv6 address", "e.g. 2001:db8:1::1") from None
+
+
+def parse_ipv6_cidr(text: str) -> tuple[IPv6Address, int]:
+    """`ADDR/N` with 0 <= N <= 128, nothing else."""
+    address, slash, prefix = text.partition("/")
+    if not slash:
+        raise BadValue(f"{q(text)} has no prefix length", f"add it, e.g. {address}/64")
+    try:
+        addr = parse_ipv6_address(address)
+    except BadValue as err:
+        raise BadValue(f"invalid CIDR {q(text)}: {err.message}", err.hint) from None
+    if not (_DIGITS.fullmatch(prefix) and int(prefix) <= 128):
+        raise BadValue(
+            f"invalid CIDR {q(text)}: /{prefix} is not a valid IPv6 prefix length (0-128)",
+            f"e.g. {addr}/64",
+        )
+    return addr, int(prefix)
+
+
+def _check_prefix6(addr: IPv6Address, prefix: int) -> None:
+    if prefix > MAX_BRIDGE_PREFIX6:
+        hint = f"use /{MAX_BRIDGE_PREFIX6} or shorter, e.g. {addr}/64"
+        raise BadValue(f"/{prefix} leaves no address for containers", hint)
+
+
+def parse_ipv6_network(text: str) -> IPv6Network:
+    """An IPv6 network for containers (fixed-cidr-v6): host bits zero, room for containers."""
+    addr, prefix = parse_ipv6_cidr(text)
+    net = IPv6Network((addr, prefix), strict=False)
+    if net.network_address != addr:
+        raise BadValue(f"{text} is not a network address: its network is {net}", f"write {net}")
+    _check_prefix6(addr, prefix)
+    if addr.is_multicast or addr.is_loopback or addr.is_link_local:
+        raise BadValue(f"{net} cannot be a bridge network", "e.g. a unique local fd00::/8 /64")
+    return net
+
+
+def parse_bip6(text: str) -> IPv6Interface:
+    """The default bridge's own IPv6 address plus prefix (bip6, Docker 28)."""
+    addr, prefix = parse_ipv6_cidr(text)
+    _check_prefix6(addr, prefix)
+    iface = IPv6Interface((addr, prefix))
+    net = iface.network
+    if addr == net.network_address:
+        raise BadValue(
+            f"{text} is the subnet-router anycast address of {net}, not a host address",
+            f"use {net.network_address + 1}/{prefix}, the usual gateway address",
+        )
+    for kind, special in (
+        ("loopback", addr.is_loopback),
+        ("multicast", addr.is_multicast),
+        ("link-local", addr.is_link_local),
+        ("unspecified", addr.is_unspecified),
+    ):
+        if special:
+            raise BadValue(
+                f"{addr} is a {kind} address and cannot be a bridge address", "e.g. fd00:1::1/64"
+            )
+    return iface
 
 
 def check_mtu(mtu: int) -> int:

@@ -8,7 +8,14 @@ was given but is invalid is not replaced by the default for these checks either.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 
 from boxnet.config.convert import Collector
 from boxnet.config.model import DEFAULT_BIP
@@ -28,6 +35,7 @@ class Rules:
     def check(self) -> None:
         self.bridge_and_bip()
         self.default_network()
+        self.default_ipv6()
         self.firewall_switches()
         self.iptables_variant()
         self.pools_overlap()
@@ -106,6 +114,69 @@ class Rules:
             what = "network" if gateway == net.network_address else "broadcast"
             self.add("default-gateway", gateway, f"{gateway} is the {what} address of {net}", hint)
 
+    def default_ipv6(self) -> None:
+        """The IPv6 keys of the default bridge, judged as their IPv4 twins are."""
+        keys6 = [k for k in ("fixed-cidr-v6", "default-gateway-v6", "bip6") if k in self.given]
+        if self.values.get("bridge") == "none":
+            for key in keys6:
+                msg = 'has no effect: bridge is "none", so there is no default network'
+                self.add(key, self.values.get(key, "?"), msg, "remove it, or remove bridge")
+            return
+        if "bridge" in self.given and ("ipv6" in self.given and self.values.get("ipv6")):
+            msg = f"cannot be used with bridge ({self.sources['bridge']}): boxnetd never changes"
+            msg += " the addresses of a bridge it did not create"
+            hint = "remove bridge (boxnetd then creates boxnet0 with both families), or use a"
+            hint += " user-defined network: boxnet network create --ipv6"
+            self.add("ipv6", True, msg, hint)
+            return
+        if self.values.get("ipv6") is not True:
+            for key in keys6:
+                named = (
+                    f"ipv6 is false ({self.sources['ipv6']})"
+                    if "ipv6" in self.given
+                    else ("ipv6 is not set")
+                )
+                self.add(key, self.values.get(key, "?"), f"has no effect: {named}",
+                         f"set ipv6 to true (--ipv6), or remove {key}")  # fmt: skip
+            return
+        bip6 = self.values.get("bip6")
+        if "bip6" in self.given and not isinstance(bip6, IPv6Interface):
+            return  # invalid and already reported: nothing else is blamed for it
+        fixed = self.values.get("fixed-cidr-v6")
+        if isinstance(bip6, IPv6Interface) and isinstance(fixed, IPv6Network):
+            net = bip6.network
+            if not fixed.subnet_of(net):
+                msg = f"{fixed} is not inside the bip6 network {net} (bip6 {bip6}"
+                msg += f" {self.refer('bip6', 'fixed-cidr-v6')})"
+                hint = f"fixed-cidr-v6 is the part of {net} containers get addresses from"
+                if fixed.prefixlen < 128:
+                    hint += f"; or move bip6 into it, e.g. bip6 {fixed[1]}/{fixed.prefixlen}"
+                self.add("fixed-cidr-v6", fixed, msg, hint)
+        if "fixed-cidr-v6" in self.given and not isinstance(fixed, IPv6Network):
+            return
+        gateway = self.values.get("default-gateway-v6")
+        if not isinstance(gateway, IPv6Address):
+            return
+        if isinstance(bip6, IPv6Interface):
+            net, named = bip6.network, f"the bip6 network {bip6.network}"
+            named += f" (bip6 {bip6} {self.refer('bip6', 'default-gateway-v6')})"
+        elif isinstance(fixed, IPv6Network):
+            net, named = (
+                fixed,
+                f"fixed-cidr-v6 {fixed} ({self.refer('fixed-cidr-v6', 'default-gateway-v6')})",
+            )
+        else:
+            return  # a subnet from the pool: checked when boxnetd starts
+        hint = (
+            f"pick a router address inside {net}, or leave default-gateway-v6 out: containers"
+            " then route through the bridge's own IPv6 address"
+        )
+        if gateway not in net:
+            self.add("default-gateway-v6", gateway, f"{gateway} is not inside {named}", hint)
+        elif gateway == net.network_address:
+            msg = f"{gateway} is the subnet-router anycast address of {net}"
+            self.add("default-gateway-v6", gateway, msg, hint)
+
     def firewall_switches(self) -> None:
         if self.values.get("iptables") is not False:
             return
@@ -140,7 +211,7 @@ class Rules:
         for i, (base, _) in enumerate(pools):
             for j in range(i):
                 other = pools[j][0]
-                if isinstance(other, IPv4Network) and base.overlaps(other):
+                if other.version == base.version and base.overlaps(other):
                     msg = f"pool {i + 1} ({base}) overlaps pool {j + 1} ({other})"
                     self.add("default-address-pools", base, msg, "make the pools disjoint")
 

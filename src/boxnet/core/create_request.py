@@ -231,11 +231,6 @@ def parse_create(raw: object) -> ContainerSpec:
     port_specs = publish.from_api(bindings_raw, exposed_raw, publish_all)
     ports: list[PortRequest] = []
     for pspec in port_specs:
-        if pspec.host_ip is not None and pspec.host_ip.version == 6:
-            raise InvalidArgument(
-                f"cannot publish on [{pspec.host_ip}]: IPv6 networks are not supported yet",
-                hint="publish on an IPv4 address or on all addresses",
-            )
         for offset, cport in enumerate(
             range(pspec.container_port_start, pspec.container_port_end + 1)
         ):
@@ -247,7 +242,7 @@ def parse_create(raw: object) -> ContainerSpec:
                 PortRequest(
                     container_port=cport,
                     proto=pspec.proto,
-                    host_ip=pspec.host_ip,  # type: ignore[arg-type]
+                    host_ip=pspec.host_ip,
                     host_port_start=start,
                     host_port_end=end,
                 )

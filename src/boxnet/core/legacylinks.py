@@ -27,7 +27,7 @@ def link_entries(containers: Containers, c: Container, strict: bool) -> list[tup
                 raise
             continue
         addresses = [
-            e.ip for e in containers.records.endpoints(container_id=target.id)
+            e.primary.ip for e in containers.records.endpoints(container_id=target.id)
             if e.network_id in mine
         ]  # fmt: skip
         if (target.state != State.RUNNING or not addresses) and not strict:

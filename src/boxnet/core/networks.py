@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import replace
+from ipaddress import IPv4Network, IPv6Network
 from typing import TYPE_CHECKING, Any
 
 from boxnet import faults
@@ -24,8 +25,6 @@ from boxnet.store.records import network_doc
 from boxnet.txn import Undo
 
 if TYPE_CHECKING:
-    from ipaddress import IPv4Network, IPv6Network
-
     from pyroute2 import IPRoute
 
     from boxnet.config import DaemonConfig
@@ -119,11 +118,16 @@ class Networks:
 
     # -- planning context -----------------------------------------------------------------------
     def pools(self) -> tuple[tuple[IPv4Network, int], ...]:
-        return tuple(self.config.default_address_pools) or DEFAULT_POOLS
+        """The IPv4 pools of default-address-pools; the built-in ones when it lists none."""
+        mine = self.config.default_address_pools
+        return tuple((b, n) for b, n in mine if isinstance(b, IPv4Network)) or DEFAULT_POOLS
 
     def pools6(self) -> tuple[tuple[IPv6Network, int], ...]:
-        seed = f"{read_machine_id()} {self.config.data_root}"
-        return (ula_pool(seed),)
+        """The IPv6 pools of default-address-pools, in order; when it lists none, a unique local
+        /48 derived from the machine id and the data root (docs/CHOICES.md "IPv6")."""
+        mine = self.config.default_address_pools
+        given = tuple((b, n) for b, n in mine if isinstance(b, IPv6Network))
+        return given or (ula_pool(f"{read_machine_id()} {self.config.data_root}"),)
 
     def enable_ipv6_forwarding(self) -> None:
         """Containers on IPv6 networks reach beyond their bridge (Docker does the same when a
@@ -242,11 +246,11 @@ class Networks:
 
     # -- firewall -------------------------------------------------------------------------------
     def firewall_model(self) -> FirewallModel:
-        from ipaddress import IPv4Address
+        from ipaddress import ip_address
 
         bridges = tuple(intent for n in self.all() for intent in self.driver_of(n).firewall(n))
         dnats = tuple(
-            DnatIntent(b.host_ip, b.proto, b.host_port, IPv4Address(ip), b.container_port)
+            DnatIntent(b.host_ip, b.proto, b.host_port, ip_address(ip), b.container_port)
             for _cid, b, ip in self.records.ports()
         )
         return FirewallModel(bridges=bridges, dnats=dnats)
@@ -271,10 +275,16 @@ def read_machine_id() -> str:
 
 def check_families(req: NetworkRequest, driver: NetworkDriver) -> None:
     """What is not done yet is refused, never accepted and silently ignored."""
-    if not req.ipv4:
+    if not req.ipv4 and not req.ipv6:
         raise InvalidArgument(
-            "IPv6-only networks are not supported yet: --ipv4=false (EnableIPv4) would be ignored",
-            hint="leave out --ipv4=false: a dual-stack network (--ipv6) has both families",
+            "a network needs an address family: --ipv4=false (EnableIPv4) without --ipv6",
+            hint="add --ipv6 for an IPv6-only network, or leave out --ipv4=false",
+        )
+    if not req.ipv4 and (req.subnet is not None or req.gateway is not None or req.ip_range):
+        raise InvalidArgument(
+            f"IPv4 addressing ({req.subnet or req.gateway or req.ip_range}) given for a network"
+            " without IPv4 (--ipv4=false)",
+            hint="leave out the IPv4 --subnet/--gateway/--ip-range, or --ipv4=false",
         )
     if req.ipam6 is not None and not req.ipv6:
         raise InvalidArgument(

@@ -114,7 +114,7 @@ class Reconciler:
                 net = self.networks.by_id(endpoint.network_id)
                 if net is not None:  # a global network's driver releases its cluster records
                     self.networks.driver_of(net).detached(net, endpoint)
-                report.released.append(f"endpoint {endpoint.id[:12]} ({endpoint.ip})")
+                report.released.append(f"endpoint {endpoint.id[:12]} ({endpoint.primary.ip})")
         for cid, binding, _ip in records.ports():
             if cid not in running:
                 report.released.append(

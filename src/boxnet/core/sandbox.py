@@ -20,11 +20,12 @@ from boxnet import faults
 from boxnet.core import metrics
 from boxnet.core.ports import PortAllocator, port_windows
 from boxnet.errors import Conflict, Forbidden, InvalidArgument
-from boxnet.firewall.base import ANY_IP, DnatIntent
+from boxnet.firewall.base import ANY, ANY_IP, DnatIntent
 from boxnet.ipam.allocator import check_static_address, pick_address, reserved_addresses
 from boxnet.kernel import links, netns
 from boxnet.model import (
     OPT_ENDPOINT_GATEWAY,
+    OPT_ENDPOINT_GATEWAY6,
     Container,
     Endpoint,
     EndpointRequest,
@@ -171,8 +172,10 @@ class Sandboxes:
             ip = claimed if claimed is not None else self._lease(owner_id, net, cfg, wanted, undo)
             addresses.append(ip_interface(f"{ip}/{cfg.subnet.prefixlen}"))
             gateway = cfg.gateway
-            if cfg.version == 4 and net.options.get(OPT_ENDPOINT_GATEWAY):
-                gateway = ip_address(net.options[OPT_ENDPOINT_GATEWAY])  # `default-gateway`
+            # `default-gateway` / `default-gateway-v6` of the default bridge
+            option = OPT_ENDPOINT_GATEWAY if cfg.version == 4 else OPT_ENDPOINT_GATEWAY6
+            if net.options.get(option):
+                gateway = ip_address(net.options[option])
             if gateway is not None and not net.internal:
                 gateways.append(gateway)
         first = addresses[0].ip
@@ -256,18 +259,32 @@ class Sandboxes:
         default_ip = net.host_binding if net is not None else IPv4Address("0.0.0.0")
         # The host's addresses only matter for bindings to one address; dumping them costs
         # ~0.6 ms, so the common all-addresses case skips it.
-        specific = default_ip != ANY_IP or any(r.host_ip not in (None, ANY_IP) for r in requests)
-        local = (
-            {iface.ip for _n, iface in links.all_ipv4_addresses(self.ipr)} if specific else set()
+        specific = default_ip != ANY_IP or any(
+            r.host_ip is not None and r.host_ip not in ANY for r in requests
         )
-        bindings = self.ports.allocate(requests, used, default_ip, local)
+        local: set[IPAddress] = set()
+        if specific:
+            local.update(iface.ip for _n, iface in links.all_ipv4_addresses(self.ipr))
+            if any(r.host_ip is not None and r.host_ip.version == 6 for r in requests):
+                local.update(links.local_ipv6_addresses(self.ipr))
+        six = endpoint.interface6
+        four = endpoint.interface4
+        bindings = self.ports.allocate(
+            requests, used, default_ip, local, ipv6=six is not None, ipv4=four is not None
+        )
+
+        def target(b: PortBinding) -> IPAddress:
+            found = six if b.host_ip.version == 6 else four
+            assert found is not None  # allocate() refused bindings of a family it lacks
+            return found.ip
+
         try:
-            self.records.add_ports(owner_id, [(b, str(endpoint.ip)) for b in bindings])
+            self.records.add_ports(owner_id, [(b, str(target(b))) for b in bindings])
         except Exception as exc:  # the UNIQUE constraint: somebody took it meanwhile
             raise Conflict(f"port is already allocated: {exc}") from exc
         undo.push("release ports", lambda: self.records.release_ports(owner_id))
         dnats = [
-            DnatIntent(b.host_ip, b.proto, b.host_port, endpoint.ip, b.container_port)
+            DnatIntent(b.host_ip, b.proto, b.host_port, target(b), b.container_port)
             for b in bindings
         ]
         if self.firewall is not None:
@@ -283,7 +300,7 @@ class Sandboxes:
     def unpublish_owner(self, owner_id: str) -> None:
         """Remove the DNATs and reservations of owner_id's published ports. Idempotent."""
         dnats = [
-            DnatIntent(b.host_ip, b.proto, b.host_port, IPv4Address(ip), b.container_port)
+            DnatIntent(b.host_ip, b.proto, b.host_port, ip_address(ip), b.container_port)
             for _cid, b, ip in self.records.ports(owner_id)
         ]
         try:
@@ -300,7 +317,7 @@ class Sandboxes:
         """Undo everything setup() made for a stopped container. Idempotent, best effort."""
         problems: list[str] = []
         dnats = [
-            DnatIntent(b.host_ip, b.proto, b.host_port, IPv4Address(ip), b.container_port)
+            DnatIntent(b.host_ip, b.proto, b.host_port, ip_address(ip), b.container_port)
             for _cid, b, ip in self.records.ports(c.id)
         ]
         try:

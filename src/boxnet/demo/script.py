@@ -12,6 +12,7 @@ import os
 import sys
 
 from boxnet.demo.dns import dns_section
+from boxnet.demo.ipv6 import ipv6_section
 from boxnet.demo.networks import networks_sections
 from boxnet.demo.ports import ports_sections
 from boxnet.demo.show import boxnet, note, on, section
@@ -84,6 +85,7 @@ def main() -> int:
         tutorial_2_2(d)
         networks_sections(lab, d, basic.host)
         dns_section(lab, d, basic.outside)
+        ipv6_section(d, basic.host, basic.outside)
         topology_section(d, basic.host)
         section("Clean-up: containers, daemon, namespaces")
     from boxnet.demo.lan import tutorial_3_2

@@ -8,12 +8,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from boxnet import faults
 from boxnet.drivers.base import DriverEnv, NetworkDriver, Plan, PlanContext, Rollback
+from boxnet.drivers.bridge_default import default_ipv6, free_default_bip
 from boxnet.errors import Conflict, InvalidArgument, NotFound
 from boxnet.firewall.base import BridgeIntent
 from boxnet.ipam.allocator import (
@@ -29,12 +30,15 @@ from boxnet.model import (
     DEFAULT_BRIDGE_NAME,
     OPT_BRIDGE_NAME,
     OPT_ENDPOINT_GATEWAY,
+    OPT_ENDPOINT_GATEWAY6,
+    OPT_GATEWAY_MODE6,
     OPT_HOST_BINDING,
     OPT_ICC,
     OPT_MASQ,
     OPT_MTU,
     Endpoint,
     IPAMConfig,
+    IPInterface,
     IPNetwork,
     Network,
     NetworkRequest,
@@ -46,7 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("boxnet.drivers.bridge")
 
-KNOWN_OPTIONS = {OPT_BRIDGE_NAME, OPT_ICC, OPT_MASQ, OPT_HOST_BINDING, OPT_MTU}
+KNOWN_OPTIONS = {OPT_BRIDGE_NAME, OPT_ICC, OPT_MASQ, OPT_HOST_BINDING, OPT_MTU, OPT_GATEWAY_MODE6}
+GATEWAY_MODES6 = ("nat", "routed")
 BRIDGE_PREFIX = "br-"  # + 12 hex digits of the network id
 VETH_PREFIX = "veth"  # + 7 hex digits of the endpoint id
 
@@ -91,27 +96,23 @@ class BridgeDriver(NetworkDriver):
                 f"unknown bridge option {sorted(unknown)[0]!r}",
                 hint="known options: " + ", ".join(sorted(KNOWN_OPTIONS)),
             )
+        mode6 = req.options.get(OPT_GATEWAY_MODE6, "nat")
+        if mode6 not in GATEWAY_MODES6:
+            raise InvalidArgument(
+                f"invalid {OPT_GATEWAY_MODE6} {mode6!r}: expected nat or routed",
+                hint="routed: no NAT66, the outside reaches the containers' published ports"
+                " at their own addresses",
+            )
+        if mode6 == "routed" and not req.ipv6:
+            raise InvalidArgument(
+                f"{OPT_GATEWAY_MODE6}=routed on a network without IPv6", hint="add --ipv6"
+            )
         warnings: tuple[str, ...] = ()
         occupied = ctx.occupied()
-        subnet: IPNetwork
-        if req.subnet is not None:
-            check_subnet_free(req.subnet, occupied)
-            subnet = req.subnet
-        else:
-            subnet, skipped = pick_subnet(ctx.pools, occupied)
-            if skipped:
-                log.info("network %s: skipped %s", req.name, "; ".join(skipped[:5]))
-            # Subnets skipped for the host's own routes/addresses are worth telling the user
-            # (they explain a surprising subnet); skipping our own networks is routine.
-            foreign = [s for s in skipped if "overlaps network " not in s]
-            if foreign:
-                warnings = ("skipped " + "; ".join(foreign[:3]),)
-        gateway = req.gateway or first_host(subnet)
-        check_gateway(subnet, gateway)
-        check_pool(subnet, req.ip_range, req.aux_addresses)
-        ipam: tuple[IPAMConfig, ...] = (
-            IPAMConfig(subnet, gateway, req.ip_range, dict(req.aux_addresses)),
-        )
+        ipam: tuple[IPAMConfig, ...] = ()
+        if req.ipv4:  # not for an IPv6-only network (--ipv4=false)
+            ipam4, warnings = self._plan_ipv4(req, ctx, occupied)
+            ipam += (ipam4,)
         if req.ipv6:
             ipam += (self._plan_ipv6(req, ctx, occupied),)
         bridge = req.options.get(OPT_BRIDGE_NAME) or f"{BRIDGE_PREFIX}{base.id[:12]}"
@@ -144,6 +145,30 @@ class BridgeDriver(NetworkDriver):
         return Plan(net, warnings)
 
     @staticmethod
+    def _plan_ipv4(
+        req: NetworkRequest, ctx: PlanContext, occupied: list[Occupant]
+    ) -> tuple[IPAMConfig, tuple[str, ...]]:
+        """The IPv4 family: the subnet asked for, or the first free one of the pools."""
+        warnings: tuple[str, ...] = ()
+        subnet: IPNetwork
+        if req.subnet is not None:
+            check_subnet_free(req.subnet, occupied)
+            subnet = req.subnet
+        else:
+            subnet, skipped = pick_subnet(ctx.pools, occupied)
+            if skipped:
+                log.info("network %s: skipped %s", req.name, "; ".join(skipped[:5]))
+            # Subnets skipped for the host's own routes/addresses are worth telling the user
+            # (they explain a surprising subnet); skipping our own networks is routine.
+            foreign = [s for s in skipped if "overlaps network " not in s]
+            if foreign:
+                warnings = ("skipped " + "; ".join(foreign[:3]),)
+        gateway = req.gateway or first_host(subnet)
+        check_gateway(subnet, gateway)
+        check_pool(subnet, req.ip_range, req.aux_addresses)
+        return IPAMConfig(subnet, gateway, req.ip_range, dict(req.aux_addresses)), warnings
+
+    @staticmethod
     def _plan_ipv6(req: NetworkRequest, ctx: PlanContext, occupied: list[Occupant]) -> IPAMConfig:
         """The IPv6 family of a `--ipv6` network: the subnet asked for, or a /64 of the pool."""
         asked = req.ipam6
@@ -164,6 +189,8 @@ class BridgeDriver(NetworkDriver):
         options = {OPT_BRIDGE_NAME: config.bridge or DEFAULT_BRIDGE_NAME}
         if config.default_gateway is not None:
             options[OPT_ENDPOINT_GATEWAY] = str(config.default_gateway)
+        if config.ipv6 and config.default_gateway_v6 is not None:
+            options[OPT_ENDPOINT_GATEWAY6] = str(config.default_gateway_v6)
         net = replace(
             base,
             icc=config.icc,
@@ -188,31 +215,13 @@ class BridgeDriver(NetworkDriver):
                     hint=f"add one: ip addr add 10.10.10.1/24 dev {config.bridge}",
                 )
             iface = addrs[0]
-            ipam = IPAMConfig(iface.network, iface.ip, config.fixed_cidr)
-            return replace(net, ipam=(ipam,), bridge=config.bridge, managed_bridge=False)
-        iface = config.bip if config.bip is not None else self._free_default_bip(old, ctx)
-        ipam = IPAMConfig(iface.network, iface.ip, config.fixed_cidr)
-        return replace(net, ipam=(ipam,), bridge=DEFAULT_BRIDGE_NAME)
-
-    @staticmethod
-    def _free_default_bip(old: Network | None, ctx: PlanContext) -> IPv4Interface:
-        preferred = IPv4Interface("172.17.0.1/16")  # Docker's, IPv4 by nature
-        occupied = ctx.occupied()
-        if not any(o.network.overlaps(preferred.network) for o in occupied):
-            return preferred
-        previous = old.family(4) if old is not None else None
-        if previous is not None and isinstance(previous.gateway, IPv4Address):
-            iface = IPv4Interface(f"{previous.gateway}/{previous.subnet.prefixlen}")
-            if not any(o.network.overlaps(iface.network) for o in occupied):
-                return iface
-        subnet, skipped = pick_subnet(ctx.pools, occupied)
-        assert isinstance(subnet, IPv4Network)  # the pools are IPv4
-        log.warning(
-            "default bridge: 172.17.0.0/16 is in use (%s); using %s instead",
-            "; ".join(skipped[:3]),
-            subnet,
-        )
-        return IPv4Interface(f"{first_host(subnet)}/{subnet.prefixlen}")
+            own = IPAMConfig(iface.network, iface.ip, config.fixed_cidr)
+            return replace(net, ipam=(own,), bridge=config.bridge, managed_bridge=False)
+        iface = config.bip if config.bip is not None else free_default_bip(old, ctx)
+        ipam: tuple[IPAMConfig, ...] = (IPAMConfig(iface.network, iface.ip, config.fixed_cidr),)
+        if config.ipv6:
+            ipam += (default_ipv6(config, ctx),)
+        return replace(net, ipam=ipam, ipv6=config.ipv6, bridge=DEFAULT_BRIDGE_NAME)
 
     def create(self, net: Network, undo: Rollback) -> Network:
         """Make (or bring in line: idempotent) the bridge and its gateway address."""
@@ -221,8 +230,10 @@ class BridgeDriver(NetworkDriver):
             index = links.ensure_bridge(self.ipr, net.bridge, net.mtu)
             undo.push("delete bridge", lambda: links.delete_link(self.ipr, net.bridge or ""))
             wanted = [cfg.gateway_interface for cfg in net.ipam if cfg.gateway_interface]
-            for iface in links.addresses(self.ipr, index):
-                if iface not in wanted:  # a stale bip from an earlier configuration
+            present: list[IPInterface] = [*links.addresses(self.ipr, index)]
+            present += links.global_ipv6_addresses(self.ipr, index)
+            for iface in present:
+                if iface not in wanted:  # a stale bip (bip6) from an earlier configuration
                     links.remove_address(self.ipr, index, iface)
             for gateway in wanted:
                 links.ensure_address(self.ipr, index, gateway)
@@ -294,13 +305,15 @@ class BridgeDriver(NetworkDriver):
     def firewall(self, net: Network) -> tuple[BridgeIntent, ...]:
         if not net.bridge:
             return ()
+        routed6 = net.options.get(OPT_GATEWAY_MODE6) == "routed"
         return tuple(
             BridgeIntent(
                 bridge=net.bridge,
                 subnet=cfg.subnet,
-                masquerade=net.masquerade,
+                masquerade=net.masquerade and not (routed6 and cfg.version == 6),
                 internal=net.internal,
                 icc=net.icc,
+                routed=routed6 and cfg.version == 6,
             )
             for cfg in net.ipam  # one per address family: both firewall backends take both
         )

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Protocol
 
 ANY_IP = IPv4Address("0.0.0.0")
+ANY_IP6 = IPv6Address("::")
+ANY = (ANY_IP, ANY_IP6)  # "every address" of each family
 
 
 @dataclass(frozen=True)
@@ -23,25 +25,44 @@ class BridgeIntent:
     masquerade: bool
     internal: bool
     icc: bool
+    # IPv6 routed mode (gateway_mode_ipv6=routed): no masquerade, and the containers' published
+    # ports (their own address and port) are open to routed traffic from outside
+    routed: bool = False
 
 
 @dataclass(frozen=True)
 class DnatIntent:
     """Traffic to host_ip:host_port/proto goes to container_ip:container_port.
 
-    host_ip 0.0.0.0 means every local address. A loopback host_ip is reachable only from the
-    host's own processes (never from a neighbour: see the nftables backend).
+    host_ip 0.0.0.0 (::) means every local address of that family; host_ip and container_ip
+    are of one family. A loopback host_ip is reachable only from the host's own processes (never
+    from a neighbour: see the nftables backend). ::1 is not the firewall's at all: the kernel
+    cannot route a reply to ::1 that came in on a bridge (no route_localnet for IPv6), so a
+    small proxy serves those (firewall/loopback6.py).
     """
 
-    host_ip: IPv4Address
+    host_ip: IPv4Address | IPv6Address
     proto: str
     host_port: int
-    container_ip: IPv4Address
+    container_ip: IPv4Address | IPv6Address
     container_port: int
 
     @property
     def is_loopback(self) -> bool:
         return self.host_ip.is_loopback
+
+    @property
+    def is_any(self) -> bool:
+        return self.host_ip in ANY
+
+    @property
+    def version(self) -> int:
+        return self.host_ip.version
+
+    @property
+    def proxied(self) -> bool:
+        """Served by the loopback proxy, not by a DNAT rule."""
+        return self.host_ip.version == 6 and self.host_ip.is_loopback
 
 
 @dataclass(frozen=True)
@@ -80,10 +101,10 @@ class Published:
         self._items: dict[DnatIntent, None] = {}
 
     def reset(self, dnats: Iterable[DnatIntent]) -> None:
-        self._items = dict.fromkeys(dnats)
+        self._items = dict.fromkeys(d for d in dnats if not d.proxied)
 
     def add(self, dnats: Iterable[DnatIntent]) -> None:
-        self._items.update(dict.fromkeys(dnats))
+        self._items.update(dict.fromkeys(d for d in dnats if not d.proxied))
 
     def remove(self, dnats: Iterable[DnatIntent]) -> None:
         for d in dnats:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from boxnet.errors import KernelError
 from boxnet.firewall import iptables_rules as rules
 from boxnet.firewall.base import DnatIntent, FirewallModel, Published
+from boxnet.firewall.loopback6 import Loopback6Proxy
 
 if TYPE_CHECKING:
     from boxnet.firewall.base import FirewallBackend
@@ -145,6 +146,7 @@ class IptablesBackend:
         self._nft = nftables.Nftables()
         self._lock = threading.Lock()
         self._published = Published()
+        self._proxy = Loopback6Proxy()
         self._counts: dict[str, int] | None = None  # rules per own chain after the last rebuild
 
     def details(self) -> list[tuple[str, str]]:
@@ -170,31 +172,57 @@ class IptablesBackend:
             ipv4 = rules.family_model(model, 4)
             self.ipt.restore(rules.render_rebuild(ipv4, self.ipt.save()))
             ipv6 = rules.family_model(model, 6)
-            if ipv6.bridges or self.ip6t is not None:  # once used, kept in step (emptied)
+            if ipv6.bridges or ipv6.dnats or self.ip6t is not None:  # once used, kept in step
                 ip6t = self._ip6tables()
                 ip6t.restore(rules.render_rebuild(ipv6, ip6t.save(), family=6))
             self._nft_run(rules.render_icc(model.bridges))
-            self._published.reset(model.dnats)
+            self._proxy.reset(model.dnats)
+            self._published.reset(rules.family_dnats(model.dnats, 4))
             self._counts = rules.rule_counts(self.ipt.save())
 
+    def _family(self, family: int) -> Iptables:
+        return self.ipt if family == 4 else self._ip6tables()
+
     def add_dnats(self, dnats: list[DnatIntent]) -> None:
-        if dnats:
-            with self._lock:
-                self.ipt.restore(rules.render_dnat_change("add", dnats))
-                self._published.add(dnats)
+        if not dnats:
+            return
+        with self._lock:
+            self._proxy.add(dnats)
+            done: list[int] = []
+            try:
+                for family in (4, 6):
+                    mine = list(rules.family_dnats(dnats, family))
+                    if mine:
+                        self._family(family).restore(rules.render_dnat_change("add", mine))
+                        done.append(family)
+            except KernelError:
+                self._proxy.remove(dnats)
+                for family in done:
+                    mine = list(rules.family_dnats(dnats, family))
+                    self._family(family).restore(rules.render_dnat_change("delete", mine))
+                raise
+            self._published.add(rules.family_dnats(dnats, 4))
 
     def remove_dnats(self, dnats: list[DnatIntent]) -> None:
         if not dnats:
             return
         with self._lock:
             self._published.remove(dnats)
-            try:
-                self.ipt.restore(rules.render_dnat_change("delete", dnats))
-            except KernelError:
-                # One absent rule fails the whole batch: delete only what is there.
-                present = rules.present_dnats(self.ipt.save(), dnats)
-                if present:
-                    self.ipt.restore(rules.render_dnat_change("delete", present))
+            self._proxy.remove(dnats)
+            for family in (4, 6):
+                mine = list(rules.family_dnats(dnats, family))
+                if mine:
+                    self._remove_family(self._family(family), mine)
+
+    @staticmethod
+    def _remove_family(ipt: Iptables, dnats: list[DnatIntent]) -> None:
+        try:
+            ipt.restore(rules.render_dnat_change("delete", dnats))
+        except KernelError:
+            # One absent rule fails the whole batch: delete only what is there.
+            present = rules.present_dnats(ipt.save(), dnats)
+            if present:
+                ipt.restore(rules.render_dnat_change("delete", present))
 
     def is_intact(self) -> bool:
         """Chains and jumps present, each own chain with as many rules as the last rebuild left
@@ -212,6 +240,7 @@ class IptablesBackend:
 
     def teardown(self) -> None:
         with self._lock:
+            self._proxy.close()
             self.ipt.restore(rules.render_purge(self.ipt.save()))
             if self.ip6t is not None:
                 self.ip6t.restore(rules.render_purge(self.ip6t.save()))

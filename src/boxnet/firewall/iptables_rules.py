@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from boxnet.firewall.base import ANY_IP, BridgeIntent, DnatIntent, FirewallModel
+from boxnet.firewall.base import BridgeIntent, DnatIntent, FirewallModel
 
 PREFIX = "BOXNET"
 USER_CHAIN = "BOXNET-USER"
@@ -42,6 +42,9 @@ RAW_CHAIN = "BOXNET-PREROUTING"
 FWD_CHAIN = "BOXNET-FORWARD"
 ISO1 = "BOXNET-ISOLATION-STAGE-1"
 ISO2 = "BOXNET-ISOLATION-STAGE-2"
+# IPv6 routed mode: one ACCEPT per published container port (its own address), jumped to from
+# BOXNET-FORWARD for routed bridges only; changes with every publish, like BOXNET's DNATs.
+ROUTED_CHAIN = "BOXNET-ROUTED"
 LOOPBACK_NET = "127.0.0.0/8"
 # The loopback net per address family: the same rules serve iptables (4) and ip6tables (6).
 LOOPBACK = {4: LOOPBACK_NET, 6: "::1/128"}
@@ -51,7 +54,7 @@ TABLES = ("raw", "nat", "filter")
 OWN_CHAINS: dict[str, tuple[str, ...]] = {
     "raw": (RAW_CHAIN,),
     "nat": (NAT_CHAIN, POST_CHAIN),
-    "filter": (FWD_CHAIN, ISO1, ISO2),
+    "filter": (FWD_CHAIN, ISO1, ISO2, ROUTED_CHAIN),
 }
 
 
@@ -119,16 +122,22 @@ def _is_ours(rule: str) -> bool:
 
 def dnat_spec(d: DnatIntent) -> str:
     """The DNAT rule as iptables-save prints it (a specific host address first, then proto)."""
-    dst = "" if d.host_ip == ANY_IP else f"-d {d.host_ip}/32 "
+    dst = "" if d.is_any else f"-d {d.host_ip}/{d.host_ip.max_prefixlen} "
+    to = f"[{d.container_ip}]" if d.version == 6 else str(d.container_ip)
     return (
         f"{dst}-p {d.proto} -m {d.proto} --dport {d.host_port}"
-        f" -j DNAT --to-destination {d.container_ip}:{d.container_port}"
+        f" -j DNAT --to-destination {to}:{d.container_port}"
     )
+
+
+def routed_spec(d: DnatIntent) -> str:
+    """The ACCEPT, in BOXNET-ROUTED, of a published IPv6 container port reached directly."""
+    return f"-d {d.container_ip}/128 -p {d.proto} -m {d.proto} --dport {d.container_port} -j ACCEPT"
 
 
 def _sorted_dnats(dnats: Iterable[DnatIntent]) -> list[DnatIntent]:
     # Specific addresses before "every address", as nftables consults pub_addr before pub_any.
-    return sorted(dnats, key=lambda d: d.host_ip == ANY_IP)
+    return sorted(dnats, key=lambda d: d.is_any)
 
 
 def nat_rules(model: FirewallModel, family: int = 4) -> list[str]:
@@ -152,6 +161,9 @@ def filter_rules(bridges: tuple[BridgeIntent, ...]) -> list[str]:
             lines.append(f"-A {FWD_CHAIN} -o {n} -m conntrack --ctstate DNAT -j ACCEPT")
         # Out to the world (internal ones were stopped in stage 1) and within the bridge.
         lines.append(f"-A {FWD_CHAIN} -i {n} -j ACCEPT")
+        if b.routed and not b.internal:  # IPv6 routed mode: published ports, and ICMPv6
+            lines.append(f"-A {FWD_CHAIN} -o {n} -j {ROUTED_CHAIN}")
+            lines.append(f"-A {FWD_CHAIN} -o {n} -p ipv6-icmp -j ACCEPT")
         # Whatever else is routed into the bridge: isolation, no unpublished ports.
         lines.append(f"-A {FWD_CHAIN} -o {n} -j DROP")
     for b in bridges:
@@ -192,10 +204,14 @@ def _jump_fixes(table: str, current: TableState, family: int) -> tuple[list[str]
 
 
 def family_model(model: FirewallModel, family: int) -> FirewallModel:
-    """The part of model for iptables (4) or ip6tables (6): its bridges of that family, and the
-    DNATs (IPv4 until published ports learn IPv6)."""
+    """The part of model for iptables (4) or ip6tables (6): its bridges and DNATs of that family
+    (but ::1: the loopback proxy's, see loopback6.py)."""
     bridges = tuple(b for b in model.bridges if b.subnet.version == family)
-    return FirewallModel(bridges=bridges, dnats=model.dnats if family == 4 else ())
+    return FirewallModel(bridges=bridges, dnats=family_dnats(model.dnats, family))
+
+
+def family_dnats(dnats: Iterable[DnatIntent], family: int) -> tuple[DnatIntent, ...]:
+    return tuple(d for d in dnats if d.version == family and not d.proxied)
 
 
 def render_rebuild(model: FirewallModel, current: SaveState | None = None, family: int = 4) -> str:
@@ -212,7 +228,8 @@ def render_rebuild(model: FirewallModel, current: SaveState | None = None, famil
     body = {
         "raw": raw_rules(model.bridges, family),
         "nat": nat_rules(model, family),
-        "filter": filter_rules(model.bridges),
+        "filter": filter_rules(model.bridges)
+        + [f"-A {ROUTED_CHAIN} {routed_spec(d)}" for d in model.dnats if d.version == 6],
     }
     out: list[str] = []
     for table in TABLES:
@@ -265,12 +282,18 @@ def render_dnat_change(verb: str, dnats: list[DnatIntent]) -> str:
     for d in _sorted_dnats(dnats):
         if verb == "delete":
             lines.append(f"-D {NAT_CHAIN} {dnat_spec(d)}")
-        elif d.host_ip == ANY_IP:
+        elif d.is_any:
             lines.append(f"-A {NAT_CHAIN} {dnat_spec(d)}")
         else:
             # Specific addresses stay ahead of the "every address" rules.
             lines.append(f"-I {NAT_CHAIN} 1 {dnat_spec(d)}")
     lines.append("COMMIT")
+    six = [d for d in dnats if d.version == 6]
+    if six:  # routed mode's ACCEPTs go with the DNATs (ip6tables only)
+        lines.append("*filter")
+        flag = "-D" if verb == "delete" else "-A"
+        lines += [f"{flag} {ROUTED_CHAIN} {routed_spec(d)}" for d in six]
+        lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
 
@@ -298,7 +321,7 @@ def rule_counts(current: SaveState) -> dict[str, int]:
         f"{table} {chain}": len(current.get(table, TableState()).rules.get(chain, []))
         for table, chains in OWN_CHAINS.items()
         for chain in chains
-        if chain != USER_CHAIN and not (table == "nat" and chain == NAT_CHAIN)
+        if chain not in (USER_CHAIN, ROUTED_CHAIN) and not (table == "nat" and chain == NAT_CHAIN)
     }
 
 

@@ -1,8 +1,9 @@
 """The nftables backend: table `inet boxnet` (and `bridge boxnet` for ICC), one transaction each.
 
-One `inet` table serves both address families: rules that are IPv4 by nature (127.0.0.0/8, the
-DNAT maps of published ports, which are IPv4 until ports learn IPv6) say `ip`, the per-network
-ones follow each subnet's family (`ip saddr` / `ip6 saddr`), and the forward isolation holds for
+One `inet` table serves both address families: rules that are IPv4 by nature (127.0.0.0/8)
+say `ip`, the per-network ones follow each subnet's family (`ip saddr` / `ip6 saddr`), published
+ports have one set of maps per family (pub_any6 and pub_addr6 for IPv6; ::1 bindings are not
+rules at all but the loopback proxy's, see loopback6.py), and the forward isolation holds for
 both families alike.
 
 Design, in the order a packet meets it:
@@ -37,13 +38,18 @@ import threading
 from typing import Any
 
 from boxnet.errors import KernelError
-from boxnet.firewall.base import ANY_IP, BridgeIntent, DnatIntent, FirewallModel, Published
+from boxnet.firewall.base import BridgeIntent, DnatIntent, FirewallModel, Published
+from boxnet.firewall.loopback6 import Loopback6Proxy
 
 TABLE = "boxnet"
 # Map key and value types: (proto, port) or (address, proto, port) -> (container ip, port).
 ANY_KEY = "inet_proto . inet_service"
 ADDR_KEY = "ipv4_addr . inet_proto . inet_service"
 TARGET = "ipv4_addr . inet_service"
+ADDR_KEY6 = "ipv6_addr . inet_proto . inet_service"
+TARGET6 = "ipv6_addr . inet_service"
+MAPS = ("pub_any", "pub_addr", "pub_lo", "pub_any6", "pub_addr6")
+OPEN6 = "ipv6_addr . inet_proto . inet_service"  # a published container port, as routed to
 
 
 def _q(name: str) -> str:
@@ -57,16 +63,23 @@ def _set_elements(items: list[str]) -> str:
 
 def _dnat_key_value(d: DnatIntent) -> tuple[str, str]:
     value = f"{d.container_ip} . {d.container_port}"
-    if d.host_ip == ANY_IP:
-        return "pub_any", f"{d.proto} . {d.host_port} : {value}"
+    six = "6" if d.version == 6 else ""
+    if d.is_any:
+        return f"pub_any{six}", f"{d.proto} . {d.host_port} : {value}"
     if d.is_loopback:
         return "pub_lo", f"{d.host_ip} . {d.proto} . {d.host_port} : {value}"
-    return "pub_addr", f"{d.host_ip} . {d.proto} . {d.host_port} : {value}"
+    return f"pub_addr{six}", f"{d.host_ip} . {d.proto} . {d.host_port} : {value}"
 
 
 def _group_elements(dnats: list[DnatIntent]) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = {"pub_any": [], "pub_addr": [], "pub_lo": []}
+    groups: dict[str, list[str]] = {name: [] for name in (*MAPS, "open6")}
     for d in dnats:
+        if d.proxied:  # [::1]: the loopback proxy's
+            continue
+        if d.version == 6:  # what routed networks let in (every IPv6 target: cheap, exact)
+            target = f"{d.container_ip} . {d.proto} . {d.container_port}"
+            if target not in groups["open6"]:
+                groups["open6"].append(target)
         map_name, element = _dnat_key_value(d)
         groups[map_name].append(element)
     return groups
@@ -77,6 +90,7 @@ def render_ruleset(model: FirewallModel) -> str:
     bridges = [b for b in model.bridges]  # one per (bridge, subnet): dual stack has two
     names = list(dict.fromkeys(_q(b.bridge) for b in bridges))
     internal = list(dict.fromkeys(_q(b.bridge) for b in bridges if b.internal))
+    routed = list(dict.fromkeys(_q(b.bridge) for b in bridges if b.routed and not b.internal))
     same = [f"{name} . {name}" for name in names]
     subnets = sorted({str(b.subnet) for b in bridges if b.subnet.version == 4})
     subnets6 = sorted({str(b.subnet) for b in bridges if b.subnet.version == 6})
@@ -106,12 +120,16 @@ delete table inet {TABLE}
 table inet {TABLE} {{
 	set bridges {{ type ifname; {_set_elements(names)} }}
 	set internal {{ type ifname; {_set_elements(internal)} }}
+	set routed {{ type ifname; {_set_elements(routed)} }}
+	set open6 {{ type {OPEN6}; {map_elems("open6")} }}
 	set same_bridge {{ type ifname . ifname; {_set_elements(same)} }}
 	set subnets {{ type ipv4_addr; flags interval; auto-merge; {_set_elements(subnets)} }}
 	set subnets6 {{ type ipv6_addr; flags interval; auto-merge; {_set_elements(subnets6)} }}
 	map pub_any {{ type {ANY_KEY} : {TARGET}; {map_elems("pub_any")} }}
 	map pub_addr {{ type {ADDR_KEY} : {TARGET}; {map_elems("pub_addr")} }}
 	map pub_lo {{ type {ADDR_KEY} : {TARGET}; {map_elems("pub_lo")} }}
+	map pub_any6 {{ type {ANY_KEY} : {TARGET6}; {map_elems("pub_any6")} }}
+	map pub_addr6 {{ type {ADDR_KEY6} : {TARGET6}; {map_elems("pub_addr6")} }}
 	chain raw_prerouting {{
 		type filter hook prerouting priority raw; policy accept;
 		iifname @bridges ip daddr 127.0.0.0/8 drop
@@ -120,6 +138,7 @@ table inet {TABLE} {{
 	chain nat_prerouting {{
 		type nat hook prerouting priority dstnat; policy accept;
 		ip daddr != 127.0.0.0/8 fib daddr type local jump publish
+		ip6 daddr != ::1 fib daddr type local jump publish
 	}}
 	chain nat_output {{
 		type nat hook output priority -100; policy accept;
@@ -127,7 +146,9 @@ table inet {TABLE} {{
 	}}
 	chain publish {{
 		dnat ip to ip daddr . meta l4proto . th dport map @pub_addr
-		dnat ip to meta l4proto . th dport map @pub_any
+		meta nfproto ipv4 dnat ip to meta l4proto . th dport map @pub_any
+		dnat ip6 to ip6 daddr . meta l4proto . th dport map @pub_addr6
+		meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @pub_any6
 	}}
 	chain publish_local {{
 		dnat ip to ip daddr . meta l4proto . th dport map @pub_lo
@@ -146,6 +167,8 @@ table inet {TABLE} {{
 		oifname @internal iifname . oifname != @same_bridge drop
 		oifname @bridges ct state established,related accept
 		oifname @bridges ct status dnat accept
+		oifname @routed ip6 daddr . meta l4proto . th dport @open6 accept
+		oifname @routed meta l4proto ipv6-icmp accept
 		oifname @bridges iifname . oifname != @same_bridge drop
 	}}
 }}
@@ -180,7 +203,7 @@ def render_dnat_change(verb: str, dnats: list[DnatIntent]) -> str:
             chunk = elements[start : start + 1000]
             if chunk:
                 lines.append(f"{verb} element inet {TABLE} {map_name} {{ {', '.join(chunk)} }}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 class NftablesBackend:
@@ -196,12 +219,15 @@ class NftablesBackend:
         self._nft.set_handle_output(False)
         self._lock = threading.Lock()
         self._published = Published()
+        self._proxy = Loopback6Proxy()
         self._shape: dict[str, int] | None = None  # what the last rebuild left (is_intact)
 
     def details(self) -> list[tuple[str, str]]:
         return [("Tables", f"inet {TABLE}, bridge {TABLE}")]
 
     def run(self, script: str) -> str:
+        if not script.strip():
+            return ""
         with self._lock:
             rc, out, err = self._nft.cmd(script)
         if rc != 0:
@@ -221,6 +247,7 @@ class NftablesBackend:
 
     def rebuild(self, model: FirewallModel) -> None:
         self.run(render_ruleset(model))
+        self._proxy.reset(model.dnats)
         self._published.reset(model.dnats)
         self._shape = self._current_shape()
 
@@ -249,14 +276,21 @@ class NftablesBackend:
         return shape
 
     def add_dnats(self, dnats: list[DnatIntent]) -> None:
-        if dnats:
+        if not dnats:
+            return
+        self._proxy.add(dnats)
+        try:
             self.run(render_dnat_change("add", dnats))
-            self._published.add(dnats)
+        except KernelError:
+            self._proxy.remove(dnats)
+            raise
+        self._published.add(dnats)
 
     def remove_dnats(self, dnats: list[DnatIntent]) -> None:
         if not dnats:
             return
         self._published.remove(dnats)
+        self._proxy.remove(dnats)
         try:
             self.run(render_dnat_change("delete", dnats))
         except KernelError:
@@ -283,4 +317,5 @@ class NftablesBackend:
         return rc == 0
 
     def teardown(self) -> None:
+        self._proxy.close()
         self.run(render_teardown())

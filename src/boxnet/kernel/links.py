@@ -10,7 +10,7 @@ import errno
 import os
 import socket
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from ipaddress import (
     IPv4Address,
@@ -31,7 +31,7 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from boxnet.errors import KernelError
-from boxnet.kernel import ifctl
+from boxnet.kernel import ifctl, netns
 from boxnet.kernel.netns import enable_ipv6, netlink_socket_in
 
 # rtnetlink constants (linux/rtnetlink.h) for the routes built by hand in _address_and_route.
@@ -176,6 +176,15 @@ def addresses(ipr: IPRoute, index: int) -> list[IPv4Interface]:
     return out
 
 
+def global_ipv6_addresses(ipr: IPRoute, index: int) -> list[IPv6Interface]:
+    """The interface's IPv6 addresses but link-local ones (which the kernel manages)."""
+    return [
+        IPv6Interface(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}")
+        for msg in ipr.get_addr(index=index, family=10)
+        if msg["scope"] == RT_SCOPE_UNIVERSE
+    ]
+
+
 def ensure_address(ipr: IPRoute, index: int, iface: IPInterface) -> None:
     # An IPv6 address skips duplicate address detection: a bridge without ports has no carrier,
     # and a tentative gateway would make the first containers' packets wait for DAD.
@@ -232,6 +241,11 @@ def all_ipv4_addresses(ipr: IPRoute) -> list[tuple[str, IPv4Interface]]:
         label = msg.get_attr("IFA_LABEL") or _ifname(ipr, msg["index"]) or "?"
         out.append((str(label).split(":", 1)[0], iface))
     return out
+
+
+def local_ipv6_addresses(ipr: IPRoute) -> set[IPv6Address]:
+    """Every IPv6 address of the namespace (for publishing on one address)."""
+    return {IPv6Address(str(m.get_attr("IFA_ADDRESS"))) for m in ipr.get_addr(family=10)}
 
 
 @dataclass(frozen=True)
@@ -332,21 +346,26 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
     """Create the pair with its peer born inside the container's namespace, plug the host end
     into the bridge, and configure the peer: address, up, default route via the gateway."""
     fd = os.open(netns_path, os.O_RDONLY)
+    ipv6 = any(a.version == 6 for a in plan.addresses)
+    born_on = False
     try:
-        ipr.link(
-            "add",
-            ifname=plan.host_ifname,
-            kind="veth",
-            mtu=plan.mtu,
-            master=plan.bridge_index,
-            state="up",
-            peer={
-                "ifname": plan.container_ifname,
-                "net_ns_fd": fd,
-                "address": plan.mac,
-                "mtu": plan.mtu,
-            },
-        )
+        # An IPv6 endpoint's peer is born with IPv6 on (the namespace's default flipped for the
+        # one creation, see netns.ipv6_born_on): no thread and setns to turn it on afterwards.
+        with netns.ipv6_born_on(netns_path) if ipv6 else nullcontext(False) as born_on:
+            ipr.link(
+                "add",
+                ifname=plan.host_ifname,
+                kind="veth",
+                mtu=plan.mtu,
+                master=plan.bridge_index,
+                state="up",
+                peer={
+                    "ifname": plan.container_ifname,
+                    "net_ns_fd": fd,
+                    "address": plan.mac,
+                    "mtu": plan.mtu,
+                },
+            )
     except NetlinkError as exc:
         if exc.code == errno.EXFULL:  # the kernel's bridge port limit (BR_MAX_PORTS = 1024)
             raise KernelError(
@@ -362,7 +381,7 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
         # Index and "up" by ioctl on the socket (one syscall each, see ifctl); the address and
         # the route over netlink. lo is up since the namespace was made (netns.create_netns).
         index = ifctl.index(sock.fileno(), plan.container_ifname)
-        if any(a.version == 6 for a in plan.addresses):
+        if ipv6 and not born_on:
             enable_ipv6(netns_path, plan.container_ifname)  # before "up": link-local, then DAD
         ifctl.set_up(sock.fileno(), plan.container_ifname)
         inner = IPRoute(fileno=sock.detach())

@@ -20,7 +20,7 @@ import errno
 import os
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +42,10 @@ TCP: SocketKind = (socket.AF_INET, socket.SOCK_STREAM, 0)
 _spare: dict[str, list[tuple[SocketKind, socket.socket]]] = {}
 # namespace file -> a libnftables context made in it at creation and not yet handed out
 _spare_nft: dict[str, Any] = {}
+# namespace file -> its net.ipv6.conf.default.disable_ipv6, opened in it at creation: a sysctl
+# file is bound to its namespace when opened, so writing this fd later, from any thread, flips
+# the default of that namespace (ipv6_born_on) without a thread and a setns (~0.3-2 ms).
+_v6_default: dict[str, int] = {}
 _spare_lock = threading.Lock()
 
 T = TypeVar("T")
@@ -83,6 +87,7 @@ def create_netns(path: Path, prepare: Sequence[SocketKind] = (), nftables: bool 
     os.close(fd)
 
     nft: list[Any] = []
+    v6_default: list[int] = []
 
     def work() -> list[tuple[SocketKind, socket.socket]]:
         _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
@@ -98,6 +103,7 @@ def create_netns(path: Path, prepare: Sequence[SocketKind] = (), nftables: bool 
         # an endpoint on an IPv6 network turns it on for its own interface (enable_ipv6).
         with contextlib.suppress(FileNotFoundError):  # a kernel without IPv6: nothing to do
             _write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")
+            v6_default.append(os.open(f"/proc/sys/{V6_DEFAULT}", os.O_WRONLY | os.O_CLOEXEC))
         if nftables:
             nft.append(_new_nftables())
         return spares
@@ -112,6 +118,28 @@ def create_netns(path: Path, prepare: Sequence[SocketKind] = (), nftables: bool 
             _spare[str(path)] = spares
         if nft:
             _spare_nft[str(path)] = nft[0]
+        if v6_default:
+            _v6_default[str(path)] = v6_default[0]
+
+
+V6_DEFAULT = "net/ipv6/conf/default/disable_ipv6"
+
+
+@contextlib.contextmanager
+def ipv6_born_on(path: str | Path) -> Iterator[bool]:
+    """Interfaces created in the namespace at `path` inside this block are born with IPv6 on
+    (its default is off again after). Yields False when that cannot be done this way (a
+    namespace this process did not create): the caller then uses enable_ipv6 afterwards."""
+    with _spare_lock:
+        fd = _v6_default.get(str(path))
+    if fd is None:
+        yield False
+        return
+    os.pwrite(fd, b"0", 0)  # a sysctl write at offset 0: the whole value
+    try:
+        yield True
+    finally:
+        os.pwrite(fd, b"1", 0)
 
 
 def _write_sysctl(key: str, value: str) -> None:
@@ -151,6 +179,9 @@ def delete_netns(path: Path) -> None:
     with _spare_lock:
         for _kind, sock in _spare.pop(str(path), []):
             sock.close()
+        fd = _v6_default.pop(str(path), None)
+    if fd is not None:
+        os.close(fd)
         _spare_nft.pop(str(path), None)  # its socket closes with the context
     if _libc.umount2(bytes(path), MNT_DETACH) != 0:
         err = ctypes.get_errno()

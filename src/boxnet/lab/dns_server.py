@@ -45,7 +45,10 @@ def main() -> None:
     parser.add_argument("--ready-file", required=True)
     args = parser.parse_args()
     address = socket.inet_aton(args.answer)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    if family == socket.AF_INET6:  # "::" serves IPv4 clients too (as ::ffff:a.b.c.d)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     sock.bind((args.bind, args.port))
     tmp = args.ready_file + ".tmp"
     with open(tmp, "w") as f:
@@ -58,7 +61,7 @@ def main() -> None:
                 reply, qname, qtype = answer(data, address)
             except (IndexError, struct.error):
                 continue
-            log.write(f"{qname} {qtype} {peer[0]}\n")
+            log.write(f"{qname} {qtype} {peer[0].removeprefix('::ffff:')}\n")
             sock.sendto(reply, peer)
 
 

@@ -26,14 +26,17 @@ class Upstream:
         return self.log.read_text().splitlines() if self.log.exists() else []
 
 
-def dns_server(lab: Lab, ns: Netns, answer: str = "192.0.2.53", port: int = 53) -> Upstream:
-    """Run dns_server.py in ns (UDP 0.0.0.0:port), answering every A query with `answer`;
-    the lab kills it at close."""
+def dns_server(
+    lab: Lab, ns: Netns, answer: str = "192.0.2.53", port: int = 53, bind: str = "0.0.0.0"
+) -> Upstream:
+    """Run dns_server.py in ns (UDP bind:port; "::" for both families), answering every A
+    query with `answer`; the lab kills it at close."""
     stem = f"dns-{ns.role}-{port}"
     ready, log_path = lab.tmpdir / f"{stem}.ready", lab.tmpdir / f"{stem}.queries"
     out = lab.tmpdir / f"{stem}.out"
     argv = [str(venv_bin() / "python"), "-I", str(DNS_SERVER), "--answer", answer]
     argv += ["--port", str(port), "--log", str(log_path), "--ready-file", str(ready)]
+    argv += ["--bind", bind]
     with out.open("ab") as sink:
         proc = ns.popen(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
     deadline = time.monotonic() + 10

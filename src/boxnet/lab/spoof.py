@@ -22,6 +22,7 @@ import struct
 import time
 
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
 ETH_P_ALL = 0x0003
 TCP_FLAGS = {0x01: "F", 0x02: "S", 0x04: "R", 0x08: "P", 0x10: "A", 0x20: "U"}
 
@@ -46,8 +47,14 @@ def tcp_syn(src_ip: str, dst_ip: str, sport: int, dport: int, seq: int) -> bytes
     offset = (20 + len(options)) // 4
     header = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, offset << 4, 0x02, 64240, 0, 0)
     segment = header + options
-    pseudo = socket.inet_aton(src_ip) + socket.inet_aton(dst_ip)
-    pseudo += struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(segment))
+    if ":" in dst_ip:  # the IPv6 pseudo-header (RFC 8200 8.1)
+        pseudo = socket.inet_pton(socket.AF_INET6, src_ip) + socket.inet_pton(
+            socket.AF_INET6, dst_ip
+        )
+        pseudo += struct.pack("!I3xB", len(segment), socket.IPPROTO_TCP)
+    else:
+        pseudo = socket.inet_aton(src_ip) + socket.inet_aton(dst_ip)
+        pseudo += struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(segment))
     csum = checksum(pseudo + segment)
     return segment[:16] + struct.pack("!H", csum) + segment[18:]
 
@@ -70,15 +77,39 @@ def ipv4(src_ip: str, dst_ip: str, payload: bytes, ident: int) -> bytes:
     return header[:10] + struct.pack("!H", csum) + header[12:] + payload
 
 
+def ipv6(src_ip: str, dst_ip: str, payload: bytes) -> bytes:
+    header = struct.pack("!IHBB", 6 << 28, len(payload), socket.IPPROTO_TCP, 64)
+    header += socket.inet_pton(socket.AF_INET6, src_ip) + socket.inet_pton(socket.AF_INET6, dst_ip)
+    return header + payload
+
+
 def frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int, dport: int) -> bytes:
-    """Ethernet + IPv4 + TCP SYN, ready for an AF_PACKET socket."""
+    """Ethernet + IPv4 (or IPv6, for an IPv6 dst_ip) + TCP SYN, ready for an AF_PACKET socket."""
     seq = random.randrange(1 << 32)
-    packet = ipv4(src_ip, dst_ip, tcp_syn(src_ip, dst_ip, sport, dport, seq), sport)
-    return mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", ETH_P_IP) + packet
+    segment = tcp_syn(src_ip, dst_ip, sport, dport, seq)
+    if ":" in dst_ip:
+        packet, ethertype = ipv6(src_ip, dst_ip, segment), ETH_P_IPV6
+    else:
+        packet, ethertype = ipv4(src_ip, dst_ip, segment, sport), ETH_P_IP
+    return mac_bytes(dst_mac) + mac_bytes(src_mac) + struct.pack("!H", ethertype) + packet
+
+
+def parse_tcp6(raw: bytes) -> tuple[str, str, int, int, str] | None:
+    """The same for an Ethernet/IPv6/TCP frame (no extension headers: a SYN-ACK has none)."""
+    ip = raw[14:]
+    if len(ip) < 40 + 14 or ip[6] != socket.IPPROTO_TCP:
+        return None
+    sport, dport = struct.unpack("!HH", ip[40:44])
+    bits = ip[40 + 13]
+    flags = "".join(name for bit, name in TCP_FLAGS.items() if bits & bit)
+    src = socket.inet_ntop(socket.AF_INET6, ip[8:24])
+    return src, socket.inet_ntop(socket.AF_INET6, ip[24:40]), sport, dport, flags
 
 
 def parse_tcp(raw: bytes) -> tuple[str, str, int, int, str] | None:
     """(src ip, dst ip, sport, dport, flags) of an Ethernet/IPv4/TCP frame, else None."""
+    if len(raw) >= 14 and struct.unpack("!H", raw[12:14])[0] == ETH_P_IPV6:
+        return parse_tcp6(raw)
     if len(raw) < 34 or struct.unpack("!H", raw[12:14])[0] != ETH_P_IP:
         return None
     ip = raw[14:]
@@ -96,13 +127,14 @@ def probe(
 ) -> dict[str, object]:
     """Send one crafted SYN out of ifname; report the TCP that comes back to our port."""
     listen = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    send = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+    ethertype = ETH_P_IPV6 if ":" in dst_ip else ETH_P_IP
+    send = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
     try:
         listen.bind((ifname, ETH_P_ALL))
-        send.bind((ifname, ETH_P_IP))
+        send.bind((ifname, ethertype))
         src_mac = ":".join(f"{b:02x}" for b in send.getsockname()[4][:6])
         if not src_ip:
-            src_ip = own_ipv4(ifname)
+            src_ip = own_ipv6(ifname) if ethertype == ETH_P_IPV6 else own_ipv4(ifname)
         sport = random.randrange(20000, 60000)
         send.send(frame(src_mac, dst_mac, src_ip, dst_ip, sport, dport))
         deadline = time.monotonic() + timeout
@@ -129,6 +161,16 @@ def own_ipv4(ifname: str) -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         req = struct.pack("256s", ifname.encode()[:15])
         return socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24])
+
+
+def own_ipv6(ifname: str) -> str:
+    """ifname's first global IPv6 address, from this namespace's /proc/net/if_inet6."""
+    with open("/proc/net/if_inet6") as fh:
+        for line in fh:
+            hexaddr, _idx, _plen, scope, _flags, name = line.split()
+            if name == ifname and scope == "00":
+                return socket.inet_ntop(socket.AF_INET6, bytes.fromhex(hexaddr))
+    raise SystemExit(f"{ifname} has no global IPv6 address")
 
 
 def main() -> None:

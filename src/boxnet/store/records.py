@@ -89,7 +89,7 @@ def _spec_from(d: dict[str, Any]) -> ContainerSpec:
         PortRequest(
             container_port=p["container_port"],
             proto=p["proto"],
-            host_ip=IPv4Address(p["host_ip"]) if p["host_ip"] else None,
+            host_ip=ip_address(p["host_ip"]) if p["host_ip"] else None,
             host_port_start=p["host_port_start"],
             host_port_end=p["host_port_end"],
         )
@@ -320,7 +320,7 @@ class Records:
                 PortBinding(
                     container_port=r["container_port"],
                     proto=r["proto"],
-                    host_ip=IPv4Address(r["host_ip"]),
+                    host_ip=ip_address(r["host_ip"]),
                     host_port=r["host_port"],
                 ),
                 r["container_ip"],

@@ -44,7 +44,8 @@ class Evaluator:
             if net is None or c is None or c.state != State.RUNNING:
                 continue
             self.eps.setdefault(c.id, []).append((e, net))
-            self.by_ip[e.ip] = (c, net)
+            if e.interface4 is not None:  # explain traces IPv4
+                self.by_ip[e.interface4.ip] = (c, net)
         self.local = {a.ip for a in scene.host_addresses}
 
     # -- parties ---------------------------------------------------------------------------------
@@ -136,7 +137,7 @@ class Evaluator:
         ex.dst_ip = str(dip)
         for e, n in eps:
             if n.subnet is not None and dip in n.subnet:
-                ex.src_ip = str(e.ip)
+                ex.src_ip = str(e.primary.ip)
                 self.note(ex, "route", f"{dip} is on {n.name} ({n.subnet}): out {e.ifname}")
                 self._on_bridge(ex, n, dip, dst)
                 return
@@ -147,12 +148,12 @@ class Evaluator:
         gw = next(((e, n) for e, n in eps if not n.internal and n.gateway is not None), None)
         if gw is None:
             e, n = eps[0]
-            ex.src_ip = str(e.ip)
+            ex.src_ip = str(e.primary.ip)
             self.note(ex, "route", f"{src.name} has no default route: {n.name} is internal")
             self.verdict(ex, False, "blocked: an internal network has no way out (no route)")
             return
         e, n = gw
-        ex.src_ip = str(e.ip)
+        ex.src_ip = str(e.primary.ip)
         self.note(ex, "route", f"default route via {n.gateway} on bridge {n.bridge}")
         if dip in self.local or self._is_gateway(dip):
             self._to_host_address(ex, dip, in_net=n, local=False)
@@ -196,7 +197,8 @@ class Evaluator:
         tried.append(lambda d: d.host_ip == ANY_IP)
         for match in tried:
             for d in self.s.firewall.dnats:
-                if d.proto == proto and d.host_port == port and match(d):
+                # (explain traces IPv4 only: an IPv6 binding never answers an IPv4 question)
+                if d.version == 4 and d.proto == proto and d.host_port == port and match(d):
                     return d
         return None
 
@@ -218,7 +220,7 @@ class Evaluator:
             return
         self.rule(ex, "nat", f"DNAT to {d.container_ip}:{d.container_port}", Rule("dnat", dnat=d))
         ex.nat.append(f"DNAT {dip}:{d.host_port} -> {d.container_ip}:{d.container_port}")
-        target = self.by_ip.get(d.container_ip)
+        target = self.by_ip.get(d.container_ip) if isinstance(d.container_ip, IPv4Address) else None
         if target is None:
             self.verdict(ex, False, f"nothing runs at {d.container_ip} any more")
             return

@@ -75,7 +75,8 @@ class PortNode:
 
     @property
     def label(self) -> str:
-        return f"{self.host_ip}:{self.host_port}->{self.container_port}/{self.proto}"
+        host = f"[{self.host_ip}]" if ":" in self.host_ip else self.host_ip  # as `port` prints it
+        return f"{host}:{self.host_port}->{self.container_port}/{self.proto}"
 
 
 @dataclass(frozen=True)
@@ -145,11 +146,13 @@ def _network_node(net: Network, kernel: dict[str, KernelLink]) -> NetworkNode:
 def _endpoint_node(e: Endpoint, net: Network | None, kernel: dict[str, KernelLink]) -> EndpointNode:
     name = net.name if net else e.network_id[:12]
     if net is not None and net.driver == "macvlan":
-        return EndpointNode(name, str(e.ip), e.ifname, "", True)  # lives in the container only
+        return EndpointNode(
+            name, str(e.primary.ip), e.ifname, "", True
+        )  # lives in the container only
     link = kernel.get(e.host_veth)
     bridge = net.bridge if net else None
     ok = link is not None and link.master == bridge
-    return EndpointNode(name, str(e.ip), e.ifname, e.host_veth, ok)
+    return EndpointNode(name, str(e.primary.ip), e.ifname, e.host_veth, ok)
 
 
 def _differences(

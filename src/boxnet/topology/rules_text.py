@@ -50,7 +50,7 @@ def nftables(rule: Rule) -> str:
         value = f"{d.container_ip} . {d.container_port}"
         if d.host_ip == ANY_IP:
             where, elem = "publish", f"pub_any {{ {d.proto} . {d.host_port} : {value} }}"
-            text = "dnat ip to meta l4proto . th dport map @pub_any"
+            text = "meta nfproto ipv4 dnat ip to meta l4proto . th dport map @pub_any"
         else:
             m = "pub_lo" if d.is_loopback else "pub_addr"
             where = "publish_local" if d.is_loopback else "publish"

@@ -93,7 +93,7 @@ def _reach(ctl: Controller, rec: Recorded, snap: snapshot.KernelSnapshot) -> tup
     for e in rec.endpoints:
         if e.container_id in names and e.network_id in nets:
             stand_in.setdefault(nets[e.network_id], names[e.container_id])
-            attached.append((names[e.container_id], e.network_id, str(e.ip)))
+            attached.append((names[e.container_id], e.network_id, str(e.primary.ip)))
     key = (
         rec.firewall,
         tuple((n.name, n.driver, n.internal, n.icc, n.ipam) for n in rec.networks),
