@@ -28,6 +28,33 @@ from pathlib import Path
 from typing import IO, Any
 
 from boxnet.errors import BoxnetError, InvalidArgument, KernelError, NotFound
+from boxnet.runtime.processes import (  # re-exported: callers know them as launcher.*
+    EXIT_FILE as EXIT_FILE,
+)
+from boxnet.runtime.processes import (
+    PID_FILE as PID_FILE,
+)
+from boxnet.runtime.processes import (
+    ExitStatus as ExitStatus,
+)
+from boxnet.runtime.processes import (
+    PidFd as PidFd,
+)
+from boxnet.runtime.processes import (
+    is_alive as is_alive,
+)
+from boxnet.runtime.processes import (
+    open_pidfd as open_pidfd,
+)
+from boxnet.runtime.processes import (
+    read_exit as read_exit,
+)
+from boxnet.runtime.processes import (
+    read_pid as read_pid,
+)
+from boxnet.runtime.processes import (
+    send_signal as send_signal,
+)
 
 SHIM_PATH = Path(__file__).with_name("shim.py")
 ZYGOTE_PATH = Path(__file__).with_name("zygote.py")
@@ -35,8 +62,6 @@ SHIMIO_PATH = Path(__file__).with_name("shimio.py")  # loaded by the shim, from 
 SHIMROOT_PATH = Path(__file__).with_name("shimroot.py")  # the same
 READY_TIMEOUT = 10.0
 SPEC_FILE = "spec.json"
-EXIT_FILE = "exit.json"
-PID_FILE = "pid"
 
 
 class StartFailed(InvalidArgument):
@@ -106,35 +131,6 @@ class ProcessSpec:
         return cls(**known)
 
 
-class PidFd:
-    """An owned pidfd, readable (select/poll) once its process has ended.
-
-    Closed when garbage-collected unless `detach`ed, so a caller that ignores it leaks nothing.
-    """
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-
-    def fileno(self) -> int:
-        if self._fd < 0:
-            raise ValueError("pidfd is closed")
-        return self._fd
-
-    def detach(self) -> int:
-        """Take ownership of the raw fd."""
-        fd, self._fd = self.fileno(), -1
-        return fd
-
-    def close(self) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def __del__(self) -> None:
-        self.close()
-
-
 @dataclass(frozen=True)
 class Started:
     shim_pid: int
@@ -143,14 +139,6 @@ class Started:
     # later pidfd_open(shim_pid) could in theory hit a recycled PID. Use them to watch and signal.
     shim_pidfd: PidFd | None = None
     pidfd: PidFd | None = None
-
-
-@dataclass(frozen=True)
-class ExitStatus:
-    exit_code: int
-    finished_at: str
-    oom_killed: bool = False
-    error: str = ""
 
 
 def _write_spec(path: Path, spec: ProcessSpec, ready_fd: int) -> None:
@@ -462,54 +450,3 @@ def exec_in(
 ) -> int:
     """Run argv inside a container and wait: its exit code (127 not found, 126 not executable)."""
     return spawn_exec(target_pid, argv, env, workdir, tty, stdio_fds, user).wait()
-
-
-def read_exit(state_dir: Path | str) -> ExitStatus | None:
-    """The status the shim wrote when the container ended; None while it runs (or if lost)."""
-    try:
-        data = json.loads((Path(state_dir) / EXIT_FILE).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return ExitStatus(
-        exit_code=int(data["ExitCode"]),
-        finished_at=str(data.get("FinishedAt", "")),
-        oom_killed=bool(data.get("OOMKilled", False)),
-        error=str(data.get("Error", "")),
-    )
-
-
-def read_pid(state_dir: Path | str) -> int | None:
-    try:
-        return int((Path(state_dir) / PID_FILE).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def is_alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] not in (b"Z", b"X")
-
-
-def send_signal(pid: int, sig: int, pidfd: int | PidFd | None = None) -> bool:
-    """Signal a process (race-free through its pidfd if given). False if it is already gone."""
-    try:
-        if pidfd is not None:
-            signal.pidfd_send_signal(pidfd if isinstance(pidfd, int) else pidfd.fileno(), sig)
-        else:
-            os.kill(pid, sig)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def open_pidfd(pid: int) -> int | None:
-    """A pidfd (readable once the process exits), or None if the process is gone."""
-    try:
-        return os.pidfd_open(pid)
-    except ProcessLookupError:
-        return None
