@@ -115,6 +115,14 @@ def serve(argv: list[str]) -> int:
         ui = ui_server.start(controller, config.ui)
         controller.ui_url = ui.url
 
+    plugin = None
+    if config.docker_plugin_socket is not None:  # Docker's network plugin protocol
+        from boxnet.api.routes_dockerplugin import build_plugin_router
+
+        plugin = Server(config.docker_plugin_socket, build_plugin_router(controller))
+        threading.Thread(target=plugin.serve_forever, args=(0.5,), daemon=True).start()
+        log.info("docker network plugin (driver boxnet) on %s", config.docker_plugin_socket)
+
     membership = cluster.membership if cluster is not None else None
     if membership is not None:
         membership.start()
@@ -133,6 +141,10 @@ def serve(argv: list[str]) -> int:
         if ui is not None:
             ui.shutdown()
             ui.server_close()
+        if plugin is not None:
+            plugin.shutdown()
+            plugin.server_close()
+            config.docker_plugin_socket.unlink(missing_ok=True)  # type: ignore[union-attr]
         paths.socket.unlink(missing_ok=True)
         if membership is not None:
             membership.stop()

@@ -188,7 +188,8 @@ def test_unknown_keys(env: Env) -> None:
          "remove it: boxnet refuses options it would silently ignore"),
         ("zzz", "unknown key", "known keys: bip, bridge, cluster-advertise, cluster-store,"
          " cluster-store-opts, data-root, debug, default-address-pools,"
-         " default-gateway, dns, dns-opts, dns-search, exec-root, firewall-backend, fixed-cidr,"
+         " default-gateway, dns, dns-opts, dns-search, docker-plugin-socket, exec-root,"
+         " firewall-backend, fixed-cidr,"
          " hosts, icc, insecure-registries, ip, ip-forward, ip-masq, iptables, iptables-variant,"
          " mtu, ui"),
     ]  # fmt: skip

@@ -71,6 +71,7 @@ class DaemonConfig:
     firewall_backend: FirewallBackend = "nftables"
     iptables_variant: IptablesVariant = "auto"
     ui: tuple[IPv4Address, int] | None = None  # --ui: the topology page's TCP address
+    docker_plugin_socket: Path | None = None  # --docker-plugin-socket: Docker's remote driver
     default_address_pools: tuple[tuple[IPv4Network, int], ...] = DEFAULT_ADDRESS_POOLS
     insecure_registries: tuple[str, ...] = ()  # host[:port] or CIDR: pulls over plain HTTP
     # Overlay networks (SPEC §3b): etcd endpoints (host, port), this host's underlay address,

@@ -193,6 +193,15 @@ class NetworkDriver(ABC):
         carries the default route. Returns the endpoint as realised (its MAC, host interface)."""
         raise InvalidArgument(f"cannot attach a container to network {net.name}")
 
+    def hand_over(self, net: Network, endpoint: Endpoint, undo: Rollback) -> Endpoint:
+        """Like join, but the endpoint's interface (named endpoint.ifname) stays unconfigured in
+        the daemon's own namespace for a runtime to move into its sandbox (Docker's remote
+        driver: dockerd moves, renames and addresses it). leave(..., "") removes it."""
+        raise InvalidArgument(
+            f"network {net.name} (driver {net.driver}) cannot serve Docker's containers",
+            hint="use a bridge network",
+        )
+
     def leave(self, net: Network, endpoint: Endpoint, netns_path: str) -> None:
         """Unplug it ("" = its namespace is gone). Idempotent."""
         return None  # nothing to do for drivers without such objects
