@@ -167,6 +167,24 @@ def test_boxnet_container_and_docker_container_share_an_adopted_network(env: Env
     e.daemon.cli("network", "rm", "shared")
 
 
+def test_refusals_reach_the_docker_user_and_internal_stays_inside(env: Env) -> None:
+    e = env
+    bad = e.docker.cli("network", "create", "-d", "boxnet", "-o", "foo=bar", "bad", check=False)
+    assert bad.returncode != 0 and "remote: unknown bridge option 'foo'" in bad.stderr
+    v6 = ["network", "create", "-d", "boxnet", "--ipv6", "--subnet", "fd00:99::/64", "bad6"]
+    bad6 = e.docker.cli(*v6, check=False)
+    assert bad6.returncode != 0 and "IPv6 on Docker networks" in bad6.stderr
+    e.run("network", "create", "-d", "boxnet", "--internal", "--subnet", "10.99.62.0/24", "inner")
+    assert boxnet_network(e, "inner")["Internal"] is True
+    e.run("run", "-d", "--name", "i1", "--network", "inner", e.image, "sleep", "600")
+    e.run("run", "-d", "--name", "i2", "--network", "inner", e.image, "sleep", "600")
+    assert "1 packets received" in e.run("exec", "i1", "ping", "-c1", "-W2", "i2")
+    out = e.docker.cli("exec", "i1", "ping", "-c1", "-W1", "203.0.113.1", check=False)
+    assert out.returncode != 0
+    e.run("rm", "-f", "i1", "i2")
+    e.run("network", "rm", "inner")
+
+
 def test_boxnetd_restart_keeps_containers_and_serves_again(env: Env) -> None:
     e = env
     e.run("run", "-d", "--name", "r1", "--network", NET, "-p", "8081:80", e.image,

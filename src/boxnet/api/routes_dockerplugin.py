@@ -16,6 +16,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_interface, ip_
 from typing import TYPE_CHECKING, Any
 
 from boxnet.api.server import Request, Response, Router
+from boxnet.core import metrics
 from boxnet.core.dockerplugin import DockerNetworkRequest
 from boxnet.errors import BoxnetError, InvalidArgument
 from boxnet.model import PortRequest
@@ -132,7 +133,7 @@ def register(r: Router, ctl: Controller) -> None:
         if address is not None and not isinstance(address, IPv4Interface):
             raise iface["Address"].error("an IPv4 address")
         mac = iface["MacAddress"].text()
-        with ctl.lock:
+        with ctl.lock, metrics.timed("docker.create_endpoint"):  # GET /boxnet/metrics
             result = plugin.create_endpoint(
                 body["NetworkID"].text(required=True),
                 body["EndpointID"].text(required=True),
@@ -148,7 +149,7 @@ def register(r: Router, ctl: Controller) -> None:
         return {"Interface": given} if given else {}
 
     def delete_endpoint(body: Field) -> dict[str, Any]:
-        with ctl.lock:
+        with ctl.lock, metrics.timed("docker.delete_endpoint"):
             plugin.delete_endpoint(
                 body["NetworkID"].text(required=True), body["EndpointID"].text(required=True)
             )
@@ -186,7 +187,7 @@ def register(r: Router, ctl: Controller) -> None:
 
     def program(body: Field) -> dict[str, Any]:
         ports = _ports(body["Options"])
-        with ctl.lock:
+        with ctl.lock, metrics.timed("docker.program_ports"):
             plugin.program_ports(
                 body["NetworkID"].text(required=True),
                 body["EndpointID"].text(required=True),

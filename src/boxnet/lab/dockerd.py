@@ -60,7 +60,8 @@ class DockerEngine:
         dockerd += ["--pidfile", str(self.workdir / "dockerd.pid")]
         # No firewall of Docker's in the lab's host namespace: boxnet's rules are the ones
         # under test (Docker's FORWARD policy DROP would also drop boxnet's forwarded packets).
-        dockerd += ["--iptables=false", "--ip-masq=false", *self.extra_args]
+        # No default bridge either (docker0 would take a subnet in the lab's host namespace).
+        dockerd += ["--iptables=false", "--ip-masq=false", "--bridge=none", *self.extra_args]
         inner = [tool("unshare"), "-m", "--propagation", "private", "--"]
         return [*inner, tool("sh"), "-ec", INNER, "lab-dockerd", str(self.plugins), *dockerd]
 
