@@ -18,6 +18,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import TYPE_CHECKING
 
 from boxnet.core.external import ExternalRequest, ExternalResult, owner_id
+from boxnet.drivers.base import HANDOVER_PREFIX
 from boxnet.errors import Conflict, InvalidArgument, NotFound
 from boxnet.model import Network, NetworkRequest, PortRequest
 from boxnet.store.docker_networks import DockerNetwork, DockerNetworks
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 
 KIND = "docker"
 OPT_NETWORK = "boxnet.network"  # -o boxnet.network=NAME: the boxnet network to adopt or make
-PEER_PREFIX = "bxd"  # the handed-over end until dockerd renames it (eth0): bxd<9 hex>
+OPT_DRIVER = "boxnet.driver"  # -o boxnet.driver=macvlan: the driver of a network made for Docker
+DRIVERS = ("bridge", "macvlan")  # the local drivers that can hand an interface over
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class DockerNetworkRequest:
 
 def peer_name(endpoint_id: str) -> str:
     """The interface handed to dockerd: a name per Docker endpoint (15 characters at most)."""
-    return PEER_PREFIX + hashlib.sha256(endpoint_id.encode()).hexdigest()[:9]
+    return HANDOVER_PREFIX + hashlib.sha256(endpoint_id.encode()).hexdigest()[:9]
 
 
 class DockerPlugin:
@@ -75,6 +77,14 @@ class DockerPlugin:
             return net
         options = dict(req.options)
         name = options.pop(OPT_NETWORK, "") or f"docker-{req.docker_id[:12]}"
+        driver = options.pop(OPT_DRIVER, "bridge")
+        if driver not in DRIVERS:
+            raise InvalidArgument(
+                f"-o {OPT_DRIVER}={driver}: Docker's containers can use boxnet's "
+                + ", ".join(DRIVERS)
+                + " networks",
+                hint=f"-o {OPT_DRIVER}=bridge (the default) or macvlan with -o parent=NIC",
+            )
         try:
             existing: Network | None = self.networks.find(name)
         except NotFound:
@@ -85,6 +95,7 @@ class DockerPlugin:
             return existing
         request = NetworkRequest(
             name=name,
+            driver=driver,
             subnet=req.pool,
             gateway=req.gateway,
             aux_addresses=dict(req.aux),
@@ -102,7 +113,7 @@ class DockerPlugin:
     @staticmethod
     def _check_adoptable(net: Network, req: DockerNetworkRequest) -> None:
         cfg = net.family(4)
-        if net.bridge is None or cfg is None:
+        if net.driver not in DRIVERS or cfg is None:
             raise InvalidArgument(
                 f"boxnet network {net.name} (driver {net.driver}) cannot serve Docker",
                 hint="name a bridge network with -o boxnet.network=NAME, or leave it out",

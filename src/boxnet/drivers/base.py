@@ -38,6 +38,11 @@ if TYPE_CHECKING:
     from boxnet.dns import NameEntry
 
 
+# Interfaces handed over to a runtime that moves them into its sandbox (Docker's remote driver)
+# are named HANDOVER_PREFIX + 9 hex until it renames them; back here, they are boxnet's to delete.
+HANDOVER_PREFIX = "bxd"
+
+
 class Rollback(Protocol):
     """txn.Undo as a driver sees it: push the inverse of each step just made."""
 
