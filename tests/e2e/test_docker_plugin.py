@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from boxnet.faults import ENV
 from boxnet.lab import BasicLab, Daemon, Lab, basic_lab
 from boxnet.lab.dockerd import DockerEngine
 
@@ -183,6 +184,48 @@ def test_refusals_reach_the_docker_user_and_internal_stays_inside(env: Env) -> N
     assert out.returncode != 0
     e.run("rm", "-f", "i1", "i2")
     e.run("network", "rm", "inner")
+
+
+def test_network_connect_adds_eth1_and_disconnect_removes_it(env: Env) -> None:
+    e = env
+    e.run("network", "create", "-d", "boxnet", "--subnet", "10.99.63.0/24", "second")
+    e.run("run", "-d", "--name", "n1", "--network", NET, e.image, "sleep", "600")
+    e.run("run", "-d", "--name", "n2", "--network", "second", e.image, "sleep", "600")
+    before = set(host_veths(e))
+    e.run("network", "connect", "second", "n1")
+    assert "10.99.63." in e.run("exec", "n1", "ip", "-o", "-4", "addr", "show", "eth1")
+    assert "1 packets received" in e.run(
+        "exec", "n1", "ping", "-c1", "-W2", ip_of(e, "n2", "second")
+    )
+    added = set(host_veths(e)) - before
+    assert len(added) == 1
+    e.run("network", "disconnect", "second", "n1")
+    assert "eth1" not in e.run("exec", "n1", "ip", "-o", "link")
+    assert not set(host_veths(e)) & added
+    e.run("rm", "-f", "n1", "n2")
+    e.run("network", "rm", "second")
+
+
+def test_boxnetd_crash_inside_create_endpoint_leaks_nothing(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    e = env
+    before = set(host_veths(e))
+    monkeypatch.setenv(ENV, "external.attach.joined")  # dies after the veth pair, before records
+    e.daemon.restart()
+    failed = e.docker.cli("run", "-d", "--name", "x1", "--network", NET, e.image, "sleep", "600",
+                          check=False)  # fmt: skip
+    assert failed.returncode != 0
+    assert e.daemon.wait(10) is not None, "boxnetd did not crash"
+    monkeypatch.delenv(ENV)
+    e.daemon.start()  # its start-up gc removes the ownerless veth
+    assert e.daemon.pending_intents() == []
+    assert set(host_veths(e)) == before
+    e.run("rm", "-f", "x1")
+    e.run("run", "-d", "--name", "x1", "--network", NET, e.image, "sleep", "600")
+    assert len(set(host_veths(e)) - before) == 1
+    e.run("rm", "-f", "x1")
+    assert set(host_veths(e)) == before
 
 
 def test_boxnetd_restart_keeps_containers_and_serves_again(env: Env) -> None:
