@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from ipaddress import ip_interface
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -166,6 +167,34 @@ def test_boxnet_container_and_docker_container_share_an_adopted_network(env: Env
     assert "shared" in e.daemon.cli("network", "ls").stdout
     e.daemon.cli("rm", "-f", "bx1")
     e.daemon.cli("network", "rm", "shared")
+
+
+def test_boxnet_ipam_driver_shares_one_address_space(env: Env) -> None:
+    """--ipam-driver boxnet: boxnet's allocator for Docker's containers too, so an adopted
+    network needs no --ip-range split, and a pool is picked clear of boxnet's networks."""
+    e = env
+    e.daemon.cli("network", "create", "--subnet", "10.99.64.0/24", "shared2")
+    e.daemon.cli("run", "-d", "--name", "bx2", "--network", "shared2", "busybox", "sleep", "600")
+    e.run(
+        "network", "create", "-d", "boxnet", "--ipam-driver", "boxnet",
+        "--subnet", "10.99.64.0/24", "-o", "boxnet.network=shared2", "dshared2",
+    )  # fmt: skip
+    e.run("run", "-d", "--name", "dk2", "--network", "dshared2", e.image, "sleep", "600")
+    bx_ip = json.loads(e.daemon.cli("inspect", "bx2").stdout)[0]["NetworkSettings"]["Networks"]
+    bx_ip = bx_ip["shared2"]["IPAddress"]
+    dk_ip = ip_of(e, "dk2", "dshared2")
+    assert bx_ip == "10.99.64.2" and dk_ip == "10.99.64.3"
+    assert "1 packets received" in e.run("exec", "dk2", "ping", "-c1", "-W2", bx_ip)
+    # A pool of boxnet's choosing: none of the subnets boxnet's networks hold.
+    e.run("network", "create", "-d", "boxnet", "--ipam-driver", "boxnet", "auto")
+    pool = e.d("network", "inspect", "auto")[0]["IPAM"]["Config"][0]["Subnet"]
+    assert pool not in {"172.17.0.0/16", "10.99.60.0/24", "10.99.64.0/24"}
+    e.run("run", "-d", "--name", "dk3", "--network", "auto", e.image, "sleep", "600")
+    assert ip_of(e, "dk3", "auto") == str(ip_interface(pool).network.network_address + 2)
+    e.run("rm", "-f", "dk2", "dk3")
+    e.run("network", "rm", "dshared2", "auto")
+    e.daemon.cli("rm", "-f", "bx2")
+    e.daemon.cli("network", "rm", "shared2")
 
 
 def test_refusals_reach_the_docker_user_and_internal_stays_inside(env: Env) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from boxnet.api.server import Request, Response, Router
 from boxnet.core import metrics
+from boxnet.core.dockeripam import ADDRESS_SPACE
 from boxnet.core.dockerplugin import DockerNetworkRequest
 from boxnet.errors import BoxnetError, InvalidArgument
 from boxnet.model import PortRequest
@@ -31,6 +32,7 @@ MEDIA_TYPE = "application/vnd.docker.plugins.v1.2+json"
 OPT_GENERIC = "com.docker.network.generic"
 OPT_PORTMAP = "com.docker.network.portmap"
 OPT_INTERNAL = "com.docker.network.internal"
+OPT_GATEWAY = "com.docker.network.gateway"  # IPAM Data key, and RequestAddressType's value
 PROTOCOLS = {6: "tcp", 17: "udp", 132: "sctp"}  # Docker's portmap carries IP protocol numbers
 
 
@@ -76,6 +78,13 @@ def _ipam_v4(body: Field) -> tuple[IPv4Network, IPv4Address | None, dict[str, st
     return pool, gateway, aux
 
 
+def _v4_network(text: str, where: Field) -> IPv4Network:
+    pool = ip_network(text, strict=False)
+    if not isinstance(pool, IPv4Network):
+        raise where.error("an IPv4 CIDR")
+    return pool
+
+
 def _ports(options: Field) -> list[PortRequest]:
     out = []
     for item in options[OPT_PORTMAP].items():
@@ -94,7 +103,7 @@ def register(r: Router, ctl: Controller) -> None:
     plugin = ctl.docker_plugin
 
     def activate(_body: Field) -> dict[str, Any]:
-        return {"Implements": ["NetworkDriver"]}
+        return {"Implements": ["NetworkDriver", "IpamDriver"]}
 
     def capabilities(_body: Field) -> dict[str, Any]:
         return {"Scope": "local", "ConnectivityScope": "local"}
@@ -205,7 +214,54 @@ def register(r: Router, ctl: Controller) -> None:
     def nothing(_body: Field) -> dict[str, Any]:
         return {}  # discovery: nothing to learn about other nodes for a local-scope driver
 
+    ipam = plugin.ipam
+
+    def ipam_capabilities(_body: Field) -> dict[str, Any]:
+        return {"RequiresMACAddress": False, "RequiresRequestReplay": False}
+
+    def address_spaces(_body: Field) -> dict[str, Any]:
+        return {
+            "LocalDefaultAddressSpace": ADDRESS_SPACE,
+            "GlobalDefaultAddressSpace": ADDRESS_SPACE,
+        }
+
+    def request_pool(body: Field) -> dict[str, Any]:
+        text = body["Pool"].text()
+        pool = _v4_network(text, body["Pool"]) if text else None
+        with ctl.lock:
+            gateway = ipam.request_pool(pool, body["SubPool"].text(), body["V6"].flag())
+        pool_text = str(gateway.network)
+        return {"PoolID": pool_text, "Pool": pool_text, "Data": {OPT_GATEWAY: str(gateway)}}
+
+    def release_pool(body: Field) -> dict[str, Any]:
+        with ctl.lock:
+            ipam.release_pool(body["PoolID"].text(required=True))
+        return {}
+
+    def request_address(body: Field) -> dict[str, Any]:
+        pool_id = body["PoolID"].text(required=True)
+        _v4_network(pool_id, body["PoolID"])
+        text = body["Address"].text()
+        wanted = IPv4Address(text) if text else None
+        gateway = body["Options"]["RequestAddressType"].text() == OPT_GATEWAY
+        with ctl.lock:
+            address = ipam.request_address(pool_id, wanted, gateway)
+        return {"Address": str(address), "Data": {}}
+
+    def release_address(body: Field) -> dict[str, Any]:
+        pool_id = body["PoolID"].text(required=True)
+        _v4_network(pool_id, body["PoolID"])
+        with ctl.lock:
+            ipam.release_address(pool_id, IPv4Address(body["Address"].text(required=True)))
+        return {}
+
     methods: dict[str, Callable[[Field], dict[str, Any]]] = {
+        "/IpamDriver.GetCapabilities": ipam_capabilities,
+        "/IpamDriver.GetDefaultAddressSpaces": address_spaces,
+        "/IpamDriver.RequestPool": request_pool,
+        "/IpamDriver.ReleasePool": release_pool,
+        "/IpamDriver.RequestAddress": request_address,
+        "/IpamDriver.ReleaseAddress": release_address,
         "/Plugin.Activate": activate,
         "/NetworkDriver.GetCapabilities": capabilities,
         "/NetworkDriver.CreateNetwork": create_network,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import TYPE_CHECKING
 
+from boxnet.core.dockeripam import DockerIpam
 from boxnet.core.external import ExternalRequest, ExternalResult, owner_id
 from boxnet.drivers.base import HANDOVER_PREFIX
 from boxnet.errors import Conflict, InvalidArgument, NotFound
@@ -65,6 +66,7 @@ class DockerPlugin:
         self.sandboxes = sandboxes
         self.records = records
         self.table = table
+        self.ipam = DockerIpam(networks, records)  # --ipam-driver boxnet (core/dockeripam.py)
 
     # -- networks --------------------------------------------------------------------------------
     def create_network(self, req: DockerNetworkRequest) -> Network:
@@ -92,6 +94,7 @@ class DockerPlugin:
         if existing is not None:
             self._check_adoptable(existing, req)
             self.table.put(DockerNetwork(req.docker_id, existing.id, created=False))
+            self.ipam.created(req.pool)
             return existing
         request = NetworkRequest(
             name=name,
@@ -108,6 +111,7 @@ class DockerPlugin:
             undo.push("remove network", lambda: self.networks.remove(net.id))
             self.table.put(DockerNetwork(req.docker_id, net.id, created=True))
             undo.commit()
+        self.ipam.created(req.pool)
         return net
 
     @staticmethod
@@ -153,6 +157,8 @@ class DockerPlugin:
         self, docker_net: str, endpoint_id: str, address: IPv4Interface | None, mac: str
     ) -> ExternalResult:
         net = self.network(docker_net)
+        if address is not None:  # leased by our IPAM driver (if it was): the endpoint's now
+            self.ipam.hand_to_endpoint(net, address.ip)
         request = ExternalRequest(
             kind=KIND,
             container_id=endpoint_id,
