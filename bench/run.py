@@ -28,7 +28,7 @@ from bench.report import Row, from_foreign, render, write
 from boxnet.lab import Daemon, Lab, basic_lab, install_signal_cleanup, venv_bin
 
 # Other engineers' standalone benchmarks, included when present (see include_foreign).
-FOREIGN = ("ports", "networks", "dns", "iptables", "cni")
+FOREIGN = ("ports", "networks", "dns", "iptables", "cni", "dockerplugin")
 FOREIGN_TIMEOUT = 300
 
 

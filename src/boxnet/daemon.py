@@ -99,6 +99,12 @@ def serve(argv: list[str]) -> int:
             f"the socket {paths.socket} is already served by another daemon",
             hint="stop that daemon, or pass another -H unix://PATH",
         )
+    plugin_socket = config.docker_plugin_socket
+    if plugin_socket is not None and _socket_in_use(plugin_socket):
+        raise Conflict(
+            f"the Docker plugin socket {plugin_socket} is already served by another daemon",
+            hint="stop that daemon, or pass another --docker-plugin-socket PATH",
+        )
 
     from boxnet.api.routes import build_router
     from boxnet.api.server import Server
@@ -114,6 +120,14 @@ def serve(argv: list[str]) -> int:
 
         ui = ui_server.start(controller, config.ui)
         controller.ui_url = ui.url
+
+    plugin = None
+    if plugin_socket is not None:  # Docker's network plugin protocol
+        from boxnet.api.routes_dockerplugin import build_plugin_router
+
+        plugin = Server(plugin_socket, build_plugin_router(controller))
+        threading.Thread(target=plugin.serve_forever, args=(0.5,), daemon=True).start()
+        log.info("docker network plugin (driver %s) on %s", plugin_socket.stem, plugin_socket)
 
     membership = cluster.membership if cluster is not None else None
     if membership is not None:
@@ -133,6 +147,11 @@ def serve(argv: list[str]) -> int:
         if ui is not None:
             ui.shutdown()
             ui.server_close()
+        if plugin is not None:
+            plugin.shutdown()
+            plugin.server_close()
+            if plugin_socket is not None:
+                plugin_socket.unlink(missing_ok=True)
         paths.socket.unlink(missing_ok=True)
         if membership is not None:
             membership.stop()

@@ -188,8 +188,8 @@ def test_unknown_keys(env: Env) -> None:
          "remove it: boxnet refuses options it would silently ignore"),
         ("zzz", "unknown key", "known keys: bip, bip6, bridge, cluster-advertise, cluster-store,"
          " cluster-store-opts, data-root, debug, default-address-pools,"
-         " default-gateway, default-gateway-v6, dns, dns-opts, dns-search, exec-root,"
-         " firewall-backend, fixed-cidr, fixed-cidr-v6,"
+         " default-gateway, default-gateway-v6, dns, dns-opts, dns-search, docker-plugin-socket,"
+         " exec-root, firewall-backend, fixed-cidr, fixed-cidr-v6,"
          " hosts, icc, insecure-registries, ip, ip-forward, ip-masq, iptables, iptables-variant,"
          " ipv6, mtu, ui"),
     ]  # fmt: skip

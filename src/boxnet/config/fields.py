@@ -87,6 +87,10 @@ FIELDS: tuple[Field, ...] = (
           " nft = iptables-nft-*, legacy = iptables-legacy-*"),
     Field("ui", "ui", ("--ui",), Kind.STR, nv.parse_ui_address, "[ADDR:]PORT",
           "also serve the read-only topology page over TCP (address 127.0.0.1 by default)"),
+    Field("docker-plugin-socket", "docker_plugin_socket", ("--docker-plugin-socket",), Kind.STR,
+          tv.parse_abs_path, "PATH",
+          "also serve Docker's network plugin protocol (driver boxnet) on this unix socket,"
+          " e.g. /run/docker/plugins/boxnet.sock (off unless asked)"),
     Field("default-address-pools", "default_address_pools", ("--default-address-pool",), Kind.POOLS,
           nv.parse_pool_text, "base=CIDR,size=N", "pool for new networks (repeatable)"),
     Field("insecure-registries", "insecure_registries", ("--insecure-registry",), Kind.LIST,

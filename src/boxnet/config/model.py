@@ -84,6 +84,7 @@ class DaemonConfig:
     firewall_backend: FirewallBackend = "nftables"
     iptables_variant: IptablesVariant = "auto"
     ui: tuple[IPv4Address, int] | None = None  # --ui: the topology page's TCP address
+    docker_plugin_socket: Path | None = None  # --docker-plugin-socket: Docker's remote driver
     # IPv4 and IPv6 pools, in the user's order (each family takes its own, see CHOICES "IPv6")
     default_address_pools: tuple[tuple[IPv4Network | IPv6Network, int], ...] = DEFAULT_ADDRESS_POOLS
     insecure_registries: tuple[str, ...] = ()  # host[:port] or CIDR: pulls over plain HTTP

@@ -75,6 +75,13 @@ class Controller:
         )
         self.external.dns = self.dns
         self.reconciler.external = self.external
+        from boxnet.core.dockerplugin import DockerPlugin
+        from boxnet.store.docker_networks import DockerNetworks
+
+        # Docker's remote network driver (api/routes_dockerplugin.py): endpoints handed over.
+        self.docker_plugin = DockerPlugin(
+            self.external, self.networks, self.sandboxes, self.records, DockerNetworks(self.store)
+        )
         self.events = self.containers.events  # the daemon's one event bus (core/events.py)
         self.ui_url = ""  # the topology page's address when boxnetd runs with --ui
 

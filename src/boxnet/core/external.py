@@ -56,9 +56,11 @@ RESOLVER = "127.0.0.11"
 
 @dataclass(frozen=True)
 class ExternalRequest:
-    """Plug the namespace at `netns` into `network` as `ifname`."""
+    """Plug the namespace at `netns` into `network` as `ifname`; with netns "" the interface
+    named `ifname` is left unconfigured in the daemon's namespace for the runtime to move into
+    its sandbox (Docker's remote driver), and the runtime owns its lifetime, not a namespace."""
 
-    kind: str  # who asks: "cni"
+    kind: str  # who asks: "cni", "docker"
     container_id: str
     ifname: str
     netns: str
@@ -71,6 +73,7 @@ class ExternalRequest:
     ports: tuple[PortRequest, ...] = ()
     ipv4: IPv4Address | None = None  # a static address
     dns: bool = True  # serve 127.0.0.11 inside the namespace
+    mac: str = ""  # the interface's MAC ("" = derived from the address)
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ class ExternalAttachments:
     def attach(self, req: ExternalRequest) -> ExternalResult:
         """Plug req.netns into the network; a repeated request for the same namespace returns
         the attachment made before. Caller holds the controller's lock."""
-        if not netns.is_netns(req.netns):
+        if req.netns and not netns.is_netns(req.netns):
             raise NotFound(
                 f"network namespace {req.netns} does not exist",
                 hint="the runtime must create the namespace before asking to join it",
@@ -128,18 +131,22 @@ class ExternalAttachments:
             with metrics.timed("external.endpoint"):
                 # One visit for what the rest needs inside: netlink (the veth), the resolver's
                 # sockets, lo up and a libnftables context (its 127.0.0.11 redirect).
-                kinds = [netns.NETLINK, netns.UDP, netns.TCP] if req.dns else [netns.NETLINK]
-                netns.prepare(req.netns, kinds, loopback=req.dns, nftables=req.dns)
-                undo.always("drop spare sockets", lambda: netns.drop_spares(req.netns))
+                if req.netns:
+                    kinds = [netns.NETLINK, netns.UDP, netns.TCP] if req.dns else [netns.NETLINK]
+                    netns.prepare(req.netns, kinds, loopback=req.dns, nftables=req.dns)
+                    undo.always("drop spare sockets", lambda: netns.drop_spares(req.netns))
                 endpoint = self.sandboxes.attach_endpoint(
                     owner,
                     net,
-                    EndpointRequest(network=net.name, ipv4=req.ipv4, aliases=req.aliases),
+                    EndpointRequest(
+                        network=net.name, ipv4=req.ipv4, aliases=req.aliases, mac=req.mac
+                    ),
                     req.ifname,
                     True,
                     Path(req.netns),
                     None,
                     undo,
+                    hand_over=not req.netns,
                 )
             faults.point("external.attach.joined")
             bindings = self.sandboxes.publish_requests(owner, list(req.ports), endpoint, undo)
@@ -154,7 +161,7 @@ class ExternalAttachments:
                 endpoint_id=endpoint.id,
                 name=req.name,
                 aliases=req.aliases,
-                dns=req.dns,
+                dns=req.dns and bool(req.netns),
                 created=now_rfc3339(),
             )
             with metrics.timed("external.dns"):
@@ -198,8 +205,8 @@ class ExternalAttachments:
         return tuple(dict.fromkeys(n for n in names if n))
 
     def _serve(self, record: ExternalRecord, endpoint: Endpoint) -> None:
-        if self.dns is not None:
-            names = self._names(record)
+        names = self._names(record)
+        if self.dns is not None and (names or record.dns):
             self.dns.serve_external(record.owner, names, endpoint, record.netns, record.dns)
 
     def _resolv(self, record: ExternalRecord) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -268,6 +275,10 @@ class ExternalAttachments:
     # -- check, gc --------------------------------------------------------------------------------
     def check(self, record: ExternalRecord) -> list[str]:
         """What differs between the records and the kernel ([] = all there)."""
+        if not record.netns:  # handed over: the runtime owns the interface, we the host end
+            veth = self.result(record).endpoint.host_veth
+            missing = veth and links.link_info(self.ipr, veth) is None
+            return [f"its host interface {veth} is missing"] if missing else []
         if not netns.is_netns(record.netns):
             return [f"network namespace {record.netns} is gone"]
         result = self.result(record)
@@ -299,10 +310,12 @@ class ExternalAttachments:
 
     # -- reconcile ------------------------------------------------------------------------------
     def sweep(self, report: GcReport) -> set[str]:
-        """For gc: detach attachments whose namespace is gone; returns the live owners."""
+        """For gc: detach attachments whose namespace is gone; returns the live owners. A
+        handed-over interface (netns "") lives until its runtime deletes it (Docker's
+        DeleteEndpoint, also for stale endpoints when dockerd starts again)."""
         live = set()
         for record in self.table.all():
-            if netns.is_netns(record.netns):
+            if not record.netns or netns.is_netns(record.netns):
                 live.add(record.owner)
                 continue
             self.detach_owner(record.owner)
@@ -315,7 +328,7 @@ class ExternalAttachments:
     def adopt(self) -> None:
         """After a daemon restart: names and resolver sockets again (they died with it)."""
         for record in self.table.all():
-            if not netns.is_netns(record.netns):
+            if record.netns and not netns.is_netns(record.netns):
                 continue  # gc removes it
             try:
                 self._serve(record, self.result(record).endpoint)

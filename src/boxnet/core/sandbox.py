@@ -151,10 +151,12 @@ class Sandboxes:
         mac: str | None,
         undo: Undo,
         names: tuple[str, ...] = (),
+        hand_over: bool = False,
     ) -> Endpoint:
         """Address an endpoint (IPAM is core's) and let the network's driver plug it in.
         owner_id is a container's id, or an external attachment's (core/external.py); names are
-        its DNS names beside the request's aliases (for drivers that publish them)."""
+        its DNS names beside the request's aliases (for drivers that publish them). hand_over:
+        the interface stays in the daemon's namespace for a runtime to move (path unused)."""
         driver = self.networks.driver_of(net)
         if not driver.joinable or not net.ipam:
             raise InvalidArgument(f"cannot attach a container to network {net.name}")
@@ -190,8 +192,13 @@ class Sandboxes:
             host_veth="",
             aliases=req.aliases,
         )
-        endpoint = driver.join(net, endpoint, primary, path, undo)
-        if req.link_local and path:  # Docker's LinkLocalIPs: more addresses, same interface
+        if hand_over:
+            endpoint = driver.hand_over(net, endpoint, undo)
+        else:
+            endpoint = driver.join(net, endpoint, primary, path, undo)
+        if (
+            req.link_local and path and not hand_over
+        ):  # Docker's LinkLocalIPs: more addresses, same interface
             links.add_addresses_in(path, ifname, req.link_local)
         self.records.put_endpoint(endpoint)
         undo.push("forget endpoint", lambda: self.records.delete_endpoint(endpoint.id))

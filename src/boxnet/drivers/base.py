@@ -38,6 +38,11 @@ if TYPE_CHECKING:
     from boxnet.dns import NameEntry
 
 
+# Interfaces handed over to a runtime that moves them into its sandbox (Docker's remote driver)
+# are named HANDOVER_PREFIX + 9 hex until it renames them; back here, they are boxnet's to delete.
+HANDOVER_PREFIX = "bxd"
+
+
 class Rollback(Protocol):
     """txn.Undo as a driver sees it: push the inverse of each step just made."""
 
@@ -192,6 +197,15 @@ class NetworkDriver(ABC):
         """Plug an addressed endpoint into the namespace as endpoint.ifname; the primary one
         carries the default route. Returns the endpoint as realised (its MAC, host interface)."""
         raise InvalidArgument(f"cannot attach a container to network {net.name}")
+
+    def hand_over(self, net: Network, endpoint: Endpoint, undo: Rollback) -> Endpoint:
+        """Like join, but the endpoint's interface (named endpoint.ifname) stays unconfigured in
+        the daemon's own namespace for a runtime to move into its sandbox (Docker's remote
+        driver: dockerd moves, renames and addresses it). leave(..., "") removes it."""
+        raise InvalidArgument(
+            f"network {net.name} (driver {net.driver}) cannot serve Docker's containers",
+            hint="use a bridge network",
+        )
 
     def leave(self, net: Network, endpoint: Endpoint, netns_path: str) -> None:
         """Unplug it ("" = its namespace is gone). Idempotent."""

@@ -266,6 +266,19 @@ class BridgeDriver(NetworkDriver):
         faults.point("bridge.join.veth")
         return endpoint
 
+    def hand_over(self, net: Network, endpoint: Endpoint, undo: Rollback) -> Endpoint:
+        if net.bridge is None:
+            raise InvalidArgument(f"cannot attach a container to network {net.name}")
+        endpoint = replace(endpoint, host_veth=VETH_PREFIX + endpoint.id[:7])
+        try:
+            plan = self._veth_plan(net, endpoint, self._bridge_index(net), False)
+            links.add_veth_pair(self.ipr, plan)
+        except Exception:
+            self._indexes.pop(net.id, None)
+            raise
+        undo.push("delete veth", lambda: links.delete_link(self.ipr, endpoint.host_veth))
+        return endpoint
+
     @staticmethod
     def _veth_plan(
         net: Network, endpoint: Endpoint, bridge_index: int, primary: bool

@@ -22,7 +22,14 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 from boxnet import faults
-from boxnet.drivers.base import HostLink, NetworkDriver, Plan, PlanContext, Rollback
+from boxnet.drivers.base import (
+    HANDOVER_PREFIX,
+    HostLink,
+    NetworkDriver,
+    Plan,
+    PlanContext,
+    Rollback,
+)
 from boxnet.errors import InvalidArgument, NotFound
 from boxnet.ipam.allocator import check_pool, first_host
 from boxnet.kernel import lan as klan
@@ -185,9 +192,24 @@ class MacvlanDriver(NetworkDriver):
         klan.gratuitous_arp(netns_path, ifname, mac, endpoint.ip)
         return replace(endpoint, mac=mac, host_veth="")
 
+    def hand_over(self, net: Network, endpoint: Endpoint, undo: Rollback) -> Endpoint:
+        """The child link made here, down and unaddressed, for dockerd to move and configure."""
+        parent = links.link_info(self.ipr, net.options.get(OPT_PARENT, ""))
+        if parent is None:
+            raise NotFound(
+                f"parent interface {net.options.get(OPT_PARENT)} of network {net.name} is missing"
+            )
+        mode = net.options.get(self.mode_option, self.modes[0])
+        mac = None if mode == "passthru" else endpoint.mac
+        klan.add_macvlan(self.ipr, endpoint.ifname, parent.index, mode, mac)
+        undo.push("delete macvlan", lambda: links.delete_link(self.ipr, endpoint.ifname))
+        return replace(endpoint, host_veth="")
+
     def leave(self, net: Network, endpoint: Endpoint, netns_path: str) -> None:
         if netns_path:  # a child link lives only inside; it dies with the namespace otherwise
             links.delete_link_in(netns_path, endpoint.ifname)
+        elif endpoint.ifname.startswith(HANDOVER_PREFIX):  # handed over, and given back here
+            links.delete_link(self.ipr, endpoint.ifname)
 
     # -- garbage collection ---------------------------------------------------------------------
     def collect(

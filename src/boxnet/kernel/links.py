@@ -398,6 +398,30 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
         raise KernelError(f"{what}: {exc.strerror or exc}") from exc
 
 
+def add_veth_pair(ipr: IPRoute, plan: VethPlan) -> None:
+    """Create the pair with both ends here: the host end up on the bridge, the peer down and
+    unaddressed, for a runtime to move into its sandbox and configure itself (Docker's remote
+    network driver: dockerd moves, renames and addresses it)."""
+    try:
+        ipr.link(
+            "add",
+            ifname=plan.host_ifname,
+            kind="veth",
+            mtu=plan.mtu,
+            master=plan.bridge_index,
+            state="up",
+            peer={"ifname": plan.container_ifname, "address": plan.mac, "mtu": plan.mtu},
+        )
+    except NetlinkError as exc:
+        if exc.code == errno.EXFULL:
+            raise KernelError(
+                f"create veth {plan.host_ifname}: the bridge has no free port (a Linux bridge"
+                " takes at most 1023 ports)",
+                hint="attach further containers to another network",
+            ) from exc
+        raise _fail(f"create veth {plan.host_ifname}", exc) from exc
+
+
 def set_sysctl(path: str, value: str) -> None:
     """Write /proc/sys/... in the daemon's own network namespace."""
     with open(f"/proc/sys/{path}", "w") as fh:

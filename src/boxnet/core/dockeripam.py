@@ -1,0 +1,120 @@
+"""Docker's remote IPAM protocol, boxnet's side (`docker network create -d boxnet --ipam-driver
+boxnet`): boxnet's allocator hands out the pool and the addresses of Docker's containers, so they
+share one address space with boxnet's own containers on an adopted network (no `--ip-range`
+split) and a pool never overlaps a boxnet network or a host route.
+
+dockerd asks for an address before it creates the endpoint (RequestAddress, then
+CreateEndpoint with that address): the address is leased at once under a provisional owner per
+(network, address), and CreateEndpoint hands it to the endpoint (core/dockerplugin.py). A
+provisional lease whose endpoint never comes is released by ReleaseAddress, or by gc (it has no
+attachment). Pools picked for networks not created yet are held in memory until then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import TYPE_CHECKING
+
+from boxnet.errors import Conflict, InvalidArgument
+from boxnet.ipam.allocator import (
+    Occupant,
+    check_static_address,
+    first_host,
+    pick_address,
+    pick_subnet,
+    reserved_addresses,
+)
+from boxnet.model import Network
+
+if TYPE_CHECKING:
+    from boxnet.core.networks import Networks
+    from boxnet.store.records import Records
+
+ADDRESS_SPACE = "boxnet"
+
+
+def provisional_owner(network_id: str, ip: IPv4Address) -> str:
+    """The lease owner of an address Docker asked for, until its endpoint takes it."""
+    return hashlib.sha256(f"docker-ipam\0{network_id}\0{ip}".encode()).hexdigest()
+
+
+class DockerIpam:
+    def __init__(self, networks: Networks, records: Records) -> None:
+        self.networks = networks
+        self.records = records
+        self.pending: dict[str, IPv4Network] = {}  # pools handed out, their networks not made yet
+
+    def _network(self, pool: IPv4Network) -> Network | None:
+        for net in self.networks.all():
+            cfg = net.family(4)
+            if cfg is not None and cfg.subnet == pool:
+                return net
+        return None
+
+    def request_pool(self, pool: IPv4Network | None, sub_pool: str, v6: bool) -> IPv4Interface:
+        """A pool (the one asked for, or a free one of boxnet's default pools) and its gateway."""
+        if v6:
+            raise InvalidArgument(
+                "the boxnet IPAM driver serves IPv4 only", hint="leave out --ipv6"
+            )
+        if sub_pool:
+            raise InvalidArgument(
+                "--ip-range with --ipam-driver boxnet: boxnet allocates from the whole subnet",
+                hint="leave out --ip-range (or --ipam-driver boxnet)",
+            )
+        if pool is None:
+            occupied = self.networks.occupied()
+            occupied += [Occupant(p, "a pool handed to Docker") for p in self.pending.values()]
+            picked, _skipped = pick_subnet(self.networks.pools(), occupied)
+            assert isinstance(picked, IPv4Network)  # the default pools are IPv4
+            pool = picked
+        existing = self._network(pool)
+        cfg = existing.family(4) if existing is not None else None
+        gateway = cfg.gateway if cfg is not None and cfg.gateway else first_host(pool)
+        self.pending[str(pool)] = pool
+        return IPv4Interface(f"{gateway}/{pool.prefixlen}")
+
+    def release_pool(self, pool_id: str) -> None:
+        self.pending.pop(pool_id, None)
+
+    def created(self, pool: IPv4Network) -> None:
+        """Its network exists now: the records hold the pool from here on."""
+        self.pending.pop(str(pool), None)
+
+    def request_address(
+        self, pool_id: str, wanted: IPv4Address | None, gateway: bool
+    ) -> IPv4Interface:
+        pool = IPv4Network(pool_id)
+        if gateway:  # asked while the network is being made (docker network create --gateway)
+            return IPv4Interface(f"{wanted or first_host(pool)}/{pool.prefixlen}")
+        net = self._network(pool)
+        cfg = net.family(4) if net is not None else None
+        if net is None or cfg is None:
+            raise InvalidArgument(
+                f"the boxnet IPAM driver has no network with subnet {pool}",
+                hint="use --ipam-driver boxnet with -d boxnet networks only",
+            )
+        if wanted is not None:
+            check_static_address(wanted, cfg.subnet, cfg.gateway, cfg.aux_addresses.values())
+            if not self.records.lease(net.id, wanted, provisional_owner(net.id, wanted), True):
+                raise Conflict(f"Address already in use: {wanted} is taken on network {net.name}")
+            return IPv4Interface(f"{wanted}/{pool.prefixlen}")
+        taken = self.records.leased_ips(net.id) | reserved_addresses(
+            cfg.subnet, cfg.gateway, cfg.aux_addresses.values()
+        )
+        while True:
+            ip = pick_address(cfg.subnet, cfg.ip_range, taken)
+            assert isinstance(ip, IPv4Address)
+            if self.records.lease(net.id, ip, provisional_owner(net.id, ip), True):
+                return IPv4Interface(f"{ip}/{pool.prefixlen}")
+            taken.add(ip)  # lost a race: the next one
+
+    def release_address(self, pool_id: str, ip: IPv4Address) -> None:
+        net = self._network(IPv4Network(pool_id))
+        if net is not None:
+            self.records.release_leases(provisional_owner(net.id, ip), net.id)
+
+    def hand_to_endpoint(self, net: Network, ip: IPv4Address) -> None:
+        """CreateEndpoint with an address this IPAM leased: the endpoint leases it itself."""
+        self.records.release_leases(provisional_owner(net.id, ip), net.id)
