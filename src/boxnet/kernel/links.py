@@ -31,7 +31,7 @@ from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from boxnet.errors import KernelError
-from boxnet.kernel import ifctl, netns
+from boxnet.kernel import dump, ifctl, netns
 from boxnet.kernel.netns import enable_ipv6, netlink_socket_in
 
 # rtnetlink constants (linux/rtnetlink.h) for the routes built by hand in _address_and_route.
@@ -264,28 +264,27 @@ def address_space(ipr: IPRoute) -> list[SpaceUse]:
     # Interface names come from the IPv4 addresses' labels; only the few interfaces without
     # one are asked for by index. Dumping every link instead costs ~0.6 ms per link in
     # pyroute2 (200 ms at 300 containers), and one request per route's interface ~0.3 ms
-    # per network (a `network create` at 100 networks paid 30 ms for it).
+    # per network (a `network create` at 100 networks paid 30 ms for it). The dumps are
+    # parsed by kernel/dump.py: through pyroute2 they cost another ~30 ms at 100 networks.
+    # They read the calling thread's namespace: the daemon's threads never leave theirs.
     names: dict[int, str] = {}
     v4 = []
-    for msg in ipr.get_addr(family=socket.AF_INET):
-        iface = IPv4Interface(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}")
-        label = msg.get_attr("IFA_LABEL")
-        if label:  # the interface's name (unless renamed since); "eth0:1" for aliases
-            names.setdefault(msg["index"], str(label).split(":", 1)[0])
-        v4.append((msg["index"], iface))
+    for a in dump.addresses(socket.AF_INET):
+        if a.label:  # the interface's name (unless renamed since); "eth0:1" for aliases
+            names.setdefault(a.index, a.label.split(":", 1)[0])
+        v4.append((a.index, IPv4Interface(f"{a.address}/{a.prefixlen}")))
     v6 = [
-        (msg["index"], IPv6Interface(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}"))
-        for msg in ipr.get_addr(family=socket.AF_INET6)
-        if msg["scope"] == RT_SCOPE_UNIVERSE
+        (a.index, IPv6Interface(f"{a.address}/{a.prefixlen}"))
+        for a in dump.addresses(socket.AF_INET6)
+        if a.scope == RT_SCOPE_UNIVERSE
     ]
     routes = []
-    for msg in ipr.get_routes(family=socket.AF_INET, table=254):
-        dst = msg.get_attr("RTA_DST")
-        if dst is None:  # the default route
+    for r in dump.ipv4_routes(RT_TABLE_MAIN):
+        if not r.dst:  # the default route
             continue
-        net = IPv4Network(f"{dst}/{msg['dst_len']}", strict=False)
+        net = IPv4Network(f"{r.dst}/{r.dst_len}", strict=False)
         if net.prefixlen and not net.is_loopback:
-            routes.append((msg.get_attr("RTA_OIF"), net))
+            routes.append((r.oif, net))
 
     def name(index: int | None) -> str:
         if index is None:

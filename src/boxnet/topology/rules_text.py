@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from boxnet.firewall import iptables_rules as ipt
 from boxnet.firewall.base import ANY_IP, DnatIntent
+from boxnet.firewall.nft_rules import masq_chain
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,9 @@ def nftables(rule: Rule) -> str:
         return f"table inet boxnet chain {where}: {text}; element {elem}"
     if k == "masq":
         return (
-            "table inet boxnet chain nat_postrouting: "
-            f"ip saddr {rule.subnet} oifname != {_q(rule.bridge)} masquerade"
+            f"table inet boxnet chain {masq_chain(rule.bridge)}: "
+            f"{'ip6' if ':' in rule.subnet else 'ip'} saddr {rule.subnet}"
+            f" oifname != {_q(rule.bridge)} masquerade"
         )
     if k == "masq_dnat":
         return (
