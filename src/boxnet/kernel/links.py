@@ -366,13 +366,7 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
                 },
             )
     except NetlinkError as exc:
-        if exc.code == errno.EXFULL:  # the kernel's bridge port limit (BR_MAX_PORTS = 1024)
-            raise KernelError(
-                f"create veth {plan.host_ifname}: the bridge has no free port (a Linux bridge"
-                " takes at most 1023 ports)",
-                hint="attach further containers to another network (boxnet network create)",
-            ) from exc
-        raise _fail(f"create veth {plan.host_ifname}", exc) from exc
+        raise _veth_failure(plan, exc) from exc
     finally:
         os.close(fd)
     sock = netlink_socket_in(netns_path)
@@ -397,6 +391,17 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
         raise KernelError(f"{what}: {exc.strerror or exc}") from exc
 
 
+def _veth_failure(plan: VethPlan, exc: NetlinkError) -> KernelError:
+    """A failed veth creation, named; a full bridge (the kernel's BR_MAX_PORTS) gets its hint."""
+    if exc.code == errno.EXFULL:
+        return KernelError(
+            f"create veth {plan.host_ifname}: the bridge has no free port (a Linux bridge"
+            " takes at most 1023 ports)",
+            hint="attach further containers to another network (boxnet network create)",
+        )
+    return _fail(f"create veth {plan.host_ifname}", exc)
+
+
 def add_veth_pair(ipr: IPRoute, plan: VethPlan) -> None:
     """Create the pair with both ends here: the host end up on the bridge, the peer down and
     unaddressed, for a runtime to move into its sandbox and configure itself (Docker's remote
@@ -412,13 +417,7 @@ def add_veth_pair(ipr: IPRoute, plan: VethPlan) -> None:
             peer={"ifname": plan.container_ifname, "address": plan.mac, "mtu": plan.mtu},
         )
     except NetlinkError as exc:
-        if exc.code == errno.EXFULL:
-            raise KernelError(
-                f"create veth {plan.host_ifname}: the bridge has no free port (a Linux bridge"
-                " takes at most 1023 ports)",
-                hint="attach further containers to another network",
-            ) from exc
-        raise _fail(f"create veth {plan.host_ifname}", exc) from exc
+        raise _veth_failure(plan, exc) from exc
 
 
 def set_sysctl(path: str, value: str) -> None:
