@@ -29,6 +29,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m boxnet.cli.launcher $(BIN)/boxnet  # a faster start than pip's script
 	touch $@
 
 demo: install

@@ -21,12 +21,16 @@ PAGE_HEADERS = NO_STORE | {
 
 
 def page_routes(r: Router, ctl: Controller) -> None:
-    from boxnet.topology import page, render, service, svg
-
+    # The topology modules are imported by the first request that needs them, not at
+    # start-up: ~50 ms of every boxnetd start otherwise (benchmarked in bench/startup.py).
     def html(_req: Request) -> Response:
+        from boxnet.topology import page
+
         return Response(200, page.html(), "text/html; charset=utf-8", headers=PAGE_HEADERS)
 
     def as_json(req: Request) -> Response:
+        from boxnet.topology import render, service
+
         seen = req.query.get("wait", "")
         doc = (
             service.wait_for_change(ctl, seen, LONG_POLL)
@@ -36,9 +40,13 @@ def page_routes(r: Router, ctl: Controller) -> None:
         return Response(200, doc, headers=NO_STORE)
 
     def as_svg(_req: Request) -> Response:
+        from boxnet.topology import service, svg
+
         return Response(200, svg.to_svg(service.topology(ctl)), "image/svg+xml", headers=NO_STORE)
 
     def as_dot(_req: Request) -> Response:
+        from boxnet.topology import render, service
+
         return Response(200, render.to_dot(service.topology(ctl)), "text/vnd.graphviz")
 
     r.add("GET", "/boxnet/topology", html)

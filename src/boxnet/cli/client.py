@@ -9,9 +9,9 @@ fd passing, see attach.py) and JSON errors `{"message", "hint"}`.
 
 from __future__ import annotations
 
+import _socket  # not `socket`: its enums cost ~3 ms of every CLI start, for nothing here
 import contextlib
 import os
-import socket
 from collections.abc import Iterator, Mapping
 
 from boxnet import __version__
@@ -91,7 +91,7 @@ class Response:
 class Connection:
     """One socket, one request, one response (plus an optional `100 Continue` first)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self._buf = b""
 
@@ -223,7 +223,7 @@ class Client:
             self.host = "unix://" + self.host  # messages always show the URL form
 
     def connect(self) -> Connection:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             sock.connect(self.path)
         except OSError as err:

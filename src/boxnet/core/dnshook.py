@@ -155,20 +155,16 @@ class NameService:
         """After a daemon restart: serve again every running container (the old daemon's
         sockets died with it). Returns how many."""
         self.refresh()
-        served = 0
         adopted = [
             c
             for c in self.records.containers()
             if c.state == State.RUNNING and uses_resolver(c) and c.netns_path
         ]
         dns_sockets.prepare([c.netns_path for c in adopted])
-        for c in adopted:
-            try:
-                self.resolver.add(c.id, c.netns_path, self.upstreams(c))
-                served += 1
-            except Exception as exc:
-                log.warning("dns: cannot serve adopted container %s: %s", c.short_id, exc)
-        return served
+        failed = self.resolver.add_many([(c.id, c.netns_path, self.upstreams(c)) for c in adopted])
+        for container_id, exc in failed:
+            log.warning("dns: cannot serve adopted container %s: %s", container_id[:12], exc)
+        return len(adopted) - len(failed)
 
     def close(self) -> None:
         self.resolver.close()

@@ -18,7 +18,7 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,17 +90,51 @@ class Resolver:
 
         self._call(register)
 
+    def add_many(
+        self, items: Sequence[tuple[str, str | Path, tuple[str, ...]]]
+    ) -> list[tuple[str, Exception]]:
+        """add() for many containers (a restarted daemon adopting them): sockets opened here,
+        all registered in ONE call to the serving thread (2 calls per container cost ~0.2 s
+        at 1,000). Returns the containers that could not be served, with why."""
+        known = [item[0] for item in items if item[0] in self._slots]
+        if known:  # their sockets hold the ports the new ones should get again
+
+            def unregister_known() -> None:
+                for container_id in known:
+                    self._unregister(container_id)
+
+            self._call(unregister_known)
+        slots: list[Slot] = []
+        failed: list[tuple[str, Exception]] = []
+        for container_id, netns_path, upstreams in items:
+            try:
+                udp, tcp = open_sockets(netns_path, self._ports_file(container_id))
+            except Exception as exc:  # one container's namespace: reported, the others served
+                failed.append((container_id, exc))
+                continue
+            slots.append(Slot(container_id, udp, tcp, upstreams))
+
+        def register_all() -> None:
+            for slot in slots:
+                self._slots[slot.container_id] = slot
+                self._selector.register(slot.udp, selectors.EVENT_READ, ("udp", slot))
+                self._selector.register(slot.tcp, selectors.EVENT_READ, ("tcp", slot))
+
+        self._call(register_all)
+        return failed
+
+    def _unregister(self, container_id: str) -> None:
+        """On the serving thread: drop the container's slot and close its sockets."""
+        slot = self._slots.pop(container_id, None)
+        if slot is not None:
+            self._selector.unregister(slot.udp)
+            self._selector.unregister(slot.tcp)
+            slot.close()
+
     def remove(self, container_id: str) -> None:
         """Stop serving the container and close its sockets; unknown ids are fine."""
 
-        def unregister() -> None:
-            slot = self._slots.pop(container_id, None)
-            if slot is not None:
-                self._selector.unregister(slot.udp)
-                self._selector.unregister(slot.tcp)
-                slot.close()
-
-        self._call(unregister)
+        self._call(lambda: self._unregister(container_id))
 
     def forget(self, container_id: str) -> None:
         """Stop serving the container for good: its namespace is gone or going."""
