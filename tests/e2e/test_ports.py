@@ -9,10 +9,13 @@ the lab echo server (it reports the client address the container saw), crafted E
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,6 +55,35 @@ class Env:
 
     def ps_all(self) -> list[str]:
         return sorted(self.d.cli("ps", "-aq").stdout.split())
+
+
+def shim_processes(d: Daemon) -> set[str]:
+    """Short ids of the live shims of d (named bx-<short id>; their command line, the zygote's,
+    names d's work directory), read from /proc; bounded wait for aborted ones to finish exiting."""
+    found: set[str] = set()
+    for _ in range(50):
+        found = set()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if comm.startswith("bx-") and str(d.workdir).encode() in cmdline and state != "Z":
+                found.add(comm[3:])
+        if len(found) <= len(running_ids(d)):
+            break
+        time.sleep(0.1)
+    return found
+
+
+def running_ids(d: Daemon) -> list[str]:
+    return d.cli("ps", "-q").stdout.split()
+
+
+def running(d: Daemon, cid: str) -> bool:
+    return cid in running_ids(d)
 
 
 def http_client(argv_prefix: list[str], url: str) -> str | None:
@@ -211,6 +243,9 @@ def test_allocation_conflicts_and_lifecycle(env: Env) -> None:
     held = d.cli("run", "-d", "-p", "7777:80", "busybox", "sleep", "100", check=False)
     assert held.returncode != 0 and "0.0.0.0:7777 failed: port is already allocated" in held.stderr
     assert env.ps_all() == before
+    # The shim was forked before the network failed (launcher.launch): it must be gone too,
+    # and its command never run.
+    assert shim_processes(env.d) == {c[:12] for c in before if running(env.d, c)}
 
     def start(i: int) -> subprocess.CompletedProcess[str]:
         return d.cli("run", "-d", "--name", f"par{i}", "-p", "80", "busybox", "sleep", "1000")

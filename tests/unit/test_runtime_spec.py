@@ -10,7 +10,8 @@ from types import ModuleType
 
 import pytest
 
-from boxnet.runtime.launcher import SHIM_PATH, ExitStatus, ProcessSpec, read_exit
+from boxnet.runtime.launcher import ExitStatus, ProcessSpec, read_exit
+from boxnet.runtime.shimspawn import SHIM_PATH
 
 
 def load_shim() -> ModuleType:
@@ -95,14 +96,14 @@ def test_in_root_never_leaves_the_root(
         if link.is_dir() and not link.is_symlink():
             link.rmdir()
         os.symlink(target, link)
-    assert shim.in_root(str(root), path) == f"{root}/{expected}"
+    assert shim.shimfs.in_root(str(root), path) == f"{root}/{expected}"
 
 
 def test_in_root_detects_loops(tmp_path: Path) -> None:
     os.symlink("b", tmp_path / "a")
     os.symlink("a", tmp_path / "b")
     with pytest.raises(OSError, match="too many symlinks"):
-        shim.in_root(str(tmp_path), "/a/x")
+        shim.shimfs.in_root(str(tmp_path), "/a/x")
 
 
 def test_shim_imports_nothing_heavy() -> None:
@@ -141,7 +142,7 @@ def test_start_refuses_incomplete_specs(tmp_path: Path) -> None:
 
 
 def test_shim_runs_from_bytecode() -> None:
-    from boxnet.runtime.launcher import shim_program
+    from boxnet.runtime.shimspawn import shim_program
 
     program = Path(shim_program())
     assert program.suffix == ".pyc" and program.stat().st_mtime >= SHIM_PATH.stat().st_mtime

@@ -25,7 +25,7 @@ from boxnet.core.events import EventBus, container_attributes
 from boxnet.core.execs import ExecRequest, ExecTable
 from boxnet.core.image_defaults import apply_image
 from boxnet.core.legacylinks import link_entries, link_env
-from boxnet.core.procs import env_dict, generated_name, signal_number
+from boxnet.core.procs import env_dict, generated_name, process_spec, signal_number
 from boxnet.core.restarts import Restarts
 from boxnet.core.sandbox import mode_kind
 from boxnet.core.volumes import Volumes, with_volumes
@@ -187,44 +187,26 @@ class Containers:
             joined, etc_dir = self._joined_namespace(c)
             with Undo(f"start {c.short_id}") as undo:
                 self.records.intents.begin("container.start", c.id, {"name": c.name}, undo)
+                state_dir = self.state_dir(c.id)
+                (state_dir / "exit.json").unlink(missing_ok=True)
+                # The shim builds the container's root while we build its network below; it
+                # joins the namespace and execs on go() (launcher.launch).
+                spec = process_spec(c, rootfs, state_dir, self.log_path(c.id), stdio_fds)
+                launched = launcher.launch(spec, state_dir, stdio_fds)
+                undo.push("stop the shim", launched.abort)
                 with metrics.timed("setup"):  # GET /boxnet/metrics, for bench/
                     result = self.sandboxes.setup(c, joined, undo)
-                state_dir = self.state_dir(c.id)
                 # container:X shares X's files as they are (X keeps its own hostname in them).
                 etc_files = etc_paths(etc_dir) if etc_dir else self._write_etc(c, result.endpoints)
                 if self.dns is not None:
                     self.dns.attach(c, result.netns_path, undo)
-                (state_dir / "exit.json").unlink(missing_ok=True)
-                hc = c.spec.raw.get("HostConfig") or {}
-                process = launcher.ProcessSpec(
-                    container_id=c.id,
-                    argv=tuple(c.spec.cmd),
-                    env=env_dict((*link_env(self, c), *c.spec.env), tty=c.spec.tty),
-                    hostname=c.hostname,
-                    workdir=c.spec.workdir or "/",
-                    binds=tuple((b.source, b.target, b.read_only) for b in c.spec.binds),
-                    user=c.spec.user,
-                    group_add=tuple(str(g) for g in hc.get("GroupAdd") or ()),
-                    read_only=c.spec.read_only,
-                    domainname=c.spec.domainname,
-                    uts_host=hc.get("UTSMode") == "host",
-                    init=bool(hc.get("Init")),
-                    cgroups=cgroups.setup(c.id, hc),  # resource limits (runtime/cgroups.py)
-                    tmpfs=c.spec.tmpfs,
-                    rootfs=str(rootfs) if rootfs is not None else None,
-                    upper_dir=str(state_dir / "upper") if rootfs is not None else None,
-                    work_dir=str(state_dir / "work") if rootfs is not None else None,
-                    netns_path=result.netns_path or None,
-                    etc_files={k: str(v) for k, v in etc_files.items()},
-                    state_dir=str(state_dir),
-                    log_path="" if c.spec.log_max_size < 0 else str(self.log_path(c.id)),
-                    log_max_size=c.spec.log_max_size,
-                    log_max_files=c.spec.log_max_files,
-                    tty=c.spec.tty,
-                    stdio=stdio_fds is not None,
-                    open_stdin=c.spec.open_stdin,
-                )
-                started = launcher.start(process, state_dir, stdio_fds)
+                with metrics.timed("go"):
+                    started = launched.go(
+                        result.netns_path or None,
+                        {k: str(v) for k, v in etc_files.items()},
+                        # legacy links' variables name addresses on c's networks, known now
+                        env_dict((*link_env(self, c), *c.spec.env), tty=c.spec.tty),
+                    )
                 faults.point("container.start.shim")
                 undo.commit()
             c = self.records.update_container(

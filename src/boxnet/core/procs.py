@@ -1,5 +1,5 @@
 """Helpers of the container lifecycle: signal names as users give them, telling a container's
-PID 1 from a recycled PID, the process environment, generated names."""
+PID 1 from a recycled PID, the process environment and spec, generated names."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import signal
 from pathlib import Path
 
 from boxnet.errors import InvalidArgument
+from boxnet.model import Container
+from boxnet.runtime import cgroups, launcher
 
 
 def is_shim_of(pid: int, container_id: str) -> bool:
@@ -62,3 +64,41 @@ def generated_name(taken: set[str]) -> str:
         )
         if name not in taken:
             return name
+
+
+def process_spec(
+    c: Container,
+    rootfs: Path | None,
+    state_dir: Path,
+    log_path: Path,
+    stdio_fds: tuple[int, int, int] | None,
+) -> launcher.ProcessSpec:
+    """What the shim runs for c, but its network namespace, /etc files and legacy links'
+    variables: those come with launcher's go(), once the network is built (containers.start)."""
+    hc = c.spec.raw.get("HostConfig") or {}
+    return launcher.ProcessSpec(
+        container_id=c.id,
+        argv=tuple(c.spec.cmd),
+        env=env_dict(c.spec.env, tty=c.spec.tty),
+        hostname=c.hostname,
+        workdir=c.spec.workdir or "/",
+        binds=tuple((b.source, b.target, b.read_only) for b in c.spec.binds),
+        user=c.spec.user,
+        group_add=tuple(str(g) for g in hc.get("GroupAdd") or ()),
+        read_only=c.spec.read_only,
+        domainname=c.spec.domainname,
+        uts_host=hc.get("UTSMode") == "host",
+        init=bool(hc.get("Init")),
+        cgroups=cgroups.setup(c.id, hc),  # resource limits (runtime/cgroups.py)
+        tmpfs=c.spec.tmpfs,
+        rootfs=str(rootfs) if rootfs is not None else None,
+        upper_dir=str(state_dir / "upper") if rootfs is not None else None,
+        work_dir=str(state_dir / "work") if rootfs is not None else None,
+        state_dir=str(state_dir),
+        log_path="" if c.spec.log_max_size < 0 else str(log_path),
+        log_max_size=c.spec.log_max_size,
+        log_max_files=c.spec.log_max_files,
+        tty=c.spec.tty,
+        stdio=stdio_fds is not None,
+        open_stdin=c.spec.open_stdin,
+    )

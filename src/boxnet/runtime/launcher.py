@@ -11,16 +11,12 @@ its PID reused before the daemon holds a pidfd for it.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
-import py_compile
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,12 +51,15 @@ from boxnet.runtime.processes import (
 from boxnet.runtime.processes import (
     send_signal as send_signal,
 )
+from boxnet.runtime.shimspawn import (  # re-exported: tests reach the zygote as launcher.ZYGOTE
+    READY_TIMEOUT,
+    fork_or_spawn,
+    spawn,
+)
+from boxnet.runtime.shimspawn import (
+    ZYGOTE as ZYGOTE,
+)
 
-SHIM_PATH = Path(__file__).with_name("shim.py")
-ZYGOTE_PATH = Path(__file__).with_name("zygote.py")
-SHIMIO_PATH = Path(__file__).with_name("shimio.py")  # loaded by the shim, from its bytecode
-SHIMROOT_PATH = Path(__file__).with_name("shimroot.py")  # the same
-READY_TIMEOUT = 10.0
 SPEC_FILE = "spec.json"
 
 
@@ -141,9 +140,10 @@ class Started:
     pidfd: PidFd | None = None
 
 
-def _write_spec(path: Path, spec: ProcessSpec, ready_fd: int) -> None:
+def _write_spec(path: Path, spec: ProcessSpec, ready_fd: int, deferred: bool = False) -> None:
     data = spec.to_json()
     data["ready_fd"] = ready_fd  # Popen keeps passed fds at their number: tell the shim which
+    data["deferred"] = deferred  # wait for `go` on the ready socket (launch)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
@@ -176,129 +176,6 @@ def _failure(report: dict[str, Any], what: str) -> BoxnetError:
     return SetupFailed(message, code)
 
 
-def compiled(source: Path) -> str:
-    """A stand-alone script as bytecode when possible: `python shim.py` recompiles it at every
-    start (~3 ms of a ~12 ms start). Recompiled when the source is newer; else the source."""
-    pyc = Path(importlib.util.cache_from_source(str(source)))
-    try:
-        if not pyc.exists() or pyc.stat().st_mtime < source.stat().st_mtime:
-            py_compile.compile(str(source), cfile=str(pyc), doraise=True)  # atomic write
-        return str(pyc)
-    except (OSError, py_compile.PyCompileError):
-        return str(source)
-
-
-def shim_program() -> str:
-    compiled(SHIMIO_PATH)  # the shim loads them from their bytecode when fresh
-    compiled(SHIMROOT_PATH)
-    return compiled(SHIM_PATH)
-
-
-def _spawn(
-    spec_path: Path, child_sock: socket.socket, stdio: Any, stderr: Any
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-I", "-S", shim_program(), str(spec_path)],
-        stdin=stdio[0],
-        stdout=stdio[1],
-        stderr=stderr,
-        pass_fds=(child_sock.fileno(),),
-        close_fds=True,
-        start_new_session=True,
-        cwd="/",
-    )
-
-
-class Zygote:
-    """The daemon's end of the shim zygote (zygote.py): one idle interpreter that forks
-    a shim per start (~1 ms) instead of a fresh `python shim.py` each time (~10 ms). Started on
-    first use; when it is gone or misbehaves, `fork` returns None and the caller spawns a plain
-    shim, so a broken zygote costs speed, never a start."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def _ensure(self, log_path: Path) -> socket.socket:
-        if self._sock is not None and self._proc is not None and self._proc.poll() is None:
-            return self._sock
-        self.close()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        compiled(SHIMIO_PATH)
-        compiled(SHIMROOT_PATH)
-        with theirs, open(log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                # The log path is only a label: the shims the zygote forks share its command
-                # line, and tools (and the test labs' clean-up) find them by the exec root in it.
-                [
-                    sys.executable,
-                    "-I",
-                    "-S",
-                    compiled(ZYGOTE_PATH),
-                    str(theirs.fileno()),
-                    str(SHIM_PATH),  # loads shimio from its bytecode, compiled here
-                    str(log_path),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                pass_fds=(theirs.fileno(),),
-                close_fds=True,
-                start_new_session=True,
-                cwd="/",
-            )
-        ours.settimeout(READY_TIMEOUT)
-        self._sock = ours
-        return ours
-
-    def fork(self, spec_path: Path, ready: socket.socket, stdio: tuple[int, int, int],
-             log_path: Path) -> int | None:  # fmt: skip
-        """The forked shim's PID, or None when the zygote cannot serve (spawn a plain shim)."""
-        with self._lock:
-            try:
-                sock = self._ensure(log_path)
-                socket.send_fds(sock, [str(spec_path).encode()], [ready.fileno(), *stdio])
-                pid = int(sock.recv(32) or b"0")
-            except (OSError, ValueError):
-                self.close()
-                return None
-            return pid or None
-
-    def close(self) -> None:
-        """Hang up: the zygote sees EOF and exits (the shims it forked live on)."""
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        if self._proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(timeout=2)
-            if self._proc.poll() is None:
-                self._proc.kill()
-                self._proc.wait()
-            self._proc = None
-
-
-ZYGOTE = Zygote()
-
-
-def _fork_or_spawn(
-    spec_path: Path, ready: socket.socket, stdio: Any, stderr: Any, log_dir: Path
-) -> tuple[int, subprocess.Popen[bytes] | None]:
-    """(shim PID, the Popen to wait for when it was spawned rather than forked)."""
-    null = os.open(os.devnull, os.O_RDWR)
-    try:
-        fds = [null if x == subprocess.DEVNULL else x for x in (*stdio[:2], stderr)]
-        fds = [x.fileno() if hasattr(x, "fileno") else int(x) for x in fds]
-        pid = ZYGOTE.fork(spec_path, ready, (fds[0], fds[1], fds[2]), log_dir / "zygote.log")
-    finally:
-        os.close(null)
-    if pid is not None:
-        return pid, None
-    proc = _spawn(spec_path, ready, stdio, stderr)
-    return proc.pid, proc
-
-
 INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")  # static: any root runs them
 
 
@@ -321,6 +198,19 @@ def start(
     spec: ProcessSpec, shim_state_dir: Path, stdio_fds: tuple[int, int, int] | None = None
 ) -> Started:
     """Start a container's shim; returns once the command is running (exec succeeded)."""
+    return launch(spec, shim_state_dir, stdio_fds, deferred=False).finish()
+
+
+def launch(
+    spec: ProcessSpec,
+    shim_state_dir: Path,
+    stdio_fds: tuple[int, int, int] | None = None,
+    deferred: bool = True,
+) -> Launched:
+    """Fork the container's shim and return at once. Deferred, the shim builds the container's
+    root while the caller builds its network, and waits before joining the network namespace
+    and exec'ing: `go(netns_path, etc_files)` lets it finish, `abort()` stops it. About 5 ms
+    of a start overlap that way (the shim's forks and mounts with the veth, addresses, DNS)."""
     if spec.mode != "run" or not spec.argv or not spec.state_dir:
         raise InvalidArgument("start needs a run spec with a command and a state directory")
     if spec.stdio != (stdio_fds is not None):
@@ -335,46 +225,98 @@ def start(
     for stale in (EXIT_FILE, PID_FILE):  # a restart must not read the previous run's results
         (state / stale).unlink(missing_ok=True)
     parent_sock, child_sock = socket.socketpair()
-    with parent_sock:
+    try:
         spec_path = shim_state_dir / SPEC_FILE
-        _write_spec(spec_path, spec, child_sock.fileno())
+        _write_spec(spec_path, spec, child_sock.fileno(), deferred)
         stdio: Any = stdio_fds or (subprocess.DEVNULL, subprocess.DEVNULL, subprocess.DEVNULL)
         shim_log: IO[bytes] | None = None
         if stdio_fds is None:  # the shim's own tracebacks, if it ever crashes
             shim_log = open(shim_state_dir / "shim.log", "ab")
         try:
-            first_pid, proc = _fork_or_spawn(
+            first_pid, proc = fork_or_spawn(
                 spec_path, child_sock, stdio, shim_log or stdio[2], shim_state_dir.parent
             )
         finally:
             child_sock.close()
             if shim_log:
                 shim_log.close()
+    except BaseException:
+        parent_sock.close()
+        raise
+    return Launched(parent_sock, first_pid, proc, shim_state_dir)
+
+
+@dataclass
+class Launched:
+    """A shim forked by launch(): finish() (or go(), when deferred) waits for its report."""
+
+    sock: socket.socket
+    first_pid: int  # the shim and the container share its process group
+    proc: subprocess.Popen[bytes] | None  # spawned rather than forked: reaped here
+    shim_state_dir: Path
+    finishing: bool = False  # go()/finish() called: the shim reports, abort() must not kill
+
+    def go(
+        self,
+        netns_path: str | None,
+        etc_files: Mapping[str, str],
+        env: Mapping[str, str] | None = None,
+    ) -> Started:
+        """A deferred shim may finish: join netns_path (None: stay), bind etc_files, exec (with
+        env instead of the spec's, when given)."""
+        update: dict[str, Any] = {"etc_files": dict(etc_files)}
+        if env is not None:
+            update["env"] = dict(env)
+        line = f"go {json.dumps(update)}\n".encode()
+        # The namespace goes as a descriptor: the shim's mount namespace predates its file.
+        fds = [os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)] if netns_path else []
         try:
-            report = _read_report(parent_sock, time.monotonic() + READY_TIMEOUT)
-        except KernelError:
-            with contextlib.suppress(ProcessLookupError):  # shim and container share its group
-                os.killpg(first_pid, signal.SIGKILL)
-            raise
+            # A shim that failed already has closed its end: its report is still there to read.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                socket.send_fds(self.sock, [line], fds)
         finally:
-            if proc is not None:
-                proc.wait()  # the intermediate process exits as soon as the shim detached
-        if report is None:
-            raise KernelError(
-                "the container shim exited without reporting",
-                hint=f"see {shim_state_dir / 'shim.log'}",
+            for fd in fds:
+                os.close(fd)
+        return self.finish()
+
+    def abort(self) -> None:
+        """The start failed before go(): hang up (the shim stops before exec) and kill it."""
+        self.sock.close()
+        if self.finishing:  # it reported (or was killed by finish): nothing left to stop
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.first_pid, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait()
+
+    def finish(self) -> Started:
+        self.finishing = True
+        with self.sock:
+            try:
+                report = _read_report(self.sock, time.monotonic() + READY_TIMEOUT)
+            except KernelError:
+                with contextlib.suppress(ProcessLookupError):  # shim and container share it
+                    os.killpg(self.first_pid, signal.SIGKILL)
+                raise
+            finally:
+                if self.proc is not None:
+                    self.proc.wait()  # the intermediate process exits once the shim detached
+            if report is None:
+                raise KernelError(
+                    "the container shim exited without reporting",
+                    hint=f"see {self.shim_state_dir / 'shim.log'}",
+                )
+            if "error" in report:
+                raise _failure(report, "start failed")
+            # Hang up only once we hold pidfds: until then the shim keeps both PIDs unused.
+            shim_pid, pid = int(report["shim_pid"]), int(report["pid"])
+            shim_fd, fd = open_pidfd(shim_pid), open_pidfd(pid)
+            return Started(
+                shim_pid=shim_pid,
+                pid=pid,
+                shim_pidfd=None if shim_fd is None else PidFd(shim_fd),
+                pidfd=None if fd is None else PidFd(fd),
             )
-        if "error" in report:
-            raise _failure(report, "start failed")
-        # Hang up only once we hold pidfds: until then the shim keeps both PIDs from being reused.
-        shim_pid, pid = int(report["shim_pid"]), int(report["pid"])
-        shim_fd, fd = open_pidfd(shim_pid), open_pidfd(pid)
-        return Started(
-            shim_pid=shim_pid,
-            pid=pid,
-            shim_pidfd=None if shim_fd is None else PidFd(shim_fd),
-            pidfd=None if fd is None else PidFd(fd),
-        )
 
 
 class ExecProcess:
@@ -421,7 +363,7 @@ def spawn_exec(
         _write_spec(spec_path, spec, child_sock.fileno())
         stdio: Any = stdio_fds or (subprocess.DEVNULL, subprocess.DEVNULL, subprocess.DEVNULL)
         try:
-            proc = _spawn(spec_path, child_sock, stdio, stdio[2])
+            proc = spawn(spec_path, child_sock, stdio, stdio[2])
         finally:
             child_sock.close()
         try:

@@ -38,11 +38,7 @@ CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 MNT_DETACH, PR_SET_PDEATHSIG, PR_SET_NAME, TIOCSCTTY = 2, 1, 15, 0x540E
-SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}.get(os.uname().machine)
-SYS_MOUNT_SETATTR = 442  # same number on every architecture (added after the syscall unification)
-AT_RECURSIVE, MOUNT_ATTR_RDONLY = 0x8000, 1
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 # Terminal/job-control noise must not kill the shim: the container's signals go straight to it.
 IGNORED = [_signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGTSTP, _signal.SIGTTIN]
 IGNORED += [_signal.SIGTTOU, _signal.SIGPIPE, _signal.SIGUSR1, _signal.SIGUSR2]
@@ -71,10 +67,13 @@ def load_sibling(name: str) -> Any:
 
 
 if MYPY:
-    from boxnet.runtime import shimio, shimroot
+    from boxnet.runtime import shimfs, shimio, shimroot
 else:
     shimio = load_sibling("shimio")  # the container's output: relay and log
     shimroot = load_sibling("shimroot")  # bind mounts, read-only root, user, domain name
+    shimfs = load_sibling("shimfs")  # the container's root and mount helpers
+    shimfs.shimroot = shimroot
+_check, mount = shimfs._check, shimfs.mount
 
 
 class SetupError(Exception):
@@ -83,31 +82,6 @@ class SetupError(Exception):
     def __init__(self, stage: str, code: int, message: str) -> None:
         super().__init__(message)
         self.stage, self.code, self.message = stage, code, message
-
-
-def _check(ret: int, what: str) -> None:
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err).lower()}")
-
-
-def _b(s: str | None) -> bytes | None:
-    return None if s is None else os.fsencode(s)
-
-
-def mount(src: str | None, tgt: str, fs: str | None, flags: int, data: str | None = None) -> None:
-    ret = _libc.mount(_b(src), _b(tgt), _b(fs), ctypes.c_ulong(flags), _b(data))
-    _check(ret, f"mount {fs or src} on {tgt}")
-
-
-def make_readonly(path: str, recursive: bool) -> None:
-    """Read-only mount (with every submount if recursive and the kernel has mount_setattr)."""
-    if recursive:
-        attr = (ctypes.c_uint64 * 4)(MOUNT_ATTR_RDONLY, 0, 0, 0)
-        ret = _libc.syscall(SYS_MOUNT_SETATTR, -100, _b(path), AT_RECURSIVE, attr, 32)
-        if ret == 0:
-            return
-    mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
 
 
 # --- JSON without the json package (its decoder imports `re`) --------------------------------
@@ -129,129 +103,32 @@ def dumps(obj: Any) -> str:
     return "{" + ", ".join(f"{dumps(k)}: {dumps(v)}" for k, v in obj.items()) + "}"
 
 
-# --- building the container's root (runs in PID 1, in its fresh mount namespace) --------------
+def wait_for_go(spec: dict[str, Any]) -> None:
+    """A deferred start (launcher.launch): the daemon built the network while we built the
+    root; it now sends one line on the ready socket, `go {"etc_files": ...}`, with the network
+    namespace to join as a descriptor (by path it could not be opened: our mount namespace was
+    copied before the daemon bind-mounted it), or hangs up (the start failed: nothing may run)."""
+    import socket  # already loaded in the zygote
 
-
-def in_root(root: str, path: str) -> str:
-    """`path` inside `root`, following symlinks as the container would (never out of root)."""
-    todo = [p for p in path.split("/") if p not in ("", ".")]
-    done: list[str] = []
-    hops = 0
-    while todo:
-        part = todo.pop(0)
-        if part == "..":
-            done = done[:-1]
-            continue
-        try:
-            link = os.readlink("/".join([root, *done, part]))
-        except OSError:  # not a symlink, or missing: keep the name as is
-            done.append(part)
-            continue
-        hops += 1
-        if hops > 40:
-            raise OSError(errno.ELOOP, f"too many symlinks resolving {path}")
-        if link.startswith("/"):
-            done = []
-        todo[:0] = [p for p in link.split("/") if p not in ("", ".")]
-    return "/".join([root, *done])
-
-
-def mount_point(root: str, name: str, writable: bool, is_dir: bool = True) -> str | None:
-    """A mount target inside root, created when the root is writable; None if impossible."""
-    path = in_root(root, name)
-    if not os.path.lexists(path) and writable:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if is_dir:
-            os.mkdir(path, 0o755)
-        else:
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
-    return path if os.path.lexists(path) else None
-
-
-def drop_nsfs(root: str) -> None:
-    """Unmount namespace files (/run/netns/*) copied by the recursive bind of the host's /.
-
-    Left there, the container's mount namespace would pin other containers' network namespaces.
-    """
-    with open("/proc/self/mountinfo") as f:
-        lines = f.read().splitlines()
-    prefix = root + "/"
-    for line in reversed(lines):
-        fields = line.split(" ")
-        sep = fields.index("-")
-        parts = fields[4].split("\\")  # octal escapes: \040 for a space, \134 for "\\"...
-        target = parts[0] + "".join(chr(int(p[:3], 8)) + p[3:] for p in parts[1:])
-        if fields[sep + 1] == "nsfs" and target.startswith(prefix):
-            _libc.umount2(_b(target), MNT_DETACH)
-
-
-def build_root(spec: dict[str, Any]) -> str:
-    root = os.path.realpath(os.path.join(spec["state_dir"], "rootfs"))  # as mountinfo shows it
-    rootfs, upper, work = spec.get("rootfs"), spec.get("upper_dir"), spec.get("work_dir")
-    writable = False
-    if rootfs is None:  # the "host" image: the host's file system, read-only
-        mount("/", root, None, MS_BIND | MS_REC)
-        drop_nsfs(root)
-        make_readonly(root, recursive=True)
-    else:
-        if upper and work:
-            os.makedirs(upper, exist_ok=True)
-            os.makedirs(work, exist_ok=True)
-            opts = f"lowerdir={rootfs},upperdir={upper},workdir={work}"
-            try:
-                mount("overlay", root, "overlay", 0, opts)
-                writable = True
-            except OSError:  # e.g. upper dir on a file system overlayfs refuses: run read-only
-                pass
-        if not writable:
-            mount(rootfs, root, None, MS_BIND | MS_REC)
-            make_readonly(root, recursive=False)
-    spec["_writable"] = writable
-    nosuid_nodev = MS_NOSUID | MS_NODEV
-    for name, fstype, flags, data in (
-        ("proc", "proc", nosuid_nodev | MS_NOEXEC, None),
-        ("sys", "sysfs", nosuid_nodev | MS_NOEXEC | MS_RDONLY, None),
-        ("dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k"),
-        ("tmp", "tmpfs", nosuid_nodev, "mode=1777"),
-    ):
-        target = mount_point(root, name, writable)
-        if target is None:
-            raise OSError(errno.ENOENT, f"image has no /{name} to mount {fstype} on")
-        try:
-            mount(fstype, target, fstype, flags, data)
-        except OSError as e:  # the host image in the host's netns: /sys already is this sysfs
-            if e.errno != errno.EBUSY or rootfs is not None:
-                raise
-    dev = in_root(root, "dev")
-    for node in DEV_NODES:
-        os.close(os.open(f"{dev}/{node}", os.O_CREAT | os.O_WRONLY, 0o666))
-        mount(f"/dev/{node}", f"{dev}/{node}", None, MS_BIND)
-    os.mkdir(f"{dev}/pts", 0o755)
-    os.mkdir(f"{dev}/shm", 0o1777)
-    pts_opts = "newinstance,ptmxmode=0666,mode=0620,gid=5"
-    mount("devpts", f"{dev}/pts", "devpts", MS_NOSUID | MS_NOEXEC, pts_opts)
-    mount("shm", f"{dev}/shm", "tmpfs", nosuid_nodev | MS_NOEXEC, "mode=1777")
-    links = {"ptmx": "pts/ptmx", "fd": "/proc/self/fd", "stdin": "/proc/self/fd/0"}
-    links.update({"stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"})
-    for name, link in links.items():
-        os.symlink(link, f"{dev}/{name}")
-    for target, source in (spec.get("etc_files") or {}).items():
-        path = mount_point(root, target, writable, is_dir=False)
-        if path is not None:  # a read-only image without the file keeps its own (or none)
-            mount(source, path, None, MS_BIND)
-    shimroot.bind_mounts(root, spec, writable, globals())  # -v, --tmpfs: with our functions
-    shimroot.make_root_readonly(root, spec, globals())
-    return root
-
-
-def enter_root(root: str) -> None:
-    """pivot_root so the container's mount namespace holds no host mounts; chroot as fallback."""
-    os.chdir(root)
-    if SYS_PIVOT_ROOT is not None and _libc.syscall(SYS_PIVOT_ROOT, b".", b".") == 0:
-        _check(_libc.umount2(b".", MNT_DETACH), "umount old root")
-    else:
-        os.chroot(".")
-    os.chdir("/")
+    sock = socket.socket(fileno=os.dup(spec["_go_fd"]))
+    buf, netns_fd = b"", None
+    try:
+        while b"\n" not in buf:
+            chunk, fds, _flags, _addr = socket.recv_fds(sock, 65536, 1)
+            if fds:
+                netns_fd = fds[0]
+            if not chunk:
+                raise SetupError("setup", 125, "start aborted by the daemon")
+            buf += chunk
+    finally:
+        sock.close()
+    line = buf.split(b"\n", 1)[0].decode()
+    if not line.startswith("go "):
+        raise SetupError("setup", 125, f"unexpected message from the daemon: {line[:40]!r}")
+    spec.update(loads(line[3:]))
+    if netns_fd is not None:
+        _check(_libc.setns(netns_fd, CLONE_NEWNET), "setns into the container's network")
+        os.close(netns_fd)
 
 
 # --- the container's process, between fork and exec -----------------------------------------
@@ -309,7 +186,13 @@ def enter_run(spec: dict[str, Any]) -> str:
     _check(_libc.unshare(CLONE_NEWNS | uts | CLONE_NEWIPC), "unshare")
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # first: nothing may propagate to the host
     hostname = shimroot.set_names(spec, _libc)
-    enter_root(build_root(spec))
+    if spec.get("deferred"):
+        root = shimfs.prepare_root(spec)
+        wait_for_go(spec)
+        shimfs.finish_root(root, spec)
+    else:
+        root = shimfs.build_root(spec)
+    shimfs.enter_root(root)
     return str(hostname)
 
 
@@ -414,6 +297,8 @@ def run(spec: dict[str, Any]) -> int:
     if os.fork():
         os._exit(0)  # the daemon reaps this one at once; init adopts the real shim
     netns = spec.get("netns_path")
+    if spec.get("deferred"):  # the child joins the namespace once the daemon made it
+        spec["_go_fd"], netns = READY, None
     if netns:
         fd = os.open(netns, os.O_RDONLY)
         _check(_libc.setns(fd, CLONE_NEWNET), f"setns {netns}")
