@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 KIND = "docker"
 OPT_NETWORK = "boxnet.network"  # -o boxnet.network=NAME: the boxnet network to adopt or make
 OPT_DRIVER = "boxnet.driver"  # -o boxnet.driver=macvlan: the driver of a network made for Docker
-DRIVERS = ("bridge", "macvlan")  # the local drivers that can hand an interface over
+DRIVERS = ("bridge", "macvlan", "overlay")  # the drivers that can hand an interface over
+OVERLAY = "overlay"
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,18 @@ class DockerPlugin:
                 f"-o {OPT_DRIVER}={driver}: Docker's containers can use boxnet's "
                 + ", ".join(DRIVERS)
                 + " networks",
-                hint=f"-o {OPT_DRIVER}=bridge (the default) or macvlan with -o parent=NIC",
+                hint=f"-o {OPT_DRIVER}=bridge (the default), macvlan with -o parent=NIC,"
+                f" or overlay with -o {OPT_NETWORK}=NAME --ipam-driver boxnet",
             )
+        if driver == OVERLAY:
+            self._check_overlay(req)
         try:
             existing: Network | None = self.networks.find(name)
         except NotFound:
             existing = None
         if existing is not None:
+            if existing.driver == OVERLAY:
+                self._check_overlay(req)
             self._check_adoptable(existing, req)
             self.table.put(DockerNetwork(req.docker_id, existing.id, created=False))
             self.ipam.created(req.pool)
@@ -114,6 +120,24 @@ class DockerPlugin:
         self.ipam.created(req.pool)
         return net
 
+    def _check_overlay(self, req: DockerNetworkRequest) -> None:
+        """An overlay is one network on every host: Docker's network on each host must name it
+        (CreateNetwork carries Docker's id, which differs per host, not its name), and its
+        addresses must come from boxnet's IPAM (Docker's is per host: two hosts would both hand
+        out the subnet's first address)."""
+        if OPT_NETWORK not in req.options:
+            raise InvalidArgument(
+                "a Docker network on a boxnet overlay must name it: the same name on every host",
+                hint=f"-o {OPT_NETWORK}=NAME (the overlay is made by the first host, adopted by"
+                " the others)",
+            )
+        if not self.ipam.handed_out(req.pool):
+            raise InvalidArgument(
+                "a Docker network on a boxnet overlay needs boxnet's IPAM: Docker's own hands"
+                " out addresses per host, so two hosts would give the same one",
+                hint="add --ipam-driver boxnet",
+            )
+
     @staticmethod
     def _check_adoptable(net: Network, req: DockerNetworkRequest) -> None:
         cfg = net.family(4)
@@ -122,12 +146,15 @@ class DockerPlugin:
                 f"boxnet network {net.name} (driver {net.driver}) cannot serve Docker",
                 hint="name a bridge network with -o boxnet.network=NAME, or leave it out",
             )
+        overlay = (
+            f" -o {OPT_DRIVER}={OVERLAY} --ipam-driver boxnet" if net.driver == OVERLAY else ""
+        )
         if cfg.subnet != req.pool or (req.gateway is not None and cfg.gateway != req.gateway):
             raise Conflict(
                 f"boxnet network {net.name} has {cfg.subnet} gateway {cfg.gateway}; Docker's"
                 f" IPAM gave {req.pool} gateway {req.gateway}",
                 hint=f"docker network create -d boxnet --subnet {cfg.subnet} --gateway"
-                f" {cfg.gateway} -o {OPT_NETWORK}={net.name} NAME",
+                f" {cfg.gateway} -o {OPT_NETWORK}={net.name}{overlay} NAME",
             )
 
     def delete_network(self, docker_id: str) -> None:
@@ -158,7 +185,8 @@ class DockerPlugin:
     ) -> ExternalResult:
         net = self.network(docker_net)
         if address is not None:  # leased by our IPAM driver (if it was): the endpoint's now
-            self.ipam.hand_to_endpoint(net, address.ip)
+            owner = owner_id(KIND, net.id, endpoint_id, peer_name(endpoint_id))
+            self.ipam.hand_to_endpoint(net, address.ip, owner)
         request = ExternalRequest(
             kind=KIND,
             container_id=endpoint_id,

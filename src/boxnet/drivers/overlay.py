@@ -208,6 +208,26 @@ class OverlayDriver(BridgeDriver):
         )
         return ip
 
+    def _who(self, owner: str) -> str:
+        return f"{self._cluster().advertise}/{owner}"
+
+    # Docker's remote IPAM (core/dockeripam.py) claims before the endpoint exists: under a
+    # provisional owner, handed to the endpoint's owner when it comes (claim_address then finds
+    # the address already its own), or released by ReleaseAddress if it never comes.
+    def reserve_address(self, net: Network, owner: str, wanted: IPv4Address | None) -> IPv4Address:
+        cfg = net.family(4)
+        if cfg is None or not isinstance(cfg.subnet, IPv4Network):
+            raise InvalidArgument(f"overlay network {net.name} has no IPv4 subnet")
+        store = self._cluster().store
+        return allocate.claim_address(store, net.id, cfg.subnet, self._who(owner), wanted)
+
+    def transfer_address(self, net: Network, ip: IPv4Address, old: str, new: str) -> bool:
+        store = self._cluster().store
+        return allocate.transfer_address(store, net.id, ip, self._who(old), self._who(new))
+
+    def release_reserved(self, net: Network, ip: IPv4Address, owner: str) -> None:
+        allocate.release_address_of(self._cluster().store, net.id, ip, self._who(owner))
+
     def attached(self, net: Network, endpoint: Endpoint, names: tuple[str, ...]) -> None:
         if self.agent is not None:
             self.agent.publish(self._record(net, endpoint, names))
