@@ -201,3 +201,19 @@ def test_boxnetd_restart_leaves_traffic_working(env: Env) -> None:
     b3 = settings(e, 1, "b3")["IPAddress"]
     assert b3 not in {a1, b1["IPAddress"], settings(e, 0, "a2")["IPAddress"]}
     wait_for(lambda: pings(e, 0, "a1", b3), "a1 -> b3 after the restart")
+
+
+def test_network_rm_on_the_creating_host_removes_the_overlay(env: Env) -> None:
+    e = env
+    for i in range(2):
+        ids = e.docker(i, "ps", "-aq").split()
+        if ids:
+            e.docker(i, "rm", "-f", *ids)
+    names = lambda i: e.daemon(i).cli("network", "ls", "--format", "{{.Name}}").stdout.split()  # noqa: E731
+    # Host 2 adopted it: its Docker network goes, the overlay stays for everyone.
+    e.docker(1, "network", "rm", OV)
+    assert OV in names(0) and OV in names(1)
+    # Host 1 made it: removed cluster-wide (and from host 2's kernel: no vx- device left).
+    e.docker(0, "network", "rm", OV)
+    wait_for(lambda: OV not in names(1), "ov1 gone on host 2")
+    assert not [x for x in e.lab.hosts[1].ip_json("link") if x["ifname"].startswith("vx-")]
