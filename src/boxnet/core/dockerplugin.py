@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from boxnet.core.dockeripam import DockerIpam
 from boxnet.core.external import ExternalRequest, ExternalResult, owner_id
 from boxnet.drivers.base import HANDOVER_PREFIX
+from boxnet.drivers.overlay import OverlayDriver
 from boxnet.errors import Conflict, InvalidArgument, NotFound
 from boxnet.model import Network, NetworkRequest, PortRequest
 from boxnet.store.docker_networks import DockerNetwork, DockerNetworks
@@ -94,7 +95,7 @@ class DockerPlugin:
         try:
             existing: Network | None = self.networks.find(name)
         except NotFound:
-            existing = None
+            existing = self._adopt_overlay(name) if driver == OVERLAY else None
         if existing is not None:
             if existing.driver == OVERLAY:
                 self._check_overlay(req)
@@ -119,6 +120,20 @@ class DockerPlugin:
             undo.commit()
         self.ipam.created(req.pool)
         return net
+
+    def _adopt_overlay(self, name: str) -> Network | None:
+        """Another host made the overlay and this boxnetd's watcher has not brought it here yet
+        (both hosts ran `docker network create` at once): adopt it now, as the watcher would."""
+        driver = self.networks.drivers[OVERLAY]
+        net = driver.cluster_network(name) if isinstance(driver, OverlayDriver) else None
+        if net is None:
+            return None
+        with Undo(f"adopt cluster network {name}") as undo:
+            realised = driver.realise(net, undo)
+            self.records.put_network(realised)
+            undo.commit()
+        self.networks.sync_firewall()
+        return realised
 
     def _check_overlay(self, req: DockerNetworkRequest) -> None:
         """An overlay is one network on every host: Docker's network on each host must name it

@@ -21,7 +21,12 @@ from ipaddress import IPv4Address, IPv4Network
 from boxnet import faults
 from boxnet.cluster import allocate
 from boxnet.cluster.endpoints import ENDPOINTS_PREFIX, EndpointRecord
-from boxnet.cluster.networks import OverlayNetwork, create_network, remove_network
+from boxnet.cluster.networks import (
+    OverlayNetwork,
+    create_network,
+    find_network,
+    remove_network,
+)
 from boxnet.drivers.base import (
     ClusterEnv,
     DriverEnv,
@@ -151,6 +156,14 @@ class OverlayDriver(BridgeDriver):
             masquerade=not record.internal,
             options={OPT_VNI: str(record.vni)},
         )
+
+    def cluster_network(self, name: str) -> Network | None:
+        """The cluster's overlay network of that name, read now (not through the watcher, which
+        may not have brought it here yet), or None."""
+        if self.env.cluster is None:
+            return None
+        record = find_network(self.env.cluster.store, name)
+        return self.from_record(record) if record is not None else None
 
     def realise(self, net: Network, undo: Rollback) -> Network:
         cluster = self._cluster()
