@@ -14,7 +14,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import TYPE_CHECKING
 
 from boxnet.core.dockeripam import DockerIpam
@@ -22,7 +29,7 @@ from boxnet.core.external import ExternalRequest, ExternalResult, owner_id
 from boxnet.drivers.base import HANDOVER_PREFIX
 from boxnet.drivers.overlay import OverlayDriver
 from boxnet.errors import Conflict, InvalidArgument, NotFound
-from boxnet.model import Network, NetworkRequest, PortRequest
+from boxnet.model import IPAMConfig, Network, NetworkRequest, PortRequest
 from boxnet.store.docker_networks import DockerNetwork, DockerNetworks
 from boxnet.txn import Undo
 
@@ -47,6 +54,8 @@ class DockerNetworkRequest:
     aux: dict[str, str]
     options: dict[str, str]  # `docker network create -o` (com.docker.network.generic)
     internal: bool = False
+    pool6: IPv6Network | None = None  # IPv6Data[0] (`docker network create --ipv6`)
+    gateway6: IPv6Address | None = None
 
 
 def peer_name(endpoint_id: str) -> str:
@@ -110,6 +119,8 @@ class DockerPlugin:
             gateway=req.gateway,
             aux_addresses=dict(req.aux),
             internal=req.internal,
+            ipv6=req.pool6 is not None,
+            ipam6=IPAMConfig(req.pool6, req.gateway6) if req.pool6 is not None else None,
             options=options,
             labels={"boxnet.created-by": KIND, "boxnet.docker.network-id": req.docker_id},
         )
@@ -164,6 +175,13 @@ class DockerPlugin:
         overlay = (
             f" -o {OPT_DRIVER}={OVERLAY} --ipam-driver boxnet" if net.driver == OVERLAY else ""
         )
+        cfg6 = net.family(6)
+        if (cfg6.subnet if cfg6 is not None else None) != req.pool6:
+            raise Conflict(
+                f"boxnet network {net.name} has IPv6 {cfg6.subnet if cfg6 else 'none'}; Docker's"
+                f" IPAM gave {req.pool6 or 'none'}",
+                hint="give Docker's network the same --ipv6 --subnet as boxnet's, or none",
+            )
         if cfg.subnet != req.pool or (req.gateway is not None and cfg.gateway != req.gateway):
             raise Conflict(
                 f"boxnet network {net.name} has {cfg.subnet} gateway {cfg.gateway}; Docker's"
@@ -196,7 +214,12 @@ class DockerPlugin:
         return owner_id(KIND, self.network(docker_net).id, endpoint_id, peer_name(endpoint_id))
 
     def create_endpoint(
-        self, docker_net: str, endpoint_id: str, address: IPv4Interface | None, mac: str
+        self,
+        docker_net: str,
+        endpoint_id: str,
+        address: IPv4Interface | None,
+        mac: str,
+        address6: IPv6Interface | None = None,
     ) -> ExternalResult:
         net = self.network(docker_net)
         if address is not None:  # leased by our IPAM driver (if it was): the endpoint's now
@@ -209,6 +232,7 @@ class DockerPlugin:
             netns="",  # handed over: dockerd moves it into the sandbox
             network=net.id,
             ipv4=address.ip if address is not None else None,
+            ipv6=address6.ip if address6 is not None else None,
             dns=False,  # dockerd runs its own resolver in its containers
             mac=mac,
         )
