@@ -169,6 +169,25 @@ def test_names_are_dockers_own_per_host(env: Env) -> None:
     assert r.returncode != 0 or settings(e, 1, "b1")["IPAddress"] not in r.stdout
 
 
+def test_published_port_and_boxnet_containers_on_the_same_overlay(env: Env) -> None:
+    e = env
+    # -p on an overlay: boxnet's DNAT on host 2, reached from the outside host.
+    e.docker(1, "run", "-d", "--name", "w2", "--network", OV, "-p", "8088:80", e.image,
+             "httpd", "-f", "-p", "80", "-h", "/www")  # fmt: skip
+    url = f"http://{host_address(1)}:8088/"
+    got = e.lab.outside.run(["curl", "-s", "--max-time", "5", url], check=False)
+    assert got.returncode == 0 and got.stdout == "hello from docker\n", got.stderr
+    # boxnet's own container on host 1 shares the overlay with Docker's on host 2.
+    e.daemon(0).cli("run", "-d", "--name", "x1", "--network", OV, "busybox", "sleep", "600")
+    b1 = settings(e, 1, "b1")["IPAddress"]
+    out = e.daemon(0).cli("exec", "x1", "wget", "-qO-", f"http://{b1}/", check=False)
+    assert out.stdout == "hello from docker\n", out.stderr
+    x1 = json.loads(e.daemon(0).cli("inspect", "x1").stdout)[0]["NetworkSettings"]["Networks"]
+    assert x1[OV]["IPAddress"] not in {b1, settings(e, 0, "a1")["IPAddress"]}
+    e.daemon(0).cli("rm", "-f", "x1")
+    e.docker(1, "rm", "-f", "w2")
+
+
 def test_docker_rm_withdraws_the_endpoint_from_the_other_host(env: Env) -> None:
     e = env
     b2 = settings(e, 1, "b2")
