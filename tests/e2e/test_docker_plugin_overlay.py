@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -219,6 +220,34 @@ def test_boxnetd_restart_leaves_traffic_working(env: Env) -> None:
     b3 = settings(e, 1, "b3")["IPAddress"]
     assert b3 not in {a1, b1["IPAddress"], settings(e, 0, "a2")["IPAddress"]}
     wait_for(lambda: pings(e, 0, "a1", b3), "a1 -> b3 after the restart")
+
+
+def test_both_hosts_creating_at_once_get_one_overlay(env: Env) -> None:
+    """No order between the hosts: whichever loses the race in etcd (name or subnet) adopts
+    what the other made, at once or through its watcher."""
+    e = env
+    argv = ("network", "create", "-d", "boxnet", "--ipam-driver", "boxnet", "--subnet",
+            "10.10.1.0/24", "-o", "boxnet.driver=overlay", "-o", "boxnet.network=ov2",
+            "ov2")  # fmt: skip
+    results: dict[int, Any] = {}
+
+    def create(i: int) -> None:
+        results[i] = e.engines[i].cli(*argv, check=False)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert all(results[i].returncode == 0 for i in range(2)), results
+    ids = {
+        json.loads(e.daemon(i).cli("network", "inspect", "ov2").stdout)[0]["Id"] for i in range(2)
+    }
+    assert len(ids) == 1
+    for i in range(2):
+        e.docker(i, "network", "rm", "ov2")
+    names = lambda i: e.daemon(i).cli("network", "ls", "--format", "{{.Name}}").stdout.split()  # noqa: E731
+    wait_for(lambda: "ov2" not in names(0) and "ov2" not in names(1), "ov2 gone")
 
 
 def test_network_rm_on_the_creating_host_removes_the_overlay(env: Env) -> None:

@@ -13,6 +13,7 @@ maps for published ports and isolation as boxnet's own containers; its lifetime 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from ipaddress import (
     IPv4Address,
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from boxnet.core.networks import Networks
     from boxnet.core.sandbox import Sandboxes
     from boxnet.store.records import Records
+
+log = logging.getLogger("boxnet.dockerplugin")
 
 KIND = "docker"
 OPT_NETWORK = "boxnet.network"  # -o boxnet.network=NAME: the boxnet network to adopt or make
@@ -106,12 +109,7 @@ class DockerPlugin:
         except NotFound:
             existing = self._adopt_overlay(name) if driver == OVERLAY else None
         if existing is not None:
-            if existing.driver == OVERLAY:
-                self._check_overlay(req)
-            self._check_adoptable(existing, req)
-            self.table.put(DockerNetwork(req.docker_id, existing.id, created=False))
-            self.ipam.created(req.pool)
-            return existing
+            return self._adopt(existing, req)
         request = NetworkRequest(
             name=name,
             driver=driver,
@@ -125,12 +123,28 @@ class DockerPlugin:
             labels={"boxnet.created-by": KIND, "boxnet.docker.network-id": req.docker_id},
         )
         with Undo(f"create network {name} for Docker") as undo:
-            net = self.networks.create(request).network
+            try:
+                net = self.networks.create(request).network
+            except Conflict:
+                # Another host made the overlay (name or subnet) a moment before: adopt it.
+                made = self._adopt_overlay(name) if driver == OVERLAY else None
+                if made is None:
+                    raise
+                log.info("overlay %s was made by another host meanwhile: adopted", name)
+                return self._adopt(made, req)
             undo.push("remove network", lambda: self.networks.remove(net.id))
             self.table.put(DockerNetwork(req.docker_id, net.id, created=True))
             undo.commit()
         self.ipam.created(req.pool)
         return net
+
+    def _adopt(self, existing: Network, req: DockerNetworkRequest) -> Network:
+        if existing.driver == OVERLAY:
+            self._check_overlay(req)
+        self._check_adoptable(existing, req)
+        self.table.put(DockerNetwork(req.docker_id, existing.id, created=False))
+        self.ipam.created(req.pool)
+        return existing
 
     def _adopt_overlay(self, name: str) -> Network | None:
         """Another host made the overlay and this boxnetd's watcher has not brought it here yet
