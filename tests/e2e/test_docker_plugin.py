@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from ipaddress import ip_interface
 from pathlib import Path
@@ -201,9 +202,9 @@ def test_refusals_reach_the_docker_user_and_internal_stays_inside(env: Env) -> N
     e = env
     bad = e.docker.cli("network", "create", "-d", "boxnet", "-o", "foo=bar", "bad", check=False)
     assert bad.returncode != 0 and "remote: unknown bridge option 'foo'" in bad.stderr
-    v6 = ["network", "create", "-d", "boxnet", "--ipv6", "--subnet", "fd00:99::/64", "bad6"]
+    v6 = ["network", "create", "-d", "boxnet", "--ipv6", "--ipam-driver", "boxnet", "bad6"]
     bad6 = e.docker.cli(*v6, check=False)
-    assert bad6.returncode != 0 and "IPv6 on Docker networks" in bad6.stderr
+    assert bad6.returncode != 0 and "IPAM driver serves IPv4 only" in bad6.stderr
     e.run("network", "create", "-d", "boxnet", "--internal", "--subnet", "10.99.62.0/24", "inner")
     assert boxnet_network(e, "inner")["Internal"] is True
     e.run("run", "-d", "--name", "i1", "--network", "inner", e.image, "sleep", "600")
@@ -213,6 +214,36 @@ def test_refusals_reach_the_docker_user_and_internal_stays_inside(env: Env) -> N
     assert out.returncode != 0
     e.run("rm", "-f", "i1", "i2")
     e.run("network", "rm", "inner")
+
+
+def test_ipv6_network_containers_talk_v6_and_reach_the_outside(env: Env) -> None:
+    """`--ipv6` with Docker's IPAM: IPv6Data becomes the boxnet network's IPv6 subnet, Docker's
+    IPv6 address the endpoint's, and Join answers GatewayIPv6."""
+    e = env
+    e.run("network", "create", "-d", "boxnet", "--ipv6", "--subnet", "10.99.65.0/24",
+          "--subnet", "fd00:65::/64", "b6")  # fmt: skip
+    e.run("run", "-d", "--name", "s1", "--network", "b6", e.image, "sleep", "600")
+    e.run("run", "-d", "--name", "s2", "--network", "b6", e.image,
+          "httpd", "-f", "-p", "80", "-h", "/www")  # fmt: skip
+    s1, s2 = (e.d("inspect", n)[0]["NetworkSettings"]["Networks"]["b6"] for n in ("s1", "s2"))
+    v6 = s1["GlobalIPv6Address"]
+    assert v6.startswith("fd00:65::") and s2["GlobalIPv6Address"].startswith("fd00:65::")
+    assert s1["IPv6Gateway"] == "fd00:65::1"
+    assert f"{v6}/64" in e.run("exec", "s1", "ip", "-o", "-6", "addr", "show", "eth0")
+    assert "default via fd00:65::1 dev eth0" in e.run("exec", "s1", "ip", "-6", "route")
+    # IPv6 between them (after DAD) and to the gateway on boxnet's bridge.
+    deadline = time.monotonic() + 10
+    while e.docker.cli("exec", "s1", "ping", "-c1", "-W1", s2["GlobalIPv6Address"],
+                       check=False).returncode != 0:  # fmt: skip
+        assert time.monotonic() < deadline, "s1 -> s2 over IPv6"
+    page = e.run("exec", "s1", "wget", "-qO-", f"http://[{s2['GlobalIPv6Address']}]/")
+    assert page == "hello from docker\n"
+    out = e.docker.cli("exec", "s1", "wget", "-qO-", "http://[2001:db8:203::1]/", check=False)
+    assert out.returncode == 0, out.stderr
+    listed = {v["IPv6Address"] for v in boxnet_network(e, "b6")["Containers"].values()}
+    assert f"{v6}/64" in listed
+    e.run("rm", "-f", "s1", "s2")
+    e.run("network", "rm", "b6")
 
 
 def test_network_connect_adds_eth1_and_disconnect_removes_it(env: Env) -> None:

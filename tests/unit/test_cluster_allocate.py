@@ -1,12 +1,21 @@
-"""Picking an overlay subnet from what the cluster has claimed (the pure half of claim_subnet)."""
+"""Picking an overlay subnet from what the cluster has claimed (the pure half of claim_subnet),
+and handing an address claim from Docker's IPAM to its endpoint."""
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
 
 import pytest
 
-from boxnet.cluster.allocate import pick_subnet
+from boxnet.cluster.allocate import (
+    IP_PREFIX,
+    claim_address,
+    pick_subnet,
+    release_address_of,
+    transfer_address,
+)
+from boxnet.cluster.store import KeyValue
 from boxnet.errors import Conflict
 
 POOLS = [(IPv4Network("10.99.0.0/22"), 24)]
@@ -36,3 +45,60 @@ def test_requested_subnet_must_not_overlap() -> None:
 def test_this_hosts_own_address_space_is_avoided_too() -> None:
     avoid = [IPv4Network("10.99.0.0/23")]  # e.g. the underlay, or a local bridge network
     assert pick_subnet({}, POOLS, None, avoid) == IPv4Network("10.99.2.0/24")
+
+
+class MemoryKv:
+    """get/create/compare_and_put/delete with revisions: what the address claims use."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, KeyValue] = {}
+        self.revision = 0
+
+    def get(self, key: str) -> KeyValue | None:
+        return self.data.get(key)
+
+    def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
+        return [kv for k, kv in sorted(self.data.items()) if k.startswith(prefix)], self.revision
+
+    def _write(self, key: str, value: bytes) -> None:
+        self.revision += 1
+        self.data[key] = KeyValue(key, value, self.revision, self.revision, 0)
+
+    def create(self, key: str, value: bytes, lease: int = 0) -> bool:
+        if key in self.data:
+            return False
+        self._write(key, value)
+        return True
+
+    def compare_and_put(self, key: str, mod_revision: int, value: bytes) -> bool:
+        kv = self.data.get(key)
+        if (kv.mod_revision if kv is not None else 0) != mod_revision:
+            return False
+        self._write(key, value)
+        return True
+
+    def delete(self, key: str) -> bool:
+        return self.data.pop(key, None) is not None
+
+
+SUBNET = IPv4Network("10.10.0.0/24")
+
+
+def test_a_docker_ipam_claim_is_handed_to_its_endpoint() -> None:
+    """RequestAddress claims under a provisional owner; CreateEndpoint transfers the claim, so
+    the endpoint's own claim of that address succeeds, and ReleaseAddress then leaves it."""
+    kv = MemoryKv()
+    store: Any = kv
+    ip = claim_address(store, "n1", SUBNET, "h1/docker-ipam")
+    assert ip == IPv4Address("10.10.0.2")
+    with pytest.raises(Conflict):  # not its own yet: another owner cannot take it
+        claim_address(store, "n1", SUBNET, "h1/endpoint", ip)
+    assert not transfer_address(store, "n1", ip, "h2/docker-ipam", "h2/endpoint")
+    assert transfer_address(store, "n1", ip, "h1/docker-ipam", "h1/endpoint")
+    assert claim_address(store, "n1", SUBNET, "h1/endpoint", ip) == ip
+    release_address_of(store, "n1", ip, "h1/docker-ipam")  # Docker's ReleaseAddress: not its
+    assert kv.get(f"{IP_PREFIX}n1/{ip}") is not None
+    # The next claim (another host's dockerd) gets the next address.
+    assert claim_address(store, "n1", SUBNET, "h2/docker-ipam") == IPv4Address("10.10.0.3")
+    release_address_of(store, "n1", IPv4Address("10.10.0.3"), "h2/docker-ipam")
+    assert kv.get(f"{IP_PREFIX}n1/10.10.0.3") is None

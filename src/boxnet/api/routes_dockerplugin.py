@@ -4,7 +4,9 @@ dockerd finds by its name: driver `boxnet`.
 
 Every call is a POST with a JSON body; answers are JSON with Docker's plugin media type, and
 refusals are `{"Err": "..."}` (status 200, as libnetwork's remote driver reads them: it prefixes
-"remote: " and shows the text to the user). The work is core/dockerplugin.py's.
+"remote: " and shows the text to the user), `{"Error": "..."}` for the IPAM methods (the key
+libnetwork's remote IPAM reads: given "Err" it took the refusal for an empty pool and said
+"invalid CIDR address"). The work is core/dockerplugin.py's.
 """
 
 from __future__ import annotations
@@ -12,7 +14,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, ip_interface, ip_network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_interface,
+    ip_network,
+)
 from typing import TYPE_CHECKING, Any
 
 from boxnet.api.server import Request, Response, Router
@@ -40,6 +51,10 @@ def answer(body: dict[str, Any]) -> Response:
     return Response(200, json.dumps(body).encode(), content_type=MEDIA_TYPE)
 
 
+def _err_key(path: str) -> str:
+    return "Error" if path.startswith("/IpamDriver.") else "Err"
+
+
 def plugin_call(fn: Callable[[Field], dict[str, Any]]) -> Callable[[Request], Response]:
     """A protocol method: the body in, its answer or {"Err"} out, never a traceback."""
 
@@ -51,10 +66,11 @@ def plugin_call(fn: Callable[[Field], dict[str, Any]]) -> Callable[[Request], Re
             if isinstance(exc, BoxnetError):
                 text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
             log.info("docker plugin %s refused: %s", req.path, text)
-            return answer({"Err": text})
+            return answer({_err_key(req.path): text})
         except Exception as exc:
             log.exception("docker plugin %s failed", req.path)
-            return Response(500, json.dumps({"Err": f"boxnet: {exc}"}).encode(), MEDIA_TYPE)
+            body = {_err_key(req.path): f"boxnet: {exc}"}
+            return Response(500, json.dumps(body).encode(), MEDIA_TYPE)
 
     return call
 
@@ -76,6 +92,22 @@ def _ipam_v4(body: Field) -> tuple[IPv4Network, IPv4Address | None, dict[str, st
         raise first["Gateway"].error("an IPv4 address")
     aux = {k: str(ip_interface(v).ip) for k, v in first["AuxAddresses"].string_map().items()}
     return pool, gateway, aux
+
+
+def _ipam_v6(body: Field) -> tuple[IPv6Network | None, IPv6Address | None]:
+    """IPv6Data[0] (`--ipv6`: Docker's IPAM needs an IPv6 --subnet), or none."""
+    data = body["IPv6Data"].items()
+    if not data:
+        return None, None
+    first = data[0]
+    pool = ip_network(first["Pool"].text(required=True), strict=False)
+    if not isinstance(pool, IPv6Network):
+        raise first["Pool"].error("an IPv6 CIDR")
+    gateway_text = first["Gateway"].text()
+    gateway = ip_interface(gateway_text).ip if gateway_text else None
+    if gateway is not None and not isinstance(gateway, IPv6Address):
+        raise first["Gateway"].error("an IPv6 address")
+    return pool, gateway
 
 
 def _v4_network(text: str, where: Field) -> IPv4Network:
@@ -110,12 +142,8 @@ def register(r: Router, ctl: Controller) -> None:
 
     def create_network(body: Field) -> dict[str, Any]:
         options = body["Options"]
-        if body["IPv6Data"].items():
-            raise InvalidArgument(
-                "IPv6 on Docker networks is not served by the boxnet plugin yet",
-                hint="leave out --ipv6",
-            )
         pool, gateway, aux = _ipam_v4(body)
+        pool6, gateway6 = _ipam_v6(body)
         internal = options[OPT_INTERNAL].value is True
         request = DockerNetworkRequest(
             docker_id=body["NetworkID"].text(required=True),
@@ -124,6 +152,8 @@ def register(r: Router, ctl: Controller) -> None:
             aux=aux,
             options=options[OPT_GENERIC].string_map(),
             internal=internal,
+            pool6=pool6,
+            gateway6=gateway6,
         )
         with ctl.lock:
             net = plugin.create_network(request)
@@ -141,6 +171,10 @@ def register(r: Router, ctl: Controller) -> None:
         address = ip_interface(text) if text else None
         if address is not None and not isinstance(address, IPv4Interface):
             raise iface["Address"].error("an IPv4 address")
+        text6 = iface["AddressIPv6"].text()
+        address6 = ip_interface(text6) if text6 else None
+        if address6 is not None and not isinstance(address6, IPv6Interface):
+            raise iface["AddressIPv6"].error("an IPv6 address")
         mac = iface["MacAddress"].text()
         with ctl.lock, metrics.timed("docker.create_endpoint"):  # GET /boxnet/metrics
             result = plugin.create_endpoint(
@@ -148,11 +182,15 @@ def register(r: Router, ctl: Controller) -> None:
                 body["EndpointID"].text(required=True),
                 address,
                 mac,
+                address6,
             )
         e = result.endpoint
         given: dict[str, str] = {}  # only what Docker left open: it refuses changed values
         if address is None:
             given["Address"] = str(e.addresses[0])
+        v6 = next((a for a in e.addresses if a.version == 6), None)
+        if address6 is None and v6 is not None:
+            given["AddressIPv6"] = str(v6)
         if not mac:
             given["MacAddress"] = e.mac
         return {"Interface": given} if given else {}
@@ -188,6 +226,9 @@ def register(r: Router, ctl: Controller) -> None:
         gateway = next((g for g in e.gateways if g.version == 4), None)
         if gateway is not None:
             out["Gateway"] = str(gateway)
+        gateway6 = next((g for g in e.gateways if g.version == 6), None)
+        if gateway6 is not None:
+            out["GatewayIPv6"] = str(gateway6)
         return out
 
     def leave(body: Field) -> dict[str, Any]:

@@ -144,6 +144,9 @@ def claim_address(
             )
         if store.create(f"{prefix}{requested}", owner.encode(), lease):
             return requested
+        held_by = store.get(f"{prefix}{requested}")
+        if held_by is not None and held_by.value == owner.encode():
+            return requested  # claimed for this owner before (handed over: transfer_address)
         raise Conflict(f"address {requested} is already in use on this overlay network")
     for _ in range(MAX_ROUNDS):
         held, _revision = store.get_prefix(prefix)
@@ -158,3 +161,24 @@ def claim_address(
 
 def release_address(store: ClusterStore, network_id: str, address: IPv4Address) -> None:
     store.delete(f"{IP_PREFIX}{network_id}/{address}")
+
+
+def transfer_address(
+    store: ClusterStore, network_id: str, address: IPv4Address, old: str, new: str
+) -> bool:
+    """Give an address claimed for old to new (Docker's IPAM claims it before the endpoint that
+    takes it exists) in one compare-and-put; False if old does not hold it."""
+    kv = store.get(f"{IP_PREFIX}{network_id}/{address}")
+    if kv is None or kv.value != old.encode():
+        return False
+    return store.compare_and_put(kv.key, kv.mod_revision, new.encode())
+
+
+def release_address_of(
+    store: ClusterStore, network_id: str, address: IPv4Address, owner: str
+) -> None:
+    """Release the address if owner still holds it (else it was handed over: leave it). The
+    caller serialises this host's claims, and no other host writes a key it does not hold."""
+    kv = store.get(f"{IP_PREFIX}{network_id}/{address}")
+    if kv is not None and kv.value == owner.encode():
+        store.delete(kv.key)

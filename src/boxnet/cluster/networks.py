@@ -110,6 +110,11 @@ def remove_network(store: ClusterStore, name: str) -> OverlayNetwork:
     return net
 
 
+def find_network(store: ClusterStore, name: str) -> OverlayNetwork | None:
+    kv = store.get(f"{NETWORKS_PREFIX}{name}")
+    return _decode(kv) if kv is not None else None
+
+
 def list_networks(store: ClusterStore) -> tuple[dict[str, OverlayNetwork], int]:
     kvs, revision = store.get_prefix(NETWORKS_PREFIX)
     found = {kv.key.removeprefix(NETWORKS_PREFIX): _decode(kv) for kv in kvs}

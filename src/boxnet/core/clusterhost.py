@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from boxnet.core.dnshook import NameService
     from boxnet.core.networks import Networks
     from boxnet.dns import NameEntry
+    from boxnet.store.external_records import ExternalRecords
     from boxnet.store.records import Records
 
 log = logging.getLogger("boxnet.cluster")
@@ -27,8 +28,14 @@ log = logging.getLogger("boxnet.cluster")
 
 class ClusterHost:
     def __init__(
-        self, records: Records, networks: Networks, dns: NameService, lock: threading.RLock
+        self,
+        records: Records,
+        networks: Networks,
+        dns: NameService,
+        lock: threading.RLock,
+        external: ExternalRecords | None = None,
     ) -> None:
+        self.external = external  # attachments of the plugins (Docker's, CNI's) are local too
         self.records = records
         self.networks = networks
         self.dns = dns
@@ -78,10 +85,17 @@ class ClusterHost:
             out = []
             for endpoint in self.records.endpoints():
                 net = nets.get(endpoint.network_id)
-                c = self.records.container(endpoint.container_id)
-                if net is None or c is None:
+                if net is None:
                     continue
-                out.append((net, endpoint, (c.name, c.short_id, *endpoint.aliases)))
+                c = self.records.container(endpoint.container_id)
+                if c is not None:
+                    out.append((net, endpoint, (c.name, c.short_id, *endpoint.aliases)))
+                    continue
+                # A plugin's endpoint: republished after a restart like a container's.
+                attached = self.external.get(endpoint.container_id) if self.external else None
+                if attached is not None:
+                    names = (attached.name, *attached.aliases, *endpoint.aliases)
+                    out.append((net, endpoint, tuple(n for n in names if n)))
             return out
 
     def remote_names(self, container_id: str, entries: Sequence[NameEntry]) -> None:

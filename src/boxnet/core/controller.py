@@ -116,7 +116,8 @@ class Controller:
         from boxnet.core.clusterhost import ClusterHost
 
         # Drivers with work beyond this host (overlay: watches of the cluster store).
-        self.drivers.start(ClusterHost(self.records, self.networks, self.dns, self.lock))
+        host = ClusterHost(self.records, self.networks, self.dns, self.lock, self.external.table)
+        self.drivers.start(host)
 
     def close(self) -> None:
         self.drivers.stop()

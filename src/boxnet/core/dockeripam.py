@@ -8,6 +8,10 @@ CreateEndpoint with that address): the address is leased at once under a provisi
 (network, address), and CreateEndpoint hands it to the endpoint (core/dockerplugin.py). A
 provisional lease whose endpoint never comes is released by ReleaseAddress, or by gc (it has no
 attachment). Pools picked for networks not created yet are held in memory until then.
+
+On an overlay network the addresses are cluster-wide (drivers/overlay.py): RequestAddress
+claims in etcd under this host's provisional owner, CreateEndpoint transfers the claim to the
+endpoint (one compare-and-put), so two hosts' dockerds never hand out the same address.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import hashlib
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import TYPE_CHECKING
 
+from boxnet.drivers.overlay import OverlayDriver
 from boxnet.errors import Conflict, InvalidArgument
 from boxnet.ipam.allocator import (
     Occupant,
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
     from boxnet.store.records import Records
 
 ADDRESS_SPACE = "boxnet"
+PROVISIONAL = "docker-ipam"  # the owner of overlay claims not handed to an endpoint yet
 
 
 def provisional_owner(network_id: str, ip: IPv4Address) -> str:
@@ -53,7 +59,9 @@ class DockerIpam:
         return None
 
     def request_pool(self, pool: IPv4Network | None, sub_pool: str, v6: bool) -> IPv4Interface:
-        """A pool (the one asked for, or a free one of boxnet's default pools) and its gateway."""
+        """A pool (the one asked for, or a free one of boxnet's default pools) and its gateway.
+        Never an existing network's unasked: dockerd re-asks while the answer overlaps a route
+        of the host (for local-scope networks without --subnet), forever."""
         if v6:
             raise InvalidArgument(
                 "the boxnet IPAM driver serves IPv4 only", hint="leave out --ipv6"
@@ -75,6 +83,10 @@ class DockerIpam:
         self.pending[str(pool)] = pool
         return IPv4Interface(f"{gateway}/{pool.prefixlen}")
 
+    def handed_out(self, pool: IPv4Network) -> bool:
+        """Did RequestPool give this pool (this IPAM serves the network being created)?"""
+        return str(pool) in self.pending
+
     def release_pool(self, pool_id: str) -> None:
         self.pending.pop(pool_id, None)
 
@@ -95,6 +107,10 @@ class DockerIpam:
                 f"the boxnet IPAM driver has no network with subnet {pool}",
                 hint="use --ipam-driver boxnet with -d boxnet networks only",
             )
+        driver = self.networks.driver_of(net)
+        if isinstance(driver, OverlayDriver):
+            claimed = driver.reserve_address(net, PROVISIONAL, wanted)
+            return IPv4Interface(f"{claimed}/{pool.prefixlen}")
         if wanted is not None:
             check_static_address(wanted, cfg.subnet, cfg.gateway, cfg.aux_addresses.values())
             if not self.records.lease(net.id, wanted, provisional_owner(net.id, wanted), True):
@@ -112,9 +128,19 @@ class DockerIpam:
 
     def release_address(self, pool_id: str, ip: IPv4Address) -> None:
         net = self._network(IPv4Network(pool_id))
-        if net is not None:
+        if net is None:
+            return
+        driver = self.networks.driver_of(net)
+        if isinstance(driver, OverlayDriver):
+            driver.release_reserved(net, ip, PROVISIONAL)
+        else:
             self.records.release_leases(provisional_owner(net.id, ip), net.id)
 
-    def hand_to_endpoint(self, net: Network, ip: IPv4Address) -> None:
-        """CreateEndpoint with an address this IPAM leased: the endpoint leases it itself."""
+    def hand_to_endpoint(self, net: Network, ip: IPv4Address, owner: str) -> None:
+        """CreateEndpoint with an address this IPAM leased: the endpoint (owner) leases it
+        itself; an overlay claim becomes owner's (its claim_address then finds it its own)."""
+        driver = self.networks.driver_of(net)
+        if isinstance(driver, OverlayDriver):
+            driver.transfer_address(net, ip, PROVISIONAL, owner)
+            return
         self.records.release_leases(provisional_owner(net.id, ip), net.id)

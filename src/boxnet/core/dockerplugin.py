@@ -13,15 +13,24 @@ maps for published ports and isolation as boxnet's own containers; its lifetime 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import TYPE_CHECKING
 
 from boxnet.core.dockeripam import DockerIpam
 from boxnet.core.external import ExternalRequest, ExternalResult, owner_id
 from boxnet.drivers.base import HANDOVER_PREFIX
+from boxnet.drivers.overlay import OverlayDriver
 from boxnet.errors import Conflict, InvalidArgument, NotFound
-from boxnet.model import Network, NetworkRequest, PortRequest
+from boxnet.model import IPAMConfig, Network, NetworkRequest, PortRequest
 from boxnet.store.docker_networks import DockerNetwork, DockerNetworks
 from boxnet.txn import Undo
 
@@ -31,10 +40,13 @@ if TYPE_CHECKING:
     from boxnet.core.sandbox import Sandboxes
     from boxnet.store.records import Records
 
+log = logging.getLogger("boxnet.dockerplugin")
+
 KIND = "docker"
 OPT_NETWORK = "boxnet.network"  # -o boxnet.network=NAME: the boxnet network to adopt or make
 OPT_DRIVER = "boxnet.driver"  # -o boxnet.driver=macvlan: the driver of a network made for Docker
-DRIVERS = ("bridge", "macvlan")  # the local drivers that can hand an interface over
+DRIVERS = ("bridge", "macvlan", "overlay")  # the drivers that can hand an interface over
+OVERLAY = "overlay"
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,8 @@ class DockerNetworkRequest:
     aux: dict[str, str]
     options: dict[str, str]  # `docker network create -o` (com.docker.network.generic)
     internal: bool = False
+    pool6: IPv6Network | None = None  # IPv6Data[0] (`docker network create --ipv6`)
+    gateway6: IPv6Address | None = None
 
 
 def peer_name(endpoint_id: str) -> str:
@@ -85,17 +99,17 @@ class DockerPlugin:
                 f"-o {OPT_DRIVER}={driver}: Docker's containers can use boxnet's "
                 + ", ".join(DRIVERS)
                 + " networks",
-                hint=f"-o {OPT_DRIVER}=bridge (the default) or macvlan with -o parent=NIC",
+                hint=f"-o {OPT_DRIVER}=bridge (the default), macvlan with -o parent=NIC,"
+                f" or overlay with -o {OPT_NETWORK}=NAME --ipam-driver boxnet",
             )
+        if driver == OVERLAY:
+            self._check_overlay(req)
         try:
             existing: Network | None = self.networks.find(name)
         except NotFound:
-            existing = None
+            existing = self._adopt_overlay(name) if driver == OVERLAY else None
         if existing is not None:
-            self._check_adoptable(existing, req)
-            self.table.put(DockerNetwork(req.docker_id, existing.id, created=False))
-            self.ipam.created(req.pool)
-            return existing
+            return self._adopt(existing, req)
         request = NetworkRequest(
             name=name,
             driver=driver,
@@ -103,16 +117,66 @@ class DockerPlugin:
             gateway=req.gateway,
             aux_addresses=dict(req.aux),
             internal=req.internal,
+            ipv6=req.pool6 is not None,
+            ipam6=IPAMConfig(req.pool6, req.gateway6) if req.pool6 is not None else None,
             options=options,
             labels={"boxnet.created-by": KIND, "boxnet.docker.network-id": req.docker_id},
         )
         with Undo(f"create network {name} for Docker") as undo:
-            net = self.networks.create(request).network
+            try:
+                net = self.networks.create(request).network
+            except Conflict:
+                # Another host made the overlay (name or subnet) a moment before: adopt it.
+                made = self._adopt_overlay(name) if driver == OVERLAY else None
+                if made is None:
+                    raise
+                log.info("overlay %s was made by another host meanwhile: adopted", name)
+                return self._adopt(made, req)
             undo.push("remove network", lambda: self.networks.remove(net.id))
             self.table.put(DockerNetwork(req.docker_id, net.id, created=True))
             undo.commit()
         self.ipam.created(req.pool)
         return net
+
+    def _adopt(self, existing: Network, req: DockerNetworkRequest) -> Network:
+        if existing.driver == OVERLAY:
+            self._check_overlay(req)
+        self._check_adoptable(existing, req)
+        self.table.put(DockerNetwork(req.docker_id, existing.id, created=False))
+        self.ipam.created(req.pool)
+        return existing
+
+    def _adopt_overlay(self, name: str) -> Network | None:
+        """Another host made the overlay and this boxnetd's watcher has not brought it here yet
+        (both hosts ran `docker network create` at once): adopt it now, as the watcher would."""
+        driver = self.networks.drivers[OVERLAY]
+        net = driver.cluster_network(name) if isinstance(driver, OverlayDriver) else None
+        if net is None:
+            return None
+        with Undo(f"adopt cluster network {name}") as undo:
+            realised = driver.realise(net, undo)
+            self.records.put_network(realised)
+            undo.commit()
+        self.networks.sync_firewall()
+        return realised
+
+    def _check_overlay(self, req: DockerNetworkRequest) -> None:
+        """An overlay is one network on every host: Docker's network on each host must name it
+        (CreateNetwork carries Docker's id, which differs per host, not its name), and its
+        addresses must come from boxnet's IPAM (Docker's is per host: two hosts would both hand
+        out the subnet's first address)."""
+        if OPT_NETWORK not in req.options:
+            raise InvalidArgument(
+                "a Docker network on a boxnet overlay must name it: the same name on every host",
+                hint=f"-o {OPT_NETWORK}=NAME (the overlay is made by the first host, adopted by"
+                " the others)",
+            )
+        if not self.ipam.handed_out(req.pool):
+            raise InvalidArgument(
+                "a Docker network on a boxnet overlay needs boxnet's IPAM: Docker's own hands"
+                " out addresses per host, so two hosts would give the same one",
+                hint="add --ipam-driver boxnet",
+            )
 
     @staticmethod
     def _check_adoptable(net: Network, req: DockerNetworkRequest) -> None:
@@ -122,12 +186,22 @@ class DockerPlugin:
                 f"boxnet network {net.name} (driver {net.driver}) cannot serve Docker",
                 hint="name a bridge network with -o boxnet.network=NAME, or leave it out",
             )
+        overlay = (
+            f" -o {OPT_DRIVER}={OVERLAY} --ipam-driver boxnet" if net.driver == OVERLAY else ""
+        )
+        cfg6 = net.family(6)
+        if (cfg6.subnet if cfg6 is not None else None) != req.pool6:
+            raise Conflict(
+                f"boxnet network {net.name} has IPv6 {cfg6.subnet if cfg6 else 'none'}; Docker's"
+                f" IPAM gave {req.pool6 or 'none'}",
+                hint="give Docker's network the same --ipv6 --subnet as boxnet's, or none",
+            )
         if cfg.subnet != req.pool or (req.gateway is not None and cfg.gateway != req.gateway):
             raise Conflict(
                 f"boxnet network {net.name} has {cfg.subnet} gateway {cfg.gateway}; Docker's"
                 f" IPAM gave {req.pool} gateway {req.gateway}",
                 hint=f"docker network create -d boxnet --subnet {cfg.subnet} --gateway"
-                f" {cfg.gateway} -o {OPT_NETWORK}={net.name} NAME",
+                f" {cfg.gateway} -o {OPT_NETWORK}={net.name}{overlay} NAME",
             )
 
     def delete_network(self, docker_id: str) -> None:
@@ -154,11 +228,17 @@ class DockerPlugin:
         return owner_id(KIND, self.network(docker_net).id, endpoint_id, peer_name(endpoint_id))
 
     def create_endpoint(
-        self, docker_net: str, endpoint_id: str, address: IPv4Interface | None, mac: str
+        self,
+        docker_net: str,
+        endpoint_id: str,
+        address: IPv4Interface | None,
+        mac: str,
+        address6: IPv6Interface | None = None,
     ) -> ExternalResult:
         net = self.network(docker_net)
         if address is not None:  # leased by our IPAM driver (if it was): the endpoint's now
-            self.ipam.hand_to_endpoint(net, address.ip)
+            owner = owner_id(KIND, net.id, endpoint_id, peer_name(endpoint_id))
+            self.ipam.hand_to_endpoint(net, address.ip, owner)
         request = ExternalRequest(
             kind=KIND,
             container_id=endpoint_id,
@@ -166,6 +246,7 @@ class DockerPlugin:
             netns="",  # handed over: dockerd moves it into the sandbox
             network=net.id,
             ipv4=address.ip if address is not None else None,
+            ipv6=address6.ip if address6 is not None else None,
             dns=False,  # dockerd runs its own resolver in its containers
             mac=mac,
         )

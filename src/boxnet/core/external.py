@@ -20,7 +20,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,6 +72,7 @@ class ExternalRequest:
     aliases: tuple[str, ...] = ()
     ports: tuple[PortRequest, ...] = ()
     ipv4: IPv4Address | None = None  # a static address
+    ipv6: IPv6Address | None = None  # a static IPv6 address (on a network with IPv6)
     dns: bool = True  # serve 127.0.0.11 inside the namespace
     mac: str = ""  # the interface's MAC ("" = derived from the address)
 
@@ -139,7 +140,11 @@ class ExternalAttachments:
                     owner,
                     net,
                     EndpointRequest(
-                        network=net.name, ipv4=req.ipv4, aliases=req.aliases, mac=req.mac
+                        network=net.name,
+                        ipv4=req.ipv4,
+                        ipv6=req.ipv6,
+                        aliases=req.aliases,
+                        mac=req.mac,
                     ),
                     req.ifname,
                     True,

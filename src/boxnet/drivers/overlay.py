@@ -21,7 +21,12 @@ from ipaddress import IPv4Address, IPv4Network
 from boxnet import faults
 from boxnet.cluster import allocate
 from boxnet.cluster.endpoints import ENDPOINTS_PREFIX, EndpointRecord
-from boxnet.cluster.networks import OverlayNetwork, create_network, remove_network
+from boxnet.cluster.networks import (
+    OverlayNetwork,
+    create_network,
+    find_network,
+    remove_network,
+)
 from boxnet.drivers.base import (
     ClusterEnv,
     DriverEnv,
@@ -152,6 +157,14 @@ class OverlayDriver(BridgeDriver):
             options={OPT_VNI: str(record.vni)},
         )
 
+    def cluster_network(self, name: str) -> Network | None:
+        """The cluster's overlay network of that name, read now (not through the watcher, which
+        may not have brought it here yet), or None."""
+        if self.env.cluster is None:
+            return None
+        record = find_network(self.env.cluster.store, name)
+        return self.from_record(record) if record is not None else None
+
     def realise(self, net: Network, undo: Rollback) -> Network:
         cluster = self._cluster()
         mtu = vxlan.underlay_mtu(self.ipr, cluster.advertise) - vxlan.VXLAN_OVERHEAD
@@ -207,6 +220,26 @@ class OverlayDriver(BridgeDriver):
             "release the address", lambda: allocate.release_address(cluster.store, net.id, ip)
         )
         return ip
+
+    def _who(self, owner: str) -> str:
+        return f"{self._cluster().advertise}/{owner}"
+
+    # Docker's remote IPAM (core/dockeripam.py) claims before the endpoint exists: under a
+    # provisional owner, handed to the endpoint's owner when it comes (claim_address then finds
+    # the address already its own), or released by ReleaseAddress if it never comes.
+    def reserve_address(self, net: Network, owner: str, wanted: IPv4Address | None) -> IPv4Address:
+        cfg = net.family(4)
+        if cfg is None or not isinstance(cfg.subnet, IPv4Network):
+            raise InvalidArgument(f"overlay network {net.name} has no IPv4 subnet")
+        store = self._cluster().store
+        return allocate.claim_address(store, net.id, cfg.subnet, self._who(owner), wanted)
+
+    def transfer_address(self, net: Network, ip: IPv4Address, old: str, new: str) -> bool:
+        store = self._cluster().store
+        return allocate.transfer_address(store, net.id, ip, self._who(old), self._who(new))
+
+    def release_reserved(self, net: Network, ip: IPv4Address, owner: str) -> None:
+        allocate.release_address_of(self._cluster().store, net.id, ip, self._who(owner))
 
     def attached(self, net: Network, endpoint: Endpoint, names: tuple[str, ...]) -> None:
         if self.agent is not None:
