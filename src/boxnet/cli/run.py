@@ -188,37 +188,56 @@ def _check_conflicts(args: argparse.Namespace, mode: str) -> None:
 
 def build_create(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, Any]]:
     """Validate run/create flags and return (query, body) for POST /containers/create."""
-    from boxnet.parsing import dns, hosts, logopts, names, publish
+    # Each parser is imported only when its flags are given: `run -d IMAGE CMD` is the common
+    # case, and every module here is start-up time of the CLI (parsing.dns pulls ipaddress).
+    from boxnet.parsing import names
 
     image = names.validate_image_name(args.image)
     name = names.validate_container_name(args.name) if args.name is not None else None
     hostname = names.validate_hostname(args.hostname) if args.hostname else None
     mode = _network_mode(args.network)
     _check_conflicts(args, mode)
-    specs = [spec for text in args.publish for spec in publish.parse_publish(text)]
-    exposed, bindings = publish.to_api(specs)
-    for text in args.expose:
-        for port, proto in publish.parse_expose(text):
-            exposed.setdefault(f"{port}/{proto}", {})
+    exposed: dict[str, Any] = {}
+    bindings: dict[str, Any] = {}
+    if args.publish or args.expose:
+        from boxnet.parsing import publish
+
+        specs = [spec for text in args.publish for spec in publish.parse_publish(text)]
+        exposed, bindings = publish.to_api(specs)
+        for text in args.expose:
+            for port, proto in publish.parse_expose(text):
+                exposed.setdefault(f"{port}/{proto}", {})
     extra_hosts = []
-    for text in args.add_host:
-        host, address = hosts.parse_add_host(text)
-        extra_hosts.append(f"{host}:{address}")
+    if args.add_host:
+        from boxnet.parsing import hosts
+
+        for text in args.add_host:
+            host, address = hosts.parse_add_host(text)
+            extra_hosts.append(f"{host}:{address}")
     host_config: dict[str, Any] = {
         "NetworkMode": mode,
         "PortBindings": bindings,
         "PublishAllPorts": args.publish_all,
-        "Dns": [str(dns.parse_dns(d)) for d in args.dns],
-        "DnsSearch": [dns.parse_dns_search(d) for d in args.dns_search],
-        "DnsOptions": [dns.parse_dns_option(d) for d in args.dns_option],
+        "Dns": [],
+        "DnsSearch": [],
+        "DnsOptions": [],
         "ExtraHosts": extra_hosts,
         # Attached runs remove the container themselves after /wait: an auto-removing daemon
         # could delete it before the CLI reads its exit code (our API has no wait condition).
         "AutoRemove": bool(args.rm and args.detach),
     }
-    log_config = logopts.log_config(args.log_driver, args.log_opt)
-    if log_config is not None:
-        host_config["LogConfig"] = log_config
+    if args.dns or args.dns_search or args.dns_option:
+        from boxnet.parsing import dns
+
+        host_config["Dns"] = [str(dns.parse_dns(d)) for d in args.dns]
+        host_config["DnsSearch"] = [dns.parse_dns_search(d) for d in args.dns_search]
+        host_config["DnsOptions"] = [dns.parse_dns_option(d) for d in args.dns_option]
+    if args.log_driver is not None or args.log_opt:
+        from boxnet.parsing import logopts
+
+        log_config = logopts.log_config(args.log_driver, args.log_opt)
+        if log_config is not None:
+            host_config["LogConfig"] = log_config
     endpoints: dict[str, Any] = {}
     if args.ip:
         parse_ipv4(args.ip)
