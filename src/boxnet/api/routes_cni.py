@@ -86,12 +86,12 @@ def _common(body: Field) -> tuple[str, str, str]:
 
 def result_json(ctl: Controller, result: ExternalResult) -> dict[str, Any]:
     e = result.endpoint
-    host = links.link_info(ctl.ipr, e.host_veth) if e.host_veth else None
+    host_mac = links.mac_of(e.host_veth) if e.host_veth else None
     return {
         "Network": result.network.name,
         "NetworkID": result.network.id,
         "Interface": {"Name": e.ifname, "Mac": e.mac, "Sandbox": result.record.netns},
-        "HostInterface": {"Name": e.host_veth, "Mac": host.mac} if host is not None else None,
+        "HostInterface": {"Name": e.host_veth, "Mac": host_mac} if host_mac is not None else None,
         "IPs": [
             {
                 "Address": str(a),
@@ -214,7 +214,9 @@ def _invoke(req: Request, work: dict[str, Callable[[Any], dict[str, Any]]]) -> R
                 500, json.dumps({"message": f"internal error: {exc}"}).encode()
             ) from None
 
-    code, out = verbs.invoke(environ, stdin, call)
+    # The whole verb in the daemon (bench/cni.py), by verb.
+    with metrics.timed(f"cni.invoke {environ.get('CNI_COMMAND', '')[:8]}"):
+        code, out = verbs.invoke(environ, stdin, call)
     # The output as it is printed (with ";charset", Response sends bytes as they are).
     kind = "application/json; charset=utf-8"
     return Response(200, out.encode(), content_type=kind, headers={verbs.EXIT_HEADER: str(code)})
