@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +39,9 @@
 #define MAX_ANSWER (4u << 20) /* boxnetd's answer */
 #define TIMEOUT_S 60          /* as plugin.py: an ADD may create the network first */
 
-static const char *const VARIABLES[] = {"CNI_COMMAND", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH",
-                                        "CNI_CONTAINERID", "CNI_NETNS"};
+/* What is forwarded, in cni/verbs.py's order (VARIABLES there): the same bytes as Python's. */
+static const char *const VARIABLES[] = {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS",
+                                        "CNI_IFNAME",  "CNI_ARGS",        "CNI_PATH"};
 
 struct buf { char *data; size_t len, cap; };
 
@@ -85,6 +87,7 @@ static __attribute__((noreturn)) void fallback(char **argv, const struct buf *in
             if (n < 0 || write_all(fd, chunk, (size_t)n)) goto failed;
         }
         if (lseek(fd, 0, SEEK_SET) != 0 || dup2(fd, 0) != 0) goto failed;
+        if (fd == 0 && fcntl(0, F_SETFD, 0) != 0) goto failed; /* (our stdin was closed) */
     }
     int argc = 0;
     while (argv[argc]) argc++;
