@@ -102,7 +102,7 @@ def conf(stand: Stand, **extra: object) -> bytes:
 
 
 def test_the_same_request_as_the_python_plugin(stand: Stand) -> None:
-    stdin = conf(stand, ipam={"subnet": "10.1.0.0/24"}, note="é \\ \" \u0001")
+    stdin = conf(stand, ipam={"subnet": "10.1.0.0/24"}, note='é \\ " \u0001')
     for plugin in (C_PLUGIN, PY_PLUGIN):
         proc = run(plugin, stdin)
         assert (proc.returncode, proc.stdout) == (0, OK), proc.stderr
@@ -127,9 +127,7 @@ def test_boxnet_host_as_python_reads_it(stand: Stand, tmp_path: Path) -> None:
     nested = json.dumps({"cniVersion": "1.1.0", "x": {"boxnetHost": elsewhere}})
     proc = run(C_PLUGIN, nested.encode(), BOXNET_HOST=f"unix://{stand.path}")
     assert proc.returncode == 0 and len(stand.bodies) == 1
-    twice = (
-        f'{{"boxnetHost": "{elsewhere}", "cniVersion": "1.1.0", "boxnetHost": "{stand.path}"}}'
-    )
+    twice = f'{{"boxnetHost": "{elsewhere}", "cniVersion": "1.1.0", "boxnetHost": "{stand.path}"}}'
     assert run(C_PLUGIN, twice.encode()).returncode == 0 and len(stand.bodies) == 2
     # Not JSON: $BOXNET_HOST (boxnetd then reports code 6, as for Python).
     proc = run(C_PLUGIN, b'{"boxnetHost": "x"', BOXNET_HOST=str(stand.path))
