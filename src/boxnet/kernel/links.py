@@ -363,22 +363,13 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
         # An IPv6 endpoint's peer is born with IPv6 on (the namespace's default flipped for the
         # one creation, see netns.ipv6_born_on): no thread and setns to turn it on afterwards.
         with netns.ipv6_born_on(netns_path) if ipv6 else nullcontext(False) as born_on:
-            ipr.link(
-                "add",
-                ifname=plan.host_ifname,
-                kind="veth",
-                mtu=plan.mtu,
-                master=plan.bridge_index,
-                state="up",
-                peer={
-                    "ifname": plan.container_ifname,
-                    "net_ns_fd": fd,
-                    "address": plan.mac,
-                    "mtu": plan.mtu,
-                },
+            nlraw.add_veth(
+                plan.host_ifname, plan.container_ifname, fd, plan.mac, plan.mtu, plan.bridge_index
             )
     except NetlinkError as exc:
         raise _veth_failure(plan, exc) from exc
+    except OSError as exc:  # the netlink socket itself (nlraw)
+        raise KernelError(f"create veth {plan.host_ifname}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
     sock = netlink_socket_in(netns_path)

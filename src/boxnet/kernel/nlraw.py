@@ -1,10 +1,12 @@
-"""One netlink batch on a plain socket, without pyroute2's IPRoute around it.
+"""Netlink requests on a plain socket, without pyroute2's IPRoute around them.
 
-A container's address and default route go in one batch on a NETLINK_ROUTE socket made in its
-namespace (links.add_veth_into). Wrapping that socket in an IPRoute to send the batch cost ~2 ms
-per endpoint in boxnetd (pyroute2 0.9 builds an asyncio loop and a reader per IPRoute, measured
-by bench/cni.py's profile), for a datagram out and the acks back. pyroute2 still encodes the
-messages (its message classes own the attribute formats); this sends them and reads the acks.
+The two requests of every endpoint's creation (links.add_veth_into): the veth pair, born with
+its peer in the container's namespace, and the peer's address + default route in one batch.
+Wrapping a socket in an IPRoute cost ~2 ms per endpoint in boxnetd (pyroute2 0.9 builds an
+asyncio loop and a reader per IPRoute), and the daemon's own IPRoute serves every thread
+through its owner thread (kernel/iproute.py): a hop each way, ~1 ms more, and more on a loaded
+machine. For a datagram out and the acks back, pyroute2 still encodes the messages (its message
+classes own the attribute formats); this sends them and reads the acks, from the calling thread.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import socket
 import struct
 from collections.abc import Sequence
 
-from pyroute2.netlink import nlmsg
+from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, nlmsg
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTM_NEWLINK
+from pyroute2.netlink.rtnl.ifinfmsg import IFF_UP, ifinfmsg
 
 NLMSG_ERROR = 2
 HEADER = struct.Struct("=IHHII")  # struct nlmsghdr: length, type, flags, sequence, port id
 TIMEOUT = 10.0  # the kernel acks at once; this only bounds a wait that should never happen
+NETLINK_ROUTE = 0
 
 
 def request_batch(sock: socket.socket, messages: Sequence[nlmsg]) -> None:
@@ -49,3 +54,33 @@ def request_batch(sock: socket.socket, messages: Sequence[nlmsg]) -> None:
             offset += (length + 3) & ~3
     if refused is not None:
         raise refused
+
+
+def add_veth(
+    host_ifname: str, peer_ifname: str, peer_netns_fd: int, peer_mac: str, mtu: int, master: int
+) -> None:
+    """`ip link add HOST mtu MTU master BRIDGE up type veth peer PEER netns FD address MAC
+    mtu MTU`, on a socket of the calling thread's namespace (the daemon's: its threads never
+    change namespace). NetlinkError as the kernel refused it."""
+    msg = ifinfmsg()
+    msg["flags"] = msg["change"] = IFF_UP
+    peer = [
+        ("IFLA_IFNAME", peer_ifname),
+        ("IFLA_NET_NS_FD", peer_netns_fd),
+        ("IFLA_ADDRESS", peer_mac),
+        ("IFLA_MTU", mtu),
+    ]
+    info = [
+        ("IFLA_INFO_KIND", "veth"),
+        ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": peer})]}),
+    ]
+    msg["attrs"] = [
+        ("IFLA_IFNAME", host_ifname),
+        ("IFLA_MTU", mtu),
+        ("IFLA_MASTER", master),
+        ("IFLA_LINKINFO", {"attrs": info}),
+    ]
+    msg["header"]["type"] = RTM_NEWLINK
+    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE) as sock:
+        request_batch(sock, [msg])
