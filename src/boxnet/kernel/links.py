@@ -24,27 +24,19 @@ from ipaddress import (
 from pathlib import Path
 
 from pyroute2 import IPRoute
-from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTM_NEWADDR, RTM_NEWROUTE
-from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from boxnet.errors import KernelError
 from boxnet.kernel import dump, ifctl, netns, nlraw
 from boxnet.kernel.netns import enable_ipv6, netlink_socket_in
 
-# rtnetlink constants (linux/rtnetlink.h) for the routes built by hand in _address_and_route.
-RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
+# rtnetlink constants (linux/rtnetlink.h): the main table, the universe scope.
+RT_TABLE_MAIN, RT_SCOPE_UNIVERSE = 254, 0
 # IFA_F_NODAD (linux/if_addr.h): a container's IPv6 address is usable at once, as Docker's is.
 IFA_F_NODAD = 0x02
 
 IPInterface = IPv4Interface | IPv6Interface
 IPAddress = IPv4Address | IPv6Address
-
-
-def _family(version: int) -> int:
-    return socket.AF_INET if version == 4 else socket.AF_INET6
 
 
 def _fail(what: str, exc: NetlinkError) -> KernelError:
@@ -324,33 +316,13 @@ class VethPlan:
 
 def _address_and_route(
     index: int, addresses: tuple[IPInterface, ...], gateways: tuple[IPAddress, ...]
-) -> list[ifaddrmsg | rtmsg]:
+) -> list[bytes]:
     """The addresses and default routes of an interface as requests for one netlink batch (one
     round trip instead of one per request: what `ip addr add` and `ip route add default via`
     send), in each address's own family."""
-    flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
-    messages: list[ifaddrmsg | rtmsg] = []
-    for address in addresses:
-        addr = ifaddrmsg()
-        addr["family"], addr["index"] = _family(address.version), index
-        addr["prefixlen"] = address.network.prefixlen
-        ip = str(address.ip)
-        addr["attrs"] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
-        if address.version == 4:
-            addr["attrs"].append(("IFA_BROADCAST", str(address.network.broadcast_address)))
-        else:
-            addr["flags"] = IFA_F_NODAD
-        addr["header"]["type"], addr["header"]["flags"] = RTM_NEWADDR, flags
-        messages.append(addr)
-    for gateway in gateways:
-        route = rtmsg()
-        route["family"], route["dst_len"] = _family(gateway.version), 0
-        route["table"], route["proto"] = RT_TABLE_MAIN, RTPROT_BOOT
-        route["scope"], route["type"] = RT_SCOPE_UNIVERSE, RTN_UNICAST
-        route["attrs"] = [("RTA_GATEWAY", str(gateway))]
-        route["header"]["type"], route["header"]["flags"] = RTM_NEWROUTE, flags
-        messages.append(route)
-    return messages
+    return [nlraw.address_message(index, a) for a in addresses] + [
+        nlraw.default_route_message(g) for g in gateways
+    ]
 
 
 def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
