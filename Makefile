@@ -7,15 +7,15 @@ BIN := $(VENV)/bin
 DEB_PACKAGES := python3 python3-venv iproute2 nftables libnftables1 iptables busybox-static \
                 iputils-ping curl iperf3 util-linux procps psmisc docker.io chromium \
                 docker-registry skopeo etcd-server etcd-client openssl wget docker-compose \
-                podman containernetworking-plugins slirp4netns tini
+                podman containernetworking-plugins slirp4netns tini gcc libc6-dev
 
 # Where the suite, the demo and the benchmarks run programs: `make test` checks that each one
 # comes from DEB_PACKAGES (or the base system), in the sources and as executed (boxnet.lab.programs).
 PROGRAM_SOURCES := tests bench src/boxnet/demo src/boxnet/lab
 
-.PHONY: install deb venv demo test lint unit e2e bench bench-quick clean
+.PHONY: install deb venv cni demo test lint unit e2e bench bench-quick clean
 
-install: deb venv
+install: deb venv cni
 
 deb:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -31,6 +31,19 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/python -m boxnet.cli.launcher $(BIN)/boxnet  # a faster start than pip's script
 	touch $@
+
+# The CNI plugin runtimes exec (src/boxnet/cni/boxnet-cni.c, docs/CHOICES.md): a C forwarder
+# to boxnetd that execs the Python plugin (boxnet-cni-py's code) when the daemon does not answer.
+CNI_SRC := src/boxnet/cni/boxnet-cni.c
+CFLAGS ?= -O2 -g
+CNI_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
+              -fPIE -pie -Wl,-z,relro,-z,now
+cni: $(BIN)/boxnet-cni
+
+$(BIN)/boxnet-cni: $(CNI_SRC) $(VENV)/.installed
+	gcc $(CFLAGS) $(CNI_CFLAGS) -DBOXNET_PYTHON='"$(abspath $(BIN))/python"' \
+	  -DBOXNET_SRC='"$(abspath src)"' -o $@.tmp $(CNI_SRC)
+	mv $@.tmp $@
 
 demo: install
 	$(BIN)/python -m boxnet.demo

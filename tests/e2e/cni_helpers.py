@@ -9,7 +9,18 @@ from typing import Any
 
 from boxnet.lab import Daemon, venv_bin
 
-PLUGIN = venv_bin() / "boxnet-cni"
+# The two implementations: the C executable runtimes exec (built by `make install`) and the
+# Python reference it falls back to; they send boxnetd the same request (cni/verbs.py).
+PLUGINS = {"c": venv_bin() / "boxnet-cni", "python": venv_bin() / "boxnet-cni-py"}
+PLUGIN = PLUGINS["c"]
+_using = [PLUGIN]
+
+
+def use(implementation: str) -> None:
+    """Which implementation cni() runs from now on (a module fixture's parameter)."""
+    _using[0] = PLUGINS[implementation]
+
+
 NETWORK = "cninet"
 SUBNET = "10.99.7.0/24"
 
@@ -42,11 +53,11 @@ def cni(
         "CNI_NETNS": netns,
         "CNI_IFNAME": ifname,
         "CNI_ARGS": args,
-        "CNI_PATH": str(PLUGIN.parent),
+        "CNI_PATH": str(_using[0].parent),
     }
     stdin = conf if isinstance(conf, str) else json.dumps(conf) if conf is not None else ""
     proc = subprocess.run(
-        [str(PLUGIN)], input=stdin, env=environ, capture_output=True, text=True, timeout=60
+        [str(_using[0])], input=stdin, env=environ, capture_output=True, text=True, timeout=60
     )
     out = json.loads(proc.stdout) if proc.stdout.strip() else None
     return proc.returncode, out

@@ -15,6 +15,7 @@ from ipaddress import ip_interface
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import cni_helpers
 import pytest
 from cni_helpers import NETWORK, SUBNET, cni, config
 
@@ -30,9 +31,12 @@ class Env(NamedTuple):
     daemon: Daemon
 
 
-@pytest.fixture(scope="module")
-def env() -> Iterator[Env]:
-    lab = Lab("cni-plugin")
+@pytest.fixture(scope="module", params=["c", "python"])
+def env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    """Every test runs on both implementations (one lab each): the C plugin and the Python
+    one, which must answer alike."""
+    cni_helpers.use(request.param)
+    lab = Lab(f"cni-plugin-{request.param}")
     try:
         basic = basic_lab(lab)
         yield Env(lab, basic, lab.boxnetd(basic.host))
@@ -320,6 +324,10 @@ def test_error_4_invalid_environment(env: Env) -> None:
 def test_error_6_undecodable_configuration(env: Env) -> None:
     rc, err = cni("ADD", "{not json", "x6", env.lab["cni-a"].path)
     assert rc == 1 and err["code"] == 6 and set(err) >= {"cniVersion", "code", "msg"}
+    # Its boxnetHost readable (the C plugin reads only that, so boxnetd decodes it): the same.
+    broken = json.dumps(config(env.daemon))[:-1] + ', "x": [1,,2]}'
+    rc, err = cni("ADD", broken, "x6", env.lab["cni-a"].path)
+    assert rc == 1 and err["code"] == 6 and "decode" in err["msg"]
 
 
 def test_error_7_invalid_configuration(env: Env) -> None:
@@ -341,3 +349,21 @@ def test_error_11_daemon_down(env: Env) -> None:
     conf = config(env.daemon, boxnetHost="unix:///nonexistent/boxnet.sock")
     rc, err = cni("ADD", conf, "x11", env.lab["cni-a"].path)
     assert rc == 1 and err["code"] == 11 and "boxnetd" in err["msg"]
+
+
+def test_what_the_c_plugin_leaves_to_the_python_one(env: Env) -> None:
+    """The C plugin execs the Python one (same stdin) for what it does not read itself: a
+    boxnetHost with \\u escapes, a configuration larger than its 4 MiB buffer. Both still
+    reach the daemon and give its answers."""
+    if cni_helpers._using[0] != cni_helpers.PLUGINS["c"]:
+        pytest.skip("the C plugin's own hand-over")
+    ns = env.lab.netns("cni-fallback")
+    escaped = json.dumps(config(env.daemon)).replace('"unix:///', '"unix:\\u002f//')
+    assert "\\u002f" in escaped
+    out = add(env, ns, "ctr-fb", conf=escaped)
+    assert out["ips"][0]["address"] in {
+        f"{x['local']}/{x['prefixlen']}" for x in inside_eth0(ns)["addr_info"]
+    }
+    large = json.dumps(config(env.daemon, padding="x" * (5 << 20)))
+    assert cni("DEL", large, "ctr-fb", ns.path) == (0, None)
+    assert not _has(ns, "eth0")

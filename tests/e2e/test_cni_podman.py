@@ -62,6 +62,7 @@ def write_setup(tmp: Path, d: Daemon) -> Path:
     networks.mkdir()
     install = [str(venv_bin() / "boxnet-cni"), "install", str(plugins)]
     subprocess.run(install, check=True, capture_output=True)
+    assert (plugins / "boxnet").read_bytes()[:4] == b"\x7fELF"  # Podman execs the C plugin
     conflist = {
         "cniVersion": "1.0.0",
         "name": NETWORK,

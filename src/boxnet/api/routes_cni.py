@@ -1,19 +1,25 @@
-"""The CNI plugin's routes (issue 18): /boxnet/cni/{attach,detach,check,gc}. Shapes in docs/API.md.
+"""The CNI plugin's routes (issue 18): /boxnet/cni/{attach,detach,check,gc,invoke}. Shapes in
+docs/API.md.
 
-`boxnet-cni` (src/boxnet/cni/plugin.py) turns the spec's environment and stdin into these
-bodies and the answers into the spec's results; the work is core/external.py's, shared with any
-other plugin that joins a namespace boxnet does not own.
+The plugin executables (boxnet-cni.c, cni/plugin.py) send one `invoke` per verb with the spec's
+environment and stdin as they are; cni/verbs.py turns them into the other routes' bodies, here,
+and their answers into the spec's results. The work is core/external.py's, shared with any other
+plugin that joins a namespace boxnet does not own.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from typing import TYPE_CHECKING, Any
 
 from boxnet.api.server import Request, Response, Router
+from boxnet.cni import codec, verbs
 from boxnet.core import metrics
 from boxnet.core.external import ExternalRequest, ExternalResult, owner_id
-from boxnet.errors import InvalidArgument, NotFound
+from boxnet.errors import BoxnetError, InvalidArgument, NotFound
 from boxnet.kernel import links
 from boxnet.model import PortRequest
 from boxnet.parsing.body import Field
@@ -21,6 +27,8 @@ from boxnet.parsing.names import validate_ifname
 
 if TYPE_CHECKING:
     from boxnet.core.controller import Controller
+
+log = logging.getLogger("boxnet.cni")
 
 KIND = "cni"
 PROTOCOLS = ("tcp", "udp", "sctp")
@@ -78,12 +86,12 @@ def _common(body: Field) -> tuple[str, str, str]:
 
 def result_json(ctl: Controller, result: ExternalResult) -> dict[str, Any]:
     e = result.endpoint
-    host = links.link_info(ctl.ipr, e.host_veth) if e.host_veth else None
+    host_mac = links.mac_of(e.host_veth) if e.host_veth else None
     return {
         "Network": result.network.name,
         "NetworkID": result.network.id,
         "Interface": {"Name": e.ifname, "Mac": e.mac, "Sandbox": result.record.netns},
-        "HostInterface": {"Name": e.host_veth, "Mac": host.mac} if host is not None else None,
+        "HostInterface": {"Name": e.host_veth, "Mac": host_mac} if host_mac is not None else None,
         "IPs": [
             {
                 "Address": str(a),
@@ -117,8 +125,8 @@ def _event(ctl: Controller, action: str, network_id: str, owner: str) -> None:
 
 
 def register(r: Router, ctl: Controller) -> None:
-    def attach(req: Request) -> Response:
-        body = Field(req.json())
+    def attach(data: Any) -> dict[str, Any]:
+        body = Field(data)
         container_id, ifname, network = _common(body)
         request = ExternalRequest(
             kind=KIND,
@@ -137,27 +145,27 @@ def register(r: Router, ctl: Controller) -> None:
         with ctl.lock, metrics.timed("cni.attach"):  # GET /boxnet/metrics, for bench/cni.py
             result = ctl.external.attach(request)
             _event(ctl, "connect", result.network.id, result.record.owner)
-            return Response(200, result_json(ctl, result))
+            return result_json(ctl, result)
 
-    def detach(req: Request) -> Response:
-        container_id, ifname, network = _common(Field(req.json()))
+    def detach(data: Any) -> dict[str, Any]:
+        container_id, ifname, network = _common(Field(data))
         with ctl.lock, metrics.timed("cni.detach"):
             record = ctl.external.table.get(owner_id(KIND, network, container_id, ifname))
             found = ctl.external.detach(KIND, network, container_id, ifname)
             if record is not None:
                 _event(ctl, "disconnect", record.network_id, record.owner)
-        return Response(200, {"Found": found})
+        return {"Found": found}
 
-    def check(req: Request) -> Response:
-        container_id, ifname, network = _common(Field(req.json()))
+    def check(data: Any) -> dict[str, Any]:
+        container_id, ifname, network = _common(Field(data))
         with ctl.lock:
             record = ctl.external.find(KIND, network, container_id, ifname)
             problems = ctl.external.check(record)
             answer = result_json(ctl, ctl.external.result(record)) if not problems else {}
-        return Response(200, {"Problems": problems, "Result": answer})
+        return {"Problems": problems, "Result": answer}
 
-    def gc(req: Request) -> Response:
-        body = Field(req.json())
+    def gc(data: Any) -> dict[str, Any]:
+        body = Field(data)
         name = body["Network"].text(required=True)
         keep = {
             (item["ContainerID"].text(required=True), item["IfName"].text(required=True))
@@ -167,11 +175,48 @@ def register(r: Router, ctl: Controller) -> None:
             try:
                 net = ctl.networks.find(name)
             except NotFound:
-                return Response(200, {"Removed": []})  # nothing of it can be attached
+                return {"Removed": []}  # nothing of it can be attached
             removed = ctl.external.collect(KIND, net, keep)
-        return Response(200, {"Removed": removed})
+        return {"Removed": removed}
 
-    r.add("POST", "/boxnet/cni/attach", attach)
-    r.add("POST", "/boxnet/cni/detach", detach)
-    r.add("POST", "/boxnet/cni/check", check)
-    r.add("POST", "/boxnet/cni/gc", gc)
+    work: dict[str, Callable[[Any], dict[str, Any]]] = {
+        "/boxnet/cni/attach": attach,
+        "/boxnet/cni/detach": detach,
+        "/boxnet/cni/check": check,
+        "/boxnet/cni/gc": gc,
+    }
+    for path, fn in work.items():
+        r.add("POST", path, _route(fn))
+    r.add("POST", verbs.INVOKE, lambda req: _invoke(req, work))
+
+
+def _route(fn: Callable[[Any], dict[str, Any]]) -> Callable[[Request], Response]:
+    return lambda req: Response(200, fn(req.json()))
+
+
+def _invoke(req: Request, work: dict[str, Callable[[Any], dict[str, Any]]]) -> Response:
+    """One plugin invocation, done here (verbs.invoke; both plugin executables send it): the
+    verbs call the routes' work in-process, a boxnet error becomes the error object the same
+    request over HTTP would have given the plugin (codec.error_from_daemon)."""
+    try:
+        environ, stdin = verbs.unframe(req.body)
+    except ValueError as exc:
+        raise InvalidArgument(f"not a CNI invocation: {exc}") from None
+
+    def call(method: str, url: str, body: dict[str, Any] | None) -> Any:
+        try:
+            return work[url](body) if url in work else None  # GET /_ping: we are here
+        except BoxnetError as exc:
+            raise codec.error_from_daemon(exc.status, json.dumps(exc.to_json()).encode()) from None
+        except Exception as exc:
+            log.exception("internal error in CNI %s", url)
+            raise codec.error_from_daemon(
+                500, json.dumps({"message": f"internal error: {exc}"}).encode()
+            ) from None
+
+    # The whole verb in the daemon (bench/cni.py), by verb.
+    with metrics.timed(f"cni.invoke {environ.get('CNI_COMMAND', '')[:8]}"):
+        code, out = verbs.invoke(environ, stdin, call)
+    # The output as it is printed (with ";charset", Response sends bytes as they are).
+    kind = "application/json; charset=utf-8"
+    return Response(200, out.encode(), content_type=kind, headers={verbs.EXIT_HEADER: str(code)})

@@ -1,16 +1,22 @@
-"""boxnet-cni: a CNI 1.1 plugin backed by the running boxnetd (issue 18).
+"""boxnet-cni in Python: a CNI 1.1 plugin backed by the running boxnetd (issue 18).
 
-A runtime (Podman, containerd, CRI-O, kubelet) execs it once per verb with CNI_COMMAND and the
-other CNI_* variables set and the network configuration on stdin. ADD, DEL, CHECK and GC become
-one request each to boxnetd's /boxnet/cni/* routes over its unix socket (the same daemon, so the
-address, the published ports, the DNS names and the isolation are boxnet's own); STATUS pings the
-daemon; VERSION answers here. Results and errors go to stdout as the spec's JSON.
+A runtime (Podman, containerd, CRI-O, kubelet) execs a plugin once per verb with CNI_COMMAND and
+the other CNI_* variables set and the network configuration on stdin. This one forwards them
+as they are to boxnetd (`POST /boxnet/cni/invoke`, framing in verbs.py), where verbs.invoke
+does the verb (so the address, the published ports, the DNS names and the isolation are
+boxnet's own) and answers what to print and the exit status. The executable runtimes exec is
+the C program boxnet-cni.c, which sends the same request; this module is the reference and
+its fallback: when boxnetd does not answer, the C plugin execs this one, which runs
+verbs.invoke here (VERSION answered, input errors with their codes, else code 11, 50 for
+STATUS).
 
-Standard library only, and no boxnet module but codec.py: a runtime pays this process's start
-for every container, so it imports nothing it does not use (~25 ms of a Python start).
+Standard library only, and no boxnet module but the cni package: it imports nothing it does
+not use (a Python start is ~20 ms of a runtime's wait per container).
 
-`boxnet-cni install DIR` links the plugin into a runtime's plugin directory as DIR/boxnet (the
-issue's `"type": "boxnet"`) and DIR/boxnet-cni (the specification's name).
+`boxnet-cni install DIR [--python]` puts the plugin into a runtime's plugin directory as
+DIR/boxnet (the issue's `"type": "boxnet"`) with DIR/boxnet-cni (the specification's name)
+linked to it: the C executable built by `make install`, or with --python (or without the C
+one) a wrapper running this module.
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ from __future__ import annotations
 import _socket
 import json
 import os
+import shutil
 import sys
 
-from boxnet.cni import codec
-from boxnet.cni.codec import CniError
+from boxnet.cni import codec, verbs
 
 DEFAULT_HOST = "unix:///run/boxnet.sock"
 TIMEOUT = 60.0  # an ADD may create the network first
@@ -59,7 +65,7 @@ def _exchange(path: str, request: bytes) -> bytes:
         sock.close()
 
 
-def _parse(raw: bytes) -> tuple[int, bytes]:
+def _parse(raw: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     parts = lines[0].split(b" ", 2)
@@ -73,7 +79,7 @@ def _parse(raw: bytes) -> tuple[int, bytes]:
         body = _unchunk(body)
     elif b"content-length" in headers:
         body = body[: int(headers[b"content-length"])]
-    return int(parts[1]), body
+    return int(parts[1]), headers, body
 
 
 def _unchunk(body: bytes) -> bytes:
@@ -88,69 +94,36 @@ def _unchunk(body: bytes) -> bytes:
     return b"".join(out)
 
 
-def call(path: str, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
-    """One request to boxnetd; a daemon that does not answer is code 11 (try again later)."""
-    payload = json.dumps(body).encode() if body is not None else b""
-    head = f"{method} {url} HTTP/1.1\r\nHost: boxnet\r\nConnection: close\r\n"
-    if body is not None:
-        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+def forward(path: str, environ: dict[str, str], stdin: bytes) -> tuple[int, bytes]:
+    """One invocation done by boxnetd (POST /boxnet/cni/invoke, see verbs.py): (exit status,
+    output). OSError or ValueError when the daemon does not answer."""
+    payload = verbs.frame(environ, stdin)
+    head = (
+        f"POST {verbs.INVOKE} HTTP/1.1\r\nHost: boxnet\r\nConnection: close\r\n"
+        f"Content-Type: {verbs.CONTENT_TYPE}\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    status, headers, data = _parse(_exchange(path, head.encode() + payload))
+    code = headers.get(verbs.EXIT_HEADER.encode(), b"")
+    if status == 200 and code.isdigit():
+        return int(code), data
+    # Not an invoke answer (a daemon without the route, a request it refused): its error.
+    error = codec.error_from_daemon(status if status >= 300 else 500, data)
+    return 1, (json.dumps(error.to_json(verbs.error_version(stdin))) + "\n").encode()
+
+
+def run(environ: dict[str, str], stdin: bytes) -> tuple[int, bytes]:
+    """One invocation: (exit status, output). boxnetd does the work; when it does not answer,
+    verbs.invoke runs here with code 11 for what needs the daemon."""
     try:
-        status, data = _parse(_exchange(path, head.encode() + b"\r\n" + payload))
+        config = json.loads(stdin)
+    except (ValueError, UnicodeDecodeError):
+        config = None
+    path = socket_path(config if isinstance(config, dict) else None)
+    try:
+        return forward(path, environ, stdin)
     except (OSError, ValueError) as exc:
-        raise CniError(
-            codec.TRY_AGAIN_LATER,
-            f"boxnetd is not answering on {path}: {exc}",
-            "start boxnetd (or set boxnetHost in the configuration, or BOXNET_HOST)",
-        ) from None
-    if status >= 300:
-        raise codec.error_from_daemon(status, data)
-    return json.loads(data) if data.startswith((b"{", b"[")) else None  # /_ping says OK
-
-
-def run(environ: dict[str, str], stdin: bytes) -> dict[str, Any] | None:
-    """One invocation: the result to print (None: print nothing), or CniError."""
-    env = codec.parse_env(environ)
-    if env.command == "VERSION":
-        return codec.version_info(stdin)
-    config = codec.decode_config(stdin)
-    version = config["cniVersion"]
-    path = socket_path(config)
-    if env.command == "ADD":
-        answer = call(path, "POST", "/boxnet/cni/attach", codec.attach_body(config, env))
-        return codec.result(version, answer)
-    if env.command == "DEL":
-        call(path, "POST", "/boxnet/cni/detach", codec.identity(config, env))
-        return None
-    if env.command == "CHECK":
-        codec.requires(version, "0.4.0", "CHECK")
-        answer = call(path, "POST", "/boxnet/cni/check", codec.identity(config, env))
-        problems = list(answer["Problems"])
-        if not problems:
-            problems = codec.check_prev_result(config, answer["Result"])
-        if problems:
-            raise CniError(
-                codec.BOXNET_FAILED, "the attachment is not as made", "; ".join(problems)
-            )
-        return None
-    if env.command == "STATUS":
-        codec.requires(version, "1.1.0", "STATUS")
-        try:
-            call(path, "GET", "/_ping")
-        except CniError as exc:
-            raise CniError(codec.NOT_AVAILABLE, "boxnetd is not available", exc.msg) from None
-        return None
-    codec.requires(version, "1.1.0", "GC")  # GC
-    call(path, "POST", "/boxnet/cni/gc", codec.gc_body(config))
-    return None
-
-
-def _error_version(stdin: bytes) -> str:
-    """An error object carries the configuration's version when it has a usable one."""
-    try:
-        version = json.loads(stdin).get("cniVersion")
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        return codec.LATEST
-    return version if version in codec.SUPPORTED_VERSIONS else codec.LATEST
+        code, out = verbs.invoke(environ, stdin, verbs.unreachable(path, str(exc)))
+        return code, out.encode()
 
 
 WRAPPER = """#!{python} -IS
@@ -163,15 +136,30 @@ sys.exit(main())
 """
 
 
-def install(directory: str) -> int:
-    """Write the plugin into a runtime's CNI plugin directory as `boxnet`, with `boxnet-cni`
-    linked to it: a wrapper running this package with this interpreter."""
-    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+def native() -> str | None:
+    """The C plugin `make install` put next to this interpreter, if it is there."""
+    path = os.path.join(os.path.dirname(sys.executable), "boxnet-cni")
+    try:
+        with open(path, "rb") as exe:
+            return path if exe.read(4) == b"\x7fELF" else None
+    except OSError:
+        return None
+
+
+def install(directory: str, python: bool = False) -> int:
+    """Put the plugin into a runtime's CNI plugin directory as `boxnet`, with `boxnet-cni`
+    linked to it: a copy of the C executable, or (python, or no C executable) a wrapper
+    running this package with this interpreter."""
     os.makedirs(directory, exist_ok=True)
     first = os.path.join(directory, NAMES[0])
     temporary = first + ".tmp"
-    with open(temporary, "w") as out:
-        out.write(WRAPPER.format(python=sys.executable, src=src))
+    exe = None if python else native()
+    if exe is not None:
+        shutil.copyfile(exe, temporary)
+    else:
+        src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        with open(temporary, "w") as out:
+            out.write(WRAPPER.format(python=sys.executable, src=src))
     os.chmod(temporary, 0o755)
     os.replace(temporary, first)  # a runtime never sees half a file
     print(first)
@@ -187,33 +175,22 @@ def install(directory: str) -> int:
 def main() -> int:
     argv = sys.argv[1:]
     if argv and argv[0] == "install":
-        if len(argv) != 2:
-            print("usage: boxnet-cni install DIR", file=sys.stderr)
+        if len(argv) not in (2, 3) or (len(argv) == 3 and argv[2] != "--python"):
+            print("usage: boxnet-cni install DIR [--python]", file=sys.stderr)
             return 2
-        return install(argv[1])
+        return install(argv[1], python=len(argv) == 3)
     if argv:
         print(
             "boxnet-cni is run by a container runtime (CNI_COMMAND and a configuration on stdin);"
-            " 'boxnet-cni install DIR' links it into a plugin directory",
+            " 'boxnet-cni install DIR' puts it into a plugin directory",
             file=sys.stderr,
         )
         return 2
     stdin = b"" if sys.stdin.isatty() else sys.stdin.buffer.read()
-    try:
-        out = run(dict(os.environ), stdin)
-    except CniError as exc:
-        json.dump(exc.to_json(_error_version(stdin)), sys.stdout)
-        sys.stdout.write("\n")
-        return 1
-    except Exception as exc:  # a bug here still answers in the spec's shape
-        error = CniError(codec.BOXNET_FAILED, f"boxnet-cni failed: {exc!r}")
-        json.dump(error.to_json(_error_version(stdin)), sys.stdout)
-        sys.stdout.write("\n")
-        return 1
-    if out is not None:
-        json.dump(out, sys.stdout)
-        sys.stdout.write("\n")
-    return 0
+    code, out = run(dict(os.environ), stdin)
+    sys.stdout.buffer.write(out)
+    sys.stdout.flush()
+    return code
 
 
 if __name__ == "__main__":

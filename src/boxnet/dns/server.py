@@ -79,7 +79,8 @@ class Resolver:
 
     def add(self, container_id: str, netns_path: str | Path, upstreams: tuple[str, ...]) -> None:
         """Serve the container: open its sockets now, so its first process can resolve."""
-        self.remove(container_id)
+        if container_id in self._slots:  # (a read; only the serving thread writes _slots)
+            self.remove(container_id)  # first: its remembered ports are bound again below
         udp, tcp = open_sockets(netns_path, self._ports_file(container_id))
         slot = Slot(container_id, udp, tcp, upstreams)
 

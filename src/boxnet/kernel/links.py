@@ -24,27 +24,19 @@ from ipaddress import (
 from pathlib import Path
 
 from pyroute2 import IPRoute
-from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTM_NEWADDR, RTM_NEWROUTE
-from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from boxnet.errors import KernelError
-from boxnet.kernel import dump, ifctl, netns
+from boxnet.kernel import dump, ifctl, netns, nlraw
 from boxnet.kernel.netns import enable_ipv6, netlink_socket_in
 
-# rtnetlink constants (linux/rtnetlink.h) for the routes built by hand in _address_and_route.
-RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
+# rtnetlink constants (linux/rtnetlink.h): the main table, the universe scope.
+RT_TABLE_MAIN, RT_SCOPE_UNIVERSE = 254, 0
 # IFA_F_NODAD (linux/if_addr.h): a container's IPv6 address is usable at once, as Docker's is.
 IFA_F_NODAD = 0x02
 
 IPInterface = IPv4Interface | IPv6Interface
 IPAddress = IPv4Address | IPv6Address
-
-
-def _family(version: int) -> int:
-    return socket.AF_INET if version == 4 else socket.AF_INET6
 
 
 def _fail(what: str, exc: NetlinkError) -> KernelError:
@@ -71,6 +63,18 @@ class LinkInfo:
     up: bool
     mac: str
     alias: str = ""  # IFLA_IFALIAS: how boxnet tags links it made under a name not its own
+
+
+def mac_of(ifname: str) -> str | None:
+    """ifname's MAC in the calling thread's namespace (None: no such link), by one ioctl: a
+    netlink `link get` through the owner thread costs ~1 ms per CNI ADD (ifctl)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            return ifctl.hwaddr(probe.fileno(), ifname)
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
+                return None
+            raise
 
 
 def link_info(ipr: IPRoute, ifname: str) -> LinkInfo | None:
@@ -312,33 +316,13 @@ class VethPlan:
 
 def _address_and_route(
     index: int, addresses: tuple[IPInterface, ...], gateways: tuple[IPAddress, ...]
-) -> list[ifaddrmsg | rtmsg]:
+) -> list[bytes]:
     """The addresses and default routes of an interface as requests for one netlink batch (one
     round trip instead of one per request: what `ip addr add` and `ip route add default via`
     send), in each address's own family."""
-    flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
-    messages: list[ifaddrmsg | rtmsg] = []
-    for address in addresses:
-        addr = ifaddrmsg()
-        addr["family"], addr["index"] = _family(address.version), index
-        addr["prefixlen"] = address.network.prefixlen
-        ip = str(address.ip)
-        addr["attrs"] = [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)]
-        if address.version == 4:
-            addr["attrs"].append(("IFA_BROADCAST", str(address.network.broadcast_address)))
-        else:
-            addr["flags"] = IFA_F_NODAD
-        addr["header"]["type"], addr["header"]["flags"] = RTM_NEWADDR, flags
-        messages.append(addr)
-    for gateway in gateways:
-        route = rtmsg()
-        route["family"], route["dst_len"] = _family(gateway.version), 0
-        route["table"], route["proto"] = RT_TABLE_MAIN, RTPROT_BOOT
-        route["scope"], route["type"] = RT_SCOPE_UNIVERSE, RTN_UNICAST
-        route["attrs"] = [("RTA_GATEWAY", str(gateway))]
-        route["header"]["type"], route["header"]["flags"] = RTM_NEWROUTE, flags
-        messages.append(route)
-    return messages
+    return [nlraw.address_message(index, a) for a in addresses] + [
+        nlraw.default_route_message(g) for g in gateways
+    ]
 
 
 def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
@@ -351,22 +335,13 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
         # An IPv6 endpoint's peer is born with IPv6 on (the namespace's default flipped for the
         # one creation, see netns.ipv6_born_on): no thread and setns to turn it on afterwards.
         with netns.ipv6_born_on(netns_path) if ipv6 else nullcontext(False) as born_on:
-            ipr.link(
-                "add",
-                ifname=plan.host_ifname,
-                kind="veth",
-                mtu=plan.mtu,
-                master=plan.bridge_index,
-                state="up",
-                peer={
-                    "ifname": plan.container_ifname,
-                    "net_ns_fd": fd,
-                    "address": plan.mac,
-                    "mtu": plan.mtu,
-                },
+            nlraw.add_veth(
+                plan.host_ifname, plan.container_ifname, fd, plan.mac, plan.mtu, plan.bridge_index
             )
     except NetlinkError as exc:
         raise _veth_failure(plan, exc) from exc
+    except OSError as exc:  # the netlink socket itself (nlraw)
+        raise KernelError(f"create veth {plan.host_ifname}: {exc.strerror or exc}") from exc
     finally:
         os.close(fd)
     sock = netlink_socket_in(netns_path)
@@ -377,18 +352,15 @@ def add_veth_into(ipr: IPRoute, netns_path: Path, plan: VethPlan) -> None:
         if ipv6 and not born_on:
             enable_ipv6(netns_path, plan.container_ifname)  # before "up": link-local, then DAD
         ifctl.set_up(sock.fileno(), plan.container_ifname)
-        inner = IPRoute(fileno=sock.detach())
-        try:
-            inner.nlm_request_batch(_address_and_route(index, plan.addresses, plan.gateways))
-        finally:
-            inner.close()
+        nlraw.request_batch(sock, _address_and_route(index, plan.addresses, plan.gateways))
     except (NetlinkError, OSError) as exc:
-        sock.close()  # if IPRoute has not taken it over
         delete_link(ipr, plan.host_ifname)
         what = f"configure {plan.container_ifname} in the container"
         if isinstance(exc, NetlinkError):
             raise _fail(what, exc) from exc
         raise KernelError(f"{what}: {exc.strerror or exc}") from exc
+    finally:
+        sock.close()
 
 
 def _veth_failure(plan: VethPlan, exc: NetlinkError) -> KernelError:
