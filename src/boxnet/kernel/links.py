@@ -316,7 +316,7 @@ class VethPlan:
 
 def _address_and_route(
     index: int, addresses: tuple[IPInterface, ...], gateways: tuple[IPAddress, ...]
-) -> list[bytes]:
+) -> list[nlraw.Message]:
     """The addresses and default routes of an interface as requests for one netlink batch (one
     round trip instead of one per request: what `ip addr add` and `ip route add default via`
     send), in each address's own family."""
