@@ -130,3 +130,33 @@ def test_a_flush_is_really_noticed_only_through_ipv6(env: Env) -> None:
     if not cut:  # the guard (every 2 s) may have won the race: say so rather than pass blindly
         pytest.skip("the guard repaired the rules before the first request")
     assert wait_for(lambda: bool(env.curl6(f"http://[{HOST_IPV6}]:8080/", 1)))
+
+
+def test_routed_mode_two_bindings_of_one_container_port(env: Env) -> None:
+    """-p 8082:80 -p 8083:80 on a routed network: both host ports answer over IPv6 and IPv4, the
+    container's own [addr]:80 answers routed traffic once (one open6 element / two ACCEPTs), and
+    after `rm` nothing of it stays open: the port is closed again, no rule names its address."""
+    d = env.d
+    d.cli("run", "-d", "--name", "r2", "--network", "routed", "-p", "8082:80", "-p", "8083:80",
+          "host", *ECHO)  # fmt: skip
+    data = json.loads(d.cli("inspect", "--format", "json", "r2").stdout)
+    r2 = (data[0] if isinstance(data, list) else data)["NetworkSettings"]["GlobalIPv6Address"]
+    assert wait_for(lambda: bool(env.curl6(f"http://[{r2}]:80/", 1)), 10)
+    for port in (8082, 8083):
+        assert json.loads(env.curl6(f"http://[{HOST_IPV6}]:{port}/"))["client"] == OUTSIDE_IPV6
+        assert json.loads(env.curl6(f"http://203.0.113.2:{port}/"))["client"] == "203.0.113.1"
+    assert json.loads(env.curl6(f"http://[{r2}]:80/"))["client"] == OUTSIDE_IPV6
+    rules = env.ipv6_rules()
+    if env.firewall == "nftables":  # one element of the routed set, two of the DNAT map
+        assert rules.count(f"{r2} . tcp . 80") == 1 and rules.count(f": {r2} . 80") == 2, rules
+    else:  # one ACCEPT per binding (each binding adds and deletes its own)
+        assert rules.count(f"-A BOXNET-ROUTED -d {r2}/128 -p tcp -m tcp --dport 80 -j ACCEPT") == 2
+    d.cli("stop", "-t", "1", "r2")
+    assert r2 not in env.ipv6_rules()
+    d.cli("start", "r2")  # again, after a stop: the same bindings, the same rules
+    assert wait_for(lambda: bool(env.curl6(f"http://[{r2}]:80/", 1)), 10)
+    assert json.loads(env.curl6(f"http://[{HOST_IPV6}]:8083/"))["client"] == OUTSIDE_IPV6
+    d.cli("rm", "-f", "r2")
+    assert r2 not in env.ipv6_rules()
+    # r1's binding is untouched: its routed port still answers.
+    assert json.loads(env.curl6(f"http://[{env.r1}]:80/"))["client"] == OUTSIDE_IPV6
