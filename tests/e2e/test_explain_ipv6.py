@@ -162,6 +162,14 @@ def test_routed_network_published_port_only(env: Env) -> None:
     assert not allowed(other)
     ping = env.explain(OUTSIDE_IPV6, r1)
     assert allowed(ping)
+    # From another of boxnet's networks: isolation, published or not (TCP from a1 confirms).
+    across = env.explain("a1", f"[{r1}]:80")
+    assert not allowed(across) and "isolation" in reasons(across)
+    tcp = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {} 80"
+    res = env.d.cli("exec", "a1", "sh", "-c", tcp.format(r1), check=False)
+    assert "HTTP" not in res.stdout
+    res = env.d.cli("exec", "a1", "sh", "-c", tcp.format(env.ip6("web")), check=False)
+    assert "HTTP" in res.stdout  # control: the same probe reaches a peer on its own network
     env.basic.outside.ip("-6", "route", "add", ROUTED, "via", HOST_IPV6)
     try:
         assert json.loads(env.outside_curl(f"http://[{r1}]:80/"))["client"] == OUTSIDE_IPV6

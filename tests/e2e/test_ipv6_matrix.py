@@ -1,10 +1,12 @@
 """Issue 15: the reachability matrix of issue 4 over IPv6, on both firewall backends.
 
 Dual-stack networks only: three user networks (two containers on the first), an internal one
-(two), one with enable_icc=false (two), the default bridge with IPv6 and icc=false (two), `host`
-and `none`. Every ordered pair is probed with ping -6 and with a TCP connection over IPv6 (each
-container runs busybox httpd on :80, the host-mode one on the host's :80, the lab's outside its
-echo server), and with ping over IPv4 for the icc=false rows; the tables must match exactly.
+(two), one with enable_icc=false (two), one in IPv6 routed mode (its container publishes :80,
+which routed mode opens to the outside, never to other networks), the default bridge with IPv6
+and icc=false (two), `host` and `none`. Every ordered pair is probed with ping -6 and with a TCP
+connection over IPv6 (each container runs busybox httpd on :80, the host-mode one on the host's
+:80, the lab's outside its echo server), and with ping over IPv4 for the icc=false rows; the
+tables must match exactly.
 Then the outside reaches a published port over IPv6, and nothing else of the container even with
 a route to its subnet.
 """
@@ -35,10 +37,13 @@ NETWORKS = {  # name -> network create arguments
     "intnet": ("--ipv6", "--internal", "--subnet", "2001:db8:e4::/64"),
     "noicc": ("--ipv6", "--subnet", "2001:db8:e5::/64",
               "-o", "com.docker.network.bridge.enable_icc=false"),
+    "routed": ("--ipv6", "--subnet", "2001:db8:e6::/64",
+               "-o", "com.docker.network.bridge.gateway_mode_ipv6=routed"),
 }  # fmt: skip
 LAYOUT = [
     ("a1", "net1"), ("a2", "net1"), ("b1", "net2"), ("c1", "net3"), ("i1", "intnet"),
-    ("i2", "intnet"), ("n1", "noicc"), ("n2", "noicc"), ("d1", "bridge"), ("d2", "bridge"),
+    ("i2", "intnet"), ("n1", "noicc"), ("n2", "noicc"), ("r1", "routed"), ("d1", "bridge"),
+    ("d2", "bridge"),
     ("h1", "host"), ("z1", "none"),
 ]  # fmt: skip
 NO_ICC = ("noicc", "bridge")
@@ -58,6 +63,8 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
     try:
         basic = basic_lab(lab)
         d = lab.boxnetd(basic.host, *fw.daemon_args(request.param), *DAEMON_ARGS)
+        # Routed mode is for a prefix the upstream routes to the host: the outside does so.
+        basic.outside.ip("-6", "route", "add", "2001:db8:e6::/64", "via", HOST_IPV6)
         yield build(Env(basic, d))
     finally:
         lab.close()
@@ -79,7 +86,7 @@ def build(env: Env) -> Env:
 
     def start(item: tuple[str, str]) -> tuple[Member, Member]:
         name, net = item
-        publish = ["-p", "8080:80"] if name == "a1" else []
+        publish = ["-p", "8080:80"] if name == "a1" else ["-p", "8090:80"] if name == "r1" else []
         d.cli("run", "-d", "--name", name, "--network", net, *publish, *HTTPD)
         ep = inspect(d, "inspect", name)["NetworkSettings"]["Networks"].get(net, {})
         host = net == "host"

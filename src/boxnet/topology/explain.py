@@ -322,7 +322,8 @@ class Evaluator:
         if dnat:
             self.rule(ex, "forward", f"into {ob}, DNATed", Rule("dnat_accept", ob or ""))
             return True
-        if out.routed and self._routed_open(ex, out.bridge or ""):
+        if out.routed and in_net is None and self._routed_open(ex, out.bridge or ""):
+            # (routed from outside only: another of our networks stays isolated)
             return True
         self.rule(ex, "forward", f"routed into {ob} from {ib or 'outside'}",
                   Rule("isolation", ob or "", other=ib or ""))  # fmt: skip

@@ -50,10 +50,11 @@ def nftables(rule: Rule) -> str:
     if k == "out_accept":
         return fwd + "policy accept (nothing of boxnet's matches traffic leaving a bridge)"
     if k == "routed_icmp":
-        return fwd + "oifname @routed meta l4proto ipv6-icmp accept"
+        return fwd + "iifname != @bridges oifname @routed meta l4proto ipv6-icmp accept"
     if k == "routed_open":
         return (
-            fwd + "oifname @routed ip6 daddr . meta l4proto . th dport @open6 accept;"
+            fwd + "iifname != @bridges oifname @routed"
+            " ip6 daddr . meta l4proto . th dport @open6 accept;"
             f" element open6 {{ {rule.subnet} . {rule.proto} . {rule.port} }}"
         )
     if k == "icc":
