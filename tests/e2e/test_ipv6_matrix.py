@@ -2,11 +2,11 @@
 
 Dual-stack networks only: three user networks (two containers on the first), an internal one
 (two), one with enable_icc=false (two), one in IPv6 routed mode (its container publishes :80,
-which routed mode opens to the outside, never to other networks), the default bridge with IPv6
-and icc=false (two), `host` and `none`. Every ordered pair is probed with ping -6 and with a TCP
-connection over IPv6 (each container runs busybox httpd on :80, the host-mode one on the host's
-:80, the lab's outside its echo server), and with ping over IPv4 for the icc=false rows; the
-tables must match exactly.
+which routed mode opens to the outside, never to other networks), an IPv6-only one
+(--ipv4=false), the default bridge with IPv6 and icc=false (two), `host` and `none`. Every
+ordered pair is probed with ping -6 and with a TCP connection over IPv6 (each container runs
+busybox httpd on :80, the host-mode one on the host's :80, the lab's outside its echo server),
+and with ping over IPv4 for the icc=false rows; the tables must match exactly.
 Then the outside reaches a published port over IPv6, and nothing else of the container even with
 a route to its subnet.
 """
@@ -39,11 +39,12 @@ NETWORKS = {  # name -> network create arguments
               "-o", "com.docker.network.bridge.enable_icc=false"),
     "routed": ("--ipv6", "--subnet", "2001:db8:e6::/64",
                "-o", "com.docker.network.bridge.gateway_mode_ipv6=routed"),
+    "v6only": ("--ipv6", "--ipv4=false", "--subnet", "2001:db8:e7::/64"),
 }  # fmt: skip
 LAYOUT = [
     ("a1", "net1"), ("a2", "net1"), ("b1", "net2"), ("c1", "net3"), ("i1", "intnet"),
-    ("i2", "intnet"), ("n1", "noicc"), ("n2", "noicc"), ("r1", "routed"), ("d1", "bridge"),
-    ("d2", "bridge"),
+    ("i2", "intnet"), ("n1", "noicc"), ("n2", "noicc"), ("r1", "routed"), ("o1", "v6only"),
+    ("d1", "bridge"), ("d2", "bridge"),
     ("h1", "host"), ("z1", "none"),
 ]  # fmt: skip
 NO_ICC = ("noicc", "bridge")
@@ -99,7 +100,9 @@ def build(env: Env) -> Env:
 
     with ThreadPoolExecutor(6) as pool:
         pairs = list(pool.map(start, LAYOUT))
-    env.v4, env.v6 = [p[0] for p in pairs], [p[1] for p in pairs]
+    # (o1 has no IPv4 at all: no row or column in the IPv4 matrix)
+    env.v4 = [p[0] for p in pairs if p[0].ip or p[0].network == "none"]
+    env.v6 = [p[1] for p in pairs]
     # Every dual-stack container really has its IPv6 address (else the matrix proves little).
     assert all(m.ip and ":" in m.ip for m in env.v6 if m.network != "none"), env.v6
     return env
@@ -146,3 +149,13 @@ def test_outside_reaches_published_port_over_ipv6_and_nothing_else(env: Env) -> 
         assert basic.outside.run([*ping, a1.ip], check=False).returncode != 0
     finally:
         basic.outside.ip("-6", "route", "del", "2001:db8:e1::/64", "via", HOST_IPV6)
+
+
+def test_hairpin_to_a_published_port_over_ipv6(env: Env) -> None:
+    """A container reaches a1's published port through the host's IPv6 address: from another
+    network (b1), from a1's own network (a2) and from a1 itself (masqueraded back, as IPv4)."""
+    get = "printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {} 8080"
+    hostname = inspect(env.d, "inspect", "a1")["Config"]["Hostname"]
+    for name in ("b1", "a2", "a1", "o1"):
+        res = env.d.cli("exec", name, "sh", "-c", get.format(HOST_IPV6), check=False)
+        assert res.stdout.rstrip().endswith(hostname), (name, res.stdout)
