@@ -90,8 +90,8 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
             d.cli("network", "create", "--ipv6", "--subnet", subnet, *opts, name)
         for name, net in (("a1", "net1"), ("a2", "net1"), ("b1", "net2"), ("i1", "intnet")):
             d.cli("run", "-d", "--name", name, "--network", net, "busybox", "sleep", "1000")
-        d.cli("run", "-d", "--name", "web", "--network", "net1", "-p", "8080:80", "host",
-              *echo_server_argv(80))  # fmt: skip
+        d.cli("run", "-d", "--name", "web", "--network", "net1", "-p", "8080:80", "-p",
+              "[::1]:8091:80", "host", *echo_server_argv(80))  # fmt: skip
         d.cli("run", "-d", "--name", "r1", "--network", "routed", "-p", "8081:80", "host",
               *echo_server_argv(80))  # fmt: skip
         e = Env(basic, d, request.param)
@@ -150,6 +150,28 @@ def test_published_port_reached_over_ipv6(env: Env) -> None:
         assert not env.outside_curl(f"http://[{web}]:80/")
     finally:
         env.basic.outside.ip("-6", "route", "del", "2001:db8:e1::/64", "via", HOST_IPV6)
+
+
+def test_hairpin_and_the_loopback_relay_over_ipv6(env: Env) -> None:
+    """b1 (another network) reaches web's published port through the host's IPv6 address,
+    masqueraded; [::1]:8091 serves the host (boxnetd's relay) and never the outside."""
+    hairpin = env.explain("b1", f"[{HOST_IPV6}]:8080")
+    assert allowed(hairpin) and "hairpin" in reasons(hairpin)
+    tcp = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {HOST_IPV6} 8080"
+    res = env.d.cli("exec", "b1", "sh", "-c", tcp, check=False)
+    net1_gw = "2001:db8:e1::1"  # the masquerade: web sees its own network's gateway
+    assert "{" in res.stdout, res
+    assert json.loads(res.stdout[res.stdout.index("{") :])["client"] == net1_gw, res.stdout
+    host = env.explain("host", "[::1]:8091")
+    assert allowed(host) and host["NAT"] == [f"RELAY [::1]:8091 -> [{env.ip6('web')}]:80"]
+    assert "loopback relay" in reasons(host)
+    res = env.basic.host.run(["curl", "-s", "-g", "-m", "3", "http://[::1]:8091/"], check=False)
+    assert res.returncode == 0 and "client" in res.stdout
+    lan = env.explain(OUTSIDE_IPV6, f"[{HOST_IPV6}]:8091")
+    assert not allowed(lan) and "loopback protection" in reasons(lan)
+    assert not env.outside_curl(f"http://[{HOST_IPV6}]:8091/")
+    attack = env.explain(OUTSIDE_IPV6, "[::1]:8091")
+    assert not allowed(attack) and "loopback protection" in reasons(attack)
 
 
 def test_routed_network_published_port_only(env: Env) -> None:

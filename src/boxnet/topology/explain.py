@@ -31,15 +31,13 @@ from boxnet.topology.explain_types import (
     Scene,
     Step,
     family_of,
+    hostport,
+    is_loopback,
     parse_target,
 )
 from boxnet.topology.rules_text import Rule
 
 __all__ = ["Evaluator", "Explanation", "Scene", "parse_target", "reach_matrix"]
-
-
-def _loopback(ip: IP) -> bool:
-    return ip.is_loopback  # 127.0.0.0/8, ::1
 
 
 class Evaluator:
@@ -81,7 +79,7 @@ class Evaluator:
         if ip in self.by_ip:
             c, _net = self.by_ip[ip]
             return Party("container", c.name, ip, c)
-        if ip in self.local or _loopback(ip):
+        if ip in self.local or is_loopback(ip):
             return Party("host", str(ip), ip)
         return Party("outside", str(ip), ip)
 
@@ -158,7 +156,7 @@ class Evaluator:
                 return n.gateway
         return next(
             (a.ip for a in self.s.host_addresses
-             if a.version == self.family and not _loopback(a.ip)),
+             if a.version == self.family and not is_loopback(a.ip)),
             None,
         )  # fmt: skip
 
@@ -180,7 +178,7 @@ class Evaluator:
                 self.note(ex, "route", f"{dip} is on {n.name} ({n.subnet}): out {e.ifname}")
                 self._on_bridge(ex, n, dip, dst)
                 return
-        if _loopback(dip):
+        if is_loopback(dip):
             self.note(ex, "route", f"{dip} is the container's own loopback")
             self.verdict(ex, True, "the packet never leaves the container's namespace")
             return
@@ -260,14 +258,14 @@ class Evaluator:
             self.note(ex, "input", f"{dip} is local and no published port matches: to {where}")
             self.verdict(ex, True, "allowed: delivered to the host (boxnet filters no input)")
             return
-        to = _hostport(d.container_ip, d.container_port)
+        to = hostport(d.container_ip, d.container_port)
         if d.proxied:  # [::1]: a socket of boxnetd's relays it, no rule
-            self.note(ex, "input", f"{_hostport(dip, d.host_port)} is boxnetd's loopback relay")
+            self.note(ex, "input", f"{hostport(dip, d.host_port)} is boxnetd's loopback relay")
             ex.steps[-1] = Step("input", ex.steps[-1].text, "", REASONS["proxy6"])
-            ex.nat.append(f"RELAY {_hostport(dip, d.host_port)} -> {to}")
+            ex.nat.append(f"RELAY {hostport(dip, d.host_port)} -> {to}")
         else:
             self.rule(ex, "nat", f"DNAT to {to}", Rule("dnat", dnat=d))
-            ex.nat.append(f"DNAT {_hostport(dip, d.host_port)} -> {to}")
+            ex.nat.append(f"DNAT {hostport(dip, d.host_port)} -> {to}")
         target = self.by_ip.get(d.container_ip)
         if target is None:
             self.verdict(ex, False, f"nothing runs at {d.container_ip} any more")
@@ -276,7 +274,7 @@ class Evaluator:
         if local:
             self.note(ex, "route", f"the host sends straight out of {out.bridge} (no forward)")
             if (
-                _loopback(dip) and not d.proxied
+                is_loopback(dip) and not d.proxied
             ):  # the source is 127.0.0.1 too: replies need a real address
                 self.rule(ex, "postrouting", "masquerade", Rule("masq_lo", out.bridge or ""))
                 ex.nat.append(f"MASQUERADE 127.0.0.1 -> {out.gateway}")
@@ -358,9 +356,9 @@ class Evaluator:
             self.verdict(ex, False, f"{dst.name} has no address")
             return
         ex.dst_ip = str(dip)
-        if dip in self.local or _loopback(dip) or self._is_gateway(dip):
+        if dip in self.local or is_loopback(dip) or self._is_gateway(dip):
             ex.src_ip = (
-                str(dip) if not _loopback(dip) else ("::1" if dip.version == 6 else "127.0.0.1")
+                str(dip) if not is_loopback(dip) else ("::1" if dip.version == 6 else "127.0.0.1")
             )
             self.note(ex, "route", f"{dip} is local: nat output")
             self._to_host_address(ex, dip, in_net=None, local=True)
@@ -381,7 +379,7 @@ class Evaluator:
             self.verdict(ex, False, f"{dst.name} has no address")
             return
         ex.dst_ip = str(dip)
-        if _loopback(dip):
+        if is_loopback(dip):
             self.rule(ex, "nat", f"{dip} from another host", Rule("loopback_prerouting"))
             self.verdict(ex, False, "blocked: loopback protection (and the kernel drops martians)")
             return
@@ -396,10 +394,6 @@ class Evaluator:
                 self.verdict(ex, True, f"allowed: {_c.name} is routed to, not NATed (IPv6 routed)")
             return
         self.verdict(ex, False, f"{dip} is neither the host's nor a container's")
-
-
-def _hostport(ip: IP, port: int) -> str:
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
 
 def reach_matrix(ev: Evaluator, names: Sequence[str]) -> dict[str, dict[str, bool]]:

@@ -124,6 +124,14 @@ class Party:
     container: Container | None = None
 
 
+def is_loopback(ip: IPv4Address | IPv6Address) -> bool:
+    return ip.is_loopback  # 127.0.0.0/8, ::1
+
+
+def hostport(ip: IPv4Address | IPv6Address, port: int) -> str:
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
 def family_of(text: str) -> int | None:
     """4 or 6 when `text` is an IP address, else None (a name, or 'host')."""
     try:
