@@ -86,9 +86,11 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
             ("net1", "2001:db8:e1::/64"), ("net2", "2001:db8:e2::/64"),
             ("intnet", "2001:db8:e4::/64", "--internal"),
             ("routed", ROUTED, "-o", "com.docker.network.bridge.gateway_mode_ipv6=routed"),
+            ("v6only", "2001:db8:e7::/64", "--ipv4=false"),
         ):  # fmt: skip
             d.cli("network", "create", "--ipv6", "--subnet", subnet, *opts, name)
-        for name, net in (("a1", "net1"), ("a2", "net1"), ("b1", "net2"), ("i1", "intnet")):
+        for name, net in (("a1", "net1"), ("a2", "net1"), ("b1", "net2"), ("i1", "intnet"),
+                          ("o1", "v6only"), ("o2", "v6only")):  # fmt: skip
             d.cli("run", "-d", "--name", name, "--network", net, "busybox", "sleep", "1000")
         d.cli("run", "-d", "--name", "web", "--network", "net1", "-p", "8080:80", "-p",
               "[::1]:8091:80", "host", *echo_server_argv(80))  # fmt: skip
@@ -112,6 +114,18 @@ def test_same_network_by_ipv6_address(env: Env) -> None:
     # By names with -6: the same question, the IPv6 addresses picked.
     named = env.explain("a1", "a2", "-6")
     assert allowed(named) and named["DestinationIP"] == env.ip6("a2")
+
+
+def test_ipv6_only_containers_are_explained_over_ipv6_by_name(env: Env) -> None:
+    """Names of containers without IPv4 (--ipv4=false) need no -6."""
+    same = env.explain("o1", "o2")
+    assert allowed(same) and same["DestinationIP"] == env.ip6("o2")
+    assert env.ping6("o1", env.ip6("o2"))
+    across = env.explain("o1", "a1")
+    assert not allowed(across) and across["DestinationIP"] == env.ip6("a1")
+    assert not env.ping6("o1", env.ip6("a1"))
+    out = env.explain("o1", "host")
+    assert allowed(out) and ":" in out["DestinationIP"]
 
 
 def test_two_networks_blocked_by_isolation_over_ipv6(env: Env) -> None:

@@ -115,7 +115,7 @@ class Evaluator:
                 f"{src_text} and {dst_text} are not of one address family",
                 hint="ask about two IPv4 or two IPv6 addresses (or names)",
             )
-        wanted = family or (given.pop() if given else 4)
+        wanted = family or (given.pop() if given else self._implied(src_text, dst_text))
         if wanted != self.family:
             return Evaluator(self.s, wanted).explain(src_text, target, wanted)
         src, dst = self.party(src_text), self.party(dst_text)
@@ -123,6 +123,14 @@ class Evaluator:
         walk = {"container": self._from_container, "host": self._from_host}
         walk.get(src.kind, self._from_outside)(ex, src, dst)
         return ex
+
+    def _implied(self, *names: str) -> int:
+        """6 when a container named has IPv6 and no IPv4 at all (--ipv4=false), else 4."""
+        for c in self.s.containers:
+            eps = [e for e, _n in self.eps.get(c.id, [])] if c.name in names else []
+            if eps and not any(e.interface4 for e in eps) and any(e.interface6 for e in eps):
+                return 6
+        return 4
 
     def rule(self, ex: Explanation, stage: str, text: str, rule: Rule) -> None:
         ex.steps.append(
