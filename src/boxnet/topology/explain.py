@@ -30,7 +30,7 @@ from boxnet.topology.explain_types import (
     Party,
     Scene,
     Step,
-    family_of,
+    family_of_question,
     hostport,
     is_loopback,
     parse_target,
@@ -109,13 +109,7 @@ class Evaluator:
     # -- the walk --------------------------------------------------------------------------------
     def explain(self, src_text: str, target: str, family: int | None = None) -> Explanation:
         dst_text, port, proto = parse_target(target)
-        given = {f for f in (family_of(src_text), family_of(dst_text)) if f is not None}
-        if len(given) > 1 or (family is not None and given - {family}):
-            raise InvalidArgument(
-                f"{src_text} and {dst_text} are not of one address family",
-                hint="ask about two IPv4 or two IPv6 addresses (or names)",
-            )
-        wanted = family or (given.pop() if given else self._implied(src_text, dst_text))
+        wanted = family_of_question(src_text, dst_text, family) or self._implied(src_text, dst_text)
         if wanted != self.family:
             return Evaluator(self.s, wanted).explain(src_text, target, wanted)
         src, dst = self.party(src_text), self.party(dst_text)

@@ -140,6 +140,17 @@ def family_of(text: str) -> int | None:
         return None
 
 
+def family_of_question(src: str, dst: str, family: int | None) -> int | None:
+    """The family SRC and DST's addresses (or `family`) name; None when neither does."""
+    given = {f for f in (family_of(src), family_of(dst)) if f is not None}
+    if len(given) > 1 or (family is not None and given - {family}):
+        raise InvalidArgument(
+            f"{src} and {dst} are not of one address family",
+            hint="ask about two IPv4 or two IPv6 addresses (or names)",
+        )
+    return family or (given.pop() if given else None)
+
+
 def parse_target(text: str) -> tuple[str, int | None, str]:
     """DST[:PORT][/PROTO] -> (dst, port, proto); proto tcp with a port, icmp without. An IPv6
     DST takes a port in brackets, as URLs do: [2001:db8::2]:8080/tcp; bare, it has none."""
