@@ -134,3 +134,24 @@ def test_purge_removes_jumps_and_chains_but_keeps_the_user_chain() -> None:
     assert "-X BOXNET-USER" not in text and ":BOXNET-USER" not in text
     assert "10.0.0.2" not in text
     assert r.render_purge(r.parse_save("*filter\n:FORWARD DROP [0:0]\nCOMMIT\n")) == ""
+
+
+def test_an_ipv6_probe_needs_its_dnat_and_its_routed_accept() -> None:
+    from ipaddress import IPv6Address
+
+    from boxnet.firewall.base import FirewallModel, Published
+
+    six = DnatIntent(IPv6Address("::"), "tcp", 8080, IPv6Address("2001:db8:1::2"), 80)
+    four = DnatIntent(IPv4Address("0.0.0.0"), "tcp", 8080, IPv4Address("172.18.0.2"), 80)
+    whole = r.parse_save(applied(r.render_rebuild(FirewallModel((), (six,)), family=6)))
+    assert r.probe_present(whole, six)
+    no_nat = r.parse_save(applied(r.render_rebuild(FirewallModel((), ()), family=6)))
+    assert not r.probe_present(no_nat, six)
+    no_routed = r.parse_save(applied(r.render_rebuild(FirewallModel((), (six,)), family=6)))
+    no_routed["filter"].rules[r.ROUTED_CHAIN] = []
+    assert not r.probe_present(no_routed, six)
+    published = Published()
+    published.reset(
+        [four, six, DnatIntent(IPv4Address("0.0.0.0"), "udp", 53, four.container_ip, 53)]
+    )
+    assert published.probes(lambda d: d.version) == [four, six]  # the oldest of each family

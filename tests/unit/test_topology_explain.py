@@ -114,17 +114,35 @@ def test_no_firewall_forwards_everything() -> None:
         ("web", ("web", None, "icmp")),
         ("web:80", ("web", 80, "tcp")),
         ("10.0.0.1:53/udp", ("10.0.0.1", 53, "udp")),
+        ("2001:db8::2", ("2001:db8::2", None, "icmp")),
+        ("[2001:db8::2]:8080", ("2001:db8::2", 8080, "tcp")),
+        ("[::1]:53/udp", ("::1", 53, "udp")),
+        ("[2001:db8::2]", ("2001:db8::2", None, "icmp")),
     ],
 )
 def test_parse_target(text: str, expected: tuple[str, int | None, str]) -> None:
     assert parse_target(text) == expected
 
 
-@pytest.mark.parametrize("text", ["web:0", "web:http", "web/sctp", ":80", "web:80/icmp", "web/tcp"])
+@pytest.mark.parametrize(
+    "text",
+    ["web:0", "web:http", "web/sctp", ":80", "web:80/icmp", "web/tcp", "[web]:80",
+     "[2001:db8::2:80", "[2001:db8::2]80", "2001:db8::2/tcp"],
+)  # fmt: skip
 def test_parse_target_rejects(text: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         parse_target(text)
     assert err.value.hint
+
+
+def test_one_question_is_of_one_family() -> None:
+    with pytest.raises(InvalidArgument, match="not of one address family"):
+        explain("2001:db8::9", f"{HOST_IP}:8080")
+    with pytest.raises(InvalidArgument, match="not of one address family"):
+        Evaluator(scene()).explain("a1", OUTSIDE_IP, 6)
+    # IPv4-only containers asked about over IPv6: no address to send from, said so
+    ex = Evaluator(scene()).explain("a1", "a2", 6)
+    assert not ex.allowed and "no IPv6 bridge network address" in ex.steps[-1].text
 
 
 def test_unknown_names_say_what_is_accepted() -> None:

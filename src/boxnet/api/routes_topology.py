@@ -64,11 +64,14 @@ def register(r: Router, ctl: Controller) -> None:
         src, dst = req.query.get("src", ""), req.query.get("dst", "")
         if not src or not dst:
             raise InvalidArgument("explain needs src and dst", hint="boxnet explain SRC DST[:PORT]")
-        result = service.explain(ctl, src, dst).to_json()
+        family = {"": None, "4": 4, "6": 6}.get(req.query.get("family", ""), 0)
+        if family == 0:
+            raise InvalidArgument("family is 4 or 6", hint="e.g. /boxnet/explain?family=6&...")
+        result = service.explain(ctl, src, dst, family).to_json()
         if req.flag("probe"):
             from boxnet.topology import probe
 
-            result["Probe"] = probe.run(ctl, src, dst)
+            result["Probe"] = probe.run(ctl, src, dst, family)
         return Response(200, result)
 
     r.add("GET", "/boxnet/explain", explain)

@@ -28,9 +28,14 @@ def register(sub: Any) -> None:
     probe_help = "also send one real packet with kernel tracing on and show its path"
     p.add_argument("--probe", action="store_true", help=probe_help)
     p.add_argument("--format", help='"json" for JSON')
-    p.add_argument("src", metavar="SRC", help="a container name, 'host' or an IPv4 address")
     p.add_argument(
-        "dst", metavar="DST[:PORT][/PROTO]", help="e.g. web, web:80/tcp, 192.0.2.1:53/udp"
+        "-6", "--ipv6", action="store_true", help="over IPv6 (implied by an IPv6 address)"
+    )
+    p.add_argument("src", metavar="SRC", help="a container name, 'host' or an IP address")
+    p.add_argument(
+        "dst",
+        metavar="DST[:PORT][/PROTO]",
+        help="e.g. web, web:80/tcp, 192.0.2.1:53/udp, [2001:db8::2]:8080/tcp",
     )
     p.set_defaults(func=cmd_explain)
 
@@ -55,6 +60,8 @@ def cmd_topology(ctx: Any, args: argparse.Namespace) -> int:
 
 def cmd_explain(ctx: Any, args: argparse.Namespace) -> int:
     query = {"src": args.src, "dst": args.dst, "probe": args.probe or None}
+    if args.ipv6:
+        query["family"] = "6"
     result = ctx.client.call("GET", "/boxnet/explain", query=query)
     if args.format == "json":
         import json

@@ -6,7 +6,7 @@ to that container port) and a backend renders it, each change as one atomic batc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Protocol
@@ -94,8 +94,9 @@ class FirewallBackend(Protocol):
 
 
 class Published:
-    """The DNATs a backend has programmed, oldest first. `is_intact` checks one of them (the
-    probe) instead of listing them all: a flushed map or chain loses it along with the rest."""
+    """The DNATs a backend has programmed, oldest first. `is_intact` checks one of them per place
+    they live (the probes: a map, an address family's chain) instead of listing them all: a
+    flushed map or chain loses its probe along with the rest."""
 
     def __init__(self) -> None:
         self._items: dict[DnatIntent, None] = {}
@@ -112,3 +113,10 @@ class Published:
 
     def probe(self) -> DnatIntent | None:
         return next(iter(self._items), None)
+
+    def probes(self, where: Callable[[DnatIntent], str | int]) -> list[DnatIntent]:
+        """The oldest DNAT of each place `where` names (one per map, or per family)."""
+        first: dict[str | int, DnatIntent] = {}
+        for d in self._items:
+            first.setdefault(where(d), d)
+        return list(first.values())

@@ -148,6 +148,7 @@ class IptablesBackend:
         self._published = Published()
         self._proxy = Loopback6Proxy()
         self._counts: dict[str, int] | None = None  # rules per own chain after the last rebuild
+        self._counts6: dict[str, int] | None = None  # the same in ip6tables (once it is used)
 
     def details(self) -> list[tuple[str, str]]:
         binaries = f"{self.ipt.restore_argv[0]}, {self.ipt.save_argv[0]}"
@@ -175,9 +176,11 @@ class IptablesBackend:
             if ipv6.bridges or ipv6.dnats or self.ip6t is not None:  # once used, kept in step
                 ip6t = self._ip6tables()
                 ip6t.restore(rules.render_rebuild(ipv6, ip6t.save(), family=6))
+                self._counts6 = rules.rule_counts(ip6t.save())
             self._nft_run(rules.render_icc(model.bridges))
             self._proxy.reset(model.dnats)
-            self._published.reset(rules.family_dnats(model.dnats, 4))
+            # both families' (ip6tables' too: a flush of its BOXNET chain alone must be noticed)
+            self._published.reset(model.dnats)
             self._counts = rules.rule_counts(self.ipt.save())
 
     def _family(self, family: int) -> Iptables:
@@ -201,7 +204,7 @@ class IptablesBackend:
                     mine = list(rules.family_dnats(dnats, family))
                     self._family(family).restore(rules.render_dnat_change("delete", mine))
                 raise
-            self._published.add(rules.family_dnats(dnats, 4))
+            self._published.add(dnats)
 
     def remove_dnats(self, dnats: list[DnatIntent]) -> None:
         if not dnats:
@@ -227,16 +230,27 @@ class IptablesBackend:
     def is_intact(self) -> bool:
         """Chains and jumps present, each own chain with as many rules as the last rebuild left
         (`iptables -t nat -F BOXNET-POSTROUTING` counts as removed), one published port's DNAT
-        rule still there, and the bridge table's ICC chain."""
+        rule still there, and the bridge table's ICC chain; the same of ip6tables once a network
+        has IPv6 (`ip6tables -t nat -F BOXNET` alone counts as removed too)."""
         with self._lock:
-            current = self.ipt.save()
-            if rules.missing_pieces(current) or rules.rule_counts(current) != self._counts:
+            probes = {d.version: d for d in self._published.probes(lambda d: d.version)}
+            if not self._family_intact(self.ipt, self._counts, probes.get(4)):
                 return False
-            probe = self._published.probe()
-            if probe is not None and not rules.present_dnats(current, [probe]):
+            if self.ip6t is not None and not self._family_intact(
+                self.ip6t, self._counts6, probes.get(6)
+            ):
                 return False
             rc, _out, _err = self._nft.cmd("list chain bridge boxnet forward")
             return rc == 0
+
+    @staticmethod
+    def _family_intact(
+        ipt: Iptables, counts: dict[str, int] | None, probe: DnatIntent | None
+    ) -> bool:
+        current = ipt.save()
+        if rules.missing_pieces(current, ipt.family) or rules.rule_counts(current) != counts:
+            return False
+        return probe is None or rules.probe_present(current, probe)
 
     def teardown(self) -> None:
         with self._lock:

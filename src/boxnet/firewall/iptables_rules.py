@@ -302,6 +302,14 @@ def present_dnats(current: SaveState, dnats: list[DnatIntent]) -> list[DnatInten
     return [d for d in dnats if f"-A {NAT_CHAIN} {dnat_spec(d)}" in have]
 
 
+def probe_present(current: SaveState, d: DnatIntent) -> bool:
+    """`d`'s DNAT rule is there, and for IPv6 its BOXNET-ROUTED ACCEPT (made with it)."""
+    if not present_dnats(current, [d]):
+        return False
+    routed = current.get("filter", TableState()).rules.get(ROUTED_CHAIN, [])
+    return d.version == 4 or f"-A {ROUTED_CHAIN} {routed_spec(d)}" in routed
+
+
 def missing_pieces(current: SaveState, family: int = 4) -> list[str]:
     """What of boxnet's skeleton is absent (empty: intact)."""
     missing = []

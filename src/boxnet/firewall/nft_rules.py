@@ -26,9 +26,11 @@ Design, in the order a packet meets it:
   sandbox, so its own hairpin can leave through the port it came in).
 - filter forward: internal bridges route nothing; replies and DNATed flows to containers pass;
   everything else routed into a bridge from another interface is dropped (isolation between
-  networks, and no direct routing to unpublished container ports). The chain only ever drops
-  packets whose input or output is one of our bridges: other bridges (the user's br0) and the
-  FORWARD policy are untouched.
+  networks, and no direct routing to unpublished container ports). An IPv6 routed network's
+  published ports and ICMPv6 are open to traffic routed in from an interface that is not one of
+  our bridges only: isolation holds for it as for the others (Docker's isolation chains come
+  first too). The chain only ever drops packets whose input or output is one of our bridges:
+  other bridges (the user's br0) and the FORWARD policy are untouched.
 Maps make a lookup cost the same with 1 or 10,000 published ports.
 
 Network changes are incremental (render_delta): what belongs to one network is set and map
@@ -235,8 +237,8 @@ table inet {TABLE} {{
 		oifname @internal iifname . oifname != @same_bridge drop
 		oifname @bridges ct state established,related accept
 		oifname @bridges ct status dnat accept
-		oifname @routed ip6 daddr . meta l4proto . th dport @open6 accept
-		oifname @routed meta l4proto ipv6-icmp accept
+		iifname != @bridges oifname @routed ip6 daddr . meta l4proto . th dport @open6 accept
+		iifname != @bridges oifname @routed meta l4proto ipv6-icmp accept
 		oifname @bridges iifname . oifname != @same_bridge drop
 	}}
 {chains}}}

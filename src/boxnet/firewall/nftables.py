@@ -151,18 +151,24 @@ class NftablesBackend:
 
     def is_intact(self) -> bool:
         """Every table, chain and map as rebuilt, each chain with its rules (a flushed table or
-        chain counts as removed), and one published port's map element still there."""
+        chain counts as removed), and one published port's element still there in each map that
+        has any (`flush map inet boxnet pub_any6` alone counts as removed), in one command."""
         if self._shape is None or self._current_shape() != self._shape:
             self._applied = None  # the next rebuild (the guard's) makes the tables whole
             return False
-        probe = self._published.probe()
-        if probe is None:
+        probes = self._published.probes(lambda d: _dnat_key_value(d)[0])
+        gets = []
+        for d in probes:
+            map_name, element = _dnat_key_value(d)
+            gets.append(f"get element inet {TABLE} {map_name} {{ {element.split(' : ')[0]} }}")
+        six = next((d for d in probes if d.version == 6), None)
+        if six is not None:  # the routed networks' set, filled with the IPv6 DNATs
+            target = f"{six.container_ip} . {six.proto} . {six.container_port}"
+            gets.append(f"get element inet {TABLE} open6 {{ {target} }}")
+        if not gets:
             return True
-        map_name, element = _dnat_key_value(probe)
         with self._lock:
-            rc, _out, _err = self._nft.cmd(
-                f"get element inet {TABLE} {map_name} {{ {element.split(' : ')[0]} }}"
-            )
+            rc, _out, _err = self._nft.cmd("\n".join(gets) + "\n")
         if rc != 0:
             self._applied = None
         return rc == 0

@@ -4,7 +4,11 @@ Expected values follow Docker's rules: containers on the same bridge network tal
 bridge networks (the default one included) never do; every container reaches the host's own
 addresses and its gateway (an internal network, having no default route, only the gateway: the
 host's address on that bridge); only non-internal networks reach the outside; `none` reaches
-nothing; `host` is the host itself, so it reaches every container directly.
+nothing; `host` is the host itself, so it reaches every container directly; on a network with
+icc off two containers never reach each other (each still reaches itself, its gateway, the rest).
+
+The same matrix is observed with ping (IPv4 or IPv6: the members' `ip` says which) or with a TCP
+connection to port 80 (`probe="tcp"`: every target must run a server there).
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ class Member:
     ip: str | None  # what others ping (the host's address for a host-mode container)
     gateway: str | None
     internal: bool = False
+    icc: bool = True  # the network's enable_icc
+
+
+# The shell command (with "$t" the target address) that prints "$t ok" when it answers.
+PROBES = {
+    "ping": 'ping -c1 -W1 "$t" >/dev/null 2>&1',
+    # two tries: a routed first packet may wait for neighbour discovery on both bridges
+    "ping6": 'ping -6 -c2 -i0.2 -w2 "$t" >/dev/null 2>&1',
+    # any HTTP answer means the TCP connection was made (busybox nc takes IPv6 literals)
+    "tcp": "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 \"$t\" 80 2>/dev/null | grep -q HTTP",
+}
 
 
 def columns(members: list[Member]) -> list[str]:
@@ -51,21 +66,25 @@ def expected_reach(members: list[Member], host_ip: str, outside_ip: str) -> dict
             elif col in ("host", "outside") or (dst is not None and dst.network == "host"):
                 # An internal network has no default route: the host is its gateway address.
                 ok = not src.internal
+            elif dst is not None and dst.network == src.network:
+                ok = src.icc or dst is src  # icc off: no two containers of the bridge talk
             else:
-                ok = dst is not None and dst.network == src.network
+                ok = False
             out[(src.name, col)] = ok
     return out
 
 
-def observe(d: Daemon, members: list[Member], host_ip: str, outside_ip: str) -> dict[Cell, bool]:
-    """One exec per source container, its pings run in parallel inside it (ping -W1)."""
+def observe(
+    d: Daemon, members: list[Member], host_ip: str, outside_ip: str, how: str = "ping"
+) -> dict[Cell, bool]:
+    """One exec per source container, its probes (PROBES[how]) run in parallel inside it."""
 
     def probe(src: Member) -> dict[Cell, bool]:
         targets = _targets(src, members, host_ip, outside_ip)
         ips = sorted(set(targets.values()))
         script = (
             f"for t in {' '.join(ips)}; do "
-            '(ping -c1 -W1 "$t" >/dev/null 2>&1 && echo "$t ok" || echo "$t no") & done; wait'
+            f'({PROBES[how]} && echo "$t ok" || echo "$t no") & done; wait'
         )
         res = d.cli("exec", src.name, "sh", "-c", script, check=False, timeout=30)
         answers = dict(line.split() for line in res.stdout.splitlines() if len(line.split()) == 2)

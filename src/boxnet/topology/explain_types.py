@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_address,
+)
 
 from boxnet.errors import InvalidArgument
 from boxnet.firewall.base import FirewallModel
 from boxnet.model import Container, Endpoint, Network
 
 LOOPBACK = IPv4Network("127.0.0.0/8")
+IP = IPv4Address | IPv6Address
 REASONS = {
     "internal_in": "internal network: nothing leaves it",
     "internal_out": "internal network: nothing enters it from elsewhere",
@@ -25,6 +34,9 @@ REASONS = {
     "masq_lo": "the host reached a port published on 127.0.0.1: replies must come back",
     "loopback_prerouting": "loopback protection: 127.0.0.0/8 is never DNATed for other hosts",
     "loopback_raw": "loopback protection: containers cannot reach the host's 127.0.0.0/8",
+    "proxy6": "::1 has no route_localnet: boxnetd's loopback relay serves it (host only)",
+    "routed_open": "routed IPv6 (gateway_mode_ipv6=routed): a published port, reached directly",
+    "routed_icmp": "routed IPv6 (gateway_mode_ipv6=routed): ICMPv6 passes, as in Docker",
 }
 
 
@@ -35,31 +47,36 @@ class Scene:
     networks: Sequence[Network]
     containers: Sequence[Container]
     endpoints: Sequence[Endpoint]
-    host_addresses: Sequence[IPv4Interface]
+    host_addresses: Sequence[IPv4Interface | IPv6Interface]
     firewall: FirewallModel
     backend: str  # nftables | iptables | none
 
 
 @dataclass(frozen=True)
 class Net:
-    """A network as explain sees it: its IPv4 addressing (explain reasons about IPv4)."""
+    """A network as explain sees it: its addressing of one family (the question's), and the
+    firewall's view of it (masquerade and routed differ per family: IPv6 routed mode)."""
 
     id: str
     name: str
     driver: str
     bridge: str | None
-    subnet: IPv4Network | None
-    gateway: IPv4Address | None
+    subnet: IPv4Network | IPv6Network | None
+    gateway: IPv4Address | IPv6Address | None
     internal: bool
     icc: bool
     masquerade: bool
+    routed: bool = False
 
     @classmethod
-    def of(cls, n: Network) -> Net:
-        cfg = n.family(4)
-        subnet = cfg.subnet if cfg is not None and isinstance(cfg.subnet, IPv4Network) else None
-        gw = cfg.gateway if cfg is not None and isinstance(cfg.gateway, IPv4Address) else None
-        return cls(n.id, n.name, n.driver, n.bridge, subnet, gw, n.internal, n.icc, n.masquerade)
+    def of(cls, n: Network, family: int, fw: FirewallModel) -> Net:
+        cfg = n.family(family)
+        subnet = cfg.subnet if cfg is not None else None
+        gw = cfg.gateway if cfg is not None else None
+        intent = next((b for b in fw.bridges if b.bridge == n.bridge and b.subnet == subnet), None)
+        masq = intent.masquerade if intent is not None else n.masquerade
+        routed = intent.routed if intent is not None else False
+        return cls(n.id, n.name, n.driver, n.bridge, subnet, gw, n.internal, n.icc, masq, routed)
 
 
 @dataclass(frozen=True)
@@ -103,17 +120,55 @@ class Explanation:
 class Party:
     kind: str  # container | host | outside
     name: str
-    ip: IPv4Address | None  # the address asked for (None: pick one)
+    ip: IPv4Address | IPv6Address | None  # the address asked for (None: pick one)
     container: Container | None = None
 
 
+def is_loopback(ip: IPv4Address | IPv6Address) -> bool:
+    return ip.is_loopback  # 127.0.0.0/8, ::1
+
+
+def hostport(ip: IPv4Address | IPv6Address, port: int) -> str:
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def family_of(text: str) -> int | None:
+    """4 or 6 when `text` is an IP address, else None (a name, or 'host')."""
+    try:
+        return ip_address(text).version
+    except ValueError:
+        return None
+
+
+def family_of_question(src: str, dst: str, family: int | None) -> int | None:
+    """The family SRC and DST's addresses (or `family`) name; None when neither does."""
+    given = {f for f in (family_of(src), family_of(dst)) if f is not None}
+    if len(given) > 1 or (family is not None and given - {family}):
+        raise InvalidArgument(
+            f"{src} and {dst} are not of one address family",
+            hint="ask about two IPv4 or two IPv6 addresses (or names)",
+        )
+    return family or (given.pop() if given else None)
+
+
 def parse_target(text: str) -> tuple[str, int | None, str]:
-    """DST[:PORT][/PROTO] -> (dst, port, proto); proto tcp with a port, icmp without."""
+    """DST[:PORT][/PROTO] -> (dst, port, proto); proto tcp with a port, icmp without. An IPv6
+    DST takes a port in brackets, as URLs do: [2001:db8::2]:8080/tcp; bare, it has none."""
     rest, _, proto = text.partition("/")
     proto = proto.lower()
-    dst, sep, port_text = rest.rpartition(":")
-    if not sep:
+    if rest.startswith("["):
+        dst, sep, port_text = rest[1:].partition("]")
+        if not sep or (port_text and not port_text.startswith(":")) or family_of(dst) != 6:
+            raise InvalidArgument(
+                f"{text!r} is not [IPV6]:PORT", hint="e.g. [2001:db8::2]:8080/tcp"
+            )
+        port_text = port_text[1:]
+    elif rest.count(":") > 1:  # a bare IPv6 address: no port
         dst, port_text = rest, ""
+    else:
+        dst, sep, port_text = rest.rpartition(":")
+        if not sep:
+            dst, port_text = rest, ""
     port = None
     if port_text:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:

@@ -26,9 +26,13 @@ def _legacy(ctl: Controller) -> bool:
     return getattr(ctl.firewall, "kind", "") == "legacy"
 
 
-def run(ctl: Controller, src: str, target: str) -> dict[str, Any]:
+def run(ctl: Controller, src: str, target: str, family: int | None = None) -> dict[str, Any]:
     ev = Evaluator(service.scene(ctl))
-    ex = ev.explain(src, target)
+    ex = ev.explain(src, target, family)
+    if ":" in ex.dst_ip or ":" in ex.src_ip:
+        raise InvalidArgument(
+            "--probe traces IPv4 packets only", hint="drop --probe; explain itself reads IPv6"
+        )
     party = ev.party(src)
     if party.kind == "outside":
         raise InvalidArgument(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from boxnet.firewall import iptables_rules as ipt
-from boxnet.firewall.base import ANY_IP, DnatIntent
+from boxnet.firewall.base import DnatIntent
 from boxnet.firewall.nft_rules import masq_chain
 
 
@@ -23,6 +23,12 @@ class Rule:
     other: str = ""  # a second bridge (isolation: the input bridge, "" when from outside)
     subnet: str = ""
     dnat: DnatIntent | None = None
+    family: int = 4  # the question's (explain sets it): ip or ip6 texts, iptables or ip6tables
+    port: int = 0  # routed_open: the container's published port
+    proto: str = ""
+
+
+_LOOPBACK_NFT = {4: "127.0.0.0/8", 6: "::1"}
 
 
 def _q(name: str) -> str:
@@ -32,6 +38,7 @@ def _q(name: str) -> str:
 def nftables(rule: Rule) -> str:
     k = rule.key
     fwd = "table inet boxnet chain forward: "
+    ip = "ip6" if rule.family == 6 else "ip"
     if k == "internal_in":
         return fwd + "iifname @internal iifname . oifname != @same_bridge drop"
     if k == "internal_out":
@@ -42,21 +49,32 @@ def nftables(rule: Rule) -> str:
         return fwd + "oifname @bridges iifname . oifname != @same_bridge drop"
     if k == "out_accept":
         return fwd + "policy accept (nothing of boxnet's matches traffic leaving a bridge)"
+    if k == "routed_icmp":
+        return fwd + "iifname != @bridges oifname @routed meta l4proto ipv6-icmp accept"
+    if k == "routed_open":
+        return (
+            fwd + "iifname != @bridges oifname @routed"
+            " ip6 daddr . meta l4proto . th dport @open6 accept;"
+            f" element open6 {{ {rule.subnet} . {rule.proto} . {rule.port} }}"
+        )
     if k == "icc":
         return (
-            f"table bridge boxnet chain forward: ip saddr {rule.subnet} ip daddr {rule.subnet} drop"
+            f"table bridge boxnet chain forward: {ip} saddr {rule.subnet}"
+            f" {ip} daddr {rule.subnet} drop"
         )
     if k == "dnat" and rule.dnat is not None:
         d = rule.dnat
+        six = "6" if d.version == 6 else ""
         value = f"{d.container_ip} . {d.container_port}"
-        if d.host_ip == ANY_IP:
-            where, elem = "publish", f"pub_any {{ {d.proto} . {d.host_port} : {value} }}"
-            text = "meta nfproto ipv4 dnat ip to meta l4proto . th dport map @pub_any"
+        if d.is_any:
+            where, elem = "publish", f"pub_any{six} {{ {d.proto} . {d.host_port} : {value} }}"
+            text = f"meta nfproto ipv{d.version} dnat {ip} to meta l4proto . th dport map"
+            text += f" @pub_any{six}"
         else:
-            m = "pub_lo" if d.is_loopback else "pub_addr"
+            m = "pub_lo" if d.is_loopback else f"pub_addr{six}"
             where = "publish_local" if d.is_loopback else "publish"
             elem = f"{m} {{ {d.host_ip} . {d.proto} . {d.host_port} : {value} }}"
-            text = f"dnat ip to ip daddr . meta l4proto . th dport map @{m}"
+            text = f"dnat {ip} to {ip} daddr . meta l4proto . th dport map @{m}"
         return f"table inet boxnet chain {where}: {text}; element {elem}"
     if k == "masq":
         return (
@@ -67,7 +85,8 @@ def nftables(rule: Rule) -> str:
     if k == "masq_dnat":
         return (
             "table inet boxnet chain nat_postrouting: "
-            "oifname @bridges ct status dnat ip saddr @subnets masquerade"
+            f"oifname @bridges ct status dnat {ip} saddr @subnets{'6' if ip == 'ip6' else ''}"
+            " masquerade"
         )
     if k == "masq_lo":
         return (
@@ -77,15 +96,25 @@ def nftables(rule: Rule) -> str:
     if k == "loopback_prerouting":
         return (
             "table inet boxnet chain nat_prerouting: "
-            "ip daddr != 127.0.0.0/8 fib daddr type local jump publish"
+            f"{ip} daddr != {_LOOPBACK_NFT[rule.family]} fib daddr type local jump publish"
         )
     if k == "loopback_raw":
-        return "table inet boxnet chain raw_prerouting: iifname @bridges ip daddr 127.0.0.0/8 drop"
+        return (
+            "table inet boxnet chain raw_prerouting: "
+            f"iifname @bridges {ip} daddr {_LOOPBACK_NFT[rule.family]} drop"
+        )
     raise ValueError(f"no nftables text for {rule}")
 
 
 def iptables(rule: Rule) -> str:
+    """The rule as `iptables -S` (or, IPv6, `ip6tables -S`: that prefix) lists it."""
+    text = _iptables(rule)
+    return f"ip6tables {text}" if rule.family == 6 and rule.key != "icc" else text
+
+
+def _iptables(rule: Rule) -> str:
     k, b = rule.key, rule.bridge
+    lo = ipt.LOOPBACK[rule.family]
     if k == "internal_in":
         return f"-t filter -A {ipt.ISO1} -i {b} ! -o {b} -j DROP"
     if k == "internal_out":
@@ -107,14 +136,18 @@ def iptables(rule: Rule) -> str:
             f"-t nat -A {ipt.POST_CHAIN} -s {rule.subnet} -m conntrack --ctstate DNAT -j MASQUERADE"
         )
     if k == "masq_lo":
-        return f"-t nat -A {ipt.POST_CHAIN} -s {ipt.LOOPBACK_NET} -o {b} -j MASQUERADE"
+        return f"-t nat -A {ipt.POST_CHAIN} -s {lo} -o {b} -j MASQUERADE"
     if k == "loopback_prerouting":
-        return (
-            f"-t nat -A PREROUTING ! -d {ipt.LOOPBACK_NET} -m addrtype --dst-type LOCAL"
-            f" -j {ipt.NAT_CHAIN}"
-        )
+        return f"-t nat -A PREROUTING ! -d {lo} -m addrtype --dst-type LOCAL -j {ipt.NAT_CHAIN}"
     if k == "loopback_raw":
-        return f"-t raw -A {ipt.RAW_CHAIN} -d {ipt.LOOPBACK_NET} -i {b} -j DROP"
+        return f"-t raw -A {ipt.RAW_CHAIN} -d {lo} -i {b} -j DROP"
+    if k == "routed_icmp":
+        return f"-t filter -A {ipt.FWD_CHAIN} -o {b} -p ipv6-icmp -j ACCEPT"
+    if k == "routed_open":
+        return (
+            f"-t filter -A {ipt.ROUTED_CHAIN} -d {rule.subnet}/128 -p {rule.proto} -m {rule.proto}"
+            f" --dport {rule.port} -j ACCEPT"
+        )
     if k == "icc":  # ICC lives in the small nftables bridge table on both backends
         return nftables(rule)
     raise ValueError(f"no iptables text for {rule}")

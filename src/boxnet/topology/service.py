@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
-from ipaddress import IPv4Interface
+from ipaddress import ip_interface
 from typing import TYPE_CHECKING, Any
 
 from boxnet.kernel import snapshot
@@ -59,7 +59,9 @@ def recorded(ctl: Controller, check_firewall: bool = True) -> Recorded:
 
 def scene_of(rec: Recorded, snap: snapshot.KernelSnapshot) -> Scene:
     assert rec.firewall is not None
-    addresses = [IPv4Interface(a) for link in snap.links for a in link.addresses]
+    addresses = [
+        ip_interface(a) for link in snap.links for a in (*link.addresses, *link.addresses6)
+    ]
     return Scene(
         rec.networks, rec.containers, rec.endpoints, addresses, rec.firewall, rec.firewall_backend
     )
@@ -117,8 +119,8 @@ def _reach(ctl: Controller, rec: Recorded, snap: snapshot.KernelSnapshot) -> tup
     return network, containers
 
 
-def explain(ctl: Controller, src: str, target: str) -> Explanation:
-    return Evaluator(scene(ctl)).explain(src, target)
+def explain(ctl: Controller, src: str, target: str, family: int | None = None) -> Explanation:
+    return Evaluator(scene(ctl)).explain(src, target, family)
 
 
 def wait_for_change(ctl: Controller, seen: str, timeout: float) -> dict[str, Any]:
