@@ -66,7 +66,7 @@ def plug(lan: LanLab, host: Netns, bridge: str, name: str, ip: str) -> Box:
 def make_segment(host: Netns, vni: int) -> int:
     """Bridge br-vx<vni> with vx-<vni> enslaved, made by the verbs; vx-<vni>'s index."""
     with ipr_in(host.path) as ipr:
-        bridge = ensure_bridge(ipr, f"br-vx{vni}", OVERLAY_MTU)
+        bridge, _new = ensure_bridge(ipr, f"br-vx{vni}", OVERLAY_MTU)
         return vxlan.ensure_vxlan(ipr, vxlan.VxlanPlan(vni, underlay(host), OVERLAY_MTU, bridge))
 
 

@@ -57,3 +57,16 @@ def test_kernel_errors_reach_the_caller(ipr: OwnedIPRoute) -> None:
 def test_private_names_are_not_forwarded(ipr: OwnedIPRoute) -> None:
     with pytest.raises(AttributeError):
         ipr._no_such_thing  # noqa: B018
+
+
+def test_deferred_calls_run_in_order_and_report(ipr: OwnedIPRoute) -> None:
+    # A deferred call returns at once; its outcome reaches `then`; later calls and settle()
+    # come after it (the order network rm relies on: the bridge is gone before a create).
+    seen: list[object] = []
+    ipr.defer(seen.append, "link", "get", ifname="bx-no-such-link")
+    ipr.defer(seen.append, "link", "get", index=LOOPBACK_IFINDEX)
+    ipr.settle()
+    assert len(seen) == 2
+    assert isinstance(seen[0], NetlinkError) and seen[0].code == errno.ENODEV
+    assert seen[1] is None
+    assert ipr.link("get", index=LOOPBACK_IFINDEX)  # and the owner thread still serves

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from boxnet.errors import InvalidArgument
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms of start-up; mypy takes this as True
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 LS_HEADERS = ("NETWORK ID", "NAME", "DRIVER", "SCOPE")
+# What `network create NAME` parses to besides the name (cli/quick.py builds it without
+# argparse; tests/unit/test_cli_quick.py checks it against the parser below).
+CREATE_DEFAULTS: dict[str, Any] = {
+    "driver": "bridge",
+    "subnet": [],
+    "gateway": [],
+    "ip_range": [],
+    "aux_address": [],
+    "internal": False,
+    "attachable": False,
+    "ipv6": False,
+    "ipv4": None,
+    "opt": [],
+    "label": [],
+}
 
 
 def register(sub: Any) -> None:

@@ -5,10 +5,16 @@ for every call from a thread other than its creator it builds a new socket, even
 transport and tears them down again (~0.4-0.9 ms a call). boxnetd serves every request on a
 thread of its own, so each netlink verb of an attach paid that. Handing the call to one owner
 thread costs a queue round trip (~30-60 us) instead.
+
+The owner serves calls in the order they were queued, so a call can also be queued without
+waiting (`defer`: the kernel's ~40 ms deletion of a bridge, after `network rm` answered): every
+later call, whoever makes it, runs after it; `settle` waits for what is queued so far (for work
+that reads the kernel through another socket, such as the overlap check's dumps).
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -16,7 +22,16 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-_Call = tuple[str, tuple[Any, ...], dict[str, Any], list[tuple[bool, Any]], threading.Event]
+log = logging.getLogger(__name__)
+
+# (verb, args, kwargs, the caller's box or None, the caller's event or a deferred call's `then`)
+_Call = tuple[
+    str,
+    tuple[Any, ...],
+    dict[str, Any],
+    list[tuple[bool, Any]] | None,
+    threading.Event | Callable[[BaseException | None], None],
+]
 
 
 class OwnedIPRoute:
@@ -46,12 +61,35 @@ class OwnedIPRoute:
         ready.set()
         while (call := self._calls.get()) is not None:
             name, args, kwargs, box, done = call
+            if box is None:  # deferred: nobody waits; `done` is told how it went
+                assert not isinstance(done, threading.Event)
+                self._run_deferred(name, args, kwargs, done)
+                continue
+            assert isinstance(done, threading.Event)
             try:
                 box.append((True, self._invoke(name, args, kwargs)))
             except BaseException as exc:  # handed to the caller, raised in its thread
                 box.append((False, exc))
             done.set()
         self._ipr.close()
+
+    def _run_deferred(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        then: Callable[[BaseException | None], None],
+    ) -> None:
+        failure: BaseException | None = None
+        try:
+            if name:  # "" is settle's marker: nothing to call
+                self._invoke(name, args, kwargs)
+        except Exception as exc:
+            failure = exc
+        try:
+            then(failure)
+        except Exception:
+            log.exception("after deferred netlink %s%s", name, args)
 
     def _invoke(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = getattr(self._ipr, name)(*args, **kwargs)
@@ -76,6 +114,27 @@ class OwnedIPRoute:
             return value
 
         return call
+
+    def defer(
+        self,
+        then: Callable[[BaseException | None], None],
+        name: str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        """Queue a verb without waiting for it; `then(error or None)` runs in the owner thread
+        once it is done. Calls queued after it (by any thread) run after it."""
+        if threading.current_thread() is self._thread:
+            self._run_deferred(name, args, kwargs, then)
+        else:
+            self._calls.put((name, args, kwargs, None, then))
+
+    def settle(self) -> None:
+        """Wait until every call queued so far (deferred ones too) is done."""
+        if threading.current_thread() is not self._thread:
+            done = threading.Event()
+            self._calls.put(("", (), {}, None, lambda _failure: done.set()))
+            done.wait()
 
     def close(self) -> None:
         if self._thread.is_alive():
