@@ -6,10 +6,11 @@ transport and tears them down again (~0.4-0.9 ms a call). boxnetd serves every r
 thread of its own, so each netlink verb of an attach paid that. Handing the call to one owner
 thread costs a queue round trip (~30-60 us) instead.
 
-The owner serves calls in the order they were queued, so a call can also be queued without
-waiting (`defer`: the kernel's ~40 ms deletion of a bridge, after `network rm` answered): every
-later call, whoever makes it, runs after it; `settle` waits for what is queued so far (for work
-that reads the kernel through another socket, such as the overlap check's dumps).
+Slow verbs can be queued without waiting (`defer`: the kernel's ~40 ms deletion of a bridge,
+after `network rm` answered). They run on a second owner thread with an IPRoute of its own (the
+"slow lane", made on first use), in order, so that nobody else's calls wait behind them; one
+keyed by a link name is pending until done, and `settle(name)` waits for it (a network create
+that reuses a bridge name); `settle()` waits for every deferred call queued so far.
 """
 
 from __future__ import annotations
@@ -38,13 +39,16 @@ class OwnedIPRoute:
     """Duck-types the IPRoute verbs boxnet uses (link, addr, route, brport, get_links, ...).
     Results that pyroute2 returns as lazy iterators are listed in the owner thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, thread_name: str = "boxnet-netlink") -> None:
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._ipr: IPRoute | None = None
         self._failed: BaseException | None = None
+        self._slow: OwnedIPRoute | None = None  # the slow lane, for deferred verbs
+        self._pending: dict[str, threading.Event] = {}  # link name -> its deferred verb done
+        self._lock = threading.Lock()
         ready = threading.Event()
         self._thread = threading.Thread(
-            target=self._serve, args=(ready,), name="boxnet-netlink", daemon=True
+            target=self._serve, args=(ready,), name=thread_name, daemon=True
         )
         self._thread.start()
         ready.wait()
@@ -115,28 +119,57 @@ class OwnedIPRoute:
 
         return call
 
+    def _lane(self) -> OwnedIPRoute:
+        with self._lock:
+            if self._slow is None:
+                self._slow = OwnedIPRoute("boxnet-netlink-slow")
+            return self._slow
+
     def defer(
         self,
         then: Callable[[BaseException | None], None],
         name: str,
         *args: Any,
+        key: str = "",
         **kwargs: Any,
     ) -> None:
-        """Queue a verb without waiting for it; `then(error or None)` runs in the owner thread
-        once it is done. Calls queued after it (by any thread) run after it."""
-        if threading.current_thread() is self._thread:
-            self._run_deferred(name, args, kwargs, then)
-        else:
-            self._calls.put((name, args, kwargs, None, then))
+        """Queue a verb on the slow lane without waiting for it; `then(error or None)` runs in
+        the lane's thread once it is done. `key` (a link name) is pending until then."""
+        done = threading.Event()
+        if key:
+            with self._lock:
+                self._pending[key] = done
 
-    def settle(self) -> None:
-        """Wait until every call queued so far (deferred ones too) is done."""
-        if threading.current_thread() is not self._thread:
+        def finish(failure: BaseException | None) -> None:
+            try:
+                then(failure)
+            finally:
+                with self._lock:
+                    if self._pending.get(key) is done:
+                        del self._pending[key]
+                done.set()
+
+        self._lane()._calls.put((name, args, kwargs, None, finish))
+
+    def settle(self, key: str | None = None) -> None:
+        """Wait for the deferred verb pending on `key`, or (no key) for every deferred verb
+        queued so far."""
+        if key is not None:
+            with self._lock:
+                pending = self._pending.get(key)
+            if pending is not None:
+                pending.wait()
+            return
+        with self._lock:
+            lane = self._slow
+        if lane is not None:
             done = threading.Event()
-            self._calls.put(("", (), {}, None, lambda _failure: done.set()))
+            lane._calls.put(("", (), {}, None, lambda _failure: done.set()))
             done.wait()
 
     def close(self) -> None:
+        if self._slow is not None:
+            self._slow.close()
         if self._thread.is_alive():
             self._calls.put(None)
             self._thread.join(timeout=5)

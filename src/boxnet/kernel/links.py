@@ -32,6 +32,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from boxnet.errors import KernelError
 from boxnet.kernel import dump, ifctl, netns
+from boxnet.kernel.iproute import OwnedIPRoute
 from boxnet.kernel.netns import enable_ipv6, netlink_socket_in
 
 # rtnetlink constants (linux/rtnetlink.h) for the routes built by hand in _address_and_route.
@@ -122,7 +123,10 @@ def list_links(ipr: IPRoute) -> list[LinkInfo]:
 
 
 def ensure_bridge(ipr: IPRoute, name: str, mtu: int) -> tuple[int, bool]:
-    """Create the bridge if missing, bring it up; returns its index and whether it is new."""
+    """Create the bridge if missing, bring it up; returns its index and whether it is new.
+    A bridge of that name still in deferred deletion (delete_bridge_later) is waited for."""
+    if isinstance(ipr, OwnedIPRoute):  # the daemon's (tests may pass a plain IPRoute)
+        ipr.settle(name)
     info = link_info(ipr, name)
     created = info is None
     if info is None:
@@ -160,10 +164,10 @@ def delete_bridge_later(
 ) -> None:
     """Take the bridge out of use now: down (its routes go, and its IPv6 addresses) and without
     its `addresses` (~1 ms); its deletion (~40 ms: RCU barriers in the kernel) is queued on the
-    daemon's netlink owner (kernel.iproute.OwnedIPRoute.defer). So the subnet is free at once,
-    for a new bridge and the overlap check's dumps alike, and the name once the deletion ran
-    (every later netlink call, by anyone, runs after it). `then(error or None)` runs in the
-    owner thread once the link is gone."""
+    daemon's slow netlink lane (kernel.iproute.OwnedIPRoute.defer), pending under its name. So
+    the subnet is free at once, for a new bridge and the overlap check's dumps alike, and the
+    name once the deletion ran (ensure_bridge waits for it). `then(error or None)` runs in the
+    lane's thread once the link is gone."""
     try:
         index = socket.if_nametoindex(ifname)  # one ioctl: the daemon's threads stay home
     except OSError:
@@ -184,7 +188,7 @@ def delete_bridge_later(
             failure = _fail(f"delete link {ifname}", failure)
         then(failure)
 
-    ipr.defer(done, "link", "del", index=index)
+    ipr.defer(done, "link", "del", index=index, key=ifname)
 
 
 def delete_link_in(netns_path: str | Path, ifname: str) -> None:
