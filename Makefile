@@ -17,8 +17,13 @@ PROGRAM_SOURCES := tests bench src/boxnet/demo src/boxnet/lab
 
 # Bytecode for the sources, written here even where PYTHONDONTWRITEBYTECODE is set: without it
 # every `boxnet` process compiles the modules it imports (~8 ms of a short verb's ~20 ms).
+# `boxnet` itself: pip's console-script template imports re (~5 ms, a third of a short verb's
+# start-up) to strip a Windows suffix from argv[0]; this launcher calls the same entry point.
 install: deb venv
 	@$(BIN)/python -m compileall -q src/boxnet
+	@printf '#!%s\nimport sys\n\nfrom boxnet.cli.quick import main\n\nsys.exit(main())\n' \
+	  "$(abspath $(BIN))/python" > $(BIN)/boxnet.tmp && chmod +x $(BIN)/boxnet.tmp && \
+	  mv $(BIN)/boxnet.tmp $(BIN)/boxnet
 
 deb:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -21,7 +21,8 @@ from ipaddress import IPv4Address
 import pytest
 
 from boxnet.kernel import vxlan
-from boxnet.kernel.links import ensure_bridge, ipr_in, link_info
+from boxnet.kernel.bridges import ensure_bridge
+from boxnet.kernel.links import ipr_in, link_info
 from boxnet.lab import LanLab, lan_lab
 from boxnet.lab.daemon import venv_bin
 from boxnet.lab.etcd import start_etcd

@@ -333,6 +333,14 @@ class Sandboxes:
             problems.append(f"unpublish: {exc}")
         self.records.release_ports(c.id)
         for endpoint in self.records.endpoints(container_id=c.id):
+            if endpoint.host_veth:
+                # The veth lives until the kernel frees the netns (after its last process, ~25
+                # ms and more later): down now, so nothing of it answers on the address
+                # released below, which the next container may get meanwhile.
+                try:
+                    links.set_down(self.ipr, endpoint.host_veth)
+                except Exception as exc:
+                    problems.append(f"veth {endpoint.host_veth} down: {exc}")
             self.records.delete_endpoint(endpoint.id)
             try:
                 self._detached(endpoint)

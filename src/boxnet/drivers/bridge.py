@@ -25,7 +25,7 @@ from boxnet.ipam.allocator import (
     first_host,
     pick_subnet,
 )
-from boxnet.kernel import links
+from boxnet.kernel import bridges, links
 from boxnet.model import (
     DEFAULT_BRIDGE_NAME,
     OPT_BRIDGE_NAME,
@@ -227,7 +227,7 @@ class BridgeDriver(NetworkDriver):
         """Make (or bring in line: idempotent) the bridge and its gateway address."""
         assert net.bridge is not None
         if net.managed_bridge:
-            index, new = links.ensure_bridge(self.ipr, net.bridge, net.mtu)
+            index, new = bridges.ensure_bridge(self.ipr, net.bridge, net.mtu)
             undo.push("delete bridge", lambda: links.delete_link(self.ipr, net.bridge or ""))
             wanted = [cfg.gateway_interface for cfg in net.ipam if cfg.gateway_interface]
             present: list[IPInterface] = []
@@ -260,7 +260,7 @@ class BridgeDriver(NetworkDriver):
     def delete_later(self, net: Network, then: Callable[[BaseException | None], None]) -> None:
         self._indexes.pop(net.id, None)
         gateways = [cfg.gateway_interface for cfg in net.ipam if cfg.gateway_interface]
-        links.delete_bridge_later(self.ipr, net.bridge or "", gateways, then)
+        bridges.delete_bridge_later(self.ipr, net.bridge or "", gateways, then)
 
     # -- endpoints ------------------------------------------------------------------------------
     def join(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from ipaddress import (
@@ -32,7 +32,6 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from boxnet.errors import KernelError
 from boxnet.kernel import dump, ifctl, netns
-from boxnet.kernel.iproute import OwnedIPRoute
 from boxnet.kernel.netns import enable_ipv6, netlink_socket_in
 
 # rtnetlink constants (linux/rtnetlink.h) for the routes built by hand in _address_and_route.
@@ -48,8 +47,12 @@ def _family(version: int) -> int:
     return socket.AF_INET if version == 4 else socket.AF_INET6
 
 
-def _fail(what: str, exc: NetlinkError) -> KernelError:
+def fail(what: str, exc: NetlinkError) -> KernelError:
+    """A KernelError naming what failed, from a netlink error."""
     return KernelError(f"{what}: {os.strerror(exc.code) if exc.code else exc}")
+
+
+_fail = fail
 
 
 @contextmanager
@@ -122,32 +125,6 @@ def list_links(ipr: IPRoute) -> list[LinkInfo]:
     return out
 
 
-def ensure_bridge(ipr: IPRoute, name: str, mtu: int) -> tuple[int, bool]:
-    """Create the bridge if missing, bring it up; returns its index and whether it is new.
-    A bridge of that name still in deferred deletion (delete_bridge_later) is waited for."""
-    if isinstance(ipr, OwnedIPRoute):  # the daemon's (tests may pass a plain IPRoute)
-        ipr.settle(name)
-    info = link_info(ipr, name)
-    created = info is None
-    if info is None:
-        try:
-            ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
-        except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
-                raise _fail(f"create bridge {name}", exc) from exc
-        info = link_info(ipr, name)
-        if info is None:
-            raise KernelError(f"create bridge {name}: it vanished right after creation")
-    elif info.kind != "bridge":
-        raise KernelError(
-            f"create bridge {name}: a {info.kind or 'non-bridge'} interface has that name",
-            hint="remove it or choose another bridge name",
-        )
-    if not info.up:
-        ipr.link("set", index=info.index, state="up")
-    return info.index, created
-
-
 def delete_link(ipr: IPRoute, ifname: str) -> None:
     try:
         ipr.link("del", ifname=ifname)
@@ -156,45 +133,21 @@ def delete_link(ipr: IPRoute, ifname: str) -> None:
             raise _fail(f"delete link {ifname}", exc) from exc
 
 
-def delete_bridge_later(
-    ipr: IPRoute,
-    ifname: str,
-    addresses: Sequence[IPInterface],
-    then: Callable[[BaseException | None], None],
-) -> None:
-    """Take the bridge out of use now: down (its routes go, and its IPv6 addresses) and without
-    its `addresses` (~1 ms); its deletion (~40 ms: RCU barriers in the kernel) is queued on the
-    daemon's slow netlink lane (kernel.iproute.OwnedIPRoute.defer), pending under its name. So
-    the subnet is free at once, for a new bridge and the overlap check's dumps alike, and the
-    name once the deletion ran (ensure_bridge waits for it). `then(error or None)` runs in the
-    lane's thread once the link is gone."""
-    try:
-        index = socket.if_nametoindex(ifname)  # one ioctl: the daemon's threads stay home
-    except OSError:
-        then(None)  # already gone
-        return
-    try:
-        ipr.link("set", index=index, state="down")
-    except NetlinkError as exc:
-        if exc.code != errno.ENODEV:
-            raise _fail(f"set bridge {ifname} down", exc) from exc
-    for iface in addresses:
-        remove_address(ipr, index, iface)
-
-    def done(failure: BaseException | None) -> None:
-        if isinstance(failure, NetlinkError) and failure.code in (errno.ENODEV, errno.ENOENT):
-            failure = None
-        elif isinstance(failure, NetlinkError):
-            failure = _fail(f"delete link {ifname}", failure)
-        then(failure)
-
-    ipr.defer(done, "link", "del", index=index, key=ifname)
-
-
 def delete_link_in(netns_path: str | Path, ifname: str) -> None:
     """Delete ifname inside another namespace (a veth's peer goes with it; macvlans too)."""
     with ipr_in(netns_path) as inner:
         delete_link(inner, ifname)
+
+
+def set_down(ipr: IPRoute, ifname: str) -> None:
+    """Set a link of the daemon's namespace down (index by ioctl); a missing one is fine."""
+    try:
+        ipr.link("set", index=socket.if_nametoindex(ifname), state="down")
+    except OSError:
+        return  # no such interface
+    except NetlinkError as exc:
+        if exc.code != errno.ENODEV:
+            raise _fail(f"set {ifname} down", exc) from exc
 
 
 def set_hairpin(ipr: IPRoute, ifname: str) -> None:
