@@ -84,11 +84,11 @@ class Response:
         self.body = body
 
     def json(self) -> Any:
-        import json  # only the commands that read JSON pay for it
+        from boxnet.cli import wirejson  # only the commands that read JSON pay for it
 
         if not self.body:
             return None
-        return json.loads(self.body)
+        return wirejson.loads(self.body)
 
 
 class Connection:
@@ -252,9 +252,9 @@ class Client:
         the caller reads the response."""
         payload, content_type = raw, "application/x-tar"
         if body is not None:
-            import json
+            from boxnet.cli import wirejson
 
-            payload, content_type = json.dumps(body).encode("utf-8"), "application/json"
+            payload, content_type = wirejson.dumps(body).encode("utf-8"), "application/json"
         conn = self.connect()
         try:
             conn.send_request(method, path + encode_query(query), payload, content_type)

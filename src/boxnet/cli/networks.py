@@ -160,7 +160,7 @@ def ipam_config(
 
 
 def build_create(args: argparse.Namespace) -> dict[str, Any]:
-    from boxnet.parsing.names import validate_network_name
+    from boxnet.parsing.netname import validate_network_name
 
     aux = key_values(args.aux_address, "--aux-address")
     for name, value in aux.items():
