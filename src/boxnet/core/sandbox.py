@@ -334,11 +334,10 @@ class Sandboxes:
         self.records.release_ports(c.id)
         for endpoint in self.records.endpoints(container_id=c.id):
             if endpoint.host_veth:
-                # The veth lives until the kernel frees the netns (after its last process, ~25
-                # ms and more later): down now, so nothing of it answers on the address
-                # released below, which the next container may get meanwhile.
+                # Down now, so nothing of the container answers on the address released below,
+                # which the next container may get at once; deleted after the answer.
                 try:
-                    links.set_down(self.ipr, endpoint.host_veth)
+                    links.retire_link(self.ipr, endpoint.host_veth)
                 except Exception as exc:
                     problems.append(f"veth {endpoint.host_veth} down: {exc}")
             self.records.delete_endpoint(endpoint.id)

@@ -7,6 +7,7 @@ kernel lets it be: "already there" on create and "already gone" on delete count 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 from collections.abc import Iterator, Sequence
@@ -32,7 +33,10 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from boxnet.errors import KernelError
 from boxnet.kernel import dump, ifctl, netns
+from boxnet.kernel.iproute import OwnedIPRoute
 from boxnet.kernel.netns import enable_ipv6, netlink_socket_in
+
+log = logging.getLogger(__name__)
 
 # rtnetlink constants (linux/rtnetlink.h) for the routes built by hand in _address_and_route.
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
@@ -139,15 +143,29 @@ def delete_link_in(netns_path: str | Path, ifname: str) -> None:
         delete_link(inner, ifname)
 
 
-def set_down(ipr: IPRoute, ifname: str) -> None:
-    """Set a link of the daemon's namespace down (index by ioctl); a missing one is fine."""
+def retire_link(ipr: IPRoute, ifname: str) -> None:
+    """Take a link of the daemon's namespace out of use now (down: no carrier for its peer)
+    and delete it later, on the daemon's slow netlink lane (kernel.iproute.OwnedIPRoute.defer:
+    the kernel's deletion blocks ~20-40 ms, the name leaves `ip link` at once). A veth would
+    otherwise wait for its netns to be freed (~25 ms after the last process, more under load).
+    A missing link is fine; a failed deletion is logged (garbage collection retries)."""
     try:
-        ipr.link("set", index=socket.if_nametoindex(ifname), state="down")
+        index = socket.if_nametoindex(ifname)  # one ioctl: the daemon's threads stay home
+        ipr.link("set", index=index, state="down")
     except OSError:
         return  # no such interface
     except NetlinkError as exc:
-        if exc.code != errno.ENODEV:
-            raise _fail(f"set {ifname} down", exc) from exc
+        if exc.code == errno.ENODEV:
+            return
+        raise _fail(f"set {ifname} down", exc) from exc
+
+    def done(failure: BaseException | None) -> None:
+        gone = isinstance(failure, NetlinkError) and failure.code in (errno.ENODEV, errno.ENOENT)
+        if failure is not None and not gone:
+            log.warning("delete link %s: %s", ifname, failure)
+
+    if isinstance(ipr, OwnedIPRoute):
+        ipr.defer(done, "link", "del", index=index)
 
 
 def set_hairpin(ipr: IPRoute, ifname: str) -> None:
