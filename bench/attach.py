@@ -100,7 +100,7 @@ class Level:
     run_ms: list[float] = field(default_factory=list)
     rm_ms: list[float] = field(default_factory=list)
     # From the start of `rm -f` until its veth is gone from the host namespace (bench/gone.py):
-    # the kernel frees it with the netns, after rm answered.
+    # boxnetd deletes it after rm answered (docs/CHOICES.md, issue 20).
     rm_gone_ms: list[float] = field(default_factory=list)
     api_run_ms: list[float] = field(default_factory=list)
     api_rm_ms: list[float] = field(default_factory=list)
@@ -259,7 +259,7 @@ def rows(levels: list[Level], raw: dict[str, float]) -> list[Row]:
                     "", f"<= {RM_GOAL_MS:g} ms"),
                 med(lv.rm_ms), RM_GOAL_MS,
             ),
-            Row(sec, "rm -f until its veth is gone (ip link; freed with the netns, after rm)",
+            Row(sec, "rm -f until its veth is gone (ip link; deleted after rm answers)",
                 lat(lv.rm_gone_ms), ratio(med(lv.rm_gone_ms), raw_gone)),
             Row(sec, "HTTP API alone: POST create + POST start (no CLI)", lat(lv.api_run_ms),
                 ratio(med(lv.api_run_ms), raw_total)),

@@ -1,6 +1,6 @@
 """When a link is really gone from a lab namespace (what `ip link` there shows), for the rows
-that report the kernel's deferred work: a container's veth after `rm -f` (it dies with the
-netns, asynchronously), a network's bridge after `network rm` (deleted after the answer).
+that report the kernel's deferred work: a container's veth after `rm -f`, a network's bridge
+after `network rm` (both deleted by boxnetd after it answered).
 
 A thread of this process enters the namespace (setns changes the calling thread only: nothing
 else of this process, and no namespace, changes) and polls if_nametoindex every 0.5 ms, bounded.
