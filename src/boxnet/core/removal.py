@@ -44,30 +44,34 @@ def remove(cs: Containers, ref: str, force: bool) -> None:
                     " force remove",
                     hint=f"boxnet rm -f {c.name}",
                 )
-            launcher.send_signal(c.pid, signal.SIGKILL)
+            alive = launcher.send_signal(c.pid, signal.SIGKILL)  # False: already gone
             cs.event(c, "kill", signal=str(int(signal.SIGKILL)))
             cs.event(c, "die", exitCode=str(KILLED_EXIT_CODE))
-            delete(cs, c, alive=True)
+            delete(cs, c, running=True, alive=alive)
             return
         delete(cs, c)
 
 
-def delete(cs: Containers, c: Container, alive: bool = False) -> None:
-    """Remove a container; `alive`: SIGKILLed but not yet gone (its shim's exit finishes)."""
+def delete(cs: Containers, c: Container, running: bool = False, alive: bool = False) -> None:
+    """Remove a container. `running`: its exit was not handled (rm -f), so its teardown is
+    done here as the exit would; `alive`: SIGKILLed but not gone yet (its shim's exit
+    finishes the removal)."""
     # A row left by an exception or a crash is dropped at the next start; gc finishes the rm.
     cs.restarts.cancel(c.id)
     intent = cs.records.intents.begin("container.rm", c.id, {"name": c.name})
     faults.point("container.rm.teardown")
-    if alive:  # what the exit would have done first (core/containers.py _on_shim_exit)
+    if running:  # what the exit would have done first (core/containers.py _on_shim_exit)
         for endpoint in cs.records.endpoints(container_id=c.id):
             cs.network_event("disconnect", endpoint.network_id, c)
         with metrics.timed("teardown"):
             cs.sandboxes.teardown(c)
         if cs.dns is not None:
             cs.dns.detach(c.id)
-        cs.removing[c.id] = intent
     else:
         cs.sandboxes.teardown(c)
+    if alive:
+        cs.removing[c.id] = intent
+    else:
         cgroups.remove(c.id)
     if cs.sandboxes.pipework is not None:
         cs.sandboxes.pipework.forget(c.id)
@@ -76,7 +80,7 @@ def delete(cs: Containers, c: Container, alive: bool = False) -> None:
         shutil.rmtree(cs.state_dir(c.id), ignore_errors=True)
         cs.records.intents.done(intent)
     cs.event(c, "destroy")
-    if alive:  # for a `wait` that comes late, as for --rm
+    if running:  # for a `wait` that comes late, as for --rm
         cs.recent_exits[c.id] = (KILLED_EXIT_CODE, time.monotonic())
     expire_recent(cs)
 
