@@ -76,7 +76,9 @@ def delete(cs: Containers, c: Container, running: bool = False, alive: bool = Fa
     if cs.sandboxes.pipework is not None:
         cs.sandboxes.pipework.forget(c.id)
     cs.records.delete_container(c.id)
-    if not alive:
+    if alive:
+        faults.point("container.rm.forgotten")
+    else:
         shutil.rmtree(cs.state_dir(c.id), ignore_errors=True)
         cs.records.intents.done(intent)
     cs.event(c, "destroy")
