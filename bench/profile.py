@@ -36,7 +36,7 @@ def span(owner, attr, name):
             metrics.record("span:" + name, time.perf_counter() - t)
     setattr(owner, attr, timed)
 
-from boxnet.core import containers, sandbox
+from boxnet.core import containers, removal, sandbox
 from boxnet.kernel import links, netns
 from boxnet.store import records
 from boxnet.firewall import nftables
@@ -66,7 +66,7 @@ span(records.Records, "update_container", "sqlite: update_container")
 span(records.Records, "delete_container", "rm: sqlite delete_container")
 span(containers.Containers, "remove", "rm: total (SIGKILL .. deleted)")
 span(containers.Containers, "_on_shim_exit", "rm: exit handling (teardown + record)")
-span(containers.shutil, "rmtree", "rm: state dir rmtree")
+span(removal.shutil, "rmtree", "rm: state dir rmtree (after the shim exits)")
 from boxnet.core import dnshook
 span(dnshook.NameService, "attach", "dns: attach (table, sockets, redirect)")
 try:

@@ -89,6 +89,10 @@ def serve(argv: list[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # pyroute2 and asyncio log every netlink message at DEBUG: under -D that multiplied the
+    # daemon's time per verb (network create 2-3x) and buried boxnet's own lines.
+    for noisy in ("pyroute2", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.INFO)
     from boxnet.kernel import fds
 
     fds.raise_limit()  # ~3 descriptors per container (kernel/fds.py)

@@ -22,6 +22,7 @@ STEPS = (
     "container.start.recorded",
     "container.exit.teardown",
     "container.rm.teardown",
+    "container.rm.forgotten",  # rm -f answered its record away; the shim's exit not yet seen
     "network.create.realised",
     "network.create.recorded",
     "network.rm.forgotten",

@@ -213,3 +213,45 @@ def test_daemon_restart_keeps_containers_running(lab: Lab) -> None:
     d.cli("stop", "-t", "0", "survivor")
     assert not inspect(d, "survivor")["State"]["Running"]
     assert subprocess.run(["test", "-e", f"/proc/{pid}"]).returncode != 0
+
+
+def _until(check: Any, seconds: float = 5.0) -> bool:
+    """Poll check() (bounded) until it is true."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return bool(check())
+
+
+def test_rm_f_frees_name_address_and_port_at_once_and_the_rest_soon(
+    env: tuple[BasicLab, Daemon],
+) -> None:
+    # rm -f answers without waiting for the container to die (core/removal.py): the name, the
+    # address and the port are free at once, the old veth is down (nothing of the dying
+    # container answers on the address), and the rest goes once it is dead.
+    basic, d = env
+    d.cli("run", "-d", "--name", "quick", "-p", "8181:80", "busybox", "sleep", "1000")
+    old = inspect(d, "quick")
+    old_ip = old["NetworkSettings"]["IPAddress"]
+    old_veth = old["NetworkSettings"]["Networks"]["bridge"]["HostInterfaceName"]
+    state_dir = d.data_root / "containers" / old["Id"]
+    assert state_dir.is_dir()
+    d.cli("rm", "-f", "quick")
+    links = {x["ifname"]: x for x in basic.host.ip_json("link")}
+    if old_veth in links:  # freed with the netns, asynchronously
+        assert "UP" not in links[old_veth]["flags"], links[old_veth]
+    d.cli("run", "-d", "--name", "quick", "-p", "8181:80", "busybox", "sleep", "1000")
+    new = inspect(d, "quick")
+    assert new["NetworkSettings"]["IPAddress"] == old_ip  # the lowest free address again
+    assert basic.host.ping(old_ip)  # answered by the new container, through its own veth
+    assert _until(lambda: old_veth not in {x["ifname"] for x in basic.host.ip_json("link")})
+    assert _until(lambda: not state_dir.exists())  # removed once its shim exited
+    assert not (d.exec_root / "netns" / old["Id"][:12]).exists()
+    assert d.pending_intents() == []  # the removal's intent closed with the shim's exit
+    events = d.cli("events", "--since", "0", "--until", str(int(time.time()) + 1),
+                   "--filter", f"container={old['Id']}").stdout  # fmt: skip
+    actions = [line.split()[2] for line in events.splitlines()]
+    assert actions[-3:] == ["kill", "die", "destroy"], actions
+    d.cli("rm", "-f", "quick")

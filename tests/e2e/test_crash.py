@@ -67,6 +67,8 @@ def test_crash_at_every_step_leaks_nothing(
     basic = basic_lab(lab)
     d = lab.boxnetd(basic.host)
     d.cli("run", "-d", "--name", "steady", "-p", "8080:80", "busybox", "sleep", "1000")
+    steady_id = d.cli("inspect", "-f", "{{.Id}}", "steady").stdout.strip()
+    steady_dir = d.data_root / "containers" / steady_id
     if step.startswith(("network.connect", "network.disconnect")):
         d.cli("network", "create", "side")
     if step.startswith("network.disconnect"):
@@ -85,7 +87,7 @@ def test_crash_at_every_step_leaks_nothing(
         d.cli("network", "create", "crashnet", check=False)
     elif step == "container.exit.teardown":
         d.cli("kill", "steady", check=False)
-    elif step == "container.rm.teardown":
+    elif step.startswith("container.rm."):
         d.cli("rm", "-f", "steady", check=False)
     else:
         d.cli(
@@ -104,6 +106,8 @@ def test_crash_at_every_step_leaks_nothing(
     monkeypatch.delenv(ENV)
     d.start()
     assert d.pending_intents() == []  # every interrupted change was resolved at start
+    if step == "container.rm.forgotten":  # rm -f answered; what its shim's exit was to remove
+        assert not steady_dir.exists()
     if step != "container.start.recorded":  # the only step after its change's intent closed
         assert "interrupted change" in d.log_path.read_text(), "no intent was left to resolve"
     state = snapshot(basic, d)
@@ -119,10 +123,16 @@ def test_crash_at_every_step_leaks_nothing(
         )
         for n in state["running"]
     )
-    # The survivor still works on every network it is recorded on.
-    for net in json.loads(d.cli("inspect", "--format", "json", "steady").stdout)[0][
-        "NetworkSettings"
-    ]["Networks"].values():
+    # The survivor still works on every network it is recorded on (unless rm -f had already
+    # removed it from the records when the daemon died).
+    survivors = [] if step == "container.rm.forgotten" else ["steady"]
+    for net in (
+        n
+        for name in survivors
+        for n in json.loads(d.cli("inspect", "--format", "json", name).stdout)[0][
+            "NetworkSettings"
+        ]["Networks"].values()
+    ):
         if not net["EndpointID"]:  # configured, not attached: the survivor was stopped
             continue
         gw = net["Gateway"]

@@ -21,7 +21,8 @@ from ipaddress import IPv4Address
 import pytest
 
 from boxnet.kernel import vxlan
-from boxnet.kernel.links import ensure_bridge, ipr_in, link_info
+from boxnet.kernel.bridges import ensure_bridge
+from boxnet.kernel.links import ipr_in, link_info
 from boxnet.lab import LanLab, lan_lab
 from boxnet.lab.daemon import venv_bin
 from boxnet.lab.etcd import start_etcd
@@ -66,7 +67,7 @@ def plug(lan: LanLab, host: Netns, bridge: str, name: str, ip: str) -> Box:
 def make_segment(host: Netns, vni: int) -> int:
     """Bridge br-vx<vni> with vx-<vni> enslaved, made by the verbs; vx-<vni>'s index."""
     with ipr_in(host.path) as ipr:
-        bridge = ensure_bridge(ipr, f"br-vx{vni}", OVERLAY_MTU)
+        bridge, _new = ensure_bridge(ipr, f"br-vx{vni}", OVERLAY_MTU)
         return vxlan.ensure_vxlan(ipr, vxlan.VxlanPlan(vni, underlay(host), OVERLAY_MTU, bridge))
 
 

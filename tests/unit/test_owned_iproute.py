@@ -57,3 +57,39 @@ def test_kernel_errors_reach_the_caller(ipr: OwnedIPRoute) -> None:
 def test_private_names_are_not_forwarded(ipr: OwnedIPRoute) -> None:
     with pytest.raises(AttributeError):
         ipr._no_such_thing  # noqa: B018
+
+
+def test_deferred_calls_run_in_order_and_report(ipr: OwnedIPRoute) -> None:
+    # A deferred call returns at once; its outcome reaches `then`; later calls and settle()
+    # come after it (the order network rm relies on: the bridge is gone before a create).
+    seen: list[object] = []
+    ipr.defer(seen.append, "link", "get", ifname="bx-no-such-link")
+    ipr.defer(seen.append, "link", "get", index=LOOPBACK_IFINDEX)
+    ipr.settle()
+    assert len(seen) == 2
+    assert isinstance(seen[0], NetlinkError) and seen[0].code == errno.ENODEV
+    assert seen[1] is None
+    assert ipr.link("get", index=LOOPBACK_IFINDEX)  # and the owner thread still serves
+
+
+def test_deferred_calls_keep_the_owner_free_and_keys_pending(ipr: OwnedIPRoute) -> None:
+    # The slow lane runs deferred verbs; the owner answers meanwhile; a key is pending until
+    # its verb is done, and settle(key) waits for exactly that.
+    gate = threading.Event()
+    seen: list[object] = []
+
+    def slow(failure: BaseException | None) -> None:
+        gate.wait(10)  # holds the lane, as a bridge deletion would
+        seen.append(failure)
+
+    ipr.defer(slow, "link", "get", index=LOOPBACK_IFINDEX, key="bx-test")
+    assert ipr.link("get", index=LOOPBACK_IFINDEX)  # not behind the deferred verb
+    assert ipr._pending.keys() == {"bx-test"}
+    waiter = threading.Thread(target=ipr.settle, args=("bx-test",))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # still pending
+    gate.set()
+    waiter.join(10)
+    assert not waiter.is_alive() and seen == [None] and not ipr._pending
+    ipr.settle("bx-other")  # nothing pending under that name: returns at once

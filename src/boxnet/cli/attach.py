@@ -13,7 +13,6 @@ container's shim, which has a pty of its own, gets the size from ours: runtime/s
 
 from __future__ import annotations
 
-import _socket
 import array
 import contextlib
 import errno
@@ -22,6 +21,7 @@ import select
 import signal
 import socket
 import sys
+from _socket import socket as unix_socket
 from collections.abc import Iterator
 
 from boxnet.cli.client import Client, Connection, check, quote
@@ -81,8 +81,8 @@ def attach_start(client: Client, path: str, fds: list[int]) -> Connection:
                 f"the boxnet daemon answered {head.status} to {path} instead of 100 Continue",
                 "the daemon and the CLI disagree on the fd-passing protocol: update both",
             )
-        # socket.send_fds, for the plain _socket the client uses (cli/client.py)
-        rights = array.array("i", fds).tobytes()
+        # socket.send_fds, on the client's bare _socket.socket (cli/client.py)
+        rights = array.array("i", fds)
         conn.sock.sendmsg([b"F"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
     except BaseException:
         conn.close()
@@ -131,7 +131,7 @@ def _raw_terminal(enabled: bool) -> Iterator[None]:
         termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
 
-def relay(master: int, until: _socket.socket | None, interactive: bool) -> None:
+def relay(master: int, until: unix_socket | None, interactive: bool) -> None:
     """Copy our stdin to the pty and the pty to our stdout until `until` becomes readable
     (None: until every holder of the pty's slave has closed it)."""
     raw = interactive and os.isatty(0)

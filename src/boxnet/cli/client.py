@@ -9,16 +9,19 @@ fd passing, see attach.py) and JSON errors `{"message", "hint"}`.
 
 from __future__ import annotations
 
-import _socket  # not `socket`: its enums cost ~3 ms of every CLI start, for nothing here
-import contextlib
 import os
-from collections.abc import Iterator, Mapping
+
+# The C module itself: socket.py builds its enums at import and pulls in selectors, ~3 ms of
+# the CLI's start-up; these connections need none of it (a plain AF_UNIX stream socket).
+from _socket import AF_UNIX, SOCK_STREAM
+from _socket import socket as unix_socket
 
 from boxnet import __version__
 from boxnet.errors import BoxnetError, InvalidArgument
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms of start-up; mypy takes this as True
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
     from typing import Any
 
 DEFAULT_HOST = "unix:///run/boxnet.sock"
@@ -81,17 +84,17 @@ class Response:
         self.body = body
 
     def json(self) -> Any:
-        import json  # only the commands that read JSON pay for it
+        from boxnet.cli import wirejson  # only the commands that read JSON pay for it
 
         if not self.body:
             return None
-        return json.loads(self.body)
+        return wirejson.loads(self.body)
 
 
 class Connection:
     """One socket, one request, one response (plus an optional `100 Continue` first)."""
 
-    def __init__(self, sock: _socket.socket) -> None:
+    def __init__(self, sock: unix_socket) -> None:
         self.sock = sock
         self._buf = b""
 
@@ -205,8 +208,10 @@ def check(resp: Response) -> None:
     if resp.status < 400:
         return
     body: Any = None
-    with contextlib.suppress(ValueError):  # not JSON: fall back to the text
+    try:
         body = resp.json()
+    except ValueError:  # not JSON: fall back to the text
+        pass
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         raise ApiError(resp.status, body["message"], body.get("hint"), body)
     text = resp.body.decode("utf-8", "replace").strip()
@@ -223,7 +228,7 @@ class Client:
             self.host = "unix://" + self.host  # messages always show the URL form
 
     def connect(self) -> Connection:
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        sock = unix_socket(AF_UNIX, SOCK_STREAM)
         try:
             sock.connect(self.path)
         except OSError as err:
@@ -247,9 +252,9 @@ class Client:
         the caller reads the response."""
         payload, content_type = raw, "application/x-tar"
         if body is not None:
-            import json
+            from boxnet.cli import wirejson
 
-            payload, content_type = json.dumps(body).encode("utf-8"), "application/json"
+            payload, content_type = wirejson.dumps(body).encode("utf-8"), "application/json"
         conn = self.connect()
         try:
             conn.send_request(method, path + encode_query(query), payload, content_type)

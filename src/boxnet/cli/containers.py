@@ -7,7 +7,6 @@ failed, like Docker's.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 
@@ -15,6 +14,7 @@ from boxnet.errors import BoxnetError, NotFound
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms of start-up; mypy takes this as True
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 PS_HEADERS = ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")

@@ -22,7 +22,7 @@ LAUNCHER = """#!{python} -IS
 import os
 import sys
 sys.path.insert(0, {src!r})
-from boxnet.cli.main import main
+from boxnet.cli.quick import main
 code = main()
 try:
     sys.stdout.flush()

@@ -18,6 +18,9 @@ import os
 import sys
 
 from boxnet import API_VERSION, __version__
+from boxnet.cli.context import Context, run
+
+__all__ = ["Context", "build_parser", "main"]
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms; mypy treats this name as True
 if TYPE_CHECKING:
@@ -103,24 +106,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"Error: {message}\nSee '{self.help_prog or self.prog} --help'.\n")
         raise SystemExit(USAGE_ERROR)
-
-
-class Context:
-    """What every handler needs: the parsed global flags and a lazily created daemon client."""
-
-    def __init__(self, host: str | None, debug: bool) -> None:
-        self.host = host
-        self.debug = debug
-        self._client: Any = None
-
-    @property
-    def client(self) -> Any:
-        # Created on first use: commands that fail validation never touch the socket.
-        if self._client is None:
-            from boxnet.cli.client import Client
-
-            self._client = Client(self.host)
-        return self._client
 
 
 def _show_help(parser: argparse.ArgumentParser) -> Any:
@@ -216,29 +201,4 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     args = build_parser(find_command(argv)).parse_args(argv)
-    try:
-        return int(args.func(Context(args.host, args.debug), args))
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # `boxnet ps | head`: stop quietly, and keep Python from complaining at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
-    except Exception as err:
-        from boxnet.errors import BoxnetError
-
-        if args.debug:
-            import traceback
-
-            traceback.print_exc()
-        if isinstance(err, BoxnetError):
-            sys.stderr.write(err.render() + "\n")
-            code = getattr(err, "exit_code", None)
-            return int(code) if code is not None else int(args.error_code)
-        if not args.debug:
-            sys.stderr.write(
-                f"Error: internal error in boxnet: {type(err).__name__}: {err}\n"
-                "Hint: run again with --debug to see where, and report it\n"
-            )
-        return int(args.error_code)
+    return run(args.func, Context(args.host, args.debug), args)

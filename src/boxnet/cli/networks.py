@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from boxnet.errors import InvalidArgument
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms of start-up; mypy takes this as True
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 LS_HEADERS = ("NETWORK ID", "NAME", "DRIVER", "SCOPE")
+# What `network create NAME` parses to besides the name (cli/quick.py builds it without
+# argparse; tests/unit/test_cli_quick.py checks it against the parser below).
+CREATE_DEFAULTS: dict[str, Any] = {
+    "driver": "bridge",
+    "subnet": [],
+    "gateway": [],
+    "ip_range": [],
+    "aux_address": [],
+    "internal": False,
+    "attachable": False,
+    "ipv6": False,
+    "ipv4": None,
+    "opt": [],
+    "label": [],
+}
 
 
 def register(sub: Any) -> None:
@@ -145,7 +160,7 @@ def ipam_config(
 
 
 def build_create(args: argparse.Namespace) -> dict[str, Any]:
-    from boxnet.parsing.names import validate_network_name
+    from boxnet.parsing.netname import validate_network_name
 
     aux = key_values(args.aux_address, "--aux-address")
     for name, value in aux.items():

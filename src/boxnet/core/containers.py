@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import shutil
 import signal
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from boxnet import faults
 from boxnet.clock import ZERO_TIME, now_rfc3339
-from boxnet.core import metrics
+from boxnet.core import metrics, removal
 from boxnet.core.etcfiles import etc_paths, write_etc_files
 from boxnet.core.events import EventBus, container_attributes
 from boxnet.core.execs import ExecRequest, ExecTable
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("boxnet.containers")
 
 STOP_GRACE_AFTER_KILL = 10.0
-RECENT_EXIT_SECONDS = 120.0
 
 
 class Containers:
@@ -67,8 +65,10 @@ class Containers:
         self.lock = lock
         self.changed = threading.Condition(lock)
         self.execs = ExecTable()  # pending and finished execs (core/execs.py)
-        # Exit codes of containers removed on exit (--rm), for a `wait` that comes late.
+        # Exit codes of containers removed on exit (--rm) or by rm -f, for a late `wait`.
         self.recent_exits: dict[str, tuple[int, float]] = {}
+        # Containers rm -f removed whose shim has not exited yet -> their container.rm intent.
+        self.removing: dict[str, int] = {}
         self.watcher = ShimWatcher(self._on_shim_exit)
         # The embedded resolver's hooks (core/dnshook.py), set by the controller.
         self.dns: NameService | None = None
@@ -302,7 +302,10 @@ class Containers:
     def _on_shim_exit(self, container_id: str) -> None:
         with self.lock:
             c = self.records.container(container_id)
-            if c is None or c.state != State.RUNNING:
+            if c is None:  # removed by rm -f: what needed the processes gone goes now
+                removal.finish_on_exit(self, container_id)
+                return
+            if c.state != State.RUNNING:
                 return
             status = launcher.read_exit(Path(self.state_dir(c.id)))
             intent = self.records.intents.begin("container.stop", c.id, {"name": c.name})
@@ -386,48 +389,12 @@ class Containers:
                 return False
             self.changed.wait(min(left, 0.5))
 
-    # -- remove ---------------------------------------------------------------------------------
+    # -- remove (core/removal.py) ------------------------------------------------------------
     def remove(self, ref: str, force: bool) -> None:
-        with self.changed:
-            c = self.find(ref)
-            restarting = c.state != State.RUNNING and self.restarts.pending(c.id)
-            if c.state == State.RUNNING or (restarting and not force):
-                if not force:  # moby's words, also while a restart is scheduled
-                    raise Conflict(
-                        f"You cannot remove a {'restarting' if restarting else 'running'}"
-                        f" container {c.id}. Stop the container before attempting removal or"
-                        " force remove",
-                        hint=f"boxnet rm -f {c.name}",
-                    )
-                launcher.send_signal(c.pid, signal.SIGKILL)
-                self.event(c, "kill", signal=str(int(signal.SIGKILL)))
-                if not self._wait_stopped(c.id, STOP_GRACE_AFTER_KILL):
-                    raise Conflict(f"container {c.name} did not stop after SIGKILL")
-                c = self.records.container(c.id) or c
-                if self.records.container(c.id) is None:
-                    return  # auto-removed on exit
-            self._delete(c)
+        removal.remove(self, ref, force)
 
     def _delete(self, c: Container) -> None:
-        # A row left by an exception or a crash is dropped at the next start; gc finishes the rm.
-        self.restarts.cancel(c.id)
-        intent = self.records.intents.begin("container.rm", c.id, {"name": c.name})
-        faults.point("container.rm.teardown")
-        self.sandboxes.teardown(c)
-        cgroups.remove(c.id)
-        if self.sandboxes.pipework is not None:
-            self.sandboxes.pipework.forget(c.id)
-        self.records.delete_container(c.id)
-        shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
-        self.records.intents.done(intent)
-        self.event(c, "destroy")
-        self._expire_recent()
-
-    def _expire_recent(self) -> None:
-        now = time.monotonic()
-        for cid, (_code, when) in list(self.recent_exits.items()):
-            if now - when > RECENT_EXIT_SECONDS:
-                del self.recent_exits[cid]
+        removal.delete(self, c)
 
     # -- exec -----------------------------------------------------------------------------------
     def exec_create(

@@ -144,9 +144,8 @@ class Networks:
             if exclude_bridge is None or n.bridge != exclude_bridge
             for cfg in n.ipam
         ]
-        for use in links.address_space(self.ipr):
-            if use.ifname in ours or use.ifname == "lo":
-                continue  # our own bridges' addresses and connected routes are the networks
+        # Our own bridges' addresses and connected routes are the networks themselves.
+        for use in links.address_space(self.ipr, frozenset(ours | {"lo"})):
             out.append(Occupant(use.network, use.what))
         return out
 
@@ -219,11 +218,28 @@ class Networks:
                 " endpoints",
                 hint="disconnect or remove its containers first",
             )
-        self.driver_of(net).retire(net)  # beyond this host (a global network's record)
-        intent = self.records.intents.begin("network.rm", net.id, {"name": net.name})
-        self._remove(net)
+        driver = self.driver_of(net)
+        driver.retire(net)  # beyond this host (a global network's record)
+        # The planned network is in the journal: a crash before its kernel objects are gone
+        # lets the next start delete them (resolve), whatever the bridge is named.
+        payload = {"name": net.name, "network": network_doc(net)}
+        intent = self.records.intents.begin("network.rm", net.id, payload)
+        if not driver.deletes_later(net):
+            self._remove(net)
+        else:  # the bridge goes after the answer (drivers/bridge.py), the intent with it
+            self.records.delete_network(net.id)
         faults.point("network.rm.forgotten")
         self.sync_firewall()
+        if driver.deletes_later(net):
+            driver.delete_later(net, lambda failure: self._deleted(net, intent, failure))
+        else:
+            self.records.intents.done(intent)
+
+    def _deleted(self, net: Network, intent: int, failure: BaseException | None) -> None:
+        """A deferred deletion finished (in the netlink owner thread)."""
+        if failure is not None:  # the intent stays: the next start retries (resolve)
+            log.warning("network rm %s: %s", net.name, failure)
+            return
         self.records.intents.done(intent)
 
     def resolve(self, kind: str, subject: str, payload: dict[str, Any]) -> str:
@@ -242,6 +258,12 @@ class Networks:
         if kind == "network.rm" and recorded is not None:
             self._remove(recorded)
             return "finished (removed)"
+        if kind == "network.rm" and payload.get("network"):  # recorded gone, maybe not its bridge
+            from boxnet.store.records import network_from_doc
+
+            gone = network_from_doc(payload["network"])
+            self.driver_of(gone).delete(gone)
+            return "finished (kernel objects removed)"
         return "finished"
 
     # -- firewall -------------------------------------------------------------------------------

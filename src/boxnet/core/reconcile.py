@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from boxnet.core import removal
 from boxnet.kernel import links, netns
 from boxnet.model import Container, State
 
@@ -84,6 +85,9 @@ class Reconciler:
                     outcome = self.lan.resolve(intent)
                 elif intent.kind in ("network.create", "network.rm"):
                     outcome = self.networks.resolve(intent.kind, intent.subject, intent.payload)
+                elif intent.kind == "container.rm" and not self.records.container(intent.subject):
+                    # rm -f answered; its shim's exit was to remove the rest (core/removal.py)
+                    outcome = removal.finish_leftovers(self.paths, intent.subject)
                 else:
                     outcome = "left to gc (its records are the intent)"
             except Exception as exc:  # reported; the row goes anyway (retrying cannot help)

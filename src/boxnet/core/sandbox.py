@@ -333,6 +333,13 @@ class Sandboxes:
             problems.append(f"unpublish: {exc}")
         self.records.release_ports(c.id)
         for endpoint in self.records.endpoints(container_id=c.id):
+            if endpoint.host_veth:
+                # Down now, so nothing of the container answers on the address released below,
+                # which the next container may get at once; deleted after the answer.
+                try:
+                    links.retire_link(self.ipr, endpoint.host_veth)
+                except Exception as exc:
+                    problems.append(f"veth {endpoint.host_veth} down: {exc}")
             self.records.delete_endpoint(endpoint.id)
             try:
                 self._detached(endpoint)

@@ -152,6 +152,15 @@ class NetworkDriver(ABC):
         """Remove the network's kernel objects. Idempotent: a crash may have removed some."""
         return None  # nothing to do for drivers without such objects
 
+    def deletes_later(self, net: Network) -> bool:
+        """Whether delete_later queues net's kernel objects' deletion instead of delete()."""
+        return False
+
+    def delete_later(self, net: Network, then: Callable[[BaseException | None], None]) -> None:
+        """Queue delete() (only when deletes_later(net)); `then(error or None)` runs when it
+        is done. Anything that needs the names or subnets again waits for it (ipr.settle)."""
+        raise NotImplementedError(f"the {self.name} driver deletes networks at once")
+
     def realise(self, net: Network, undo: Rollback) -> Network:
         """Make this host's kernel objects of a network that already exists elsewhere (a global
         network another host created); local drivers never get here."""

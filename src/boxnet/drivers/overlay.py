@@ -72,6 +72,7 @@ class OverlayDriver(BridgeDriver):
     scope = "global"
     # Its joins pass the bridge driver's point (counted there); this one is its own.
     steps = ("overlay.create.claimed",)
+    defer_delete = False  # the VXLAN device and the agent go with the bridge, at once
 
     def __init__(self, env: DriverEnv) -> None:
         super().__init__(env)

@@ -7,6 +7,7 @@ kernel lets it be: "already there" on create and "already gone" on delete count 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,10 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from boxnet.errors import KernelError
 from boxnet.kernel import dump, ifctl, netns, nlraw
+from boxnet.kernel.iproute import OwnedIPRoute
 from boxnet.kernel.netns import enable_ipv6, netlink_socket_in
+
+log = logging.getLogger(__name__)
 
 # rtnetlink constants (linux/rtnetlink.h): the main table, the universe scope.
 RT_TABLE_MAIN, RT_SCOPE_UNIVERSE = 254, 0
@@ -39,8 +43,12 @@ IPInterface = IPv4Interface | IPv6Interface
 IPAddress = IPv4Address | IPv6Address
 
 
-def _fail(what: str, exc: NetlinkError) -> KernelError:
+def fail(what: str, exc: NetlinkError) -> KernelError:
+    """A KernelError naming what failed, from a netlink error."""
     return KernelError(f"{what}: {os.strerror(exc.code) if exc.code else exc}")
+
+
+_fail = fail
 
 
 @contextmanager
@@ -125,28 +133,6 @@ def list_links(ipr: IPRoute) -> list[LinkInfo]:
     return out
 
 
-def ensure_bridge(ipr: IPRoute, name: str, mtu: int) -> int:
-    """Create the bridge if missing, bring it up; returns its index."""
-    info = link_info(ipr, name)
-    if info is None:
-        try:
-            ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
-        except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
-                raise _fail(f"create bridge {name}", exc) from exc
-        info = link_info(ipr, name)
-        if info is None:
-            raise KernelError(f"create bridge {name}: it vanished right after creation")
-    elif info.kind != "bridge":
-        raise KernelError(
-            f"create bridge {name}: a {info.kind or 'non-bridge'} interface has that name",
-            hint="remove it or choose another bridge name",
-        )
-    if not info.up:
-        ipr.link("set", index=info.index, state="up")
-    return info.index
-
-
 def delete_link(ipr: IPRoute, ifname: str) -> None:
     try:
         ipr.link("del", ifname=ifname)
@@ -159,6 +145,31 @@ def delete_link_in(netns_path: str | Path, ifname: str) -> None:
     """Delete ifname inside another namespace (a veth's peer goes with it; macvlans too)."""
     with ipr_in(netns_path) as inner:
         delete_link(inner, ifname)
+
+
+def retire_link(ipr: IPRoute, ifname: str) -> None:
+    """Take a link of the daemon's namespace out of use now (down: no carrier for its peer)
+    and delete it later, on the daemon's slow netlink lane (kernel.iproute.OwnedIPRoute.defer:
+    the kernel's deletion blocks ~20-40 ms, the name leaves `ip link` at once). A veth would
+    otherwise wait for its netns to be freed (~25 ms after the last process, more under load).
+    A missing link is fine; a failed deletion is logged (garbage collection retries)."""
+    try:
+        index = socket.if_nametoindex(ifname)  # one ioctl: the daemon's threads stay home
+        ipr.link("set", index=index, state="down")
+    except OSError:
+        return  # no such interface
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            return
+        raise _fail(f"set {ifname} down", exc) from exc
+
+    def done(failure: BaseException | None) -> None:
+        gone = isinstance(failure, NetlinkError) and failure.code in (errno.ENODEV, errno.ENOENT)
+        if failure is not None and not gone:
+            log.warning("delete link %s: %s", ifname, failure)
+
+    if isinstance(ipr, OwnedIPRoute):
+        ipr.defer(done, "link", "del", index=index)
 
 
 def set_hairpin(ipr: IPRoute, ifname: str) -> None:
@@ -261,10 +272,11 @@ class SpaceUse:
     what: str  # "the address 10.0.0.1/24 of eth0", "a route to 10.1.0.0/16"
 
 
-def address_space(ipr: IPRoute) -> list[SpaceUse]:
+def address_space(ipr: IPRoute, ignore: frozenset[str] = frozenset()) -> list[SpaceUse]:
     """What the namespace's addresses and routes already use, for overlap checks: every IPv4
     address, every global IPv6 address (no link-local, no ::1) and every IPv4 route of the
-    main table but default and loopback routes."""
+    main table but default and loopback routes; none of the interfaces named in `ignore`
+    (the caller's own bridges: skipped before parsing, which was most of the cost at 100)."""
     # Interface names come from the IPv4 addresses' labels; only the few interfaces without
     # one are asked for by index. Dumping every link instead costs ~0.6 ms per link in
     # pyroute2 (200 ms at 300 containers), and one request per route's interface ~0.3 ms
@@ -272,23 +284,10 @@ def address_space(ipr: IPRoute) -> list[SpaceUse]:
     # parsed by kernel/dump.py: through pyroute2 they cost another ~30 ms at 100 networks.
     # They read the calling thread's namespace: the daemon's threads never leave theirs.
     names: dict[int, str] = {}
-    v4 = []
-    for a in dump.addresses(socket.AF_INET):
+    v4_found = dump.addresses(socket.AF_INET)
+    for a in v4_found:
         if a.label:  # the interface's name (unless renamed since); "eth0:1" for aliases
             names.setdefault(a.index, a.label.split(":", 1)[0])
-        v4.append((a.index, IPv4Interface(f"{a.address}/{a.prefixlen}")))
-    v6 = [
-        (a.index, IPv6Interface(f"{a.address}/{a.prefixlen}"))
-        for a in dump.addresses(socket.AF_INET6)
-        if a.scope == RT_SCOPE_UNIVERSE
-    ]
-    routes = []
-    for r in dump.ipv4_routes(RT_TABLE_MAIN):
-        if not r.dst:  # the default route
-            continue
-        net = IPv4Network(f"{r.dst}/{r.dst_len}", strict=False)
-        if net.prefixlen and not net.is_loopback:
-            routes.append((r.oif, net))
 
     def name(index: int | None) -> str:
         if index is None:
@@ -296,6 +295,24 @@ def address_space(ipr: IPRoute) -> list[SpaceUse]:
         if index not in names:
             names[index] = _ifname(ipr, index)
         return names[index]
+
+    v4 = [
+        (a.index, IPv4Interface(f"{a.address}/{a.prefixlen}"))
+        for a in v4_found
+        if name(a.index) not in ignore
+    ]
+    v6 = [
+        (a.index, IPv6Interface(f"{a.address}/{a.prefixlen}"))
+        for a in dump.addresses(socket.AF_INET6)
+        if a.scope == RT_SCOPE_UNIVERSE and name(a.index) not in ignore
+    ]
+    routes = []
+    for r in dump.ipv4_routes(RT_TABLE_MAIN):
+        if not r.dst or (r.oif is not None and name(r.oif) in ignore):  # default route; ours
+            continue
+        net = IPv4Network(f"{r.dst}/{r.dst_len}", strict=False)
+        if net.prefixlen and not net.is_loopback:
+            routes.append((r.oif, net))
 
     uses = [SpaceUse(i.network, name(x), f"the address {i} of {name(x) or '?'}") for x, i in v4]
     uses += [SpaceUse(i.network, name(x), f"the address {i} of {name(x) or '?'}") for x, i in v6]

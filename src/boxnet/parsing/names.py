@@ -16,12 +16,13 @@ import os
 import re
 
 from boxnet.errors import InvalidArgument
+from boxnet.parsing.netname import NETWORK_NAME_MAX as NETWORK_NAME_MAX  # re-exported
+from boxnet.parsing.netname import validate_network_name as validate_network_name
 
 _CONTAINER_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", re.ASCII)
 _LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?", re.ASCII | re.IGNORECASE)
 _LABEL_UNDERSCORE_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?", re.ASCII | re.IGNORECASE)
 _HEX_RE = re.compile(r"[0-9a-f]{1,64}", re.ASCII)
-NETWORK_NAME_MAX = 128
 HOSTNAME_MAX = 63
 IFNAME_MAX = 15  # IFNAMSIZ (16) minus the terminating NUL
 
@@ -55,27 +56,6 @@ def validate_container_name(name: str) -> str:
             "e.g. web-1",
         )
     return bare
-
-
-def validate_network_name(name: str) -> str:
-    """1-128 printable characters, spaces included (Docker accepts `my net`), but no '/' (it
-    would split the API's URL path), no leading '-' (a flag) and no space at either end."""
-    printable = name.isprintable() and "/" not in name
-    if (
-        not name
-        or not printable
-        or len(name) > NETWORK_NAME_MAX
-        or name[0] == "-"
-        or name != name.strip()
-    ):
-        raise _bad(
-            "network name",
-            name,
-            f"use 1-{NETWORK_NAME_MAX} printable characters without '/', not starting with '-'"
-            " or a space",
-            "e.g. backend-net",
-        )
-    return name
 
 
 def validate_dns_label(label: str) -> str:
