@@ -15,8 +15,8 @@ def test_read_stat_of_a_known_child() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         for _ in range(100):  # bounded: until the child has exec'd (its cmdline is its own)
-            stat = procfs.read_stat(child.pid)
-            if stat is not None and stat.cmdline.endswith("time.sleep(30)"):
+            stat = procfs.read_stat(child.pid)  # and touched memory: right after exec, RSS is 0
+            if stat is not None and stat.cmdline.endswith("time.sleep(30)") and stat.rss_pages:
                 break
             time.sleep(0.02)
         assert stat is not None and stat.ppid == os.getpid() and stat.uid == os.getuid()
