@@ -22,6 +22,9 @@ def ensure_bridge(ipr: IPRoute, name: str, mtu: int) -> tuple[int, bool]:
     A bridge of that name still in deferred deletion (delete_bridge_later) is waited for."""
     if isinstance(ipr, OwnedIPRoute):  # the daemon's (tests may pass a plain IPRoute)
         ipr.settle(name)
+        created_index = _create_up(ipr, name, mtu)
+        if created_index is not None:
+            return created_index, True
     info = links.link_info(ipr, name)
     created = info is None
     if info is None:
@@ -41,6 +44,28 @@ def ensure_bridge(ipr: IPRoute, name: str, mtu: int) -> tuple[int, bool]:
     if not info.up:
         ipr.link("set", index=info.index, state="up")
     return info.index, created
+
+
+def _create_up(ipr: IPRoute, name: str, mtu: int) -> int | None:
+    """The common case, a name no link has: the bridge made up in one request, its index by
+    ioctl (the daemon's threads never leave its namespace), instead of a lookup, the add, a
+    second lookup and "up" (four round trips through the netlink owner thread, ~3 ms at 100
+    networks). None when the name exists (or appeared meanwhile): the caller looks closer."""
+    try:
+        socket.if_nametoindex(name)
+        return None
+    except OSError:
+        pass
+    try:
+        ipr.link("add", ifname=name, kind="bridge", mtu=mtu, state="up")
+    except NetlinkError as exc:
+        if exc.code == errno.EEXIST:
+            return None
+        raise links.fail(f"create bridge {name}", exc) from exc
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        raise KernelError(f"create bridge {name}: it vanished right after creation") from None
 
 
 def delete_bridge_later(
