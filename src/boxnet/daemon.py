@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -143,6 +144,11 @@ def serve(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
+    # What start-up made (modules, pyroute2, adopted records) lives as long as the daemon: frozen
+    # out of the collector's sight, a full collection no longer walks it in the middle of a
+    # start (18-24 ms each, once every ~20 starts, at N=0; more with more adopted).
+    gc.collect()
+    gc.freeze()
     log.info("boxnetd ready on unix://%s (pid %d)", paths.socket, os.getpid())
     try:
         server.serve_forever(poll_interval=0.5)

@@ -48,3 +48,13 @@ def test_a_family_the_container_lacks_is_refused() -> None:
         alloc.allocate([req(ANY4)], {}, ANY4, set(), ipv6=True, ipv4=False)
     with pytest.raises(InvalidArgument, match=r"\[2001:db8::9\]: the host has no such address"):
         alloc.allocate([req(IPv6Address("2001:db8::9"))], {}, ANY4, set(), ipv6=True)
+
+
+def test_the_records_index_is_read_in_place_and_never_written() -> None:
+    """publish_requests hands the allocator Records' own index (host port -> host ips)."""
+    index = {48123: {"0.0.0.0"}, 48124: {"127.0.0.1"}}
+    wide = PortRequest(80, "tcp", None, 48123, 48126)
+    chosen = PortAllocator().allocate([wide, wide], {"tcp": index}, ANY4, set())
+    # 48123 is taken by 0.0.0.0, 48124 by 127.0.0.1 (which 0.0.0.0 overlaps): 48125 then 48126
+    assert [b.host_port for b in chosen] == [48125, 48126]
+    assert index == {48123: {"0.0.0.0"}, 48124: {"127.0.0.1"}}

@@ -18,10 +18,15 @@ from typing import TYPE_CHECKING
 
 from boxnet import faults
 from boxnet.core import metrics
-from boxnet.core.ports import PortAllocator, port_windows
+from boxnet.core.ports import PortAllocator
 from boxnet.errors import Conflict, Forbidden, InvalidArgument
 from boxnet.firewall.base import ANY, ANY_IP, DnatIntent
-from boxnet.ipam.allocator import check_static_address, pick_address, reserved_addresses
+from boxnet.ipam.allocator import (
+    Unavailable,
+    check_static_address,
+    pick_address,
+    reserved_addresses,
+)
 from boxnet.kernel import links, netns
 from boxnet.model import (
     OPT_ENDPOINT_GATEWAY,
@@ -225,15 +230,18 @@ class Sandboxes:
                     hint="choose another --ip, or leave it out",
                 )
             return wanted
-        taken = self.records.leased_ips(net.id) | reserved_addresses(
-            cfg.subnet, cfg.gateway, cfg.aux_addresses.values()
-        )
+        lost: set[IPAddress] = set()  # lost races with another writer
+        reserved = reserved_addresses(cfg.subnet, cfg.gateway, cfg.aux_addresses.values())
+        taken = Unavailable(self.records.leased_view(net.id), reserved, lost)
+        floor = self.records.lease_floor(net.id, cfg.version)
         while True:
-            ip = pick_address(cfg.subnet, cfg.ip_range, taken)
+            ip = pick_address(cfg.subnet, cfg.ip_range, taken, start_at=floor)
             if self.records.lease(net.id, ip, owner_id, static=False):
+                if not lost:  # ip was the lowest free one: all below it are taken
+                    self.records.raise_lease_floor(net.id, cfg.version, int(ip) + 1)
                 undo.push("release lease", lambda: self.records.release_leases(owner_id, net.id))
                 return ip
-            taken.add(ip)  # lost a race with another writer: try the next one
+            lost.add(ip)  # try the next one
 
     def _publish(self, c: Container, endpoint: Endpoint, undo: Undo) -> tuple[PortBinding, ...]:
         requests = list(c.spec.ports)
@@ -260,8 +268,7 @@ class Sandboxes:
                 hint="internal networks have no route to or from the outside",
             )
         used = {
-            proto: self.records.used_host_ports(proto, low, high)
-            for proto, (low, high) in port_windows(requests).items()
+            proto: self.records.host_ports_index(proto) for proto in {r.proto for r in requests}
         }
         default_ip = net.host_binding if net is not None else IPv4Address("0.0.0.0")
         # The host's addresses only matter for bindings to one address; dumping them costs

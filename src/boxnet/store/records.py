@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, replace
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface, ip_network
 from typing import Any, TypeVar
@@ -148,6 +149,10 @@ class Records:
         # at 300 containers). Only a hint: lease() still checks the row, so a stale entry
         # costs a retry or skips an address, never a double lease.
         self._leased: dict[str, set[IPAddress]] = {}
+        # (network id, IP version) -> an address (int) below which every dynamic address is
+        # leased: raised by the allocator after a pick, lowered by every release. The same kind
+        # of hint: it lets the lowest-free scan start there instead of at the 1st of 1,000 leases.
+        self._floor: dict[tuple[str, int], int] = {}
         # protocol -> host port -> host ips reserved on it: the same kind of hint for the port
         # allocator (reading a window of every published port grew with the population too).
         self._host_ports: dict[str, dict[int, set[str]]] | None = None
@@ -251,11 +256,30 @@ class Records:
             cached = self._leased[network_id] = {ip_address(r["ip"]) for r in rows}
         return set(cached)
 
+    def leased_view(self, network_id: str) -> AbstractSet[IPAddress]:
+        """The addresses leased on the network, not copied: read it, never keep it."""
+        cached = self._leased.get(network_id)
+        if cached is None:
+            self.leased_ips(network_id)
+            cached = self._leased[network_id]
+        return cached
+
+    def lease_floor(self, network_id: str, version: int) -> int | None:
+        return self._floor.get((network_id, version))
+
+    def raise_lease_floor(self, network_id: str, version: int, value: int) -> None:
+        """Every dynamic address of the network below `value` is leased (the allocator knows)."""
+        self._floor[(network_id, version)] = value
+
     def _forget_leases(self, rows: list[sqlite3.Row]) -> None:
         for row in rows:
+            ip = ip_address(row["ip"])
             cached = self._leased.get(row["network_id"])
             if cached is not None:
-                cached.discard(ip_address(row["ip"]))
+                cached.discard(ip)
+            key = (row["network_id"], ip.version)
+            if key in self._floor and int(ip) < self._floor[key]:
+                self._floor[key] = int(ip)  # free again: the next scan starts there
 
     def lease(self, network_id: str, ip: IPAddress, container_id: str, static: bool) -> bool:
         """Reserve one address; False when somebody else holds it."""
@@ -349,6 +373,10 @@ class Records:
         else:
             found = ((port, ips) for port, ips in by_port.items() if low <= port <= high)
         return {(ip, port) for port, ips in found for ip in ips}
+
+    def host_ports_index(self, proto: str) -> Mapping[int, AbstractSet[str]]:
+        """Reserved host ips of proto by host port, not copied: read it, never keep it."""
+        return self._ports_of(proto)
 
     def _ports_of(self, proto: str) -> dict[int, set[str]]:
         if self._host_ports is None:
