@@ -41,7 +41,7 @@ def test_containers_hold_no_descriptor_below_fd_setsize(daemon: Daemon) -> None:
     d.cli("run", "-d", "--name", "warm", "busybox", "sleep", "600")  # lazy imports, pools
     before_low = low_count(d.pid)
     before_high = len(descriptors(d.pid)) - before_low
-    names = [f"c{i}" for i in range(6)]
+    names = [f"c{i}" for i in range(12)]
     for i, name in enumerate(names):
         args = ["-p", "80"] if i % 2 else []
         d.cli("run", "-d", "--name", name, *args, "busybox", "sleep", "600")
@@ -53,9 +53,11 @@ def test_containers_hold_no_descriptor_below_fd_setsize(daemon: Daemon) -> None:
         after = descriptors(d.pid)
         low = sum(1 for fd in after if fd < FD_SETSIZE)
         high = len(after) - low
-        # Unparked, each container would add its three (18 here); other work (log files,
-        # connections of the moment) may hold a few more below 1024 for a while.
-        assert low - before_low < 2 * len(names), (before_low, after)
+        # Unparked, each container would add its own (3-4 apiece, 36+ here; one descriptor per
+        # container left unparked adds 12: the namespace's IPv6 default sysctl once did, and
+        # boxnetd aborted at ~1,000 containers); other work (log files, connections of the
+        # moment) may hold a few more below 1024 for a while, never one per container.
+        assert low - before_low < len(names) // 2, (before_low, after)
         # Each container's resolver sockets and pidfd: three parked descriptors apiece.
         assert high >= before_high + 3 * len(names), (before_high, after)
         # Names still resolve through the parked sockets.

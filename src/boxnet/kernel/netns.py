@@ -104,7 +104,10 @@ def create_netns(path: Path, prepare: Sequence[SocketKind] = (), nftables: bool 
         # an endpoint on an IPv6 network turns it on for its own interface (enable_ipv6).
         with contextlib.suppress(FileNotFoundError):  # a kernel without IPv6: nothing to do
             _write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")
-            v6_default.append(os.open(f"/proc/sys/{V6_DEFAULT}", os.O_WRONLY | os.O_CLOEXEC))
+            # held as long as the namespace lives: parked out of select()'s range (kernel/fds.py)
+            v6_default.append(
+                fds.park(os.open(f"/proc/sys/{V6_DEFAULT}", os.O_WRONLY | os.O_CLOEXEC))
+            )
         if nftables:
             nft.append(_new_nftables())
         return spares
