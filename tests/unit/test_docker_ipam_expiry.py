@@ -102,3 +102,25 @@ def test_the_grace_period_is_shortened_for_tests_only_by_the_environment(
     assert DockerIpam(cast(Any, FakeNetworks()), records).grace == 3.0
     monkeypatch.setenv(GRACE_ENV, "nonsense")
     assert DockerIpam(cast(Any, FakeNetworks()), records).grace == GRACE_SECONDS
+
+
+def test_housekeeping_chores_run_at_start_then_at_their_period() -> None:
+    """The firewall guard's thread runs the expiry: at once when started (daemon start), even
+    without a firewall, then once per period."""
+    import threading
+
+    from boxnet.core.reconcile import FirewallGuard
+
+    calls: list[float] = []
+    ran = threading.Event()
+    guard = FirewallGuard(cast(Any, None), None, threading.RLock())
+    guard.add_chore("count", 60.0, lambda: (calls.append(1), ran.set()))
+    guard.start()
+    try:
+        assert ran.wait(5)
+    finally:
+        guard.stop()
+    due: dict[str, float] = {}
+    guard._run_chores(due)
+    guard._run_chores(due)  # not due again for 60 s
+    assert len(calls) == 2

@@ -32,7 +32,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import TYPE_CHECKING
 
 from boxnet.drivers.overlay import OverlayDriver
-from boxnet.errors import Conflict, InvalidArgument
+from boxnet.errors import BoxnetError, Conflict, InvalidArgument
 from boxnet.ipam.allocator import (
     Occupant,
     check_static_address,
@@ -210,7 +210,11 @@ class DockerIpam:
         revision, so a transfer by CreateEndpoint meanwhile wins)."""
         with lock:
             released = self._expire_local()
-        for what in released + self._expire_cluster():
+        try:
+            released += self._expire_cluster()
+        except BoxnetError as err:  # the store does not answer: next round
+            log.warning("Docker IPAM claims in the cluster store not checked: %s", err.message)
+        for what in released:
             log.warning("released %s", what)
 
     def _expire_local(self) -> list[str]:
