@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import time
 from collections.abc import Iterator
 from ipaddress import ip_interface
@@ -22,6 +23,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from boxnet.core.dockeripam import GRACE_ENV, SWEEP_ENV
 from boxnet.faults import ENV
 from boxnet.lab import BasicLab, Daemon, Lab, basic_lab
 from boxnet.lab.dockerd import DockerEngine
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.e2e
 NET = "bnet"
 SUBNET = "10.99.60.0/24"
 OUTSIDE_URL = "http://203.0.113.1/"
+GRACE = 4.0  # Docker IPAM leases no endpoint took expire after this (120 s outside tests)
 
 
 class Env(NamedTuple):
@@ -52,7 +55,12 @@ class Env(NamedTuple):
 def env() -> Iterator[Env]:
     lab = Lab("docker-plugin")
     engine: DockerEngine | None = None
+    mp = pytest.MonkeyPatch()
     try:
+        # Expired leases are released by `boxnet system gc` here (the housekeeping round comes
+        # once an hour), so the test sees gc's report.
+        mp.setenv(GRACE_ENV, str(GRACE))
+        mp.setenv(SWEEP_ENV, "3600")
         basic = basic_lab(lab)
         workdir = lab.tmpdir / "docker"
         engine = DockerEngine(basic.host, workdir)
@@ -67,6 +75,7 @@ def env() -> Iterator[Env]:
             with contextlib.suppress(Exception):
                 engine.close()
         lab.close()
+        mp.undo()
 
 
 def ip_of(e: Env, name: str, net: str = NET) -> str:
@@ -170,6 +179,21 @@ def test_boxnet_container_and_docker_container_share_an_adopted_network(env: Env
     e.daemon.cli("network", "rm", "shared")
 
 
+def request_address(e: Env, pool: str) -> str:
+    """dockerd's RequestAddress on boxnetd's plugin socket (bare HTTP/1.0); no CreateEndpoint."""
+    data = json.dumps({"PoolID": pool, "Options": {}}).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(15)
+        conn.connect(str(e.docker.plugins / "boxnet.sock"))
+        head = f"POST /IpamDriver.RequestAddress HTTP/1.0\r\nContent-Length: {len(data)}\r\n\r\n"
+        conn.sendall(head.encode() + data)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    assert b" 200 " in reply.partition(b"\r\n")[0], reply
+    return str(json.loads(reply.partition(b"\r\n\r\n")[2])["Address"]).split("/")[0]
+
+
 def test_boxnet_ipam_driver_shares_one_address_space(env: Env) -> None:
     """--ipam-driver boxnet: boxnet's allocator for Docker's containers too, so an adopted
     network needs no --ip-range split, and a pool is picked clear of boxnet's networks."""
@@ -186,6 +210,21 @@ def test_boxnet_ipam_driver_shares_one_address_space(env: Env) -> None:
     dk_ip = ip_of(e, "dk2", "dshared2")
     assert bx_ip == "10.99.64.2" and dk_ip == "10.99.64.3"
     assert "1 packets received" in e.run("exec", "dk2", "ping", "-c1", "-W2", bx_ip)
+    # dockerd asks for an address and dies before CreateEndpoint: the lease expires after
+    # GRACE (not before: its endpoint may be on its way), and the address is handed out again.
+    made = time.monotonic()
+    leaked = request_address(e, "10.99.64.0/24")
+    assert leaked == "10.99.64.4"
+    assert leaked not in e.daemon.cli("system", "gc").stdout
+    assert request_address(e, "10.99.64.0/24") == "10.99.64.5"  # .4 is still held
+    time.sleep(max(0.0, time.monotonic() - made + GRACE + 0.5))  # both are GRACE old then
+    out = e.daemon.cli("system", "gc").stdout
+    assert f"address {leaked} of network shared2" in out, out
+    assert "address 10.99.64.5 of network shared2" in out, out
+    e.run("run", "-d", "--name", "dk4", "--network", "dshared2", e.image, "sleep", "600")
+    assert ip_of(e, "dk4", "dshared2") == leaked
+    assert ip_of(e, "dk2", "dshared2") == dk_ip  # the lease its endpoint took stays
+    e.run("rm", "-f", "dk4")
     # A pool of boxnet's choosing: none of the subnets boxnet's networks hold.
     e.run("network", "create", "-d", "boxnet", "--ipam-driver", "boxnet", "auto")
     pool = e.d("network", "inspect", "auto")[0]["IPAM"]["Config"][0]["Subnet"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from boxnet.core.dockeripam import GRACE_ENV, SWEEP_ENV
 from boxnet.lab import Daemon, Lab
 from boxnet.lab.dockerd import DockerEngine
 from boxnet.lab.overlay import OUTSIDE, OverlayLab, host_address, overlay_lab
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.e2e
 
 OV = "ov1"  # the boxnet overlay network, and each dockerd's network on it
 SUBNET = "10.10.0.0/24"
+GRACE = 4.0  # Docker IPAM claims no endpoint took expire after this (120 s outside tests)
 
 
 class Env(NamedTuple):
@@ -47,10 +50,15 @@ class Env(NamedTuple):
 def env() -> Iterator[Env]:
     lab = Lab("docker-plugin-ov")
     engines: list[DockerEngine] = []
+    mp = pytest.MonkeyPatch()
     try:
         ovl = overlay_lab(2, lab)
+        mp.setenv(GRACE_ENV, str(GRACE))
         for i in range(2):
             engine = DockerEngine(ovl.hosts[i], lab.tmpdir / f"docker{i + 1}")
+            # Host 1 expires claims in `boxnet system gc` only (its housekeeping round comes
+            # once an hour); host 2's round comes every 2 s (the 2 s tick of its loop).
+            mp.setenv(SWEEP_ENV, "3600" if i == 0 else "2")
             ovl.daemon(i, "--docker-plugin-socket", str(engine.plugins / "boxnet.sock"))
             engines.append(engine)
         image = ""
@@ -63,6 +71,7 @@ def env() -> Iterator[Env]:
             with contextlib.suppress(Exception):
                 engine.close()
         lab.close()
+        mp.undo()
 
 
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = 15.0) -> None:
@@ -158,6 +167,67 @@ def test_containers_on_two_hosts_talk_and_reach_the_outside(env: Env) -> None:
     assert out.returncode == 0, out.stderr
     # Host 1 knows b1 behind host 2 (programmed from etcd, not learned).
     assert knows(e, 0, b1["IPAddress"], b1["MacAddress"], on_host=1)
+
+
+def plugin_call(e: Env, i: int, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST to boxnetd's plugin socket on host i, as dockerd does (bare HTTP/1.0)."""
+    data = json.dumps(body).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(15)
+        conn.connect(str(e.engines[i].plugins / "boxnet.sock"))
+        head = f"POST /{method} HTTP/1.0\r\nContent-Length: {len(data)}\r\n\r\n"
+        conn.sendall(head.encode() + data)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    status, _, rest = reply.partition(b"\r\n")
+    assert b" 200 " in status, reply
+    return dict(json.loads(rest.partition(b"\r\n\r\n")[2]))
+
+
+def request_address(e: Env, i: int) -> str:
+    """dockerd's RequestAddress for a container on ov1 (no CreateEndpoint follows)."""
+    got = plugin_call(e, i, "IpamDriver.RequestAddress", {"PoolID": SUBNET, "Options": {}})
+    return str(got["Address"]).split("/")[0]
+
+
+def ip_claims(e: Env) -> dict[str, str]:
+    """address -> holder of every address claim in etcd (etcdctl, not boxnet's code)."""
+    assert e.lab.etcd is not None
+    lines = e.lab.etcd.etcdctl("get", "--prefix", "/boxnet/ips/").stdout.splitlines()
+    pairs = zip(lines[::2], lines[1::2], strict=True)
+    return {key.rsplit("/", 1)[1]: value for key, value in pairs}
+
+
+def test_a_claim_no_endpoint_took_expires(env: Env) -> None:
+    """dockerd died between RequestAddress and CreateEndpoint: the claim it left in etcd is
+    released once GRACE old, by `boxnet system gc` (host 1) or the housekeeping loop (host 2);
+    claims handed to endpoints stay."""
+    e = env
+    made = time.monotonic()
+    ip = request_address(e, 0)
+    a1 = settings(e, 0, "a1")["IPAddress"]
+    claims = ip_claims(e)
+    assert claims[ip].startswith(f"{host_address(0)}/docker-ipam@"), claims
+    young = e.daemon(0).cli("system", "gc").stdout
+    assert ip not in young and ip in ip_claims(e)  # its endpoint may be on its way
+    time.sleep(max(0.0, made + GRACE + 0.5 - time.monotonic()))
+    out = e.daemon(0).cli("system", "gc").stdout
+    assert f"address {ip} of overlay {OV}" in out, out
+    claims = ip_claims(e)
+    assert ip not in claims, claims
+    # a1's claim was transferred to its endpoint: not provisional, kept; a1 still talks.
+    assert a1 in claims and "docker-ipam" not in claims[a1], claims
+    assert pings(e, 0, "a1", settings(e, 1, "b1")["IPAddress"])
+    # The address is handed out again (the lowest free one); ReleaseAddress gives it back.
+    assert request_address(e, 0) == ip
+    plugin_call(e, 0, "IpamDriver.ReleaseAddress", {"PoolID": SUBNET, "Address": ip})
+    assert ip not in ip_claims(e)
+    # Host 2: no gc, its housekeeping round releases it.
+    ip2 = request_address(e, 1)
+    assert ip_claims(e)[ip2].startswith(f"{host_address(1)}/docker-ipam@")
+    wait_for(lambda: ip2 not in ip_claims(e), "host 2's expired claim released", GRACE + 15)
+    assert time.monotonic() - made >= GRACE
 
 
 def test_names_are_dockers_own_per_host(env: Env) -> None:

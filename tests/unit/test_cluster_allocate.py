@@ -11,8 +11,11 @@ import pytest
 from boxnet.cluster.allocate import (
     IP_PREFIX,
     claim_address,
+    expired_claims,
     pick_subnet,
     release_address_of,
+    release_claim,
+    stamped,
     transfer_address,
 )
 from boxnet.cluster.store import KeyValue
@@ -80,6 +83,13 @@ class MemoryKv:
     def delete(self, key: str) -> bool:
         return self.data.pop(key, None) is not None
 
+    def compare_and_delete(self, key: str, mod_revision: int) -> bool:
+        kv = self.data.get(key)
+        if kv is None or kv.mod_revision != mod_revision:
+            return False
+        del self.data[key]
+        return True
+
 
 SUBNET = IPv4Network("10.10.0.0/24")
 
@@ -102,3 +112,63 @@ def test_a_docker_ipam_claim_is_handed_to_its_endpoint() -> None:
     assert claim_address(store, "n1", SUBNET, "h2/docker-ipam") == IPv4Address("10.10.0.3")
     release_address_of(store, "n1", IPv4Address("10.10.0.3"), "h2/docker-ipam")
     assert kv.get(f"{IP_PREFIX}n1/10.10.0.3") is None
+
+
+def test_a_stamped_claim_expires_after_the_grace_period_only() -> None:
+    """Docker's IPAM claims carry when they were made: the host that made one releases it once
+    it is grace seconds old (no endpoint took it); other holders' claims are never its own."""
+    kv = MemoryKv()
+    store: Any = kv
+    a = claim_address(store, "n1", SUBNET, stamped("h1/docker-ipam", 1000))
+    b = claim_address(store, "n1", SUBNET, stamped("h2/docker-ipam", 900))  # another host's
+    c = claim_address(store, "n1", SUBNET, "h1/endpoint")  # an endpoint's: never provisional
+    assert (a, b, c) == tuple(IPv4Address(f"10.10.0.{i}") for i in (2, 3, 4))
+    assert expired_claims(store, "h1/docker-ipam", 1000 + 119, 120, 64) == []
+    (old,) = expired_claims(store, "h1/docker-ipam", 1000 + 120, 120, 64)
+    assert (old.network_id, old.ip, old.holder, old.made) == ("n1", a, "h1/docker-ipam", 1000)
+    assert release_claim(store, old)
+    assert kv.get(f"{IP_PREFIX}n1/{a}") is None
+    assert kv.get(f"{IP_PREFIX}n1/{b}") is not None and kv.get(f"{IP_PREFIX}n1/{c}") is not None
+    # Released, the address is handed out again (the lowest free one).
+    assert claim_address(store, "n1", SUBNET, "h1/other") == a
+
+
+def test_an_unstamped_provisional_claim_counts_as_expired() -> None:
+    """Claims made before claims carried their time: nothing says they are young."""
+    kv = MemoryKv()
+    store: Any = kv
+    ip = claim_address(store, "n1", SUBNET, "h1/docker-ipam")
+    (claim,) = expired_claims(store, "h1/docker-ipam", 0, 120, 64)
+    assert claim.ip == ip and claim.made is None
+
+
+def test_expiry_is_bounded_per_round() -> None:
+    kv = MemoryKv()
+    store: Any = kv
+    for _ in range(5):
+        claim_address(store, "n1", SUBNET, stamped("h1/docker-ipam", 0))
+    assert len(expired_claims(store, "h1/docker-ipam", 500, 120, 3)) == 3
+
+
+def test_a_claim_transferred_after_it_was_read_is_not_released() -> None:
+    """The endpoint's CreateEndpoint comes between the sweep's read and its delete: the delete
+    compares the revision read, so the endpoint keeps its address."""
+    kv = MemoryKv()
+    store: Any = kv
+    ip = claim_address(store, "n1", SUBNET, stamped("h1/docker-ipam", 0))
+    (claim,) = expired_claims(store, "h1/docker-ipam", 500, 120, 64)
+    assert transfer_address(store, "n1", ip, "h1/docker-ipam", "h1/endpoint")
+    assert not release_claim(store, claim)
+    held = kv.get(f"{IP_PREFIX}n1/{ip}")
+    assert held is not None and held.value == b"h1/endpoint"
+    assert expired_claims(store, "h1/docker-ipam", 500, 120, 64) == []
+
+
+def test_a_stamped_claim_is_transferred_and_released_by_its_holder() -> None:
+    kv = MemoryKv()
+    store: Any = kv
+    ip = claim_address(store, "n1", SUBNET, stamped("h1/docker-ipam", 7))
+    # dockerd asking again for the same address: still this holder's.
+    assert claim_address(store, "n1", SUBNET, stamped("h1/docker-ipam", 9), ip) == ip
+    release_address_of(store, "n1", ip, "h1/docker-ipam")  # ReleaseAddress
+    assert kv.get(f"{IP_PREFIX}n1/{ip}") is None

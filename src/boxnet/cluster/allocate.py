@@ -11,15 +11,21 @@ or the same address. Each claim is one atomic write:
   from the fresh map.
 
 Every loop is bounded: a store too busy to settle raises Unavailable rather than spinning.
+
+An address claim's value is its holder (`<advertise>/<owner>`), optionally stamped with when it
+was made (`<holder>@<unix seconds>`): Docker's IPAM claims before the endpoint exists, and the
+stamp lets the host that made such a claim release it when no endpoint took it (expired_claims).
+Only that host reads its own stamps, so the hosts' clocks need not agree.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from boxnet.cluster.store import KEY_ROOT, ClusterStore
+from boxnet.cluster.store import KEY_ROOT, ClusterStore, KeyValue
 from boxnet.errors import Conflict, InvalidArgument, Unavailable
 
 SUBNETS_KEY = f"{KEY_ROOT}subnets"
@@ -35,6 +41,44 @@ def _busy(what: str) -> Unavailable:
         f"could not {what}: the cluster store changed under every one of {MAX_ROUNDS} attempts",
         "try again; many hosts are creating networks at once",
     )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An address claim as read from the store: who holds it, since when (None: not stamped)."""
+
+    kv: KeyValue
+    network_id: str
+    ip: IPv4Address
+    holder: str
+    made: float | None
+
+
+def stamped(holder: str, made: float) -> str:
+    """The value of a claim that carries when it was made."""
+    return f"{holder}@{made:.0f}"
+
+
+def parse_claim(kv: KeyValue) -> Claim | None:
+    """The claim an /boxnet/ips/<network>/<ip> key holds (None: not such a key)."""
+    network_id, _, ip = kv.key.removeprefix(IP_PREFIX).rpartition("/")
+    try:
+        address = IPv4Address(ip)
+    except ValueError:
+        return None
+    value = kv.value.decode(errors="replace")
+    holder, at, when = value.rpartition("@")
+    made: float | None = None
+    if at and when.isdigit():
+        made = float(when)
+    else:
+        holder = value
+    return Claim(kv, network_id, address, holder, made)
+
+
+def _holder(value: bytes) -> str:
+    holder, at, when = value.decode(errors="replace").rpartition("@")
+    return holder if at and when.isdigit() else value.decode(errors="replace")
 
 
 def claim_vni(store: ClusterStore, owner: str, first: int = FIRST_VNI, last: int = LAST_VNI) -> int:
@@ -132,8 +176,9 @@ def claim_address(
     requested: IPv4Address | None = None,
     lease: int = 0,
 ) -> IPv4Address:
-    """An address of subnet for owner (an endpoint), unique cluster-wide. The first host address
-    is the network's gateway (each host's bridge carries it), so it is never handed out."""
+    """An address of subnet for owner (an endpoint; or a stamped value, see stamped), unique
+    cluster-wide. The first host address is the network's gateway (each host's bridge carries
+    it), so it is never handed out."""
     prefix = f"{IP_PREFIX}{network_id}/"
     gateway = next(subnet.hosts())
     if requested is not None:
@@ -145,7 +190,7 @@ def claim_address(
         if store.create(f"{prefix}{requested}", owner.encode(), lease):
             return requested
         held_by = store.get(f"{prefix}{requested}")
-        if held_by is not None and held_by.value == owner.encode():
+        if held_by is not None and _holder(held_by.value) == _holder(owner.encode()):
             return requested  # claimed for this owner before (handed over: transfer_address)
         raise Conflict(f"address {requested} is already in use on this overlay network")
     for _ in range(MAX_ROUNDS):
@@ -167,9 +212,9 @@ def transfer_address(
     store: ClusterStore, network_id: str, address: IPv4Address, old: str, new: str
 ) -> bool:
     """Give an address claimed for old to new (Docker's IPAM claims it before the endpoint that
-    takes it exists) in one compare-and-put; False if old does not hold it."""
+    takes it exists) in one compare-and-put; False if old does not hold it (stamped or not)."""
     kv = store.get(f"{IP_PREFIX}{network_id}/{address}")
-    if kv is None or kv.value != old.encode():
+    if kv is None or _holder(kv.value) != old:
         return False
     return store.compare_and_put(kv.key, kv.mod_revision, new.encode())
 
@@ -177,8 +222,32 @@ def transfer_address(
 def release_address_of(
     store: ClusterStore, network_id: str, address: IPv4Address, owner: str
 ) -> None:
-    """Release the address if owner still holds it (else it was handed over: leave it). The
-    caller serialises this host's claims, and no other host writes a key it does not hold."""
+    """Release the address if owner still holds it (else it was handed over: leave it), in one
+    compare-and-delete on the revision read: a transfer in between wins."""
     kv = store.get(f"{IP_PREFIX}{network_id}/{address}")
-    if kv is not None and kv.value == owner.encode():
-        store.delete(kv.key)
+    if kv is not None and _holder(kv.value) == owner:
+        store.compare_and_delete(kv.key, kv.mod_revision)
+
+
+def expired_claims(
+    store: ClusterStore, holder: str, now: float, grace: float, limit: int
+) -> list[Claim]:
+    """holder's stamped claims made grace seconds or more before now (unstamped ones of holder
+    count as expired: made before claims carried their time), at most limit of them."""
+    held, _revision = store.get_prefix(IP_PREFIX)
+    expired = []
+    for kv in held:
+        claim = parse_claim(kv)
+        if claim is None or claim.holder != holder:
+            continue
+        if claim.made is None or now - claim.made >= grace:
+            expired.append(claim)
+            if len(expired) >= limit:
+                break
+    return expired
+
+
+def release_claim(store: ClusterStore, claim: Claim) -> bool:
+    """Delete the claim only if its key is still at the revision it was read at: a claim
+    transferred to an endpoint (or released and claimed again) meanwhile is left alone."""
+    return store.compare_and_delete(claim.kv.key, claim.kv.mod_revision)

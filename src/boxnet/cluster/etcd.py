@@ -230,6 +230,14 @@ class EtcdStore:
         reply = self.call("/v3/kv/deleterange", {"key": _b64(key)})
         return int(reply.get("deleted", 0)) > 0
 
+    def compare_and_delete(self, key: str, mod_revision: int) -> bool:
+        compare = {"key": _b64(key), "target": "MOD", "result": "EQUAL"}
+        body = {
+            "compare": [{**compare, "mod_revision": str(mod_revision)}],
+            "success": [{"request_delete_range": {"key": _b64(key)}}],
+        }
+        return bool(self.call("/v3/kv/txn", body).get("succeeded", False))
+
     # --- leases ------------------------------------------------------------------------------
 
     def grant_lease(self, ttl: int) -> int:

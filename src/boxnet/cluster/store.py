@@ -60,6 +60,10 @@ class ClusterStore(Protocol):
 
     def delete(self, key: str) -> bool: ...
 
+    def compare_and_delete(self, key: str, mod_revision: int) -> bool:
+        """Delete only if key was last modified at mod_revision; False when it was not."""
+        ...
+
     def grant_lease(self, ttl: int) -> int: ...
 
     def keep_alive(self, lease: int) -> int:

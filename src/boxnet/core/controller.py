@@ -82,6 +82,7 @@ class Controller:
         self.docker_plugin = DockerPlugin(
             self.external, self.networks, self.sandboxes, self.records, DockerNetworks(self.store)
         )
+        self.reconciler.docker_ipam = self.docker_plugin.ipam
         self.events = self.containers.events  # the daemon's one event bus (core/events.py)
         self.ui_url = ""  # the topology page's address when boxnetd runs with --ui
 
@@ -112,6 +113,12 @@ class Controller:
             if adopted or ended:
                 log.info("restart: adopted %d running containers, %d had ended", adopted, ended)
             self.reconciler.collect_garbage()
+        # Docker IPAM claims no endpoint took (a dockerd that died between RequestAddress and
+        # CreateEndpoint): released after their grace period, looked at once at start.
+        ipam = self.docker_plugin.ipam
+        self.firewall_guard.add_chore(
+            "docker-ipam-expiry", ipam.sweep_seconds, lambda: ipam.expire_logged(self.lock)
+        )
         self.firewall_guard.start()
         from boxnet.core.clusterhost import ClusterHost
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ from boxnet.model import Container, State
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
+    from boxnet.core.dockeripam import DockerIpam
     from boxnet.core.external import ExternalAttachments
     from boxnet.core.networks import Networks
     from boxnet.firewall.base import FirewallBackend
@@ -75,6 +78,9 @@ class Reconciler:
         # Attachments in namespaces the daemon does not own (core/external.py): kept while
         # their namespace lives. Set by the controller.
         self.external: ExternalAttachments | None = None
+        # Docker's IPAM (core/dockeripam.py): its claims no endpoint took expire here; younger
+        # ones are an endpoint on its way (RequestAddress comes before CreateEndpoint).
+        self.docker_ipam: DockerIpam | None = None
 
     def resolve_intents(self, report: GcReport) -> None:
         """Finish or undo every change an earlier daemon left half-done, then drop its row.
@@ -99,8 +105,10 @@ class Reconciler:
                 "interrupted change %s (%s): %s", intent.describe(), intent.created, outcome
             )
 
-    def collect_garbage(self) -> GcReport:
-        """Remove kernel objects and reservations that no record owns. Caller holds the lock."""
+    def collect_garbage(self, cluster: bool = True) -> GcReport:
+        """Remove kernel objects and reservations that no record owns. Caller holds the lock.
+        cluster=False leaves the cluster store alone (daemon start: an unreachable etcd must not
+        hold it up; the housekeeping loop's first round does that part)."""
         report = GcReport()
         self.resolve_intents(report)
         records = self.records
@@ -110,6 +118,14 @@ class Reconciler:
         # namespace lives; the ones whose namespace is gone are detached here.
         live_external = self.external.sweep(report) if self.external is not None else set()
         running |= live_external
+
+        young: set[str] = set()
+        if self.docker_ipam is not None:
+            try:
+                report.released += self.docker_ipam.expire(cluster)
+            except Exception as exc:  # e.g. the cluster store does not answer
+                report.problems.append(f"Docker IPAM claims: {exc}")
+            young = self.docker_ipam.young()
 
         # Records first: reservations whose owner is gone or not running.
         for endpoint in records.endpoints():
@@ -127,6 +143,8 @@ class Reconciler:
         for cid in {cid for cid, _b, _ip in records.ports()} - running:
             records.release_ports(cid)
         for cid in records.lease_holders():
+            if cid in young:
+                continue
             if cid not in containers and cid not in live_external:
                 records.release_leases(cid)
                 report.released.append(f"addresses of removed container {cid[:12]}")
@@ -200,7 +218,10 @@ class Reconciler:
 
 class FirewallGuard:
     """Rebuilds boxnet's rules when they vanish behind its back (`nft flush ruleset`, a
-    firewalld reload): checked every FIREWALL_CHECK_SECONDS, so within seconds, not never."""
+    firewalld reload): checked every FIREWALL_CHECK_SECONDS, so within seconds, not never.
+
+    Its thread is the daemon's housekeeping loop too: chores (add_chore) run at their own
+    period, the first time at once (at daemon start); a chore takes the lock for what needs it."""
 
     def __init__(
         self, networks: Networks, firewall: FirewallBackend | None, lock: threading.RLock
@@ -210,19 +231,38 @@ class FirewallGuard:
         self.lock = lock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="boxnet-fwguard", daemon=True)
+        self.chores: list[tuple[str, float, Callable[[], object]]] = []
+
+    def add_chore(self, name: str, every: float, work: Callable[[], object]) -> None:
+        """work() every `every` seconds (bounded work: the firewall check waits for it)."""
+        self.chores.append((name, every, work))
 
     def start(self) -> None:
-        if self.firewall is not None:
+        if self.firewall is not None or self.chores:
             self._thread.start()
+
+    def _run_chores(self, due: dict[str, float]) -> None:
+        for name, every, work in self.chores:
+            now = time.monotonic()
+            if now < due.get(name, 0.0):
+                continue
+            due[name] = now + every
+            try:
+                work()
+            except Exception:
+                log.exception("housekeeping: %s failed", name)
 
     def stop(self) -> None:
         self._stop.set()
 
     def _run(self) -> None:
+        due: dict[str, float] = {}
+        self._run_chores(due)
         while not self._stop.wait(FIREWALL_CHECK_SECONDS):
+            self._run_chores(due)
             firewall = self.firewall
             if firewall is None:
-                return
+                continue
             try:
                 if not firewall.is_intact():
                     with self.lock:

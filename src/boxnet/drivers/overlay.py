@@ -228,12 +228,29 @@ class OverlayDriver(BridgeDriver):
     # Docker's remote IPAM (core/dockeripam.py) claims before the endpoint exists: under a
     # provisional owner, handed to the endpoint's owner when it comes (claim_address then finds
     # the address already its own), or released by ReleaseAddress if it never comes.
-    def reserve_address(self, net: Network, owner: str, wanted: IPv4Address | None) -> IPv4Address:
+    # A provisional claim carries when it was made, so that this host can expire it
+    # (expire_reserved) when the endpoint never comes (dockerd died in between).
+    def reserve_address(
+        self, net: Network, owner: str, wanted: IPv4Address | None, now: float
+    ) -> IPv4Address:
         cfg = net.family(4)
         if cfg is None or not isinstance(cfg.subnet, IPv4Network):
             raise InvalidArgument(f"overlay network {net.name} has no IPv4 subnet")
         store = self._cluster().store
-        return allocate.claim_address(store, net.id, cfg.subnet, self._who(owner), wanted)
+        value = allocate.stamped(self._who(owner), now)
+        return allocate.claim_address(store, net.id, cfg.subnet, value, wanted)
+
+    def expire_reserved(
+        self, owner: str, now: float, grace: float, limit: int
+    ) -> list[allocate.Claim]:
+        """Release this host's claims for owner made grace seconds or more before now, each only
+        if unchanged since read (a transfer meanwhile wins); the ones released. Without a
+        cluster store: none."""
+        if self.env.cluster is None:
+            return []
+        store = self.env.cluster.store
+        expired = allocate.expired_claims(store, self._who(owner), now, grace, limit)
+        return [claim for claim in expired if allocate.release_claim(store, claim)]
 
     def transfer_address(self, net: Network, ip: IPv4Address, old: str, new: str) -> bool:
         store = self._cluster().store
