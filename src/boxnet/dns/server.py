@@ -79,17 +79,8 @@ class Resolver:
 
     def add(self, container_id: str, netns_path: str | Path, upstreams: tuple[str, ...]) -> None:
         """Serve the container: open its sockets now, so its first process can resolve."""
-        if container_id in self._slots:  # (a read; only the serving thread writes _slots)
-            self.remove(container_id)  # first: its remembered ports are bound again below
-        udp, tcp = open_sockets(netns_path, self._ports_file(container_id))
-        slot = Slot(container_id, udp, tcp, upstreams)
-
-        def register() -> None:
-            self._slots[container_id] = slot
-            self._selector.register(udp, selectors.EVENT_READ, ("udp", slot))
-            self._selector.register(tcp, selectors.EVENT_READ, ("tcp", slot))
-
-        self._call(register)
+        for _container_id, error in self.add_many([(container_id, netns_path, upstreams)]):
+            raise error
 
     def add_many(
         self, items: Sequence[tuple[str, str | Path, tuple[str, ...]]]
@@ -97,6 +88,7 @@ class Resolver:
         """add() for many containers (a restarted daemon adopting them): sockets opened here,
         all registered in ONE call to the serving thread (2 calls per container cost ~0.2 s
         at 1,000). Returns the containers that could not be served, with why."""
+        # (reading _slots here is safe: only the serving thread writes it)
         known = [item[0] for item in items if item[0] in self._slots]
         if known:  # their sockets hold the ports the new ones should get again
 
@@ -121,7 +113,8 @@ class Resolver:
                 self._selector.register(slot.udp, selectors.EVENT_READ, ("udp", slot))
                 self._selector.register(slot.tcp, selectors.EVENT_READ, ("tcp", slot))
 
-        self._call(register_all)
+        if slots:
+            self._call(register_all)
         return failed
 
     def _unregister(self, container_id: str) -> None:
