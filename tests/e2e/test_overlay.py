@@ -262,3 +262,35 @@ def test_starts_on_two_hosts_at_once_get_distinct_addresses(env: OverlayLab) -> 
     # and each is reachable from the other host
     target = ip_of(d2, "par20", "ov1")
     wait_for(lambda: pings(d1, "par10", target), "par10 -> par20")
+
+
+def test_an_address_that_moves_to_another_host_is_reachable_there(env: OverlayLab) -> None:
+    """MACs derive from addresses: an address freed on host 1 and claimed on host 2 comes back
+    with the same MAC. Host 2's bridge must not keep sending that MAC into the VXLAN port (where
+    the old endpoint was reached): the new local container must answer at once."""
+    d1, d2 = env.daemons[0], env.daemons[1]
+    moving = "10.10.0.200"
+    d1.cli("run", "-d", "--name", "mv1", "--network", "ov1", "--ip", moving, "busybox",
+           "sleep", "1000")  # fmt: skip
+    wait_for(lambda: pings(d2, "b1", moving), "b1 (host 2) -> mv1 (host 1)")
+    vni = inspect_network(d2, "ov1")["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+    mac = inspect(d1, "mv1")["NetworkSettings"]["Networks"]["ov1"]["MacAddress"]
+
+    def bridge_ports_of_mac(host: int) -> set[str]:
+        fdb = json.loads(env.hosts[host].run(["bridge", "-j", "fdb", "show"]).stdout)
+        return {e["ifname"] for e in fdb if e["mac"] == mac and "master" in e}
+
+    # On host 2 the remote MAC is the bridge's static entry on vx-<vni>, not a learned one.
+    fdb = json.loads(env.hosts[1].run(["bridge", "-j", "fdb", "show", "dev", f"vx-{vni}"]).stdout)
+    assert [e["state"] for e in fdb if e["mac"] == mac and "master" in e] == ["static"]
+    d1.cli("rm", "-f", "mv1")
+    wait_for(lambda: not bridge_ports_of_mac(1), "mv1's bridge entry gone from host 2")
+
+    def start_on_host2() -> bool:  # the claim is released just after the withdrawal
+        argv = ("run", "-d", "--name", "mv2", "--network", "ov1", "--ip", moving)
+        return d2.cli(*argv, "busybox", "sleep", "1000", check=False).returncode == 0
+
+    wait_for(start_on_host2, "mv2 on host 2 with mv1's address")
+    assert inspect(d2, "mv2")["NetworkSettings"]["Networks"]["ov1"]["MacAddress"] == mac
+    wait_for(lambda: pings(d1, "a1", moving), "a1 (host 1) -> mv2 (host 2)")
+    assert pings(d2, "b1", moving)  # and locally on host 2

@@ -261,7 +261,9 @@ class OverlayDriver(BridgeDriver):
 
     def attached(self, net: Network, endpoint: Endpoint, names: tuple[str, ...]) -> None:
         if self.agent is not None:
-            self.agent.publish(self._record(net, endpoint, names))
+            record = self._record(net, endpoint, names)
+            self.agent.take_mac(record)
+            self.agent.publish(record)
 
     def detached(self, net: Network, endpoint: Endpoint) -> None:
         if self.agent is not None:

@@ -90,6 +90,14 @@ class OverlayAgent:
             self.pending.discard(record.key)
         self._writes.put(("put", record.key))
 
+    def take_mac(self, record: EndpointRecord) -> None:
+        """record is local now: its address (so its MAC) may have been a remote endpoint's a
+        moment ago, whose withdrawal has not reached this host yet."""
+        with self.lock:
+            index = self._vxlan_index(record.vni)
+            if index is not None:
+                vxlan.forget_remote_mac(self.ipr, index, record.mac)
+
     def withdraw(self, record: EndpointRecord, release_ip: bool) -> None:
         with self.lock:
             self.local.pop(record.key, None)

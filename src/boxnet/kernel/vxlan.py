@@ -6,6 +6,13 @@ learning (`nolearning`), ARP answered locally from the neighbour table (`proxy`)
 reached through static FDB entries: one all-zeros entry per remote host (broadcast and unknown
 unicast go to every host, `bridge fdb append 00:00:00:00:00:00 dst HOST`) plus one entry per
 remote endpoint MAC. Verbs are idempotent: "already there" on add, "already gone" on delete.
+
+The bridge does not learn on the VXLAN port either: a remote endpoint's MAC is a static entry of
+the bridge's table (`bridge fdb replace MAC dev vx-N master static`), made and removed with the
+endpoint. Why: MACs derive from addresses (02:42 + IPv4), so an address freed on one host and
+claimed on another comes back with the same MAC; a learned "MAC behind vx-N" entry would outlive
+the remote endpoint by the bridge's ageing time (300 s) and swallow the frames meant for the new
+local container (the bridge never forwards a frame back out of the port it came in on).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ VXLAN_PREFIX = "vx-"
 ALL_ZEROS_MAC = "00:00:00:00:00:00"
 # linux/neighbour.h
 NTF_SELF = 0x02
+NTF_MASTER = 0x04
 NUD_NOARP = 0x40
 NUD_PERMANENT = 0x80
 
@@ -79,6 +87,7 @@ def ensure_vxlan(ipr: IPRoute, plan: VxlanPlan) -> int:
         )
     try:
         ipr.link("set", index=info.index, master=plan.master, state="up")
+        ipr.brport("set", index=info.index, learning=0)
     except NetlinkError as exc:
         raise _fail(f"attach {name} to its bridge", exc) from exc
     return info.index
@@ -93,6 +102,21 @@ def _fdb(ipr: IPRoute, command: str, index: int, mac: str, remote: IPv4Address) 
         flags=NTF_SELF,
         state=NUD_PERMANENT | NUD_NOARP,
     )
+
+
+def _bridge_entry(ipr: IPRoute, command: str, index: int, mac: str) -> None:
+    """The bridge's own (master) entry: frames for mac leave through the VXLAN port."""
+    ipr.fdb(command, ifindex=index, lladdr=mac, flags=NTF_MASTER, state=NUD_NOARP)
+
+
+def forget_remote_mac(ipr: IPRoute, vxlan_index: int, mac: str) -> None:
+    """mac is a local endpoint's now: drop a bridge entry sending it out of the VXLAN port (left by
+    a remote endpoint whose withdrawal has not reached this host yet). Idempotent."""
+    try:
+        _bridge_entry(ipr, "del", vxlan_index, mac)
+    except NetlinkError as exc:
+        if exc.code not in (errno.ENOENT, errno.ENODEV):
+            raise _fail(f"remove bridge FDB entry {mac}", exc) from exc
 
 
 def add_remote_host(ipr: IPRoute, vxlan_index: int, remote: IPv4Address) -> None:
@@ -122,6 +146,10 @@ def add_remote_endpoint(
     except NetlinkError as exc:
         raise _fail(f"add FDB entry {mac} -> {remote}", exc) from exc
     try:
+        _bridge_entry(ipr, "replace", vxlan_index, mac)
+    except NetlinkError as exc:
+        raise _fail(f"add bridge FDB entry {mac} -> VXLAN port", exc) from exc
+    try:
         ipr.neigh(
             "replace",
             ifindex=vxlan_index,
@@ -147,6 +175,11 @@ def remove_remote_endpoint(
     except NetlinkError as exc:
         if exc.code not in (errno.ENOENT, errno.ENODEV):
             raise _fail(f"remove FDB entry {mac}", exc) from exc
+    try:
+        _bridge_entry(ipr, "del", vxlan_index, mac)
+    except NetlinkError as exc:
+        if exc.code not in (errno.ENOENT, errno.ENODEV):
+            raise _fail(f"remove bridge FDB entry {mac}", exc) from exc
 
 
 def underlay_mtu(ipr: IPRoute, local: IPv4Address) -> int:
