@@ -21,6 +21,70 @@ SHAPES = [
     ["-D", "--host", "unix:///x.sock", "rm", "-f", "web"],
     ["--host=unix:///x.sock", "network", "rm", "n1", "n2"],
     ["-H", "unix:///x.sock", "network", "create", "n1"],
+    ["run", "-d", "busybox", "sleep", "1000"],
+    ["run", "-d", "-p", "80", "busybox", "sleep", "1000"],
+    ["run", "busybox"],
+    ["create", "--name", "web", "busybox"],
+    [
+        "-H",
+        "unix:///x.sock",
+        "run",
+        "-d",
+        "--name=web",
+        "-p",
+        "8080:80",
+        "--publish",
+        "53/udp",
+        "-e",
+        "A=1",
+        "--env=B",
+        "--net",
+        "n1",
+        "--network-alias",
+        "db",
+        "--ip",
+        "10.1.0.5",
+        "--restart",
+        "always",
+        "--stop-timeout",
+        "3",
+        "--stop-timeout=4",
+        "-P",
+        "--rm",
+        "busybox:1.36",
+        "sh",
+        "-c",
+        "echo hi",
+    ],
+    [
+        "run",
+        "-d",
+        "-h",
+        "box",
+        "--dns",
+        "1.1.1.1",
+        "--dns-opt",
+        "ndots:2",
+        "-v",
+        "/a:/b:ro",
+        "-l",
+        "k=v",
+        "-u",
+        "1000:1000",
+        "-w",
+        "/tmp",
+        "--read-only",
+        "--mac-address",
+        "02:42:ac:11:00:02",
+        "--tmpfs",
+        "/run",
+        "--log-opt",
+        "max-size=1m",
+        "busybox",
+    ],
+    ["run", "--name=", "busybox"],
+    ["run", "-d", "busybox", "-d", "--name", "x", "-", "--rm"],  # after IMAGE: the command's
+    ["run", "-t", "-i", "--entrypoint", "", "busybox"],
 ]
 
 
@@ -46,6 +110,20 @@ def test_quick_shapes_parse_as_argparse_does(argv: list[str]) -> None:
         ["network", "create", "--subnet", "10.9.0.0/24", "n1"],
         ["network", "create", "n1", "n2"],
         ["network", "remove", "n1"],
+        ["run"],
+        ["run", "-d"],
+        ["run", "--help"],
+        ["run", "-it", "busybox"],
+        ["run", "-p80", "busybox"],
+        ["run", "-e=A=1", "busybox"],
+        ["run", "--netw", "n1", "busybox"],
+        ["run", "--name", "-x", "busybox"],
+        ["run", "--detach=yes", "busybox"],
+        ["run", "--stop-timeout", "soon", "busybox"],
+        ["run", "--", "busybox"],
+        ["run", "busybox", "sh", "--", "x"],
+        ["run", "--bogus", "busybox"],
+        ["exec", "web", "ls"],
         ["--log-level", "debug", "rm", "web"],
         ["ps"],
         [],
@@ -75,18 +153,57 @@ def test_quick_rm_and_network_verbs_answer_as_before(daemon: FakeDaemon, capsys)
     assert daemon.paths()[-1] == "DELETE /networks/n1"
 
 
-def test_quick_rm_imports_no_argparse(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("verb", "handler"),
+    [
+        (["rm", "-f", "web"], "boxnet.cli.containers"),
+        (
+            ["run", "-d", "-p", "80", "--name", "web", "--net", "n1", "busybox", "sleep", "9"],
+            "boxnet.cli.run",
+        ),
+    ],
+    ids=lambda v: v[0] if isinstance(v, list) else "",
+)
+def test_quick_verbs_import_no_argparse(tmp_path, verb: list[str], handler: str) -> None:
     code = (
         "import sys\n"
         "from boxnet.cli.quick import main\n"
-        f"main(['-H', 'unix://{tmp_path}/absent.sock', 'rm', '-f', 'web'])\n"
+        f"main(['-H', 'unix://{tmp_path}/absent.sock', *{verb!r}])\n"
         "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert "cannot connect to the boxnet daemon" in proc.stderr, proc.stderr
     loaded = set(proc.stderr.splitlines()[-1].split())
-    assert "boxnet.cli.containers" in loaded  # the real handler ran
-    assert not {"argparse", "socket", "selectors", "re", "json", "boxnet.cli.main"} & loaded
+    assert handler in loaded  # the real handler ran
+    heavy = {"argparse", "socket", "selectors", "re", "json", "ipaddress", "boxnet.cli.main"}
+    assert not heavy & loaded
+
+
+def test_quick_run_sends_what_the_argparse_path_sends(daemon: FakeDaemon, capsys) -> None:
+    daemon.route("POST", "/containers/create", 201, {"Id": "c" * 64, "Warnings": []})
+    daemon.route("POST", "/containers/" + "c" * 64 + "/start", 204)
+    argv = ["-H", daemon.host, "run", "-d", "--name", "web", "-p", "8080:80", "-p",
+            "[::1]::53/udp", "-e", "A=1", "--net", "n1", "--network-alias", "db", "busybox",
+            "sleep", "9"]  # fmt: skip
+    assert quick.recognise(argv) is not None
+    assert quick.main(argv) == 0
+    assert full.main(argv) == 0
+    assert capsys.readouterr().out == ("c" * 64 + "\n") * 2
+    first, second = daemon.requests[:2], daemon.requests[2:]
+    assert [(r.method, r.path, r.query, r.body) for r in first] == [
+        (r.method, r.path, r.query, r.body) for r in second
+    ]
+    assert first[0].body["HostConfig"]["PortBindings"]["53/udp"] == [
+        {"HostIp": "::1", "HostPort": ""}
+    ]
+    # a bad value: the same error, exit code 125, no request
+    bad = ["-H", daemon.host, "run", "-d", "--name", "-", "busybox"]
+    bad_quick = ["-H", daemon.host, "run", "-d", "--name=x y", "busybox"]
+    assert quick.recognise(bad) is None and quick.recognise(bad_quick) is not None
+    assert quick.main(bad_quick) == 125
+    err = capsys.readouterr().err
+    assert 'invalid container name "x y"' in err
+    assert len(daemon.requests) == 4
 
 
 def test_wire_json_matches_the_json_package() -> None:

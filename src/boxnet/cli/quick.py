@@ -9,6 +9,7 @@ handed to the very handlers main.py would call, with the namespace argparse woul
     rm [-f | --force]... CONTAINER...
     network rm NETWORK...
     network create NETWORK
+    run|create [OPTION VALUE | --OPTION=VALUE | FLAG]... IMAGE [COMMAND...]   (cli/runopts.py)
 
 Anything else (another verb or flag, `--help`, a name starting with "-") goes to main.main,
 unchanged. Both paths call handlers through context.run, where errors become output.
@@ -80,6 +81,14 @@ def recognise(argv: list[str]) -> tuple[Callable[[Any, Any], int], Args, Context
 
         fields = {**networks.CREATE_DEFAULTS, "name": rest[2], "error_code": 1}
         return networks.cmd_create, Args(**fields), ctx
+    if rest[:1] in (["run"], ["create"]):
+        from boxnet.cli import run, runopts
+
+        options = runopts.quick_parse(rest[1:])
+        if options is None:
+            return None
+        func = run.cmd_run if rest[0] == "run" else run.cmd_create
+        return func, Args(**options, error_code=125), ctx
     return None
 
 

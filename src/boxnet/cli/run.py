@@ -7,7 +7,6 @@ before the daemon is contacted (the daemon validates again: Docker's CLI and SDK
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -15,64 +14,40 @@ from boxnet.errors import InvalidArgument
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms of start-up; mypy takes this as True
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 _MAC_HINT = "six hex pairs separated by ':', e.g. 02:42:ac:11:00:02"
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    import argparse
+
+    from boxnet.cli.runopts import APPEND, FLAG, INT, OPTIONS
+
     # -h is --hostname here (as in Docker), so help is only --help.
     parser.add_argument("--help", action="help", help="show this help message and exit")
-    add = parser.add_argument
-    add("-d", "--detach", action="store_true", help="run in the background, print the id")
-    add("-i", "--interactive", action="store_true", help="keep STDIN attached")
-    add("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
-    add("--rm", action="store_true", help="remove the container when it exits")
-    add("--name", help="container name")
-    add("--entrypoint", metavar="CMD", help='the image\'s ENTRYPOINT instead ("" = none)')
-    add("-h", "--hostname", help="container host name")
-    add("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]", help="set a variable")
-    add("--net", "--network", dest="network", action="append", default=[], metavar="MODE",
-        help="bridge (default), none, host, container:NAME|ID or a network name")  # fmt: skip
-    add("--ip", help="IPv4 address on the network (user-defined networks)")
-    add("--ip6", help="IPv6 address on the network (user-defined IPv6 networks)")
-    add("--mac-address", help="MAC address, e.g. 02:42:ac:11:00:02")
-    add("--network-alias", action="append", default=[], metavar="ALIAS", help="DNS alias")
-    add("--dns", action="append", default=[], metavar="IP", help="DNS server")
-    add("--dns-search", action="append", default=[], metavar="DOMAIN", help="DNS search domain")
-    add("--dns-option", "--dns-opt", dest="dns_option", action="append", default=[],
-        metavar="OPT", help="resolv.conf option, e.g. ndots:2")  # fmt: skip
-    add("--add-host", action="append", default=[], metavar="HOST:IP", help="add to /etc/hosts")
-    add("-p", "--publish", action="append", default=[], metavar="SPEC",
-        help="publish a port: [IP:][HOSTPORT:]CPORT[/PROTO]")  # fmt: skip
-    add("-P", "--publish-all", action="store_true", help="publish all exposed ports")
-    add("--expose", action="append", default=[], metavar="PORT[/PROTO]", help="expose a port")
-    add("--log-driver", metavar="DRIVER", help="json-file (the only one: every log is one)")
-    add("--log-opt", action="append", default=[], metavar="KEY=VALUE",
-        help="log option: max-size=10m (default), max-file=3 (default)")  # fmt: skip
-    add("-v", "--volume", action="append", default=[], metavar="HOST:CTR[:ro]",
-        help="bind mount an absolute host path")  # fmt: skip
-    add("--mount", action="append", default=[], metavar="type=bind,source=..,target=..",
-        help="bind mount (type=bind only)")  # fmt: skip
-    add("-u", "--user", metavar="UID[:GID]", help="user (or NAME[:GROUP]) to run as")
-    add("-w", "--workdir", metavar="DIR", help="working directory (created if missing)")
-    add("--read-only", action="store_true", help="mount the root file system read-only")
-    add("--domainname", metavar="NAME", help="container NIS domain name")
-    add("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="set a label")
-    add("--restart", metavar="POLICY", default="no",
-        help="no, on-failure[:N], always, unless-stopped")  # fmt: skip
-    add("--link", action="append", default=[], metavar="NAME[:ALIAS]",
-        help="add a link to another container")  # fmt: skip
-    add("--tmpfs", action="append", default=[], metavar="PATH[:OPTIONS]",
-        help="mount a tmpfs, e.g. /run:rw,size=64m")  # fmt: skip
-    add("--stop-signal", metavar="SIGNAL", help="signal that stops the container (SIGTERM)")
-    add("--stop-timeout", type=int, metavar="SECONDS", help="seconds before SIGKILL (10)")
-    add("image", metavar="IMAGE")
+    for opt in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": opt.dest, "help": opt.help}
+        if opt.kind == FLAG:
+            kwargs["action"] = "store_true"
+        elif opt.kind == APPEND:
+            kwargs.update(action="append", default=[])
+        else:
+            kwargs["default"] = opt.default
+            if opt.kind == INT:
+                kwargs["type"] = int
+        if opt.metavar is not None:
+            kwargs["metavar"] = opt.metavar
+        parser.add_argument(*opt.names, **kwargs)
+    parser.add_argument("image", metavar="IMAGE")
     # REMAINDER: everything after IMAGE belongs to the container (`run busybox ls -l`).
-    add("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
 
 def register(sub: Any) -> None:
+    import argparse
+
     from boxnet.cli.main import verb
 
     for name, func in (("run", cmd_run), ("create", cmd_create)):
@@ -148,7 +123,7 @@ def parse_ipv4(text: str) -> str:
 
 
 def _network_mode(values: list[str]) -> str:
-    from boxnet.parsing.names import validate_network_name
+    from boxnet.parsing.netname import validate_network_name
 
     if len(values) > 1:
         raise InvalidArgument(
@@ -186,15 +161,27 @@ def _check_conflicts(args: argparse.Namespace, mode: str) -> None:
             )
 
 
+def _aliases(values: list[str]) -> list[str]:
+    if not values:
+        return []
+    from boxnet.parsing.names import validate_dns_name
+
+    return [validate_dns_name(a, kind="network alias") for a in values]
+
+
 def build_create(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, Any]]:
     """Validate run/create flags and return (query, body) for POST /containers/create."""
     # Each parser is imported only when its flags are given: `run -d IMAGE CMD` is the common
     # case, and every module here is start-up time of the CLI (parsing.dns pulls ipaddress).
-    from boxnet.parsing import names
+    from boxnet.parsing import refnames
 
-    image = names.validate_image_name(args.image)
-    name = names.validate_container_name(args.name) if args.name is not None else None
-    hostname = names.validate_hostname(args.hostname) if args.hostname else None
+    image = refnames.validate_image_name(args.image)
+    name = refnames.validate_container_name(args.name) if args.name is not None else None
+    hostname = None
+    if args.hostname:
+        from boxnet.parsing.names import validate_hostname
+
+        hostname = validate_hostname(args.hostname)
     mode = _network_mode(args.network)
     _check_conflicts(args, mode)
     exposed: dict[str, Any] = {}
@@ -246,8 +233,7 @@ def build_create(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, An
             "user specified IP address is supported on user defined networks only",
             hint="create a network (boxnet network create --subnet ...) and use --network",
         )
-    for alias in args.network_alias:  # what is wrong with the value first
-        names.validate_dns_name(alias, kind="network alias")
+    aliases = _aliases(args.network_alias)  # what is wrong with the value first
     if mode in ("bridge", "default") and args.network_alias:
         raise InvalidArgument(
             "network-scoped alias is supported only for containers in user defined networks",
@@ -259,9 +245,7 @@ def build_create(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, An
         if ipam:
             endpoint["IPAMConfig"] = ipam
         if args.network_alias:
-            endpoint["Aliases"] = [
-                names.validate_dns_name(a, kind="network alias") for a in args.network_alias
-            ]
+            endpoint["Aliases"] = aliases
         endpoints[mode] = endpoint
     elif args.ip or args.network_alias:
         raise InvalidArgument(
@@ -293,7 +277,7 @@ def _add_process_flags(
     args: argparse.Namespace, body: dict[str, Any], host_config: dict[str, Any]
 ) -> None:
     """-v/--mount, -u, -w, --read-only, --domainname, --label, --restart, --link."""
-    from boxnet.parsing import names, runflags
+    from boxnet.parsing import runflags
 
     binds = [runflags.parse_bind(v) for v in args.volume]
     mounts = [runflags.parse_mount_flag(m) for m in args.mount]
@@ -320,7 +304,9 @@ def _add_process_flags(
     if args.workdir is not None:
         body["WorkingDir"] = runflags.parse_workdir(args.workdir)
     if args.domainname:
-        body["Domainname"] = names.validate_dns_name(args.domainname, kind="domain name")
+        from boxnet.parsing.names import validate_dns_name
+
+        body["Domainname"] = validate_dns_name(args.domainname, kind="domain name")
     if args.label:
         body["Labels"] = dict(runflags.parse_label(x) for x in args.label)
     if args.tmpfs:

@@ -18,44 +18,19 @@ import re
 from boxnet.errors import InvalidArgument
 from boxnet.parsing.netname import NETWORK_NAME_MAX as NETWORK_NAME_MAX  # re-exported
 from boxnet.parsing.netname import validate_network_name as validate_network_name
+from boxnet.parsing.refnames import IMAGE_NAME_MAX as IMAGE_NAME_MAX
+from boxnet.parsing.refnames import validate_container_name as validate_container_name
+from boxnet.parsing.refnames import validate_image_name as validate_image_name
 
-_CONTAINER_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", re.ASCII)
 _LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?", re.ASCII | re.IGNORECASE)
 _LABEL_UNDERSCORE_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?", re.ASCII | re.IGNORECASE)
 _HEX_RE = re.compile(r"[0-9a-f]{1,64}", re.ASCII)
 HOSTNAME_MAX = 63
 IFNAME_MAX = 15  # IFNAMSIZ (16) minus the terminating NUL
 
-# distribution/reference grammar (what `docker pull` accepts), minus IPv6 registry hosts.
-_DOMAIN = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?"  # noqa: E501
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE_RE = re.compile(
-    rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
-    r"(?::[\w][\w.-]{0,127})?"
-    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
-    re.ASCII,
-)
-IMAGE_NAME_MAX = 255
-
 
 def _bad(kind: str, value: str, rule: str, hint: str | None = None) -> InvalidArgument:
     return InvalidArgument(f'invalid {kind} "{value}": {rule}', hint)
-
-
-def validate_container_name(name: str) -> str:
-    """Docker's rule `^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`; returns the name without the leading '/'."""
-    bare = name[1:] if name.startswith("/") else name
-    if len(bare) > 128:
-        # Docker sets no limit; boxnet caps names (they become DNS names and log keys).
-        raise _bad("container name", name[:40] + "…", "use at most 128 characters")
-    if not _CONTAINER_NAME_RE.fullmatch(bare):
-        raise _bad(
-            "container name",
-            name,
-            "use at least 2 characters from [a-zA-Z0-9_.-], starting with a letter or digit",
-            "e.g. web-1",
-        )
-    return bare
 
 
 def validate_dns_label(label: str) -> str:
@@ -139,24 +114,6 @@ def is_unicast_mac(text: str) -> bool:
 
 def _is_hex(text: str) -> bool:
     return all(ch in "0123456789abcdefABCDEF" for ch in text)
-
-
-def validate_image_name(name: str) -> str:
-    """An image reference `[REGISTRY/]PATH[:TAG][@DIGEST]` as Docker accepts it; unchanged."""
-    if not name:
-        raise _bad("image name", name, "it is empty", "e.g. busybox or host")
-    if not _IMAGE_RE.fullmatch(name) or len(name.partition("@")[0]) > IMAGE_NAME_MAX:
-        rest = name.rsplit("/", 1)[-1].split(":")[0].split("@")[0]
-        if rest != rest.lower():
-            raise _bad("image name", name, "repository name must be lowercase")
-        raise _bad(
-            "image name",
-            name,
-            "expected [REGISTRY/]PATH[:TAG][@DIGEST]: lowercase path components separated by"
-            " '/', a tag of letters, digits, '_', '.', '-' (at most 128)",
-            "e.g. busybox, busybox:1.36 or registry.example:5000/team/app:v1",
-        )
-    return name
 
 
 def new_id() -> str:

@@ -15,20 +15,23 @@ The daemon validates API JSON with `from_api`, which shares the checks (and mess
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv6Address, ip_address
-
 from boxnet.errors import InvalidArgument
+
+TYPE_CHECKING = False  # `run -p` imports this module: no typing, re or ipaddress (~5 ms, #20)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from ipaddress import IPv4Address, IPv6Address
+
+    IPAddress = IPv4Address | IPv6Address
 
 PROTOCOLS = ("tcp", "udp", "sctp")
 PUBLISH_FORMAT = "[IP:][HOSTPORT:]CONTAINERPORT[/PROTO], e.g. 8080:80, 127.0.0.1::80, 53:53/udp"
 
-# re.ASCII: Python's \d and int() also accept non-ASCII digits, Go's ParseUint does not.
-_PORT_RE = re.compile(r"[0-9]+", re.ASCII)
-_RANGE_RE = re.compile(r"([0-9]+)-([0-9]+)", re.ASCII)
 
-IPAddress = IPv4Address | IPv6Address
+def _digits(text: str) -> bool:
+    """[0-9]+ in ASCII: Python's str.isdigit and int() also take other digits, Go's ParseUint
+    does not."""
+    return text.isascii() and text.isdigit()
 
 
 class _Bad(Exception):
@@ -122,13 +125,13 @@ def _number(digits: str, what: str) -> int:
 
 
 def _port_range(text: str, what: str) -> tuple[int, int]:
-    if _PORT_RE.fullmatch(text):
+    if _digits(text):
         port = _number(text, what)
         return port, port
-    match = _RANGE_RE.fullmatch(text)
-    if match is None:
+    first, dash, last = text.partition("-")
+    if not (dash and _digits(first) and _digits(last)):
         raise _Bad(f'{what} "{text}" is not a port number or range', "e.g. 80 or 8000-8010")
-    start, end = _number(match[1], what), _number(match[2], what)
+    start, end = _number(first, what), _number(last, what)
     if start > end:
         raise _Bad(f"{what} range {text} is reversed (start > end)", f"write {end}-{start}")
     return start, end
@@ -144,6 +147,8 @@ def _proto_port(text: str) -> tuple[str, str]:
 
 
 def _ip(text: str) -> IPAddress:
+    from ipaddress import ip_address
+
     # Python accepts IPv6 zones ("fe80::1%eth0"); Go's net.ParseIP (Docker) does not.
     try:
         if "%" in text:
