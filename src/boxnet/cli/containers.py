@@ -8,13 +8,13 @@ failed, like Docker's.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 
 from boxnet.errors import BoxnetError, NotFound
 
 TYPE_CHECKING = False  # importing typing costs ~2 ms of start-up; mypy takes this as True
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
     from typing import Any
 
 PS_HEADERS = ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")
