@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import asdict, replace
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface, ip_network
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from boxnet.model import (
 )
 from boxnet.store.db import Store
 from boxnet.store.intents import Intents
+from boxnet.store.plain import plain
 
 T = TypeVar("T")
 
@@ -35,7 +36,7 @@ def _text(value: object) -> str | None:
 
 
 def network_doc(net: Network) -> str:
-    doc = asdict(net)
+    doc = plain(net)
     doc["ipam"] = [
         {
             "subnet": str(cfg.subnet),
@@ -106,7 +107,7 @@ def _container_doc(c: Container) -> str:
     def default(value: object) -> str:
         return str(value)
 
-    doc = asdict(c)
+    doc = plain(c)
     doc["state"] = str(c.state)
     return json.dumps(doc, default=default)
 
@@ -119,7 +120,7 @@ def _container_from(doc: str) -> Container:
 
 
 def _endpoint_doc(e: Endpoint) -> str:
-    doc = asdict(e)
+    doc = plain(e)
     doc["addresses"] = [str(a) for a in e.addresses]
     doc["gateways"] = [str(g) for g in e.gateways]
     return json.dumps(doc)
