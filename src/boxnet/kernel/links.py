@@ -153,15 +153,19 @@ def retire_link(ipr: IPRoute, ifname: str) -> None:
     the kernel's deletion blocks ~20-40 ms, the name leaves `ip link` at once). A veth would
     otherwise wait for its netns to be freed (~25 ms after the last process, more under load).
     A missing link is fine; a failed deletion is logged (garbage collection retries)."""
-    try:
-        index = socket.if_nametoindex(ifname)  # one ioctl: the daemon's threads stay home
-        ipr.link("set", index=index, state="down")
-    except OSError:
-        return  # no such interface
-    except NetlinkError as exc:
-        if exc.code == errno.ENODEV:
-            return
-        raise _fail(f"set {ifname} down", exc) from exc
+    # ioctls on a socket of the calling thread (the daemon's threads stay in its namespace):
+    # no round trip through the netlink owner thread on `rm -f`'s path.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            index = ifctl.index(sock.fileno(), ifname)
+        except OSError:
+            return  # no such interface
+        try:
+            ifctl.set_down(sock.fileno(), ifname)
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
+                return
+            raise KernelError(f"set {ifname} down: {exc.strerror}") from exc
 
     def done(failure: BaseException | None) -> None:
         gone = isinstance(failure, NetlinkError) and failure.code in (errno.ENODEV, errno.ENOENT)
