@@ -24,11 +24,17 @@ from bench.gone import GoneWatch
 from bench.report import Row, goal_row, lat, med, ratio, slope_per_100
 from boxnet.lab import Daemon
 
-RUN_GOAL_MS = 80.0
+RUN_GOAL_MS = 80.0  # session 2's goal, for levels issue 20 does not name
 SETUP_GOAL_MS = 5.0
 TEARDOWN_GOAL_MS = 20.0
 SLOPE_GOAL_MS = 0.5
 RM_GOAL_MS = 20.0
+API_GOAL_MS = 15.0  # issue 20: API create + start at N=1,000
+
+
+def run_goal(n: int) -> float:
+    """Issue 20: `run -d [-p 80]` <= 35 ms at N=1 and <= 40 ms at N=1,000."""
+    return {1: 35.0, 1000: 40.0}.get(n, RUN_GOAL_MS)
 
 
 def api(sock: Path, method: str, path: str, body: object | None = None) -> tuple[int, Any]:
@@ -237,8 +243,8 @@ def rows(levels: list[Level], raw: dict[str, float]) -> list[Row]:
             ),
             goal_row(
                 Row(sec, "end to end: boxnet run -d busybox sleep (no ports)",
-                    lat(lv.plain_run_ms), ratio(pr, raw_total), f"<= {RUN_GOAL_MS:g} ms"),
-                pr, RUN_GOAL_MS,
+                    lat(lv.plain_run_ms), ratio(pr, raw_total), f"<= {run_goal(lv.n):g} ms"),
+                pr, run_goal(lv.n),
             ),
             Row(sec, "daemon: network setup with -p 80 (... + ports, DNAT, hairpin)",
                 lat(lv.setup_ms), ratio(s, raw_total)),
@@ -251,8 +257,8 @@ def rows(levels: list[Level], raw: dict[str, float]) -> list[Row]:
             ),
             goal_row(
                 Row(sec, "end to end: boxnet run -d -p 80 busybox sleep", lat(lv.run_ms),
-                    ratio(r, raw_total), f"<= {RUN_GOAL_MS:g} ms"),
-                r, RUN_GOAL_MS,
+                    ratio(r, raw_total), f"<= {run_goal(lv.n):g} ms"),
+                r, run_goal(lv.n),
             ),
             goal_row(
                 Row(sec, "end to end: boxnet rm -f (kill, exit, teardown, delete)", lat(lv.rm_ms),
@@ -261,8 +267,7 @@ def rows(levels: list[Level], raw: dict[str, float]) -> list[Row]:
             ),
             Row(sec, "rm -f until its veth is gone (ip link; deleted after rm answers)",
                 lat(lv.rm_gone_ms), ratio(med(lv.rm_gone_ms), raw_gone)),
-            Row(sec, "HTTP API alone: POST create + POST start (no CLI)", lat(lv.api_run_ms),
-                ratio(med(lv.api_run_ms), raw_total)),
+            api_row(lv, raw_total),
             Row(sec, "HTTP API alone: DELETE ?force=1 (no CLI)", lat(lv.api_rm_ms)),
         ]  # fmt: skip
     if len(levels) >= 2:
@@ -276,6 +281,16 @@ def rows(levels: list[Level], raw: dict[str, float]) -> list[Row]:
         out.append(Row("attach, slope", "run -d -p: level medians vs N, least squares",
                        f"{slope:+.2f} ms per 100 containers"))  # fmt: skip
     return out
+
+
+def api_row(lv: Level, raw_total: float) -> Row:
+    a = med(lv.api_run_ms)
+    row = Row(f"attach, N={lv.n}", "HTTP API alone: POST create + POST start (no CLI)",
+              lat(lv.api_run_ms), ratio(a, raw_total))  # fmt: skip
+    if lv.n != 1000:
+        return row
+    row.goal = f"<= {API_GOAL_MS:g} ms"
+    return goal_row(row, a, API_GOAL_MS)
 
 
 def growth_rows(growth: list[tuple[int, float]], bin_size: int = 25) -> list[Row]:
