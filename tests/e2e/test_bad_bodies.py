@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -70,6 +71,21 @@ class Env:
             return status, json.loads(payload) if payload.strip() else None
         except ValueError:
             return status, payload
+
+    def settled_snapshot(self) -> dict[str, Any]:
+        """A snapshot once every bridge in `ip link` belongs to a network again: `network rm`
+        answers before the kernel's bridge deletion, which ends a few ms to ~50 ms later
+        (docs/CHOICES.md); a baseline taken in between would hold the dying bridge."""
+        for _ in range(100):  # bounded: 100 x 20 ms
+            snap = self.snapshot()
+            owned = {
+                n.get("Options", {}).get("com.docker.network.bridge.name") or f"br-{n['Id'][:12]}"
+                for n in snap["networks"]
+            }
+            if all(link[0] in owned for link in snap["links"] if link[0].startswith("br-")):
+                return snap
+            time.sleep(0.02)
+        return snap
 
     def snapshot(self) -> dict[str, Any]:
         _, networks = self.call("GET", "/networks")
@@ -360,7 +376,7 @@ def check(e: Env, ep: Endpoint, raw: bytes, body: Any) -> int:
         assert e.snapshot() == e.baseline, (ep.name, raw, status, reply)
     else:
         ep.undo(e, _fill_body(body, e), reply)
-        e.baseline = e.snapshot()
+        e.baseline = e.settled_snapshot()
     return status
 
 
