@@ -175,11 +175,7 @@ def remove_remote_endpoint(
     except NetlinkError as exc:
         if exc.code not in (errno.ENOENT, errno.ENODEV):
             raise _fail(f"remove FDB entry {mac}", exc) from exc
-    try:
-        _bridge_entry(ipr, "del", vxlan_index, mac)
-    except NetlinkError as exc:
-        if exc.code not in (errno.ENOENT, errno.ENODEV):
-            raise _fail(f"remove bridge FDB entry {mac}", exc) from exc
+    forget_remote_mac(ipr, vxlan_index, mac)
 
 
 def underlay_mtu(ipr: IPRoute, local: IPv4Address) -> int:
