@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 import re
 
-from boxnet.errors import InvalidArgument
 from boxnet.parsing.netname import NETWORK_NAME_MAX as NETWORK_NAME_MAX  # re-exported
 from boxnet.parsing.netname import validate_network_name as validate_network_name
 from boxnet.parsing.refnames import IMAGE_NAME_MAX as IMAGE_NAME_MAX
+from boxnet.parsing.refnames import bad_name as _bad
 from boxnet.parsing.refnames import validate_container_name as validate_container_name
 from boxnet.parsing.refnames import validate_image_name as validate_image_name
 
@@ -27,10 +27,6 @@ _LABEL_UNDERSCORE_RE = re.compile(r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?", re.ASCI
 _HEX_RE = re.compile(r"[0-9a-f]{1,64}", re.ASCII)
 HOSTNAME_MAX = 63
 IFNAME_MAX = 15  # IFNAMSIZ (16) minus the terminating NUL
-
-
-def _bad(kind: str, value: str, rule: str, hint: str | None = None) -> InvalidArgument:
-    return InvalidArgument(f'invalid {kind} "{value}": {rule}', hint)
 
 
 def validate_dns_label(label: str) -> str:

@@ -30,7 +30,8 @@ _IMAGE_PATTERN = (
 _grammar: list[object] = []  # the compiled pattern, once needed
 
 
-def _bad(kind: str, value: str, rule: str, hint: str | None = None) -> InvalidArgument:
+def bad_name(kind: str, value: str, rule: str, hint: str | None = None) -> InvalidArgument:
+    """The refusal of every name validator (parsing/names.py uses it too)."""
     return InvalidArgument(f'invalid {kind} "{value}": {rule}', hint)
 
 
@@ -39,9 +40,9 @@ def validate_container_name(name: str) -> str:
     bare = name[1:] if name.startswith("/") else name
     if len(bare) > 128:
         # Docker sets no limit; boxnet caps names (they become DNS names and log keys).
-        raise _bad("container name", name[:40] + "…", "use at most 128 characters")
+        raise bad_name("container name", name[:40] + "…", "use at most 128 characters")
     if len(bare) < 2 or bare[0] not in _ALNUM or not _CONTAINER_REST.issuperset(bare):
-        raise _bad(
+        raise bad_name(
             "container name",
             name,
             "use at least 2 characters from [a-zA-Z0-9_.-], starting with a letter or digit",
@@ -69,13 +70,13 @@ def _matches_grammar(name: str) -> bool:
 def validate_image_name(name: str) -> str:
     """An image reference `[REGISTRY/]PATH[:TAG][@DIGEST]` as Docker accepts it; unchanged."""
     if not name:
-        raise _bad("image name", name, "it is empty", "e.g. busybox or host")
+        raise bad_name("image name", name, "it is empty", "e.g. busybox or host")
     valid = _plainly_valid_image(name) or _matches_grammar(name)
     if not valid or len(name.partition("@")[0]) > IMAGE_NAME_MAX:
         rest = name.rsplit("/", 1)[-1].split(":")[0].split("@")[0]
         if rest != rest.lower():
-            raise _bad("image name", name, "repository name must be lowercase")
-        raise _bad(
+            raise bad_name("image name", name, "repository name must be lowercase")
+        raise bad_name(
             "image name",
             name,
             "expected [REGISTRY/]PATH[:TAG][@DIGEST]: lowercase path components separated by"
