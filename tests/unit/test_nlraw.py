@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from pyroute2 import IPBatch
+from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
@@ -84,6 +85,15 @@ def test_veth_is_iproute_link_add(batch: Any) -> None:
     assert born.get_attr("IFLA_ADDRESS") == MAC
 
 
+def test_hairpin_is_ip_link_set_bridge_slave() -> None:
+    (back,) = MarshalRtnl().parse(nlraw.encode_batch([nlraw.hairpin_message("veth1a2b3c4")]))
+    assert back["header"]["flags"] == NLM_F_REQUEST | NLM_F_ACK  # changes; never creates
+    assert (back["index"], back.get_attr("IFLA_IFNAME")) == (0, "veth1a2b3c4")  # by name
+    assert back.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_KIND") == "bridge"
+    slave = back.get_nested("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA")
+    assert slave.get_attr("IFLA_BRPORT_MODE") == 1
+
+
 @pytest.mark.e2e
 def test_the_kernel_does_what_they_ask(lab: Lab) -> None:
     host, box = lab.netns("host"), lab.netns("box")
@@ -100,11 +110,17 @@ def test_the_kernel_does_what_they_ask(lab: Lab) -> None:
                 on_host, [nlraw.veth_message("vethnl0", "eth1", fd, MAC, 1400, bridge)]
             )
         assert again.value.code == errno.EEXIST
+        nlraw.request_batch(on_host, [nlraw.hairpin_message("vethnl0")])
+        with pytest.raises(NetlinkError) as missing:  # a port that is not there
+            nlraw.request_batch(on_host, [nlraw.hairpin_message("vethnl9")])
+        assert missing.value.code == errno.ENODEV
     finally:
         on_host.close()
         os.close(fd)
     (link,) = host.ip_json("link", "show", "vethnl0")
     assert (link["master"], link["mtu"], "UP" in link["flags"]) == ("br0", 1400, True)
+    (detail,) = host.ip_json("-d", "link", "show", "vethnl0")
+    assert detail["linkinfo"]["info_slave_data"]["hairpin"] is True
     (eth0,) = box.ip_json("link", "show", "eth0")
     assert (eth0["address"], eth0["mtu"]) == (MAC, 1400)
 

@@ -328,7 +328,7 @@ class BridgeDriver(NetworkDriver):
     def published(self, net: Network, endpoint: Endpoint) -> None:
         # Hairpin to itself: where br_netfilter NATs bridged frames, the container's own
         # request to host:port comes back out of the port it went in (Docker does the same).
-        links.set_hairpin(self.ipr, endpoint.host_veth)
+        links.set_hairpin(endpoint.host_veth)
 
     # -- firewall, repair, garbage collection ---------------------------------------------------
     def firewall(self, net: Network) -> tuple[BridgeIntent, ...]:

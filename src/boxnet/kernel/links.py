@@ -176,16 +176,18 @@ def retire_link(ipr: IPRoute, ifname: str) -> None:
         ipr.defer(done, "link", "del", index=index)
 
 
-def set_hairpin(ipr: IPRoute, ifname: str) -> None:
+def set_hairpin(ifname: str) -> None:
     """Let the bridge send a frame back out of the port it came in on (bridge_slave hairpin).
-    ifname is a port in the daemon's own namespace (whose threads never leave it), so its index
-    comes from if_nametoindex: one ioctl, not a netlink round trip."""
+    ifname is a port in the daemon's own namespace (whose threads never leave it): one request
+    from the calling thread (nlraw), found by name."""
     try:
-        ipr.brport("set", index=socket.if_nametoindex(ifname), mode=1)
+        nlraw.set_hairpin(ifname)
     except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            raise KernelError(f"hairpin mode on {ifname}: no such interface") from exc
         raise _fail(f"hairpin mode on {ifname}", exc) from exc
-    except OSError as exc:
-        raise KernelError(f"hairpin mode on {ifname}: no such interface") from exc
+    except OSError as exc:  # the netlink socket itself
+        raise KernelError(f"hairpin mode on {ifname}: {exc.strerror or exc}") from exc
 
 
 def addresses(ipr: IPRoute, index: int) -> list[IPv4Interface]:
