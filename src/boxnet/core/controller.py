@@ -89,6 +89,7 @@ class Controller:
     def start(self) -> None:
         """Bring the kernel in line with the configuration and the records."""
         with self.lock:
+            self._leave_netns_out_of_shims()
             if self.config.ip_forward:
                 links.set_sysctl("net/ipv4/ip_forward", "1")
             if self.firewall is not None:
@@ -125,6 +126,20 @@ class Controller:
         # Drivers with work beyond this host (overlay: watches of the cluster store).
         host = ClusterHost(self.records, self.networks, self.dns, self.lock, self.external.table)
         self.drivers.start(host)
+
+    def _leave_netns_out_of_shims(self) -> None:
+        """Containers' shims (forked by the zygote) leave the namespace files out of their mount
+        namespaces: copying one per running container made every start slower the more ran."""
+        from boxnet.kernel import netns
+        from boxnet.runtime import launcher
+
+        where = self.paths.netns_dir
+        try:
+            if not netns.share_dir(where):
+                log.info("%s holds an earlier boxnetd's namespaces: left as is", where)
+        except OSError as exc:  # starts work without it, only slower with many containers
+            log.warning("namespace directory: %s", exc)
+        launcher.ZYGOTE.netns_dir = str(self.paths.netns_dir)
 
     def close(self) -> None:
         self.drivers.stop()

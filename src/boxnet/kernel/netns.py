@@ -29,7 +29,7 @@ from boxnet.errors import KernelError
 from boxnet.kernel import fds, ifctl
 
 CLONE_NEWNET = 0x40000000
-MS_BIND = 4096
+MS_BIND, MS_REC, MS_SHARED = 4096, 16384, 1 << 20
 MNT_DETACH = 2
 NETLINK_ROUTE = 0
 
@@ -359,6 +359,23 @@ def drop_spares(path: str | Path) -> None:
         for _kind, sock in _spare.pop(str(path), []):
             sock.close()
         _spare_nft.pop(str(path), None)
+
+
+def share_dir(path: Path) -> bool:
+    """Make the directory of namespace files a mount of its own, shared (what `ip netns` does
+    for /run/netns: other mount namespaces still see the files), so that the shim zygote can
+    leave it, and every namespace file later made below it, out of its own mount namespace
+    (runtime/zygote.py). Not when it is no mount yet but holds an older daemon's namespaces:
+    binding it over them would leave the originals under copies, alive after their unmount.
+    Returns whether it is such a mount."""
+    path.mkdir(parents=True, exist_ok=True)
+    if _libc.mount(None, bytes(path), None, MS_SHARED, None) == 0:
+        return True  # a mount already (an earlier boxnetd's): EINVAL where it is not
+    if any(is_netns(entry) for entry in path.iterdir()):
+        return False
+    _check(_libc.mount(bytes(path), bytes(path), None, MS_BIND | MS_REC, None), f"bind {path}")
+    _check(_libc.mount(None, bytes(path), None, MS_SHARED, None), f"share {path}")
+    return True
 
 
 def is_netns(path: str | Path) -> bool:

@@ -65,6 +65,9 @@ class Zygote:
     shim, so a broken zygote costs speed, never a start."""
 
     def __init__(self) -> None:
+        # The daemon's directory of namespace files: the zygote's shims leave its mounts out of
+        # their mount namespaces (zygote.leave_out_netns). Set by boxnetd before its first start.
+        self.netns_dir = ""
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -89,6 +92,7 @@ class Zygote:
                     str(theirs.fileno()),
                     str(SHIM_PATH),  # loads shimio from its bytecode, compiled here
                     str(log_path),
+                    *([self.netns_dir] if self.netns_dir else []),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
