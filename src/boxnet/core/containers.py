@@ -302,37 +302,42 @@ class Containers:
     def _on_shim_exit(self, container_id: str) -> None:
         with self.lock:
             c = self.records.container(container_id)
-            if c is None:  # removed by rm -f: what needed the processes gone goes now
-                removal.finish_on_exit(self, container_id)
-                return
-            if c.state != State.RUNNING:
-                return
-            status = launcher.read_exit(Path(self.state_dir(c.id)))
-            intent = self.records.intents.begin("container.stop", c.id, {"name": c.name})
-            faults.point("container.exit.teardown")
-            for endpoint in self.records.endpoints(container_id=c.id):
-                self.network_event("disconnect", endpoint.network_id, c)
-            with metrics.timed("teardown"):
-                self.sandboxes.teardown(c)
-            cgroups.remove(c.id)  # empty now: the PID namespace died with its PID 1
-            if self.dns is not None:
-                self.dns.detach(c.id)
-            c = self.records.update_container(
-                c,
-                state=State.EXITED,
-                exit_code=status.exit_code if status else 137,
-                finished_at=status.finished_at if status else now_rfc3339(),
-                pid=0,
-                shim_pid=0,
-            )
-            self.records.intents.done(intent)
-            self.event(c, "die", exitCode=str(c.exit_code))
-            if c.spec.auto_remove:
-                self.recent_exits[c.id] = (c.exit_code, time.monotonic())
-                self._delete(c)
-            else:
-                self.restarts.on_exit(c)
-            self.changed.notify_all()
+            intent = removal.take_pending(self, container_id) if c is None else None
+            if c is not None:
+                self._exited(c)
+        if intent is not None:  # removed by rm -f: what needed the processes gone goes now
+            removal.finish_on_exit(self, container_id, intent)
+
+    def _exited(self, c: Container) -> None:
+        """The shim of a container still on record has exited (with the lock held)."""
+        if c.state != State.RUNNING:
+            return
+        status = launcher.read_exit(Path(self.state_dir(c.id)))
+        intent = self.records.intents.begin("container.stop", c.id, {"name": c.name})
+        faults.point("container.exit.teardown")
+        for endpoint in self.records.endpoints(container_id=c.id):
+            self.network_event("disconnect", endpoint.network_id, c)
+        with metrics.timed("teardown"):
+            self.sandboxes.teardown(c)
+        cgroups.remove(c.id)  # empty now: the PID namespace died with its PID 1
+        if self.dns is not None:
+            self.dns.detach(c.id)
+        c = self.records.update_container(
+            c,
+            state=State.EXITED,
+            exit_code=status.exit_code if status else 137,
+            finished_at=status.finished_at if status else now_rfc3339(),
+            pid=0,
+            shim_pid=0,
+        )
+        self.records.intents.done(intent)
+        self.event(c, "die", exitCode=str(c.exit_code))
+        if c.spec.auto_remove:
+            self.recent_exits[c.id] = (c.exit_code, time.monotonic())
+            self._delete(c)
+        else:
+            self.restarts.on_exit(c)
+        self.changed.notify_all()
 
     # -- stop / kill / restart ------------------------------------------------------------------
     def stop(self, ref: str, timeout: float | None) -> None:

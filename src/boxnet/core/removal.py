@@ -87,16 +87,20 @@ def delete(cs: Containers, c: Container, running: bool = False, alive: bool = Fa
     expire_recent(cs)
 
 
-def finish_on_exit(cs: Containers, container_id: str) -> bool:
+def take_pending(cs: Containers, container_id: str) -> int | None:
+    """Under the containers' lock: the container.rm intent of a container `rm -f` removed while
+    its shim ran, taken from `removing`; None if it was not being removed so."""
+    return cs.removing.pop(container_id, None)
+
+
+def finish_on_exit(cs: Containers, container_id: str, intent: int) -> None:
     """The shim of a container `rm -f` removed has exited: its cgroup and state directory go,
-    and the removal's intent closes. False if the container was not being removed so."""
-    intent = cs.removing.pop(container_id, None)
-    if intent is None:
-        return False
+    and the removal's intent (take_pending) closes. Outside the containers' lock: nothing else
+    owns this id's cgroup or directory (its record is gone, ids are never reused) and the store
+    has its own lock, so the next create or start does not wait for the rmdirs and rmtree."""
     cgroups.remove(container_id)  # empty now: the PID namespace died with its PID 1
     shutil.rmtree(cs.state_dir(container_id), ignore_errors=True)
     cs.records.intents.done(intent)
-    return True
 
 
 def finish_leftovers(paths: Paths, container_id: str) -> str:
