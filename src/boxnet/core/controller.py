@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from boxnet.paths import Paths
 
 log = logging.getLogger("boxnet.controller")
+# Network namespaces made ahead for the next starts (kernel/netnspool.py): two cover a start
+# while the previous one's replacement is still being made; a burst makes the rest inline.
+NETNS_AHEAD = 2
 
 
 def make_firewall(config: DaemonConfig) -> FirewallBackend | None:
@@ -62,6 +65,13 @@ class Controller:
         self.lan = Lan(self.ipr, self.store, paths, self.records.intents)
         self.reconciler = Reconciler(self.records, self.networks, self.lan, paths, self.ipr)
         self.sandboxes.pipework = self.lan.pipework
+        from boxnet.core.sandbox import NETWORK_SOCKETS
+        from boxnet.kernel.netnspool import NetnsPool
+
+        # Namespaces made ahead, between starts: the pool's thread waits for the lock to be free.
+        self.sandboxes.netns_pool = NetnsPool(
+            NETNS_AHEAD, NETWORK_SOCKETS, nftables=True, quiet=self._wait_for_lock
+        )
         from boxnet.core.dnshook import NameService
 
         self.dns = NameService(self.records, config, paths.dns_ports_dir)
@@ -126,6 +136,12 @@ class Controller:
         # Drivers with work beyond this host (overlay: watches of the cluster store).
         host = ClusterHost(self.records, self.networks, self.dns, self.lock, self.external.table)
         self.drivers.start(host)
+        if self.sandboxes.netns_pool is not None:
+            self.sandboxes.netns_pool.start()
+
+    def _wait_for_lock(self) -> None:
+        with self.lock:
+            pass
 
     def _leave_netns_out_of_shims(self) -> None:
         """Containers' shims (forked by the zygote) leave the namespace files out of their mount
@@ -142,6 +158,8 @@ class Controller:
         launcher.ZYGOTE.netns_dir = str(self.paths.netns_dir)
 
     def close(self) -> None:
+        if self.sandboxes.netns_pool is not None:
+            self.sandboxes.netns_pool.close()
         self.drivers.stop()
         self.firewall_guard.stop()
         self.containers.restarts.close()

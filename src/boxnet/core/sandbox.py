@@ -49,11 +49,15 @@ if TYPE_CHECKING:
 
     from boxnet.core.networks import Networks
     from boxnet.firewall.base import FirewallBackend
+    from boxnet.kernel.netnspool import NetnsPool
     from boxnet.lan.pipework import Pipework
     from boxnet.paths import Paths
     from boxnet.store.records import Records
 
 log = logging.getLogger("boxnet.sandbox")
+# What a container on networks gets in its new namespace: netlink for its endpoints, the
+# embedded resolver's UDP and TCP sockets (plus a libnftables context, see setup).
+NETWORK_SOCKETS = (netns.NETLINK, netns.UDP, netns.TCP)
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,8 @@ class Sandboxes:
         self.ports = PortAllocator()
         # boxnet.lan's pipework attachments, re-applied into every new namespace (controller).
         self.pipework: Pipework | None = None
+        # Namespaces made ahead for containers on networks (kernel/netnspool.py; controller).
+        self.netns_pool: NetnsPool | None = None
 
     # -- build ----------------------------------------------------------------------------------
     def setup(self, c: Container, joined_netns: str, undo: Undo) -> SandboxResult:
@@ -97,10 +103,12 @@ class Sandboxes:
         if kind == "container":
             return SandboxResult(joined_netns, (), ())
         path = self.paths.netns_path(c.id)
-        # Sockets the rest of the start wants inside: netlink (attach), the resolver's UDP/TCP.
-        wanted = [netns.NETLINK, netns.UDP, netns.TCP] if kind == "network" else [netns.NETLINK]
-        # ...and the libnftables context that redirects 127.0.0.11:53 to those (dns.redirect).
-        netns.create_netns(path, prepare=wanted, nftables=kind == "network")
+        pool = self.netns_pool if kind == "network" else None
+        if pool is None or not pool.take(path):  # one made ahead, else now
+            # Sockets the start wants inside: netlink (attach), the resolver's UDP/TCP...
+            wanted = list(NETWORK_SOCKETS) if kind == "network" else [netns.NETLINK]
+            # ...and the libnftables context that redirects 127.0.0.11:53 to those (dns.redirect).
+            netns.create_netns(path, prepare=wanted, nftables=kind == "network")
         undo.push("delete netns", lambda: netns.delete_netns(path))
         faults.point("container.start.netns")
         if kind == "none":  # lo only (up since create_netns)

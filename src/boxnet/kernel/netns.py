@@ -22,6 +22,7 @@ import queue
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,54 +77,95 @@ def _in_thread(fn: Callable[[], T]) -> T:
     return box["value"]  # type: ignore[return-value]
 
 
+@dataclass
+class Unbound:
+    """A namespace made by make_unbound and what was opened in it, held by a descriptor until
+    bind_unbound gives it its file (or close() lets it go)."""
+
+    fd: int
+    spares: list[tuple[SocketKind, socket.socket]] = field(default_factory=list)
+    nft: Any = None
+    v6_default: int | None = None
+
+    def close(self) -> None:
+        for _kind, sock in self.spares:
+            sock.close()
+        for fd in (self.fd, self.v6_default):
+            if fd is not None:
+                os.close(fd)
+        self.spares, self.nft, self.v6_default = [], None, None  # the context's socket: GC
+
+
+def make_unbound(prepare: Sequence[SocketKind] = (), nftables: bool = False) -> Unbound:
+    """A new network namespace with lo up and the sockets of `prepare` (and a libnftables
+    context when `nftables`) opened in it for later (see the module's doc); no file yet.
+    OSError as the kernel refused."""
+
+    def work() -> Unbound:
+        _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+        tid = threading.get_native_id()
+        made = Unbound(fds.park(os.open(f"/proc/self/task/{tid}/ns/net", os.O_RDONLY)))
+        try:
+            made.spares = [(kind, fds.park_socket(socket.socket(*kind))) for kind in prepare]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                ifctl.set_up(probe.fileno(), "lo")  # every container has its loopback up
+            # Interfaces are born without IPv6 (no link-local address, no router solicitation):
+            # an endpoint on an IPv6 network turns it on for its own interface (enable_ipv6).
+            with contextlib.suppress(FileNotFoundError):  # a kernel without IPv6: nothing to do
+                _write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")
+                # held as long as the namespace lives: parked out of select()'s range (fds.py)
+                made.v6_default = fds.park(
+                    os.open(f"/proc/sys/{V6_DEFAULT}", os.O_WRONLY | os.O_CLOEXEC)
+                )
+            if nftables:
+                made.nft = _new_nftables()
+        except BaseException:
+            made.close()
+            raise
+        return made
+
+    return _in_thread(work)
+
+
+def bind_unbound(path: Path, made: Unbound) -> None:
+    """Give a namespace of make_unbound its file at `path` (a bind mount) and keep what was
+    opened in it for the takers of that path. `made` is used up, also when this fails."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        except FileExistsError as exc:
+            raise KernelError(f"create network namespace {path}: file exists") from exc
+        os.close(fd)
+        source = f"/proc/self/fd/{made.fd}".encode()
+        if _libc.mount(source, bytes(path), None, MS_BIND, None) != 0:
+            err = ctypes.get_errno()
+            path.unlink(missing_ok=True)
+            raise KernelError(f"create network namespace {path}: {os.strerror(err)}")
+    except BaseException:
+        made.close()
+        raise
+    os.close(made.fd)
+    with _spare_lock:
+        if made.spares:
+            _spare[str(path)] = made.spares
+        if made.nft is not None:
+            _spare_nft[str(path)] = made.nft
+        if made.v6_default is not None:
+            _v6_default[str(path)] = made.v6_default
+
+
 def create_netns(path: Path, prepare: Sequence[SocketKind] = (), nftables: bool = False) -> None:
     """Create a new network namespace bind-mounted at `path`, with lo up and the sockets of
     `prepare` (and a libnftables context when `nftables`) opened in it for later (see the
-    module's doc)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    module's doc). kernel/netnspool.py makes them ahead of need the same way."""
+    if path.exists():  # refused before a namespace is made for nothing (bind_unbound checks too)
+        raise KernelError(f"create network namespace {path}: file exists")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
-    except FileExistsError as exc:
-        raise KernelError(f"create network namespace {path}: file exists") from exc
-    os.close(fd)
-
-    nft: list[Any] = []
-    v6_default: list[int] = []
-
-    def work() -> list[tuple[SocketKind, socket.socket]]:
-        _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-        tid = threading.get_native_id()
-        _check(
-            _libc.mount(f"/proc/self/task/{tid}/ns/net".encode(), bytes(path), None, MS_BIND, None),
-            f"bind-mount netns at {path}",
-        )
-        spares = [(kind, fds.park_socket(socket.socket(*kind))) for kind in prepare]
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            ifctl.set_up(probe.fileno(), "lo")  # every container has its loopback up
-        # Interfaces are born without IPv6 (no link-local address, no router solicitation):
-        # an endpoint on an IPv6 network turns it on for its own interface (enable_ipv6).
-        with contextlib.suppress(FileNotFoundError):  # a kernel without IPv6: nothing to do
-            _write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")
-            # held as long as the namespace lives: parked out of select()'s range (kernel/fds.py)
-            v6_default.append(
-                fds.park(os.open(f"/proc/sys/{V6_DEFAULT}", os.O_WRONLY | os.O_CLOEXEC))
-            )
-        if nftables:
-            nft.append(_new_nftables())
-        return spares
-
-    try:
-        spares = _in_thread(work)
+        made = make_unbound(prepare, nftables)
     except OSError as exc:
-        path.unlink(missing_ok=True)
         raise KernelError(f"create network namespace {path}: {exc.strerror}") from exc
-    with _spare_lock:
-        if spares:
-            _spare[str(path)] = spares
-        if nft:
-            _spare_nft[str(path)] = nft[0]
-        if v6_default:
-            _v6_default[str(path)] = v6_default[0]
+    bind_unbound(path, made)
 
 
 V6_DEFAULT = "net/ipv6/conf/default/disable_ipv6"
