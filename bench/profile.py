@@ -43,6 +43,8 @@ from boxnet.firewall import nftables
 from boxnet.runtime import launcher
 
 span(netns, "create_netns", "netns: unshare+bind-mount (thread)")
+from boxnet.kernel import netnspool
+span(netnspool.NetnsPool, "take", "netns: one made ahead, bound (pool)")
 span(links, "link_info", "veth: bridge lookup (link get)")
 span(links, "add_veth_into", "veth: add_veth_into (total)")
 span(links, "netlink_socket_in", "veth: socket into netns (thread+setns)")
@@ -69,6 +71,10 @@ span(containers.Containers, "_on_shim_exit", "rm: exit handling (teardown + reco
 span(removal.shutil, "rmtree", "rm: state dir rmtree (after the shim exits)")
 from boxnet.core import dnshook
 span(dnshook.NameService, "attach", "dns: attach (table, sockets, redirect)")
+span(dnshook.NameService, "update", "dns: table update (records, copy-on-write)")
+from boxnet.dns import server as dns_server
+span(dns_server, "open_sockets", "dns: sockets (bind in netns, ports file, redirect)")
+span(dns_server.Resolver, "_call", "dns: a call on the resolver's thread")
 try:
     from boxnet.dns import redirect
     span(redirect, "install", "dns: redirect 127.0.0.11:53 (nft batch)")
