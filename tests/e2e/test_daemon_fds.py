@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from boxnet.core.controller import NETNS_AHEAD
 from boxnet.lab import Daemon, Lab, basic_lab
 
 pytestmark = pytest.mark.e2e
@@ -36,9 +37,28 @@ def low_count(pid: int) -> int:
     return sum(1 for fd in descriptors(pid) if fd < FD_SETSIZE)
 
 
+def pool_settled(pid: int) -> None:
+    """Wait (bounded) until boxnetd holds its NETNS_AHEAD namespaces made ahead, each with its
+    own parked descriptors (kernel/netnspool.py): counts taken while one is being made again
+    would differ by a namespace's worth."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        held = 0
+        for fd in descriptors(pid):
+            try:
+                held += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("net:[")
+            except OSError:
+                continue
+        if held == NETNS_AHEAD:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"boxnetd does not hold {NETNS_AHEAD} namespaces made ahead")
+
+
 def test_containers_hold_no_descriptor_below_fd_setsize(daemon: Daemon) -> None:
     d = daemon
     d.cli("run", "-d", "--name", "warm", "busybox", "sleep", "600")  # lazy imports, pools
+    pool_settled(d.pid)
     before_low = low_count(d.pid)
     before_high = len(descriptors(d.pid)) - before_low
     names = [f"c{i}" for i in range(12)]
@@ -47,6 +67,7 @@ def test_containers_hold_no_descriptor_below_fd_setsize(daemon: Daemon) -> None:
         d.cli("run", "-d", "--name", name, *args, "busybox", "sleep", "600")
     try:
         # Descriptors a request used are closed when it ends; allow a moment for stragglers.
+        pool_settled(d.pid)
         deadline = time.monotonic() + 5
         while low_count(d.pid) > before_low + 2 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -66,6 +87,7 @@ def test_containers_hold_no_descriptor_below_fd_setsize(daemon: Daemon) -> None:
     finally:
         d.cli("rm", "-f", "warm", *names, check=False)
     # And they are given back when the containers go.
+    pool_settled(d.pid)
     deadline = time.monotonic() + 10
     while len(descriptors(d.pid)) - low_count(d.pid) > before_high and time.monotonic() < deadline:
         time.sleep(0.1)
