@@ -80,12 +80,12 @@ def test_ifctl_brings_an_interface_up_in_the_sockets_namespace(tmp_path: Path) -
 NFT_PROBE = r"""
 import json, subprocess, sys
 from pathlib import Path
-from boxnet.kernel import netns
+from boxnet.kernel import netns, netns_nft
 path = Path(sys.argv[1])
 netns.create_netns(path, nftables=True)
 try:
     for name in ("prepared", "fresh"):  # the context made at creation, then one made on demand
-        rc, _out, err = netns.nftables_in(path).cmd(f"add table ip bxt-{name}")
+        rc, _out, err = netns_nft.nftables_in(path).cmd(f"add table ip bxt-{name}")
         assert rc == 0, err
     inner = subprocess.run(["nsenter", f"--net={path}", "nft", "list", "tables"],
                            check=True, capture_output=True, text=True).stdout

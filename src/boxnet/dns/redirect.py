@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from boxnet.errors import KernelError
-from boxnet.kernel import netns
+from boxnet.kernel import netns_nft
 
 TABLE = "boxnet-dns"
 RESOLVER_IP = "127.0.0.11"
@@ -49,7 +49,7 @@ def render(udp_port: int, tcp_port: int) -> str:
 
 def install(netns_path: str | Path, udp_port: int, tcp_port: int) -> None:
     """Program (or re-program) the redirect in the namespace at netns_path, atomically."""
-    rc, out, err = netns.nftables_cmd_in(netns_path, render(udp_port, tcp_port))
+    rc, out, err = netns_nft.nftables_cmd_in(netns_path, render(udp_port, tcp_port))
     if rc != 0:
         raise KernelError(
             f"redirect 127.0.0.11:53 in {netns_path}: {(err or out).strip()}",

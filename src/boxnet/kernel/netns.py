@@ -7,8 +7,9 @@ exit: the daemon's own threads never change namespace, and no process is forked 
 A thread and a setns cost ~0.2 ms, so `create_netns` can open, in the thread that made the
 namespace, the sockets its caller will want in it (`prepare`): `netlink_socket_in` and
 `socket_in` hand those out first. `delete_netns` closes any that were never asked for. The same
-goes for a libnftables context (`nftables_in`): its netlink socket is opened when the context is
-made, so it programs the namespace it was made in, from whichever thread later runs commands.
+goes for a libnftables context (`netns_nft.nftables_in`): its netlink socket is opened when the
+context is made, so it programs the namespace it was made in, from whichever thread later runs
+commands.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import queue
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -118,7 +118,7 @@ def make_unbound(prepare: Sequence[SocketKind] = (), nftables: bool = False) -> 
                     os.open(f"/proc/sys/{V6_DEFAULT}", os.O_WRONLY | os.O_CLOEXEC)
                 )
             if nftables:
-                made.nft = _new_nftables()
+                made.nft = new_nftables()
         except BaseException:
             made.close()
             raise
@@ -241,62 +241,14 @@ def netlink_socket_in(path: str | Path) -> socket.socket:
     return socket_in(path, *NETLINK)
 
 
-def _new_nftables() -> Any:
+def new_nftables() -> Any:
+    """A libnftables context acting on the calling thread's namespace."""
     import nftables  # the Debian libnftables through its ctypes binding
 
     nft = nftables.Nftables()
     nft.set_json_output(False)
     nft.set_handle_output(False)
     return nft
-
-
-def nftables_in(path: str | Path) -> Any:
-    """A libnftables context (nftables.Nftables) whose commands act on the namespace at `path`."""
-    with _spare_lock:
-        spare = _spare_nft.pop(str(path), None)
-    if spare is not None:
-        return spare
-
-    def work() -> Any:
-        _enter(path)
-        return _new_nftables()
-
-    try:
-        return _in_thread(work)
-    except OSError as exc:
-        raise KernelError(f"enter network namespace {path}: {exc.strerror or exc}") from exc
-
-
-def nftables_cmd_in(path: str | Path, text: str) -> tuple[int, str, str]:
-    """Run one nft batch in the namespace at `path` (a context of nftables_in) and free the
-    context in a background thread: closing its netlink socket after a commit that replaced
-    rules (a namespace that had the table already) waits for an RCU grace period in the
-    kernel, ~10-18 ms of sleep measured (a fresh table: 0.02 ms)."""
-    holder = [nftables_in(path)]
-    try:
-        rc, out, err = holder[0].cmd(text)
-        return rc, out, err
-    finally:
-        _free_later(holder)
-
-
-_doomed: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
-_reaper: list[threading.Thread] = []
-
-
-def _free_later(holder: list[Any]) -> None:
-    """Move holder's object to the reaper thread; no reference stays here or with the caller,
-    so its last reference (and the blocking free) goes with the reaper's."""
-    with _spare_lock:
-        if not _reaper:
-            _reaper.append(threading.Thread(target=_reap, name="boxnet-nft-free", daemon=True))
-            _reaper[0].start()
-    _doomed.put([holder.pop()])
-
-
-def _reap() -> None:
-    while True:
-        _doomed.get().clear()  # the context's __del__ (nft_ctx_free) runs here
 
 
 def prepare_sockets(paths: Sequence[str | Path], kinds: Sequence[SocketKind]) -> None:
@@ -319,6 +271,23 @@ def prepare_sockets(paths: Sequence[str | Path], kinds: Sequence[SocketKind]) ->
     with _spare_lock:
         for path, spares in made.items():
             _spare.setdefault(path, []).extend(spares)
+
+
+def take_spare_nftables(path: str | Path) -> Any:
+    """The libnftables context made with the namespace at `path` (or by prepare), if nobody
+    took it yet; None otherwise."""
+    with _spare_lock:
+        return _spare_nft.pop(str(path), None)
+
+
+def run_inside(path: str | Path, fn: Callable[[], T]) -> T:
+    """fn's result, run in a throwaway thread that entered the namespace at `path` first."""
+
+    def work() -> T:
+        _enter(path)
+        return fn()
+
+    return _in_thread(work)
 
 
 def _enter(path: str | Path) -> None:
@@ -381,7 +350,7 @@ def prepare(path: str | Path, kinds: Sequence[SocketKind], loopback: bool, nftab
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
                 ifctl.set_up(probe.fileno(), "lo")
         if nftables:
-            nft.append(_new_nftables())
+            nft.append(new_nftables())
         return spares
 
     try:
