@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -152,3 +154,59 @@ def test_containers_get_the_namespaces_made_ahead(daemon: Daemon) -> None:
 
 def short_id(d: Daemon, name: str) -> str:
     return d.cli("inspect", "--format", "{{.Id}}", name).stdout.strip()[:12]
+
+
+def test_the_resolver_is_readied_ahead(tmp_path: Path) -> None:
+    """dns/sockets.prebind: the resolver's sockets bound on 127.0.0.11 and 127.0.0.11:53
+    redirected to them, before the namespace has a file; open_sockets hands them over."""
+    from boxnet.dns import sockets as dns_sockets
+
+    pool = NetnsPool(1, NETWORK_SOCKETS, nftables=True, readied=dns_sockets.prebind)
+    try:
+        pool.start()
+        assert wait_for(lambda: pool.ready() == 1)
+        path, ports_file = tmp_path / "r1", tmp_path / "r1.ports"
+        assert pool.take(path)
+        try:
+            rules = run([tool("nsenter"), f"--net={path}", "nft", "list", "table", "ip",
+                         "boxnet-dns"]).stdout  # fmt: skip
+            udp, tcp = dns_sockets.open_sockets(path, ports_file)
+            try:
+                ports = (udp.getsockname()[1], tcp.getsockname()[1])
+                assert udp.getsockname()[0] == tcp.getsockname()[0] == "127.0.0.11"
+                assert f"udp dport 53 dnat to 127.0.0.11:{ports[0]}" in rules
+                assert f"tcp dport 53 dnat to 127.0.0.11:{ports[1]}" in rules
+                written = ports_file.read_text().split()
+                assert written == [str(ports[0]), str(ports[1]), str(path.stat().st_ino)]
+                # A query to 127.0.0.11:53 from inside arrives on the UDP socket.
+                probe = "import socket; s=socket.socket(2,2); s.sendto(b'q',('127.0.0.11',53))"
+                run([tool("nsenter"), f"--net={path}", "python3", "-c", probe])
+                assert wait_for(lambda: _readable(udp), 5)
+                assert udp.recv(16) == b"q"
+            finally:
+                udp.close()
+                tcp.close()
+        finally:
+            netns.delete_netns(path)
+    finally:
+        pool.close()
+
+
+def test_what_was_readied_goes_with_an_untaken_namespace(tmp_path: Path) -> None:
+    from boxnet.dns import sockets as dns_sockets
+
+    before = len(os.listdir("/proc/self/fd"))
+    pool = NetnsPool(1, NETWORK_SOCKETS, nftables=True, readied=dns_sockets.prebind)
+    pool.start()
+    assert wait_for(lambda: pool.ready() == 1)
+    path = tmp_path / "r2"
+    assert pool.take(path)
+    netns.delete_netns(path)  # a start that failed before its resolver: sockets closed
+    pool.close()
+    assert wait_for(lambda: len(os.listdir("/proc/self/fd")) <= before, 5)
+
+
+def _readable(sock: socket.socket) -> bool:
+    poller = select.poll()  # parked descriptors are past select()'s 1024
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))

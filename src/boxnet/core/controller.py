@@ -66,11 +66,13 @@ class Controller:
         self.reconciler = Reconciler(self.records, self.networks, self.lan, paths, self.ipr)
         self.sandboxes.pipework = self.lan.pipework
         from boxnet.core.sandbox import NETWORK_SOCKETS
+        from boxnet.dns.sockets import prebind
         from boxnet.kernel.netnspool import NetnsPool
 
-        # Namespaces made ahead, between starts: the pool's thread waits for the lock to be free.
+        # Namespaces made ahead, between starts: the pool's thread waits for the lock to be
+        # free; the resolver's sockets and redirect are readied in them too.
         self.sandboxes.netns_pool = NetnsPool(
-            NETNS_AHEAD, NETWORK_SOCKETS, nftables=True, quiet=self._wait_for_lock
+            NETNS_AHEAD, NETWORK_SOCKETS, True, quiet=self._wait_for_lock, readied=prebind
         )
         from boxnet.core.dnshook import NameService
 

@@ -18,6 +18,7 @@ two numbers, so nothing is rendered per container.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from boxnet.errors import KernelError
 from boxnet.kernel import netns_nft
@@ -50,8 +51,19 @@ def render(udp_port: int, tcp_port: int) -> str:
 def install(netns_path: str | Path, udp_port: int, tcp_port: int) -> None:
     """Program (or re-program) the redirect in the namespace at netns_path, atomically."""
     rc, out, err = netns_nft.nftables_cmd_in(netns_path, render(udp_port, tcp_port))
+    _check(rc, out, err, netns_path)
+
+
+def install_with(nft: Any, udp_port: int, tcp_port: int, where: str) -> None:
+    """install() through a libnftables context made in the namespace (one made ahead that has
+    no file yet: kernel/netnspool.py); the caller frees the context."""
+    rc, out, err = nft.cmd(render(udp_port, tcp_port))
+    _check(rc, out, err, where)
+
+
+def _check(rc: int, out: str, err: str, where: str | Path) -> None:
     if rc != 0:
         raise KernelError(
-            f"redirect 127.0.0.11:53 in {netns_path}: {(err or out).strip()}",
+            f"redirect 127.0.0.11:53 in {where}: {(err or out).strip()}",
             hint="is nf_nat available (modprobe nf_nat)?",
         )

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from boxnet.errors import KernelError
 from boxnet.kernel import fds, ifctl
@@ -48,6 +48,9 @@ _spare_nft: dict[str, Any] = {}
 # file is bound to its namespace when opened, so writing this fd later, from any thread, flips
 # the default of that namespace (ipv6_born_on) without a thread and a setns (~0.3-2 ms).
 _v6_default: dict[str, int] = {}
+# namespace file -> what a caller readied in it before it had a file (Unbound.extras: the
+# resolver's bound sockets, for one), by key, until taken (take_extra) or the namespace goes
+_extras: dict[str, dict[str, Closable]] = {}
 _spare_lock = threading.Lock()
 
 T = TypeVar("T")
@@ -77,6 +80,10 @@ def _in_thread(fn: Callable[[], T]) -> T:
     return box["value"]  # type: ignore[return-value]
 
 
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
 @dataclass
 class Unbound:
     """A namespace made by make_unbound and what was opened in it, held by a descriptor until
@@ -86,8 +93,12 @@ class Unbound:
     spares: list[tuple[SocketKind, socket.socket]] = field(default_factory=list)
     nft: Any = None
     v6_default: int | None = None
+    extras: dict[str, Closable] = field(default_factory=dict)  # see _extras
 
     def close(self) -> None:
+        for extra in self.extras.values():
+            extra.close()
+        self.extras = {}
         for _kind, sock in self.spares:
             sock.close()
         for fd in (self.fd, self.v6_default):
@@ -153,6 +164,8 @@ def bind_unbound(path: Path, made: Unbound) -> None:
             _spare_nft[str(path)] = made.nft
         if made.v6_default is not None:
             _v6_default[str(path)] = made.v6_default
+        if made.extras:
+            _extras[str(path)] = made.extras
 
 
 def create_netns(path: Path, prepare: Sequence[SocketKind] = (), nftables: bool = False) -> None:
@@ -220,9 +233,22 @@ def _take_spare(path: str | Path, kind: SocketKind) -> socket.socket | None:
     return None
 
 
+def take_extra(path: str | Path, key: str) -> Any:
+    """What was readied under `key` in the namespace at `path` before it had its file
+    (Unbound.extras), once; None when nothing was."""
+    with _spare_lock:
+        extras = _extras.get(str(path), {})
+        found = extras.pop(key, None)
+        if not extras:
+            _extras.pop(str(path), None)
+    return found
+
+
 def delete_netns(path: Path) -> None:
     """Unmount and remove a namespace file; already gone is success."""
     with _spare_lock:
+        for extra in _extras.pop(str(path), {}).values():
+            extra.close()
         for _kind, sock in _spare.pop(str(path), []):
             sock.close()
         fd = _v6_default.pop(str(path), None)

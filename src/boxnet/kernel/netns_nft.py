@@ -35,7 +35,7 @@ def nftables_cmd_in(path: str | Path, text: str) -> tuple[int, str, str]:
         rc, out, err = holder[0].cmd(text)
         return rc, out, err
     finally:
-        _free_later(holder)
+        free_later(holder)
 
 
 _doomed: queue.SimpleQueue[list[Any]] = queue.SimpleQueue()
@@ -43,7 +43,7 @@ _reaper: list[threading.Thread] = []
 _reaper_lock = threading.Lock()
 
 
-def _free_later(holder: list[Any]) -> None:
+def free_later(holder: list[Any]) -> None:
     """Move holder's object to the reaper thread; no reference stays here or with the caller,
     so its last reference (and the blocking free) goes with the reaper's."""
     with _reaper_lock:

@@ -10,7 +10,8 @@ start takes one by giving it its file (netns.bind_unbound: one bind mount); when
 empty (a burst of starts) the caller makes one inline, as without a pool.
 
 A namespace in the pool has no file and no interface but lo: it dies with the daemon, and a
-crash leaves nothing behind.
+crash leaves nothing behind. `readied` does more of a start's work in it ahead (boxnetd: the
+resolver's sockets and redirect); what it leaves is handed over with the file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from boxnet.errors import KernelError
 from boxnet.kernel import netns
 
 log = logging.getLogger(__name__)
@@ -34,11 +36,16 @@ class NetnsPool:
         prepare: Sequence[netns.SocketKind],
         nftables: bool,
         quiet: Callable[[], None] = lambda: None,
+        readied: Callable[[netns.Unbound], None] | None = None,
     ) -> None:
         self.size = size
         self.prepare = tuple(prepare)
         self.nftables = nftables
         self._quiet = quiet
+        # More a start would do in every such namespace, done ahead too (boxnetd: the
+        # resolver's sockets bound and 127.0.0.11:53 redirected to them, dns/sockets.prebind);
+        # it leaves its results in Unbound.extras for netns.take_extra.
+        self._readied = readied
         self._ready: list[netns.Unbound] = []
         self._cond = threading.Condition()
         self._closed = False
@@ -84,8 +91,8 @@ class NetnsPool:
                     return
             self._quiet()
             try:
-                made = netns.make_unbound(self.prepare, self.nftables)
-            except OSError as exc:
+                made = self._make()
+            except (OSError, KernelError) as exc:
                 log.warning("namespace made ahead: %s (retrying in %.0f s)", exc, RETRY_SECONDS)
                 with self._cond:
                     self._cond.wait(RETRY_SECONDS)
@@ -95,3 +102,13 @@ class NetnsPool:
                     made.close()
                     return
                 self._ready.append(made)
+
+    def _make(self) -> netns.Unbound:
+        made = netns.make_unbound(self.prepare, self.nftables)
+        if self._readied is not None:
+            try:
+                self._readied(made)
+            except BaseException:
+                made.close()
+                raise
+        return made
