@@ -198,15 +198,17 @@ class Containers:
                     result = self.sandboxes.setup(c, joined, undo)
                 # container:X shares X's files as they are (X keeps its own hostname in them).
                 etc_files = etc_paths(etc_dir) if etc_dir else self._write_etc(c, result.endpoints)
-                if self.dns is not None:
-                    self.dns.attach(c, result.netns_path, undo)
+                serve_names = self.dns.attach(c, result.netns_path, undo) if self.dns else None
                 with metrics.timed("go"):
-                    started = launched.go(
+                    launched.send_go(
                         result.netns_path or None,
                         {k: str(v) for k, v in etc_files.items()},
                         # legacy links' variables name addresses on c's networks, known now
                         env_dict((*link_env(self, c), *c.spec.env), tty=c.spec.tty),
                     )
+                    if serve_names is not None:  # while the shim joins, mounts and execs
+                        serve_names()
+                    started = launched.finish()
                 faults.point("container.start.shim")
                 undo.commit()
             c = self.records.update_container(

@@ -20,7 +20,7 @@ from boxnet.dns import sockets as dns_sockets
 from boxnet.model import Container, Endpoint, State
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from boxnet.config import DaemonConfig
@@ -114,13 +114,29 @@ class NameService:
         else:
             self._publish(self._table.without_container(container_id))
 
-    def attach(self, c: Container, netns_path: str, undo: Undo) -> None:
-        """Serve c from now on: called before its first process starts."""
+    def attach(self, c: Container, netns_path: str, undo: Undo) -> Callable[[], None]:
+        """Serve c, called before its first process starts: its resolver sockets now (bound,
+        127.0.0.11:53 redirected to them: a query is never refused). Returns what finishes the
+        job, c's names in the table and its sockets in the resolver's loop, for the caller to
+        run while the shim finishes starting c (a query that comes first waits in its socket)."""
         if not uses_resolver(c) or not netns_path:
-            return
-        self.update(c)
-        self.resolver.add(c.id, netns_path, self.upstreams(c))
-        undo.push("stop serving DNS", lambda: self.detach(c.id))
+            return lambda: None
+        slots, failed = self.resolver.open_many([(c.id, netns_path, self.upstreams(c))])
+        for _container_id, error in failed:
+            raise error
+
+        def stop() -> None:
+            self.detach(c.id)  # registered: unregistered and closed
+            for slot in slots:
+                slot.close()  # not registered yet: closed here (again is harmless)
+
+        undo.push("stop serving DNS", stop)
+
+        def serve() -> None:
+            self.update(c)
+            self.resolver.register(slots)
+
+        return serve
 
     def serve_external(
         self,

@@ -88,6 +88,17 @@ class Resolver:
         """add() for many containers (a restarted daemon adopting them): sockets opened here,
         all registered in ONE call to the serving thread (2 calls per container cost ~0.2 s
         at 1,000). Returns the containers that could not be served, with why."""
+        slots, failed = self.open_many(items)
+        if slots:
+            self.register(slots)
+        return failed
+
+    def open_many(
+        self, items: Sequence[tuple[str, str | Path, tuple[str, ...]]]
+    ) -> tuple[list[Slot], list[tuple[str, Exception]]]:
+        """The containers' sockets, bound and with 127.0.0.11:53 redirected to them, not yet
+        served (register): a query that comes first waits in its socket. Also the containers
+        that could not have theirs, with why."""
         # (reading _slots here is safe: only the serving thread writes it)
         known = [item[0] for item in items if item[0] in self._slots]
         if known:  # their sockets hold the ports the new ones should get again
@@ -106,6 +117,10 @@ class Resolver:
                 failed.append((container_id, exc))
                 continue
             slots.append(Slot(container_id, udp, tcp, upstreams))
+        return slots, failed
+
+    def register(self, slots: Sequence[Slot]) -> None:
+        """Serve these slots of open_many from now on: one call to the serving thread."""
 
         def register_all() -> None:
             for slot in slots:
@@ -113,9 +128,7 @@ class Resolver:
                 self._selector.register(slot.udp, selectors.EVENT_READ, ("udp", slot))
                 self._selector.register(slot.tcp, selectors.EVENT_READ, ("tcp", slot))
 
-        if slots:
-            self._call(register_all)
-        return failed
+        self._call(register_all)
 
     def _unregister(self, container_id: str) -> None:
         """On the serving thread: drop the container's slot and close its sockets."""

@@ -263,7 +263,18 @@ class Launched:
         env: Mapping[str, str] | None = None,
     ) -> Started:
         """A deferred shim may finish: join netns_path (None: stay), bind etc_files, exec (with
-        env instead of the spec's, when given)."""
+        env instead of the spec's, when given). send_go + finish."""
+        self.send_go(netns_path, etc_files, env)
+        return self.finish()
+
+    def send_go(
+        self,
+        netns_path: str | None,
+        etc_files: Mapping[str, str],
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """go() without waiting: the caller may work while the shim finishes, then finish()
+        (or abort(), which still stops it)."""
         update: dict[str, Any] = {"etc_files": dict(etc_files)}
         if env is not None:
             update["env"] = dict(env)
@@ -277,7 +288,6 @@ class Launched:
         finally:
             for fd in fds:
                 os.close(fd)
-        return self.finish()
 
     def abort(self) -> None:
         """The start failed before go(): hang up (the shim stops before exec) and kill it."""
