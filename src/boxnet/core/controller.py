@@ -72,7 +72,11 @@ class Controller:
         # Namespaces made ahead, between starts: the pool's thread waits for the lock to be
         # free; the resolver's sockets and redirect are readied in them too.
         self.sandboxes.netns_pool = NetnsPool(
-            NETNS_AHEAD, NETWORK_SOCKETS, True, quiet=self._wait_for_lock, readied=prebind
+            NETNS_AHEAD,
+            NETWORK_SOCKETS,
+            nftables=True,  # the context that installs the resolver's redirect (prebind)
+            quiet=self._wait_for_lock,
+            readied=prebind,
         )
         from boxnet.core.dnshook import NameService
 

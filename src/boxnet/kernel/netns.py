@@ -102,9 +102,10 @@ class Unbound:
         for _kind, sock in self.spares:
             sock.close()
         for fd in (self.fd, self.v6_default):
-            if fd is not None:
+            if fd is not None and fd >= 0:
                 os.close(fd)
-        self.spares, self.nft, self.v6_default = [], None, None  # the context's socket: GC
+        # Closed once: a second close() must not hit descriptor numbers reused since.
+        self.fd, self.spares, self.nft, self.v6_default = -1, [], None, None
 
 
 def make_unbound(prepare: Sequence[SocketKind] = (), nftables: bool = False) -> Unbound:
