@@ -18,16 +18,12 @@ from typing import TYPE_CHECKING
 
 from boxnet import faults
 from boxnet.core import metrics
+from boxnet.core.leasing import Leases
 from boxnet.core.ports import PortAllocator
 from boxnet.errors import Conflict, Forbidden, InvalidArgument
 from boxnet.firewall.base import ANY, ANY_IP, DnatIntent
-from boxnet.ipam.allocator import (
-    Unavailable,
-    check_static_address,
-    pick_address,
-    reserved_addresses,
-)
 from boxnet.kernel import links, netns
+from boxnet.kernel.iproute import OwnedIPRoute
 from boxnet.model import (
     OPT_ENDPOINT_GATEWAY,
     OPT_ENDPOINT_GATEWAY6,
@@ -35,7 +31,6 @@ from boxnet.model import (
     Endpoint,
     EndpointRequest,
     IPAddress,
-    IPAMConfig,
     IPInterface,
     Network,
     PortBinding,
@@ -90,6 +85,8 @@ class Sandboxes:
         self.ipr = ipr
         self.firewall = firewall
         self.ports = PortAllocator()
+        # Core's IPAM, which holds back the addresses of interfaces still being deleted.
+        self.leases = Leases(records, ipr.settle if isinstance(ipr, OwnedIPRoute) else None)
         # boxnet.lan's pipework attachments, re-applied into every new namespace (controller).
         self.pipework: Pipework | None = None
         # Namespaces made ahead for containers on networks (kernel/netnspool.py; controller).
@@ -183,8 +180,9 @@ class Sandboxes:
         for cfg in net.ipam:  # one address (and next hop) per address family
             wanted: IPAddress | None = req.ipv4 if cfg.version == 4 else req.ipv6
             # A driver that allocates cluster-wide claims it; core's IPAM otherwise.
-            claimed = driver.claim_address(net, cfg, owner_id, wanted, undo)
-            ip = claimed if claimed is not None else self._lease(owner_id, net, cfg, wanted, undo)
+            ip = driver.claim_address(net, cfg, owner_id, wanted, undo)
+            if ip is None:
+                ip = self.leases.lease(owner_id, net, cfg, wanted, undo)
             addresses.append(ip_interface(f"{ip}/{cfg.subnet.prefixlen}"))
             gateway = cfg.gateway
             # `default-gateway` / `default-gateway-v6` of the default bridge
@@ -224,32 +222,6 @@ class Sandboxes:
         net = self.networks.by_id(endpoint.network_id)
         if net is not None:
             self.networks.driver_of(net).detached(net, endpoint)
-
-    def _lease(
-        self, owner_id: str, net: Network, cfg: IPAMConfig, wanted: IPAddress | None, undo: Undo
-    ) -> IPAddress:
-        """An address of cfg's family for owner_id on net: the one asked for (`--ip`), or the lowest
-        free one of the dynamic range."""
-        if wanted is not None:
-            check_static_address(wanted, cfg.subnet, cfg.gateway, cfg.aux_addresses.values())
-            if not self.records.lease(net.id, wanted, owner_id, static=True):
-                raise Conflict(
-                    f"Address already in use: {wanted} is taken on network {net.name}",
-                    hint="choose another --ip, or leave it out",
-                )
-            return wanted
-        lost: set[IPAddress] = set()  # lost races with another writer
-        reserved = reserved_addresses(cfg.subnet, cfg.gateway, cfg.aux_addresses.values())
-        taken = Unavailable(self.records.leased_view(net.id), reserved, lost)
-        floor = self.records.lease_floor(net.id, cfg.version)
-        while True:
-            ip = pick_address(cfg.subnet, cfg.ip_range, taken, start_at=floor)
-            if self.records.lease(net.id, ip, owner_id, static=False):
-                if not lost:  # ip was the lowest free one: all below it are taken
-                    self.records.raise_lease_floor(net.id, cfg.version, int(ip) + 1)
-                undo.push("release lease", lambda: self.records.release_leases(owner_id, net.id))
-                return ip
-            lost.add(ip)  # try the next one
 
     def _publish(self, c: Container, endpoint: Endpoint, undo: Undo) -> tuple[PortBinding, ...]:
         requests = list(c.spec.ports)
@@ -349,12 +321,16 @@ class Sandboxes:
         self.records.release_ports(c.id)
         for endpoint in self.records.endpoints(container_id=c.id):
             if endpoint.host_veth:
-                # Down now, so nothing of the container answers on the address released below,
-                # which the next container may get at once; deleted after the answer.
+                # Deleted after the answer; until then its addresses, released below, are
+                # retiring: nobody else gets them (core/leasing.py).
+                retiring = self.leases.retiring
+                addresses = [a.ip for a in endpoint.addresses]
+                retiring.hold(endpoint.network_id, addresses, c.id, endpoint.host_veth)
                 try:
-                    links.retire_link(self.ipr, endpoint.host_veth)
+                    links.retire_link(self.ipr, endpoint.host_veth, then=retiring.release)
                 except Exception as exc:
-                    problems.append(f"veth {endpoint.host_veth} down: {exc}")
+                    retiring.release(endpoint.host_veth)
+                    problems.append(f"veth {endpoint.host_veth}: {exc}")
             self.records.delete_endpoint(endpoint.id)
             try:
                 self._detached(endpoint)

@@ -10,7 +10,7 @@ import errno
 import logging
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from ipaddress import (
@@ -147,33 +147,40 @@ def delete_link_in(netns_path: str | Path, ifname: str) -> None:
         delete_link(inner, ifname)
 
 
-def retire_link(ipr: IPRoute, ifname: str) -> None:
-    """Take a link of the daemon's namespace out of use now (down: no carrier for its peer)
-    and delete it later, on the daemon's slow netlink lane (kernel.iproute.OwnedIPRoute.defer:
-    the kernel's deletion blocks ~20-40 ms, the name leaves `ip link` at once). A veth would
-    otherwise wait for its netns to be freed (~25 ms after the last process, more under load).
-    A missing link is fine; a failed deletion is logged (garbage collection retries)."""
-    # ioctls on a socket of the calling thread (the daemon's threads stay in its namespace):
-    # no round trip through the netlink owner thread on `rm -f`'s path.
+def retire_link(
+    ipr: IPRoute, ifname: str, then: Callable[[str], None] = lambda _name: None
+) -> None:
+    """Delete a link of the daemon's namespace later, on the daemon's slow netlink lane
+    (kernel.iproute.OwnedIPRoute.defer, keyed by the name: settle(ifname) waits for it), and
+    call then(ifname) once it is gone, or failed (logged), or was missing already. Nothing on
+    the caller's path takes the kernel's routing lock (RTNL): the deletion holds it ~20-40 ms
+    on a bridge of 1,000 ports, and a "down" first would wait behind the previous one's
+    (core/leasing.py holds the link's addresses back meanwhile). A plain IPRoute (no slow
+    lane) deletes at once."""
+    # An ioctl on a socket of the calling thread (the daemon's threads stay in its namespace),
+    # lockless in the kernel: is it there at all?
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         try:
             index = ifctl.index(sock.fileno(), ifname)
         except OSError:
+            then(ifname)
             return  # no such interface
-        try:
-            ifctl.set_down(sock.fileno(), ifname)
-        except OSError as exc:
-            if exc.errno == errno.ENODEV:
-                return
-            raise KernelError(f"set {ifname} down: {exc.strerror}") from exc
 
     def done(failure: BaseException | None) -> None:
         gone = isinstance(failure, NetlinkError) and failure.code in (errno.ENODEV, errno.ENOENT)
         if failure is not None and not gone:
             log.warning("delete link %s: %s", ifname, failure)
+        then(ifname)
 
     if isinstance(ipr, OwnedIPRoute):
-        ipr.defer(done, "link", "del", index=index)
+        ipr.defer(done, "link", "del", index=index, key=ifname)
+        return
+    try:
+        ipr.link("del", index=index)
+    except NetlinkError as exc:
+        done(exc)
+    else:
+        done(None)
 
 
 def set_hairpin(ifname: str) -> None:
