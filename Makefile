@@ -57,9 +57,11 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
+# --durations: every run ends with its slowest tests, so the suite's budget (well under 20 min
+# in CI) stays visible where it is spent.
 test: install lint
 	$(BIN)/python -m boxnet.lab.programs --scan $(PROGRAM_SOURCES) -- \
-	  $(BIN)/pytest -q -p no:cacheprovider
+	  $(BIN)/pytest -q -p no:cacheprovider --durations=20
 
 unit: venv
 	$(BIN)/pytest -q tests/unit

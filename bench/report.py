@@ -80,6 +80,25 @@ def from_foreign(section: str, item: Any) -> Row:
     return Row(section, values[0] if values else "", " · ".join(values[1:]))
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (/proc/stat's first line: user nice system idle iowait
+    irq softirq steal ...), in ticks."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
+# Taken when the bench starts (bench.run imports this module first): on a virtual machine the
+# hypervisor's "steal" (time our vCPUs were runnable but not running) moves every figure.
+_CPU_AT_START = cpu_times()
+_LOAD_AT_START = Path("/proc/loadavg").read_text().split()[:3]
+
+
+def stolen_share() -> float:
+    """Percent of the CPU time since the bench started that the hypervisor took."""
+    delta = [b - a for a, b in zip(_CPU_AT_START, cpu_times(), strict=False)]
+    total = sum(delta[:8])
+    return 100 * delta[7] / total if total and len(delta) > 7 else 0.0
+
+
 def machine() -> list[str]:
     cpu = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -90,11 +109,13 @@ def machine() -> list[str]:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
             mem_kb = int(line.split()[1])
-    load = Path("/proc/loadavg").read_text().split()[:3]
+    load = _LOAD_AT_START
     return [
         f"- CPU: {cpu}, {os.cpu_count()} cores; RAM {mem_kb / 1024 / 1024:.1f} GiB",
         f"- Kernel {platform.release()}; Python {platform.python_version()}",
         f"- Load average at start: {' '.join(load)} (other work on the machine skews figures)",
+        f"- CPU time taken by the hypervisor (steal) during the run: {stolen_share():.1f}% (a"
+        " virtual machine's neighbours)",
     ]
 
 
