@@ -38,14 +38,6 @@ def set_up(sock_fd: int, ifname: str) -> None:
         fcntl.ioctl(sock_fd, SIOCSIFFLAGS, _ifreq(ifname, struct.pack("H", flags | IFF_UP)))
 
 
-def set_down(sock_fd: int, ifname: str) -> None:
-    """Take ifname down in the socket's namespace (no-op when it is down)."""
-    answer = fcntl.ioctl(sock_fd, SIOCGIFFLAGS, _ifreq(ifname))
-    flags = struct.unpack_from("H", answer, 16)[0]
-    if flags & IFF_UP:
-        fcntl.ioctl(sock_fd, SIOCSIFFLAGS, _ifreq(ifname, struct.pack("H", flags & ~IFF_UP)))
-
-
 def hwaddr(sock_fd: int, ifname: str) -> str:
     """ifname's MAC address ("aa:bb:..") in the socket's namespace; OSError (ENODEV) when
     there is no such interface."""
