@@ -1,9 +1,9 @@
 """A removed container's addresses retire with its interface (core/leasing.py, issue 20).
 
 `rm -f` no longer takes the kernel's routing lock: the host veth is deleted after the answer,
-on the daemon's slow netlink lane, and until it is gone its addresses go to nobody else; one
-asked for by `--ip` waits for the deletion. To see that window, this daemon's slow lane waits
-1.5 s before each deferred deletion (the wrapper below; everything else is boxnetd as shipped).
+on the daemon's slow netlink lane, and a start that gets one of its addresses (the lowest free
+one, or `--ip`) waits until it is gone. To see that window, this daemon's slow lane waits 1.5 s
+before each deferred deletion (the wrapper below; everything else is boxnetd as shipped).
 
 Observers: `ip -j link` and `ip -j addr` in the daemon's namespace and in the containers',
 ping between containers.
@@ -84,16 +84,23 @@ def test_rm_answers_before_the_deletion_and_the_address_waits(daemon: Daemon) ->
 
 def check_window(d: Daemon, host: Netns, old_ip: str, old_veth: str) -> None:
     d.cli("rm", "-f", "old")
-    # rm answered; the slowed deletion has not run yet: the veth is still there...
+    # rm answered; the slowed deletion has not run yet: the veth is still there, up.
     assert old_veth in links(host)
-    # ...so a new container does not get its address, which the old interface still holds.
-    other_ip, _ = start(d, "other")
-    assert other_ip != old_ip
-    assert old_veth in links(host), "the window closed before the check: it proves nothing"
-    # Asked for by --ip: the start waits for the old interface to go, then gets it.
-    ip, veth = start(d, "again", "--ip", old_ip)
+    # The next container gets the lowest free address, the old one, once that veth is gone.
+    ip, veth = start(d, "next")
     assert ip == old_ip and old_veth not in links(host) and veth in links(host)
-    # Nothing else answers for it: the other container reaches the new one there.
+    # Asked for by --ip: the same wait (its namespace held open too, as above).
+    pid = json.loads(d.cli("inspect", "next").stdout)[0]["State"]["Pid"]
+    held = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    try:
+        d.cli("rm", "-f", "next")
+        assert veth in links(host)
+        again_ip, again_veth = start(d, "again", "--ip", old_ip)
+        assert again_ip == old_ip and veth not in links(host) and again_veth in links(host)
+    finally:
+        os.close(held)
+    # Nothing else answers for it: another container reaches the new one there.
+    d.cli("run", "-d", "--network", "rt", "--name", "other", "busybox", "sleep", "600")
     d.cli("exec", "other", "ping", "-c", "1", "-W", "2", old_ip)
     holders = [
         a

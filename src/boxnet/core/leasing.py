@@ -1,4 +1,5 @@
-"""An endpoint's addresses: leased from core's IPAM, and held back while the old interface dies.
+"""An endpoint's addresses: leased from core's IPAM, and handed out again only once the
+interface that held them is gone.
 
 A removed container's host veth is deleted on the daemon's slow netlink lane
 (links.retire_link), after `rm` answered: the kernel holds its routing lock for ~20-40 ms per
@@ -6,11 +7,12 @@ deletion on a bridge of 1,000 ports, and setting the port down first, as boxnet 
 `rm -f` wait behind the previous removal's deletion for that lock (3.3 ms of a 9.4 ms `rm -f`
 in boxnetd at N=960, issue #20). Until the deletion is done, the container's interface still
 holds its addresses and its kernel still answers ARP for them, so those addresses are
-*retiring*: a dynamic pick skips another container's, and whoever asks for one by `--ip`, or
-gets its own back (a restart, lowest free address first), first waits for that deletion
-(OwnedIPRoute.settle). The lease itself is released at once, as before: the records stay the
-truth for everything else (`network inspect`, a daemon restart, which forgets retiring
-addresses along with the deletions it never ran: the kernel deletes a veth with its namespace).
+*retiring*. The lease itself is released at once, as before, and allocation does not change
+(the lowest free address, or `--ip`); a start that gets a retiring address waits for that one
+deletion first (OwnedIPRoute.settle): a start right after an `rm -f` would wait for the
+kernel's lock during that deletion anyway, to create its own veth. The records stay the truth
+for everything else (`network inspect`; a daemon restart forgets retiring addresses along with
+the deletions it never ran: the kernel deletes a veth with its namespace).
 """
 
 from __future__ import annotations
@@ -34,44 +36,37 @@ if TYPE_CHECKING:
 
 
 class Retiring:
-    """Addresses of interfaces whose deletion is queued: network id -> {address: (owner, link)}.
+    """Addresses of interfaces whose deletion is queued: network id -> {address: link name}.
     Written by request threads (hold) and by the slow lane's thread (release): one lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._held: dict[str, dict[IPAddress, tuple[str, str]]] = {}
+        self._held: dict[str, dict[IPAddress, str]] = {}
 
-    def hold(self, network_id: str, addresses: Iterable[IPAddress], owner: str, link: str) -> None:
+    def hold(self, network_id: str, addresses: Iterable[IPAddress], link: str) -> None:
         with self._lock:
             held = self._held.setdefault(network_id, {})
             for ip in addresses:
-                held[ip] = (owner, link)
+                held[ip] = link
 
     def release(self, link: str) -> None:
         """The link is gone (or its deletion failed, logged by the caller): its addresses are
         free for anybody."""
         with self._lock:
             for network_id, held in list(self._held.items()):
-                for ip in [ip for ip, (_owner, name) in held.items() if name == link]:
+                for ip in [ip for ip, name in held.items() if name == link]:
                     del held[ip]
                 if not held:
                     del self._held[network_id]
 
-    def of_others(self, network_id: str, owner: str) -> frozenset[IPAddress]:
-        """A snapshot of the network's retiring addresses that are not owner's own."""
-        with self._lock:
-            held = self._held.get(network_id, {})
-            return frozenset(ip for ip, (who, _link) in held.items() if who != owner)
-
     def link_holding(self, network_id: str, ip: IPAddress) -> str | None:
         with self._lock:
-            entry = self._held.get(network_id, {}).get(ip)
-        return entry[1] if entry else None
+            return self._held.get(network_id, {}).get(ip)
 
 
 class Leases:
     """Core's IPAM for one address family of a network at a time: `--ip`, or the lowest free
-    address of the dynamic range, never one that is retiring for somebody else."""
+    address of the dynamic range; a retiring one only once its old interface is gone."""
 
     def __init__(self, records: Records, settle: Callable[[str], None] | None) -> None:
         self.records = records
@@ -98,19 +93,15 @@ class Leases:
             self._wait_for(net.id, wanted)  # a removed container's interface may still hold it
             return wanted
         lost: set[IPAddress] = set()  # lost races with another writer
-        retiring = self.retiring.of_others(net.id, owner_id)
         reserved = reserved_addresses(cfg.subnet, cfg.gateway, cfg.aux_addresses.values())
-        taken = Unavailable(self.records.leased_view(net.id), reserved, lost, retiring)
+        taken = Unavailable(self.records.leased_view(net.id), reserved, lost)
         floor = self.records.lease_floor(net.id, cfg.version)
         while True:
             ip = pick_address(cfg.subnet, cfg.ip_range, taken, start_at=floor)
             if self.records.lease(net.id, ip, owner_id, static=False):
-                if not lost:  # ip was the lowest free one: all below it are leased or retiring
-                    below = [
-                        int(r) for r in retiring if r.version == ip.version and int(r) < int(ip)
-                    ]
-                    self.records.raise_lease_floor(net.id, cfg.version, min([int(ip) + 1, *below]))
+                if not lost:  # ip was the lowest free one: all below it are taken
+                    self.records.raise_lease_floor(net.id, cfg.version, int(ip) + 1)
                 undo.push("release lease", lambda: self.records.release_leases(owner_id, net.id))
-                self._wait_for(net.id, ip)  # its own old interface (a restart): gone first
+                self._wait_for(net.id, ip)  # the interface that held it last: gone first
                 return ip
             lost.add(ip)  # try the next one

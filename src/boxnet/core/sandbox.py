@@ -322,10 +322,10 @@ class Sandboxes:
         for endpoint in self.records.endpoints(container_id=c.id):
             if endpoint.host_veth:
                 # Deleted after the answer; until then its addresses, released below, are
-                # retiring: nobody else gets them (core/leasing.py).
+                # retiring: whoever gets one next waits for the deletion (core/leasing.py).
                 retiring = self.leases.retiring
                 addresses = [a.ip for a in endpoint.addresses]
-                retiring.hold(endpoint.network_id, addresses, c.id, endpoint.host_veth)
+                retiring.hold(endpoint.network_id, addresses, endpoint.host_veth)
                 try:
                     links.retire_link(self.ipr, endpoint.host_veth, then=retiring.release)
                 except Exception as exc:
