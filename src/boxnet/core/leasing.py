@@ -9,10 +9,10 @@ in boxnetd at N=960, issue #20). Until the deletion is done, the container's int
 holds its addresses and its kernel still answers ARP for them, so those addresses are
 *retiring*. The lease itself is released at once, as before, and allocation does not change
 (the lowest free address, or `--ip`); a start that gets a retiring address waits for that one
-deletion first (OwnedIPRoute.settle): a start right after an `rm -f` would wait for the
-kernel's lock during that deletion anyway, to create its own veth. The records stay the truth
-for everything else (`network inspect`; a daemon restart forgets retiring addresses along with
-the deletions it never ran: the kernel deletes a veth with its namespace).
+deletion first (OwnedIPRoute.settle), so allocation never depends on the kernel's timing; a
+start right after an `rm -f` pays for it (~10 ms at N=1, docs/CHOICES.md). The records stay
+the truth for everything else (`network inspect`; a daemon restart forgets retiring addresses
+along with the deletions it never ran: the kernel deletes a veth with its namespace).
 """
 
 from __future__ import annotations
