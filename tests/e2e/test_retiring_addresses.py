@@ -52,17 +52,18 @@ def start(d: Daemon, name: str, *args: str) -> tuple[str, str]:
     d.cli("run", "-d", "--network", "rt", "--name", name, *args, "busybox", "sleep", "600")
     doc = json.loads(d.cli("inspect", name).stdout)[0]
     ip = doc["NetworkSettings"]["Networks"]["rt"]["IPAddress"]
-    return ip, veth_of(d.ns, name, d)
+    return ip, veth_of(d, name)
 
 
-def veth_of(host: Netns, name: str, d: Daemon) -> str:
+def pid_of(d: Daemon, name: str) -> int:
+    return int(json.loads(d.cli("inspect", name).stdout)[0]["State"]["Pid"])
+
+
+def veth_of(d: Daemon, name: str) -> str:
     """The host end of name's eth0: the link whose index is eth0's peer (ip -j, inside)."""
-    pid = json.loads(d.cli("inspect", name).stdout)[0]["State"]["Pid"]
-    inside = json.loads(
-        d.ns.run(["nsenter", "-t", str(pid), "-n", "ip", "-j", "link", "show", "eth0"]).stdout
-    )
-    peer = inside[0]["link_index"]
-    return next(str(x["ifname"]) for x in host.ip_json("link") if x["ifindex"] == peer)
+    argv = ["nsenter", "-t", str(pid_of(d, name)), "-n", "ip", "-j", "link", "show", "eth0"]
+    peer = json.loads(d.ns.run(argv).stdout)[0]["link_index"]
+    return next(str(x["ifname"]) for x in d.ns.ip_json("link") if x["ifindex"] == peer)
 
 
 def links(host: Netns) -> set[str]:
@@ -74,8 +75,7 @@ def test_rm_answers_before_the_deletion_and_the_address_waits(daemon: Daemon) ->
     old_ip, old_veth = start(d, "old")
     # Something still holds the removed container's network namespace (a tool nsenter'd in,
     # say): its interface outlives the container until boxnetd deletes it.
-    pid = json.loads(d.cli("inspect", "old").stdout)[0]["State"]["Pid"]
-    held = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    held = os.open(f"/proc/{pid_of(d, 'old')}/ns/net", os.O_RDONLY)
     try:
         check_window(d, host, old_ip, old_veth)
     finally:
@@ -90,8 +90,7 @@ def check_window(d: Daemon, host: Netns, old_ip: str, old_veth: str) -> None:
     ip, veth = start(d, "next")
     assert ip == old_ip and old_veth not in links(host) and veth in links(host)
     # Asked for by --ip: the same wait (its namespace held open too, as above).
-    pid = json.loads(d.cli("inspect", "next").stdout)[0]["State"]["Pid"]
-    held = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    held = os.open(f"/proc/{pid_of(d, 'next')}/ns/net", os.O_RDONLY)
     try:
         d.cli("rm", "-f", "next")
         assert veth in links(host)
