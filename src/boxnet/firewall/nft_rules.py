@@ -10,6 +10,8 @@ Design, in the order a packet meets it:
 - raw prerouting: a packet arriving on one of our bridges for 127.0.0.0/8 is dropped. Our bridges
   have route_localnet=1 (needed so the host's own 127.0.0.1 -> container traffic can be routed
   out), and this rule keeps containers from using that to reach the host's loopback services.
+  Every packet entering the host meets this chain, so each rule tests the destination (a load
+  and a compare that fail at once for nearly all traffic) before the interface set lookup.
 - nat prerouting: traffic for a local address (never 127/8: that is how Docker < 28 and
   CVE-2020-8558 let a LAN neighbour reach loopback-published ports) is DNATed through two maps.
   `pub_any` holds bindings on every address; `pub_addr` those bound to one address. Loopback
@@ -24,7 +26,12 @@ Design, in the order a packet meets it:
   flow between two ports of one bridge is NATed at bridge level, where postrouting has no input
   interface at all (and the publishing container's bridge port has hairpin mode on, set by the
   sandbox, so its own hairpin can leave through the port it came in).
-- filter forward: internal bridges route nothing; replies and DNATed flows to containers pass;
+- filter forward: packets of established flows (and related ICMP) are accepted first, as
+  Docker's DOCKER-CT does: every forwarded packet meets this chain, and with that rule first a
+  flow's packets cost one conntrack test instead of up to seven set lookups (masquerade
+  throughput 85% -> 98% of the same path with one bare masquerade rule, issue 20). A flow only
+  becomes established if its first packet passed the rules below, so the verdicts are the same.
+  Then: internal bridges route nothing; DNATed flows to containers pass;
   everything else routed into a bridge from another interface is dropped (isolation between
   networks, and no direct routing to unpublished container ports). An IPv6 routed network's
   published ports and ICMPv6 are open to traffic routed in from an interface that is not one of
@@ -201,8 +208,8 @@ table inet {TABLE} {{
 	map pub_addr6 {{ type {ADDR_KEY6} : {TARGET6}; {elems("pub_addr6")} }}
 {masq_maps}	chain raw_prerouting {{
 		type filter hook prerouting priority raw; policy accept;
-		iifname @bridges ip daddr 127.0.0.0/8 drop
-		iifname @bridges ip6 daddr ::1 drop
+		ip daddr 127.0.0.0/8 iifname @bridges drop
+		ip6 daddr ::1 iifname @bridges drop
 	}}
 	chain nat_prerouting {{
 		type nat hook prerouting priority dstnat; policy accept;
@@ -233,9 +240,9 @@ table inet {TABLE} {{
 	}}
 	chain forward {{
 		type filter hook forward priority filter; policy accept;
+		ct state established,related accept
 		iifname @internal iifname . oifname != @same_bridge drop
 		oifname @internal iifname . oifname != @same_bridge drop
-		oifname @bridges ct state established,related accept
 		oifname @bridges ct status dnat accept
 		iifname != @bridges oifname @routed ip6 daddr . meta l4proto . th dport @open6 accept
 		iifname != @bridges oifname @routed meta l4proto ipv6-icmp accept

@@ -101,7 +101,7 @@ def nftables(rule: Rule) -> str:
     if k == "loopback_raw":
         return (
             "table inet boxnet chain raw_prerouting: "
-            f"iifname @bridges {ip} daddr {_LOOPBACK_NFT[rule.family]} drop"
+            f"{ip} daddr {_LOOPBACK_NFT[rule.family]} iifname @bridges drop"
         )
     raise ValueError(f"no nftables text for {rule}")
 
