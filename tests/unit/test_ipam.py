@@ -15,6 +15,8 @@ from ipaddress import (
 )
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from boxnet.errors import Conflict, InvalidArgument
 from boxnet.ipam.allocator import (
@@ -50,6 +52,33 @@ def test_occupants_of_the_other_family_never_clash() -> None:
     check_subnet_free(V6, v4)
     with pytest.raises(Conflict, match="2001:db8:1::/64 overlaps network b"):
         check_subnet_free(V6, [Occupant(IPv6Network("2001:db8::/32"), "network b")])
+
+
+def _v4(value: int, prefix: int) -> IPv4Network:
+    return IPv4Network((value, prefix), strict=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0xAC000000, 0xAC3FFFFF), st.integers(8, 30)), max_size=12),
+    st.integers(12, 20),
+)
+def test_pick_subnet_agrees_with_ipaddress_overlaps(
+    taken: list[tuple[int, int]], size: int
+) -> None:
+    """The integer bounds pick_subnet compares say what ipaddress's overlaps() says: the first
+    candidate of the pool that overlaps no occupant, adjacent ones included."""
+    occupied = [Occupant(_v4(v, p), f"o{i}") for i, (v, p) in enumerate(taken)]
+    pool = ((IPv4Network("172.16.0.0/12"), size),)
+    free = [
+        c for c in IPv4Network("172.16.0.0/12").subnets(new_prefix=size)
+        if not any(o.network.overlaps(c) for o in occupied)
+    ]  # fmt: skip
+    if not free:
+        with pytest.raises(Conflict):
+            pick_subnet(pool, occupied)
+        return
+    assert pick_subnet(pool, occupied)[0] == free[0]
 
 
 def test_exhausted_pools_name_the_family() -> None:

@@ -279,8 +279,9 @@ def render_delta(old: Parts, new: Parts) -> str:
                 lines.append(f"flush set {t} {name}")
                 lines += [f"add element {t} {name} {{ {', '.join(items)} }}"] if items else []
             continue
-        gone = [x for x in before if x not in set(items)]
-        added = [x for x in items if x not in set(before)]
+        now, was = set(items), set(before)  # once: per element, 100 networks made it 2 ms
+        gone = [x for x in before if x not in now]
+        added = [x for x in items if x not in was]
         lines += [f"delete element {t} {name} {{ {', '.join(gone)} }}"] if gone else []
         lines += [f"add element {t} {name} {{ {', '.join(added)} }}"] if added else []
     for name in old.chains.keys() - new.chains.keys():
