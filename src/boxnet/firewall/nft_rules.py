@@ -49,6 +49,7 @@ change; so are the auto-merged `subnets` sets, whose merged intervals cannot los
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -130,26 +131,40 @@ class Parts:
     icc: tuple[str, ...]  # the bridge table's forward rules
 
 
+@dataclass(frozen=True)
+class _Texts:
+    name: str  # quoted
+    subnet: str
+    chain: str  # masq_BRIDGE
+    masq_rule: str
+
+
+@functools.lru_cache(maxsize=4096)
+def _texts(b: BridgeIntent) -> _Texts:
+    """A bridge's strings, rendered once: every network change renders the parts of all of
+    them, and str() of an address object was most of that (~1 ms at 100 networks)."""
+    name, subnet = _q(b.bridge), str(b.subnet)
+    rule = f"{_ip(b)} saddr {subnet} oifname != {name} masquerade"
+    return _Texts(name, subnet, masq_chain(b.bridge), rule)
+
+
 def parts_of(bridges: tuple[BridgeIntent, ...]) -> Parts:
-    names = list(dict.fromkeys(_q(b.bridge) for b in bridges))  # dual stack: two per bridge
+    texts = [(b, _texts(b)) for b in bridges]
+    names = list(dict.fromkeys(t.name for _b, t in texts))  # dual stack: two per bridge
     sets: dict[str, tuple[str, ...]] = {
         "bridges": tuple(names),
-        "internal": tuple(dict.fromkeys(_q(b.bridge) for b in bridges if b.internal)),
-        "routed": tuple(
-            dict.fromkeys(_q(b.bridge) for b in bridges if b.routed and not b.internal)
-        ),
+        "internal": tuple(dict.fromkeys(t.name for b, t in texts if b.internal)),
+        "routed": tuple(dict.fromkeys(t.name for b, t in texts if b.routed and not b.internal)),
         "same_bridge": tuple(f"{name} . {name}" for name in names),
-        "subnets": tuple(sorted({str(b.subnet) for b in bridges if b.subnet.version == 4})),
-        "subnets6": tuple(sorted({str(b.subnet) for b in bridges if b.subnet.version == 6})),
+        "subnets": tuple(sorted({t.subnet for b, t in texts if b.subnet.version == 4})),
+        "subnets6": tuple(sorted({t.subnet for b, t in texts if b.subnet.version == 6})),
     }
     chains: dict[str, list[str]] = {}
     masq: dict[str, list[str]] = {"masq4": [], "masq6": []}
-    for b in bridges:
+    for b, t in texts:
         if b.masquerade and not b.internal:
-            chain = masq_chain(b.bridge)
-            rule = f"{_ip(b)} saddr {b.subnet} oifname != {_q(b.bridge)} masquerade"
-            chains.setdefault(chain, []).append(rule)
-            masq[f"masq{b.subnet.version}"].append(f"{b.subnet} : jump {chain}")
+            chains.setdefault(t.chain, []).append(t.masq_rule)
+            masq[f"masq{b.subnet.version}"].append(f"{t.subnet} : jump {t.chain}")
     sets.update((name, tuple(items)) for name, items in masq.items())
     # ICC off: same-subnet traffic between two ports of that bridge is dropped where it is
     # bridged. (`meta ibrname` would be neater but this kernel lacks nft_meta_bridge.)
