@@ -98,9 +98,9 @@ def measure(basic: BasicLab, d: Daemon, seconds: int, rounds: int = 1) -> list[R
     host.popen([PY, "-c", ACCEPT_SERVER, "7001"], stdout=subprocess.DEVNULL,
                stderr=subprocess.DEVNULL)  # fmt: skip
     for ns, port in ((rb, 5301), (host, 5301), (outside, 5301), (host, 7001)):
-        _wait_listening(functools.partial(ns.run, check=False), port)
+        wait_listening(functools.partial(ns.run, check=False), port)
     for name, port in (("bench-srv", 5201), ("bench-conn", 7000)):
-        _wait_listening(functools.partial(_exec, d, name), port)
+        wait_listening(functools.partial(_exec, d, name), port)
 
     def in_container(*argv: str) -> subprocess.CompletedProcess[str]:
         return d.cli("exec", "bench-cli", *argv, check=False, timeout=seconds + 30)
@@ -197,9 +197,7 @@ def _exec(d: Daemon, name: str, argv: list[str]) -> subprocess.CompletedProcess[
     return d.cli("exec", name, *argv, check=False)
 
 
-def _wait_listening(
-    run: Callable[[list[str]], subprocess.CompletedProcess[str]], port: int
-) -> None:
+def wait_listening(run: Callable[[list[str]], subprocess.CompletedProcess[str]], port: int) -> None:
     """Bounded: until `ss` (run where the server lives) shows a listener on port."""
     for _ in range(100):
         if f":{port}" in run(["ss", "-Hltn", f"sport = :{port}"]).stdout:

@@ -21,7 +21,7 @@ import statistics
 import subprocess
 
 from bench.attach import api
-from bench.dataplane import _wait_listening, gbps
+from bench.dataplane import gbps, wait_listening
 from bench.report import stolen_share
 from boxnet.lab import Lab, basic_lab, install_signal_cleanup
 
@@ -43,7 +43,7 @@ def measure(rounds: int, seconds: int) -> dict[str, list[float]]:
         netns = body["NetworkSettings"]["SandboxKey"]
         outside.popen(["iperf3", "-s", "-p", "5301"], stdout=subprocess.DEVNULL,
                       stderr=subprocess.DEVNULL)  # fmt: skip
-        _wait_listening(functools.partial(outside.run, check=False), 5301)
+        wait_listening(functools.partial(outside.run, check=False), 5301)
         boxnet_rules = host.run(["nft", "list", "ruleset"]).stdout
         rulesets = {"boxnet's rules": boxnet_rules, "one bare masquerade rule": BARE}
         iperf = ["nsenter", f"--net={netns}", "iperf3", "-J", "-t", str(seconds)]
