@@ -93,3 +93,21 @@ def test_deferred_calls_keep_the_owner_free_and_keys_pending(ipr: OwnedIPRoute) 
     waiter.join(10)
     assert not waiter.is_alive() and seen == [None] and not ipr._pending
     ipr.settle("bx-other")  # nothing pending under that name: returns at once
+
+
+def test_settle_on_a_key_ends_early_once_the_callers_condition_holds(ipr: OwnedIPRoute) -> None:
+    # links.await_unlisted: a retiring address is free once its link left the kernel's list,
+    # before the deletion returns; settle(key, until=...) polls for that, bounded by the verb.
+    gate = threading.Event()
+    ready = threading.Event()
+    ipr.defer(lambda _failure: gate.wait(10), "link", "get", index=LOOPBACK_IFINDEX, key="bx-a")
+    waiter = threading.Thread(target=ipr.settle, args=("bx-a",), kwargs={"until": ready.is_set})
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # neither done nor the condition
+    ready.set()
+    waiter.join(5)
+    assert not waiter.is_alive() and "bx-a" in ipr._pending  # ended early: the verb still runs
+    gate.set()
+    ipr.settle("bx-a", until=lambda: False)  # the verb's end bounds the wait too
+    assert not ipr._pending

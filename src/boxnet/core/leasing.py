@@ -8,9 +8,10 @@ deletion on a bridge of 1,000 ports, and setting the port down first, as boxnet 
 in boxnetd at N=960, issue #20). Until the deletion is done, the container's interface still
 holds its addresses and its kernel still answers ARP for them, so those addresses are
 *retiring*. The lease itself is released at once, as before, and allocation does not change
-(the lowest free address, or `--ip`); a start that gets a retiring address waits for that one
-deletion first (OwnedIPRoute.settle), so allocation never depends on the kernel's timing; a
-start right after an `rm -f` pays for it (~10 ms at N=1, docs/CHOICES.md). The records stay
+(the lowest free address, or `--ip`); a start that gets a retiring address waits until the
+kernel has taken that interface out of service (links.await_unlisted: gone from `ip link`,
+~1 ms after the deletion began, not the ~20 ms until `link del` returns), so allocation never
+depends on the kernel's timing (docs/CHOICES.md). The records stay
 the truth for everything else (`network inspect`; a daemon restart forgets retiring addresses
 along with the deletions it never ran: the kernel deletes a veth with its namespace).
 """
@@ -71,8 +72,9 @@ class Leases:
     def __init__(self, records: Records, settle: Callable[[str], None] | None) -> None:
         self.records = records
         self.retiring = Retiring()
-        # OwnedIPRoute.settle(link name): waits for that link's deferred deletion (None: the
-        # daemon's IPRoute defers nothing, so nothing ever retires for long).
+        # links.await_unlisted(ipr, link name): waits until that link's deferred deletion has
+        # taken it out of service (None: the daemon's IPRoute defers nothing, so nothing ever
+        # retires for long).
         self._settle = settle
 
     def _wait_for(self, network_id: str, ip: IPAddress) -> None:

@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from ipaddress import IPv4Address, ip_address, ip_interface
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,7 +87,9 @@ class Sandboxes:
         self.firewall = firewall
         self.ports = PortAllocator()
         # Core's IPAM, which holds back the addresses of interfaces still being deleted.
-        self.leases = Leases(records, ipr.settle if isinstance(ipr, OwnedIPRoute) else None)
+        self.leases = Leases(
+            records, partial(links.await_unlisted, ipr) if isinstance(ipr, OwnedIPRoute) else None
+        )
         # boxnet.lan's pipework attachments, re-applied into every new namespace (controller).
         self.pipework: Pipework | None = None
         # Namespaces made ahead for containers on networks (kernel/netnspool.py; controller).

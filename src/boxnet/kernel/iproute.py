@@ -10,7 +10,8 @@ Slow verbs can be queued without waiting (`defer`: the kernel's ~40 ms deletion 
 after `network rm` answered). They run on a second owner thread with an IPRoute of its own (the
 "slow lane", made on first use), in order, so that nobody else's calls wait behind them; one
 keyed by a link name is pending until done, and `settle(name)` waits for it (a network create
-that reuses a bridge name); `settle()` waits for every deferred call queued so far.
+that reuses a bridge name), or until a condition of the caller's holds; `settle()` waits for
+every deferred call queued so far.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from typing import Any
 from pyroute2 import IPRoute
 
 log = logging.getLogger(__name__)
+
+# How often settle(key, until=...) asks: a fraction of a millisecond against the ~20-40 ms the
+# kernel takes to return from a veth's deletion.
+SETTLE_POLL_S = 0.0005
 
 # (verb, args, kwargs, the caller's box or None, the caller's event or a deferred call's `then`)
 _Call = tuple[
@@ -151,14 +156,21 @@ class OwnedIPRoute:
 
         self._lane()._calls.put((name, args, kwargs, None, finish))
 
-    def settle(self, key: str | None = None) -> None:
+    def settle(self, key: str | None = None, until: Callable[[], bool] | None = None) -> None:
         """Wait for the deferred verb pending on `key`, or (no key) for every deferred verb
-        queued so far."""
+        queued so far. With `until`, a wait on `key` also ends as soon as until() is true
+        (asked every SETTLE_POLL_S): what the caller needs may be done before the verb returns
+        (links.await_unlisted)."""
         if key is not None:
             with self._lock:
                 pending = self._pending.get(key)
-            if pending is not None:
+            if pending is None:
+                return
+            if until is None:
                 pending.wait()
+                return
+            while not pending.wait(SETTLE_POLL_S) and not until():
+                pass  # bounded by the verb itself: its `then` sets `pending`, failed or not
             return
         with self._lock:
             lane = self._slow

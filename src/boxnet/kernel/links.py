@@ -183,6 +183,26 @@ def retire_link(
         done(None)
 
 
+def await_unlisted(ipr: OwnedIPRoute, ifname: str) -> None:
+    """Wait until a link that retire_link queued is out of service: gone from the kernel's
+    list of links (what `ip link` shows). The kernel unlists a deleted link within a
+    millisecond of the request and only then spends ~20-40 ms in RCU barriers before `link
+    del` returns; by the time it unlists, it has closed every device of the deletion (both
+    ends of a veth): neither sends, receives nor answers ARP. Asked with a lockless ioctl
+    (no RTNL); bounded by the deletion itself (settle returns once it is done or failed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+
+        def unlisted() -> bool:
+            try:
+                ifctl.index(sock.fileno(), ifname)
+            except OSError:
+                return True
+            return False
+
+        if not unlisted():
+            ipr.settle(ifname, until=unlisted)
+
+
 def set_hairpin(ifname: str) -> None:
     """Let the bridge send a frame back out of the port it came in on (bridge_slave hairpin).
     ifname is a port in the daemon's own namespace (whose threads never leave it): one request
