@@ -107,3 +107,46 @@ def test_an_nftables_context_acts_on_the_namespace_it_was_made_in(tmp_path: Path
     inner, caller = json.loads(r.stdout)
     assert "table ip bxt-prepared" in inner and "table ip bxt-fresh" in inner, inner
     assert caller == "", caller
+
+
+def test_address_dumps_of_one_link_match_ip_addr(tmp_path: Path) -> None:
+    # kernel.dump.addresses(family, index): filtered by the kernel (strict dump), parsed by
+    # hand; links.addresses / global_ipv6_addresses read a bridge's own through it.
+    path = tmp_path / "ns3"
+    netns.create_netns(path)
+    enter = ["nsenter", f"--net={path}"]
+    try:
+        for cmd in (
+            "link add bxt0 type veth peer name bxt1",
+            "sysctl -qw net.ipv6.conf.bxt0.disable_ipv6=0",
+            "addr add 10.99.3.1/24 dev bxt0",
+            "addr add 10.99.4.1/25 dev bxt0",
+            "addr add 10.99.5.1/24 dev bxt1",
+            "addr add 2001:db8:3::1/64 dev bxt0 nodad",
+            "link set bxt0 up",
+            "link set bxt1 up",
+        ):
+            argv = cmd.split() if cmd.startswith("sysctl") else ["ip", *cmd.split()]
+            subprocess.run([*enter, *argv], check=True)
+        code = (
+            "import json, socket; from boxnet.kernel import links;"
+            "i = socket.if_nametoindex('bxt0');"
+            "print(json.dumps([[str(a) for a in links.addresses(i)],"
+            " [str(a) for a in links.global_ipv6_addresses(i)]]))"
+        )
+        out = subprocess.run(
+            [*enter, sys.executable, "-c", code], check=True, capture_output=True, text=True
+        ).stdout
+        v4, v6 = json.loads(out)
+        (shown,) = ip_json(path, "addr", "show", "dev", "bxt0")
+        infos = shown["addr_info"]  # type: ignore[index]
+        assert (
+            sorted(v4)
+            == sorted(f"{a['local']}/{a['prefixlen']}" for a in infos if a["family"] == "inet")
+            == ["10.99.3.1/24", "10.99.4.1/25"]
+        )
+        # the kernel's link-local fe80:: (bxt0 is up) is left out
+        assert v6 == ["2001:db8:3::1/64"]
+        assert any(a["family"] == "inet6" and a["scope"] == "link" for a in infos)
+    finally:
+        netns.delete_netns(path)

@@ -208,7 +208,7 @@ class BridgeDriver(NetworkDriver):
                     hint=f"create it first (ip link add {config.bridge} type bridge) and give it"
                     " an address, or drop the bridge option",
                 )
-            addrs = links.addresses(self.ipr, info.index)
+            addrs = links.addresses(info.index)
             if not addrs:
                 raise InvalidArgument(
                     f"bridge {config.bridge} (from --bridge) has no IPv4 address",
@@ -231,9 +231,9 @@ class BridgeDriver(NetworkDriver):
             undo.push("delete bridge", lambda: links.delete_link(self.ipr, net.bridge or ""))
             wanted = [cfg.gateway_interface for cfg in net.ipam if cfg.gateway_interface]
             present: list[IPInterface] = []
-            if not new:  # pyroute2 filters by index after dumping every address: ~10 ms at 100
-                present += links.addresses(self.ipr, index)
-                present += links.global_ipv6_addresses(self.ipr, index)
+            if not new:  # an existing bridge: what it holds (a new one holds nothing)
+                present += links.addresses(index)
+                present += links.global_ipv6_addresses(index)
             for iface in present:
                 if iface not in wanted:  # a stale bip (bip6) from an earlier configuration
                     links.remove_address(self.ipr, index, iface)

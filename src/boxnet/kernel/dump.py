@@ -17,7 +17,7 @@ from boxnet.errors import KernelError
 
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270
-NETLINK_GET_STRICT_CHK = 12  # kernel-side filtering of dumps (the route table)
+NETLINK_GET_STRICT_CHK = 12  # kernel-side filtering of dumps (route table, address link)
 RTM_NEWADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE = 20, 22, 24, 26
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
@@ -85,14 +85,17 @@ def _dump(kind: int, body: bytes, strict: bool = False) -> Iterator[tuple[int, b
                 offset += (length + 3) & ~3
 
 
-def addresses(family: int) -> list[Addr]:
-    """Every address of `family` (socket.AF_INET / AF_INET6) of the namespace."""
+def addresses(family: int, index: int = 0) -> list[Addr]:
+    """Every address of `family` (socket.AF_INET / AF_INET6) of the namespace, or of the link
+    `index` only: the kernel filters then (a bridge's own few among 1,000 veths' link-local
+    IPv6 addresses, at a daemon start with 1,000 containers)."""
     out = []
-    for mtype, data, start, end in _dump(RTM_GETADDR, _IFADDR.pack(family, 0, 0, 0, 0)):
+    request = _IFADDR.pack(family, 0, 0, 0, index)
+    for mtype, data, start, end in _dump(RTM_GETADDR, request, strict=index != 0):
         if mtype != RTM_NEWADDR:
             continue
-        fam, prefixlen, _flags, scope, index = _IFADDR.unpack_from(data, start)
-        if fam != family:
+        fam, prefixlen, _flags, scope, link = _IFADDR.unpack_from(data, start)
+        if fam != family or (index and link != index):  # an old kernel does not filter
             continue
         attrs = _attrs(data, start + _IFADDR.size, end)
         raw = attrs.get(IFA_ADDRESS) or attrs.get(IFA_LOCAL)
@@ -100,7 +103,7 @@ def addresses(family: int) -> list[Addr]:
             continue
         label = attrs.get(IFA_LABEL, b"").split(b"\0", 1)[0].decode(errors="replace")
         address = socket.inet_ntop(fam, raw)
-        out.append(Addr(fam, index, address, prefixlen, scope, label))
+        out.append(Addr(fam, link, address, prefixlen, scope, label))
     return out
 
 
