@@ -58,10 +58,11 @@ for name, model in steps:
     backend.rebuild(model)
     delta = "delete table" not in "".join(scripts)
     after_delta = listed()
-    intact = backend._current_shape() == backend._shape and backend.is_intact()
+    intact = backend._current_shape() == backend.expected_shape() and backend.is_intact()
     backend._applied = None
     backend.rebuild(model)
-    print(name, delta, after_delta == listed(), intact, backend._current_shape() == backend._shape)
+    print(name, delta, after_delta == listed(), intact,
+          backend._current_shape() == backend.expected_shape())
 backend.teardown()
 """
 
