@@ -49,7 +49,8 @@ span(links, "link_info", "veth: bridge lookup (link get)")
 span(links, "add_veth_into", "veth: add_veth_into (total)")
 span(links, "netlink_socket_in", "veth: socket into netns (thread+setns)")
 span(links, "IPRoute", "veth: IPRoute() construction")
-span(links, "all_ipv4_addresses", "publish: dump host IPv4 addresses")
+from boxnet.kernel import addressing
+span(addressing, "all_ipv4_addresses", "publish: dump host IPv4 addresses")
 span(nftables.NftablesBackend, "add_dnats", "publish: nft add_dnats")
 from boxnet.core import leasing
 span(leasing.Leases, "lease", "sqlite: lease (pick + insert)")

@@ -111,7 +111,7 @@ def test_an_nftables_context_acts_on_the_namespace_it_was_made_in(tmp_path: Path
 
 def test_address_dumps_of_one_link_match_ip_addr(tmp_path: Path) -> None:
     # kernel.dump.addresses(family, index): filtered by the kernel (strict dump), parsed by
-    # hand; links.addresses / global_ipv6_addresses read a bridge's own through it.
+    # hand; addressing.addresses / global_ipv6_addresses read a bridge's own through it.
     path = tmp_path / "ns3"
     netns.create_netns(path)
     enter = ["nsenter", f"--net={path}"]
@@ -129,10 +129,10 @@ def test_address_dumps_of_one_link_match_ip_addr(tmp_path: Path) -> None:
             argv = cmd.split() if cmd.startswith("sysctl") else ["ip", *cmd.split()]
             subprocess.run([*enter, *argv], check=True)
         code = (
-            "import json, socket; from boxnet.kernel import links;"
+            "import json, socket; from boxnet.kernel import addressing;"
             "i = socket.if_nametoindex('bxt0');"
-            "print(json.dumps([[str(a) for a in links.addresses(i)],"
-            " [str(a) for a in links.global_ipv6_addresses(i)]]))"
+            "print(json.dumps([[str(a) for a in addressing.addresses(i)],"
+            " [str(a) for a in addressing.global_ipv6_addresses(i)]]))"
         )
         out = subprocess.run(
             [*enter, sys.executable, "-c", code], check=True, capture_output=True, text=True

@@ -19,7 +19,7 @@ from boxnet.drivers.base import HostLink
 from boxnet.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from boxnet.firewall.base import DnatIntent, FirewallModel
 from boxnet.ipam.allocator import DEFAULT_POOLS, Occupant, ula_pool
-from boxnet.kernel import links
+from boxnet.kernel import addressing, links
 from boxnet.model import DEFAULT_BRIDGE_NAME, PREDEFINED_NETWORKS, Network, NetworkRequest
 from boxnet.store.records import network_doc
 from boxnet.txn import Undo
@@ -145,7 +145,7 @@ class Networks:
             for cfg in n.ipam
         ]
         # Our own bridges' addresses and connected routes are the networks themselves.
-        for use in links.address_space(self.ipr, frozenset(ours | {"lo"})):
+        for use in addressing.address_space(self.ipr, frozenset(ours | {"lo"})):
             out.append(Occupant(use.network, use.what))
         return out
 

@@ -23,7 +23,7 @@ from boxnet.core.leasing import Leases
 from boxnet.core.ports import PortAllocator
 from boxnet.errors import Conflict, Forbidden, InvalidArgument
 from boxnet.firewall.base import ANY, ANY_IP, DnatIntent
-from boxnet.kernel import links, netns
+from boxnet.kernel import addressing, links, netns
 from boxnet.kernel.iproute import OwnedIPRoute
 from boxnet.model import (
     OPT_ENDPOINT_GATEWAY,
@@ -213,7 +213,7 @@ class Sandboxes:
         if (
             req.link_local and path and not hand_over
         ):  # Docker's LinkLocalIPs: more addresses, same interface
-            links.add_addresses_in(path, ifname, req.link_local)
+            addressing.add_addresses_in(path, ifname, req.link_local)
         self.records.put_endpoint(endpoint)
         undo.push("forget endpoint", lambda: self.records.delete_endpoint(endpoint.id))
         driver.attached(net, endpoint, (*names, *endpoint.aliases))
@@ -261,9 +261,9 @@ class Sandboxes:
         )
         local: set[IPAddress] = set()
         if specific:
-            local.update(iface.ip for _n, iface in links.all_ipv4_addresses(self.ipr))
+            local.update(iface.ip for _n, iface in addressing.all_ipv4_addresses(self.ipr))
             if any(r.host_ip is not None and r.host_ip.version == 6 for r in requests):
-                local.update(links.local_ipv6_addresses(self.ipr))
+                local.update(addressing.local_ipv6_addresses(self.ipr))
         six = endpoint.interface6
         four = endpoint.interface4
         bindings = self.ports.allocate(

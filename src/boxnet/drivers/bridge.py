@@ -25,7 +25,7 @@ from boxnet.ipam.allocator import (
     first_host,
     pick_subnet,
 )
-from boxnet.kernel import bridges, links
+from boxnet.kernel import addressing, bridges, links
 from boxnet.model import (
     DEFAULT_BRIDGE_NAME,
     OPT_BRIDGE_NAME,
@@ -208,7 +208,7 @@ class BridgeDriver(NetworkDriver):
                     hint=f"create it first (ip link add {config.bridge} type bridge) and give it"
                     " an address, or drop the bridge option",
                 )
-            addrs = links.addresses(info.index)
+            addrs = addressing.addresses(info.index)
             if not addrs:
                 raise InvalidArgument(
                     f"bridge {config.bridge} (from --bridge) has no IPv4 address",
@@ -232,13 +232,13 @@ class BridgeDriver(NetworkDriver):
             wanted = [cfg.gateway_interface for cfg in net.ipam if cfg.gateway_interface]
             present: list[IPInterface] = []
             if not new:  # an existing bridge: what it holds (a new one holds nothing)
-                present += links.addresses(index)
-                present += links.global_ipv6_addresses(index)
+                present += addressing.addresses(index)
+                present += addressing.global_ipv6_addresses(index)
             for iface in present:
                 if iface not in wanted:  # a stale bip (bip6) from an earlier configuration
-                    links.remove_address(self.ipr, index, iface)
+                    addressing.remove_address(self.ipr, index, iface)
             for gateway in wanted:
-                links.ensure_address(self.ipr, index, gateway)
+                addressing.ensure_address(self.ipr, index, gateway)
         if self.env.route_localnet:
             links.set_sysctl(f"net/ipv4/conf/{net.bridge}/route_localnet", "1")
         return net

@@ -32,8 +32,8 @@ from boxnet.drivers.base import (
 )
 from boxnet.errors import InvalidArgument, NotFound
 from boxnet.ipam.allocator import check_pool, first_host
+from boxnet.kernel import addressing, links
 from boxnet.kernel import lan as klan
-from boxnet.kernel import links
 from boxnet.model import Endpoint, IPAMConfig, Network, NetworkRequest
 
 OPT_PARENT = "parent"
@@ -157,7 +157,7 @@ class MacvlanDriver(NetworkDriver):
         undo.push("delete host link", lambda: links.delete_link(self.ipr, name))
         index = self.ipr.link_lookup(ifname=name)[0]
         self.ipr.link("set", index=index, state="up")
-        links.ensure_address(self.ipr, index, IPv4Interface(f"{ip}/32"))
+        addressing.ensure_address(self.ipr, index, IPv4Interface(f"{ip}/32"))
         ranges = [cfg.ip_range for cfg in net.ipam if cfg.ip_range is not None]
         for ip_range in ranges[:1]:  # the host IP is IPv4 (validate): its family's range
             self.ipr.route("add", dst=str(ip_range), oif=index, scope=253)

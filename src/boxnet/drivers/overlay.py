@@ -39,7 +39,7 @@ from boxnet.drivers.bridge import BridgeDriver
 from boxnet.drivers.overlay_agent import OverlayAgent
 from boxnet.errors import Conflict, InvalidArgument, Unavailable
 from boxnet.ipam.allocator import check_subnet_free
-from boxnet.kernel import links, vxlan
+from boxnet.kernel import addressing, links, vxlan
 from boxnet.model import (
     OPT_BRIDGE_NAME,
     Endpoint,
@@ -122,7 +122,9 @@ class OverlayDriver(BridgeDriver):
         requested = net.ipam[0].subnet if net.ipam else None
         assert requested is None or isinstance(requested, IPv4Network)
         # This host's own address space is avoided too (it cannot know the other hosts').
-        avoid = [use.network for use in links.address_space(self.ipr) if use.network.version == 4]
+        avoid = [
+            use.network for use in addressing.address_space(self.ipr) if use.network.version == 4
+        ]
         record = create_network(
             cluster.store,
             net.id,

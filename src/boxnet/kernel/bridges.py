@@ -12,7 +12,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from boxnet.errors import KernelError
-from boxnet.kernel import links
+from boxnet.kernel import addressing, links
 from boxnet.kernel.iproute import OwnedIPRoute
 from boxnet.kernel.links import IPInterface
 
@@ -91,7 +91,7 @@ def delete_bridge_later(
         if exc.code != errno.ENODEV:
             raise links.fail(f"set bridge {ifname} down", exc) from exc
     for iface in addresses:
-        links.remove_address(ipr, index, iface)
+        addressing.remove_address(ipr, index, iface)
 
     def done(failure: BaseException | None) -> None:
         if isinstance(failure, NetlinkError) and failure.code in (errno.ENODEV, errno.ENOENT):
